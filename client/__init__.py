@@ -1,0 +1,1 @@
+"""The samizdat CLI: push, list, restore and verify archives, and check replication health."""

@@ -1,0 +1,282 @@
+"""`samizdat`: the custodian's and restorer's command line.
+
+Exit codes: 0 success (status: healthy); 1 failure (status: degraded; integrity or missing
+data); 2 usage, configuration or connection error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import stat
+import sys
+from pathlib import Path
+
+import click
+
+from samizdat.client import terminal
+from samizdat.client.cluster import load_cluster
+from samizdat.client.remote import NodeClient
+from samizdat.core.errors import PeerUnavailable, SamizdatError, UsageError
+from samizdat.core.keys import ArchiveKey, load_key, read_key_file, save_key
+from samizdat.rpc.address import NodeAddress
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EPILOG = "Exit codes: 0 success, 1 failure or degraded, 2 usage or connection error."
+
+
+def _passphrase() -> str | None:
+    return os.environ.get("SAMIZDAT_PASSPHRASE") or None
+
+
+def open_key(path: Path) -> ArchiveKey:
+    from samizdat.v1 import records_pb2 as pb
+
+    kf = read_key_file(path)
+    passphrase = _passphrase()
+    if kf.kdf == pb.KDF_ARGON2ID and passphrase is None and sys.stdin.isatty():
+        passphrase = click.prompt("passphrase", hide_input=True)
+    return load_key(path, passphrase)
+
+
+def node_clients(nodes: tuple[str, ...], cluster: Path | None,
+                 key: ArchiveKey | None = None) -> list[NodeClient]:
+    addresses = [NodeAddress.parse(n) for n in nodes]
+    if cluster is not None:
+        addresses += [n.address for n in load_cluster(cluster).nodes]
+    if not addresses:
+        raise UsageError("name at least one node (--node NODE_ID@HOST:PORT) or --cluster FILE")
+    return [NodeClient(a, key) for a in addresses]
+
+
+node_option = click.option("--node", "nodes", multiple=True, metavar="N",
+                           help="Node as NODE_ID@HOST:PORT (TLS) or HOST:PORT (loopback)")
+cluster_option = click.option("--cluster", type=click.Path(path_type=Path), default=None,
+                              help="Cluster file (TOML) naming the nodes")
+key_option = click.option("--key", "key_path", type=click.Path(path_type=Path), required=True,
+                          help="Archive key file")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+def cli() -> None:
+    """samizdat: replicated, end-to-end encrypted, verifiable archives."""
+
+
+@cli.group()
+def key() -> None:
+    """Create and inspect archive keys."""
+
+
+@key.command("new")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--passphrase", "ask", is_flag=True,
+              help="Protect the key with a passphrase (Argon2id); or set SAMIZDAT_PASSPHRASE")
+def key_new(file: Path, ask: bool) -> None:
+    """Create a new archive key in FILE (mode 0600) and print the archive id."""
+    passphrase = _passphrase()
+    if ask and passphrase is None:
+        passphrase = click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
+    k = ArchiveKey.generate()
+    save_key(k, file, passphrase)
+    click.echo(k.archive_id.hex())
+
+
+@key.command("show")
+@click.argument("file", type=click.Path(path_type=Path))
+def key_show(file: Path) -> None:
+    """Print the archive id of a key file (no passphrase needed)."""
+    click.echo(read_key_file(file).archive_id.hex())
+
+
+@cli.command(epilog=EPILOG)
+@key_option
+@node_option
+@cluster_option
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+def push(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, directory: Path) -> None:
+    """Ingest DIRECTORY as a new signed snapshot."""
+    from samizdat.client.ingest import push as do_push
+
+    k = open_key(key_path)
+    clients = node_clients(nodes, cluster, k)
+    last: SamizdatError | None = None
+    for client in clients:
+        try:
+            with terminal.progress_bar("push", None) as advance:
+                stats = do_push(k, client, str(directory), progress=advance)
+        except PeerUnavailable as e:
+            last = e
+            terminal.error(f"{e}; trying the next node")
+            continue
+        assert stats.snapshot is not None
+        terminal.say(
+            f"snapshot {stats.snapshot.id.hex()} (sequence {stats.snapshot.record.sequence}) "
+            f"stored on {client.label}\n"
+            f"  {stats.files} files, {stats.directories} dirs, {stats.symlinks} symlinks, "
+            f"{terminal.human_bytes(stats.plaintext_bytes)}; {stats.chunks} chunks "
+            f"({len_unique(stats)} unique); uploaded {stats.uploaded_chunks} chunks, "
+            f"{terminal.human_bytes(stats.uploaded_bytes)}"
+        )
+        return
+    raise last if last else UsageError("no node given")
+
+
+def len_unique(stats: object) -> int:
+    return int(getattr(stats, "new_chunks", 0))
+
+
+def _time(ns: int) -> str:
+    return datetime.datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@cli.command(epilog=EPILOG)
+@node_option
+@cluster_option
+@click.option("--archive", default=None, help="Only this archive id (hex)")
+def snapshots(nodes: tuple[str, ...], cluster: Path | None, archive: str | None) -> None:
+    """List the signed snapshots the nodes hold (signatures verified)."""
+    from samizdat.core.ids import ArchiveId
+    from samizdat.core.records import verify_snapshot
+
+    archive_id = bytes(ArchiveId.parse(archive)) if archive else b""
+    rows = []
+    seen = set()
+    reachable = 0
+    for client in node_clients(nodes, cluster):
+        try:
+            listing = client.list_snapshots(archive_id)
+        except PeerUnavailable as e:
+            terminal.error(str(e))
+            continue
+        reachable += 1
+        for item in listing.snapshots:
+            snap = verify_snapshot(item.snapshot)
+            if snap.id in seen:
+                continue
+            seen.add(snap.id)
+            r = snap.record
+            rows.append((r.archive_id.hex()[:12], r.sequence, [
+                snap.id.hex()[:16], snap.archive_id.hex()[:12], str(r.sequence),
+                _time(r.created_unix_ns), str(r.totals.files),
+                terminal.human_bytes(r.totals.plaintext_bytes),
+                f"{item.chunks_held}/{item.chunks_total}", client.label,
+            ]))
+    if not reachable:
+        raise PeerUnavailable("no node could be reached")
+    rows.sort(key=lambda t: (t[0], t[1]))
+    terminal.print_table(None, ["snapshot", "archive", "seq", "created", "files", "size",
+                                "chunks held", "node"], [r[2] for r in rows])
+
+
+def _mode_string(kind: int, mode: int) -> str:
+    from samizdat.v1 import records_pb2 as pb
+
+    prefix = {pb.ENTRY_KIND_DIRECTORY: stat.S_IFDIR, pb.ENTRY_KIND_SYMLINK: stat.S_IFLNK}.get(
+        kind, stat.S_IFREG)
+    return stat.filemode(prefix | mode)
+
+
+@cli.command("ls", epilog=EPILOG)
+@key_option
+@node_option
+@cluster_option
+@click.argument("snapshot")
+@click.argument("path", required=False, default="")
+def ls(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, snapshot: str,
+       path: str) -> None:
+    """List the files of SNAPSHOT (id prefix or 'latest'), optionally under PATH."""
+    from samizdat.client.restore import _selected, load_tree
+    from samizdat.client.sources import NodeSources, resolve_snapshot
+    from samizdat.core.codec import ChunkCodec
+    from samizdat.core.tree import iter_tree
+
+    k = open_key(key_path)
+    clients = node_clients(nodes, cluster, k)
+    snap = resolve_snapshot(clients, bytes(k.archive_id), snapshot)
+    tree = load_tree(NodeSources(clients), ChunkCodec(k), snap)
+    want = [os.fsencode(path.strip("/"))] if path.strip("/") else []
+    for entry in iter_tree(tree):
+        if want and not _selected(entry, want):
+            continue
+        name = entry.path.decode("utf-8", "replace")
+        if entry.symlink_target:
+            name += " -> " + entry.symlink_target.decode("utf-8", "replace")
+        click.echo(f"{_mode_string(entry.kind, entry.mode)} {entry.size:>14} "
+                   f"{_time(entry.mtime_ns)} {name}")
+
+
+def _restore_or_verify(key_path: Path, nodes: tuple[str, ...], cluster: Path | None,
+                       snapshot: str, dest: str | None, paths: tuple[str, ...],
+                       overwrite: bool) -> None:
+    from samizdat.client.restore import Restorer
+    from samizdat.client.sources import NodeSources, resolve_snapshot
+
+    k = open_key(key_path)
+    clients = node_clients(nodes, cluster, k)
+    snap = resolve_snapshot(clients, bytes(k.archive_id), snapshot)
+    sources = NodeSources(clients)
+    wanted = [os.fsencode(p.strip("/")) for p in paths if p.strip("/")]
+    label = "restore" if dest is not None else "verify"
+    with terminal.progress_bar(label, snap.record.totals.plaintext_bytes) as advance:
+        stats = Restorer(k, sources, snap, advance).run(dest, wanted, overwrite)
+    for node, count in sources.bad.items():
+        terminal.error(f"node {node} was dropped after {count} failure(s)")
+    verb = "restored" if dest is not None else "verified"
+    terminal.say(
+        f"{verb} snapshot {snap.id.hex()[:16]}: {stats.files} files "
+        f"({terminal.human_bytes(stats.bytes)}), {stats.directories} dirs, "
+        f"{stats.symlinks} symlinks; {stats.skipped_files} files already complete; "
+        f"{stats.chunks_fetched} chunks fetched"
+    )
+
+
+@cli.command(epilog=EPILOG)
+@key_option
+@node_option
+@cluster_option
+@click.option("--snapshot", default="latest", show_default=True, help="Snapshot id prefix")
+@click.option("--overwrite", is_flag=True, help="Replace existing files that differ")
+@click.argument("args", nargs=-1, required=True, metavar="[PATH ...] DEST")
+def restore(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, snapshot: str,
+            overwrite: bool, args: tuple[str, ...]) -> None:
+    """Restore a snapshot (or only PATHs of it) into DEST, verifying every byte."""
+    *paths, dest = args
+    _restore_or_verify(key_path, nodes, cluster, snapshot, dest, tuple(paths), overwrite)
+
+
+@cli.command(epilog=EPILOG)
+@key_option
+@node_option
+@cluster_option
+@click.option("--snapshot", default="latest", show_default=True, help="Snapshot id prefix")
+@click.argument("paths", nargs=-1)
+def verify(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, snapshot: str,
+           paths: tuple[str, ...]) -> None:
+    """Download, decrypt and check every file of a snapshot end to end; writes nothing."""
+    _restore_or_verify(key_path, nodes, cluster, snapshot, None, paths, False)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        terminal.error("aborted")
+        sys.exit(EXIT_FAILURE)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE)
+    except (UsageError, PeerUnavailable) as e:
+        terminal.error(str(e))
+        sys.exit(EXIT_USAGE)
+    except SamizdatError as e:
+        terminal.error(str(e))
+        sys.exit(EXIT_FAILURE)
+    except KeyboardInterrupt:
+        terminal.error("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

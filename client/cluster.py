@@ -1,0 +1,50 @@
+"""The cluster file: the one description of a cluster shared by the CLI and operators."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from samizdat.core.errors import ConfigError
+from samizdat.rpc.address import NodeAddress
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    name: str
+    address: NodeAddress
+    jurisdiction: str
+
+
+@dataclass(frozen=True)
+class Cluster:
+    replicas: int
+    nodes: tuple[ClusterNode, ...]
+
+
+def load_cluster(path: Path) -> Cluster:
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"cluster file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    replicas = doc.get("replicas", 3)
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+        raise ConfigError(f"{path}: key 'replicas' must be a positive integer")
+    nodes = []
+    for i, n in enumerate(doc.get("node", [])):
+        where = f"{path}: [[node]] #{i + 1}"
+        address, node_id = n.get("address"), n.get("id", "")
+        if not isinstance(address, str):
+            raise ConfigError(f"{where}: key 'address' is missing")
+        try:
+            parsed = NodeAddress.parse(f"{node_id}@{address}" if node_id else address)
+        except Exception as e:
+            raise ConfigError(f"{where}: {e}") from None
+        nodes.append(ClusterNode(str(n.get("name", address)), parsed,
+                                 str(n.get("jurisdiction", ""))))
+    if not nodes:
+        raise ConfigError(f"{path}: no [[node]] entries")
+    return Cluster(replicas, tuple(nodes))

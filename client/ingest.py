@@ -1,0 +1,263 @@
+"""Push: turn a directory into chunks, a tree, chunk lists and a signed snapshot on a node.
+
+Pipeline: the main thread walks the tree and cuts files into chunks (FastCDC releases the
+GIL); a thread pool hashes, compresses and encrypts them (all GIL-free); results are taken
+in order, recorded in the tree and chunk lists, and new ones go to an upload thread that asks
+the node which it lacks (HasChunks) and streams only those (PutChunks). Memory is bounded by
+the in-flight window, whatever the size of the tree.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import blake3
+
+from samizdat.core.chunker import Chunker, ChunkerParams
+from samizdat.core.chunklist import ChunkListBuilder
+from samizdat.core.codec import ChunkCodec
+from samizdat.core.errors import UsageError
+from samizdat.core.keys import ArchiveKey
+from samizdat.core.records import Snapshot, sign_snapshot
+from samizdat.core.tree import TREE_VERSION, write_message
+from samizdat.client.remote import NodeClient
+from samizdat.client.walk import iter_source
+from samizdat.rpc.limits import MAX_BATCH_BYTES
+from samizdat.v1 import node_pb2 as npb
+from samizdat.v1 import records_pb2 as pb
+
+WINDOW = 48
+UPLOAD_QUEUE = 6
+BATCH_CHUNKS = 512
+
+
+@dataclass
+class PushStats:
+    files: int = 0
+    directories: int = 0
+    symlinks: int = 0
+    plaintext_bytes: int = 0
+    chunks: int = 0
+    new_chunks: int = 0
+    uploaded_chunks: int = 0
+    uploaded_bytes: int = 0
+    stored_bytes: int = 0
+    snapshot: Snapshot | None = field(default=None, repr=False)
+
+
+Progress = Callable[[int], None]
+
+
+class _Uploader:
+    """Streams batches of (id, blob) to the node, skipping chunks it already holds."""
+
+    def __init__(self, client: NodeClient, archive_id: bytes, stats: PushStats) -> None:
+        self.client, self.archive_id, self.stats = client, archive_id, stats
+        self.queue: queue.Queue[list[tuple[bytes, bytes]] | None] = queue.Queue(UPLOAD_QUEUE)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="upload", daemon=True)
+        self.thread.start()
+
+    def _requests(self) -> Iterator[npb.PutChunksRequest]:
+        while (batch := self.queue.get()) is not None:
+            present = self.client.has_chunks([cid for cid, _ in batch], role=pb.ROLE_WRITER)
+            request, size = npb.PutChunksRequest(archive_id=self.archive_id), 0
+            for (chunk_id, blob), have in zip(batch, present, strict=True):
+                if have:
+                    continue
+                if size and size + len(blob) > MAX_BATCH_BYTES:
+                    yield request
+                    request, size = npb.PutChunksRequest(archive_id=self.archive_id), 0
+                request.chunks.append(npb.Chunk(id=chunk_id, data=blob))
+                size += len(blob)
+                self.stats.uploaded_chunks += 1
+                self.stats.uploaded_bytes += len(blob)
+            if request.chunks:
+                yield request
+        yield npb.PutChunksRequest(archive_id=self.archive_id)
+
+    def _run(self) -> None:
+        try:
+            self.client.put_chunks(self._requests())
+        except BaseException as e:  # handed to the main thread
+            self.error = e
+            while True:  # unblock the producer
+                try:
+                    if self.queue.get_nowait() is None:
+                        break
+                except queue.Empty:
+                    break
+
+    def put(self, batch: list[tuple[bytes, bytes]]) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put(batch, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        self.put(None)  # type: ignore[arg-type]
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+class Pusher:
+    def __init__(self, key: ArchiveKey, client: NodeClient, params: ChunkerParams,
+                 progress: Progress | None = None, threads: int = 3) -> None:
+        self.key, self.client = key, client
+        self.codec = ChunkCodec(key)
+        self.chunker = Chunker(key.chunker_seed, params)
+        self.params = params
+        self.progress = progress or (lambda n: None)
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="encode")
+        self.stats = PushStats()
+        self.lists = ChunkListBuilder()
+        self.batch: list[tuple[bytes, bytes]] = []
+        self.batch_bytes = 0
+
+    def _record_chunk(self, chunk_id: bytes, blob: bytes) -> None:
+        self.stats.chunks += 1
+        if self.lists.add(chunk_id, len(blob)):
+            self.stats.new_chunks += 1
+            self.stats.stored_bytes += len(blob)
+            self.batch.append((chunk_id, blob))
+            self.batch_bytes += len(blob)
+            if len(self.batch) >= BATCH_CHUNKS or self.batch_bytes >= MAX_BATCH_BYTES:
+                self._flush_batch()
+
+    def _flush_batch(self) -> None:
+        if self.batch:
+            self.uploader.put(self.batch)
+            self.batch, self.batch_bytes = [], 0
+
+    def _encode(self, data: bytes) -> tuple[bytes, bytes, int]:
+        chunk_id, blob = self.codec.encode(data)
+        return chunk_id, blob, len(data)
+
+    def run(self, source: str, sequence: int) -> PushStats:
+        self.uploader = _Uploader(self.client, bytes(self.key.archive_id), self.stats)
+        try:
+            with tempfile.TemporaryFile() as tree_body:
+                entries = self._ingest_tree(source, tree_body)
+                tree_ids = self._store_tree(tree_body, entries)
+            list_ids = []
+            for list_id, blob in self.lists.take_full(final=True):
+                self.batch.append((list_id, blob))
+                list_ids.append(list_id)
+            self._flush_batch()
+            self.uploader.finish()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        s = self.stats
+        record = pb.SnapshotRecord(
+            sequence=sequence,
+            tree_chunk_ids=tree_ids,
+            chunk_list_ids=list_ids,
+            totals=pb.SnapshotTotals(
+                files=s.files, directories=s.directories, symlinks=s.symlinks,
+                plaintext_bytes=s.plaintext_bytes, chunks=len(self.lists),
+                stored_bytes=s.stored_bytes,
+            ),
+            chunker=self.params.to_proto(),
+        )
+        snap = sign_snapshot(self.key, record)
+        self.client.put_snapshot(snap.signed)
+        s.snapshot = snap
+        return s
+
+    def _ingest_tree(self, source: str, out: tempfile._TemporaryFileWrapper) -> int:  # type: ignore[type-arg]
+        pending: deque[tuple[str, object]] = deque()
+        count = 0
+
+        def drain(limit: int) -> None:
+            nonlocal count
+            while len(pending) > limit:
+                kind, item = pending.popleft()
+                if kind == "chunk":
+                    chunk_id, blob, length = item.result()  # type: ignore[attr-defined]
+                    self._current.chunks.append(pb.ChunkRef(id=chunk_id, length=length))
+                    self._record_chunk(chunk_id, blob)
+                    self.progress(length)
+                elif kind == "start":
+                    self._current = item  # type: ignore[assignment]
+                else:  # "end": entry complete
+                    write_message(out, item)  # type: ignore[arg-type]
+                    count += 1
+
+        for src in iter_source(source):
+            st = src.st
+            entry = pb.TreeEntry(path=src.path, mode=stat.S_IMODE(st.st_mode),
+                                 mtime_ns=st.st_mtime_ns)
+            if stat.S_ISDIR(st.st_mode):
+                entry.kind = pb.ENTRY_KIND_DIRECTORY
+                self.stats.directories += 1
+            elif stat.S_ISLNK(st.st_mode):
+                entry.kind = pb.ENTRY_KIND_SYMLINK
+                entry.symlink_target = os.readlink(src.full)
+                self.stats.symlinks += 1
+            else:
+                entry.kind = pb.ENTRY_KIND_FILE
+                pending.append(("start", entry))
+                hasher = blake3.blake3()
+                size = 0
+                try:
+                    f = open(src.full, "rb")  # noqa: SIM115
+                except OSError as e:
+                    raise UsageError(f"cannot read {os.fsdecode(src.full)}: {e.strerror}") from None
+                with f:
+                    for data in self.chunker.iter_chunks(f):
+                        hasher.update(data)
+                        size += len(data)
+                        pending.append(("chunk", self.pool.submit(self._encode, data)))
+                        drain(WINDOW)
+                entry.size = size
+                entry.content_hash = hasher.digest()
+                self.stats.files += 1
+                self.stats.plaintext_bytes += size
+            pending.append(("end", entry))
+            drain(WINDOW)
+        drain(0)
+        return count
+
+    def _store_tree(self, body: tempfile._TemporaryFileWrapper, count: int) -> list[bytes]:  # type: ignore[type-arg]
+        """Chunk and encode the serialized tree (header + entries); return its chunk ids."""
+        with tempfile.TemporaryFile() as stream:
+            write_message(stream, pb.TreeHeader(version=TREE_VERSION, entry_count=count))
+            body.seek(0)
+            while block := body.read(1 << 20):
+                stream.write(block)
+            stream.seek(0)
+            ids = []
+            futures: deque[Future[tuple[bytes, bytes, int]]] = deque()
+            for data in self.chunker.iter_chunks(stream):
+                futures.append(self.pool.submit(self._encode, data))
+            for fut in futures:
+                chunk_id, blob, _ = fut.result()
+                ids.append(chunk_id)
+                self._record_chunk(chunk_id, blob)
+            return ids
+
+
+def next_sequence(client: NodeClient, archive_id: bytes) -> int:
+    listing = client.list_snapshots(archive_id)
+    seqs = [pb.SnapshotRecord.FromString(s.snapshot.record).sequence for s in listing.snapshots]
+    return max(seqs, default=0) + 1
+
+
+def push(key: ArchiveKey, client: NodeClient, source: str,
+         params: ChunkerParams = ChunkerParams(), progress: Progress | None = None) -> PushStats:
+    """Ingest `source` as a new snapshot on the node behind `client`."""
+    sequence = next_sequence(client, bytes(key.archive_id))
+    return Pusher(key, client, params, progress).run(source, sequence)

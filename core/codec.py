@@ -1,0 +1,90 @@
+"""Chunk codec: plaintext chunk <-> stored blob. Invariant: compress, then encrypt, then hash.
+
+Blob layout (docs/format.md, "Chunk blobs"):
+
+    version (1 byte = 1) | flags (1 byte; bit 0 = zstd) | nonce (12 bytes) | AES-256-GCM(payload)
+
+The nonce is BLAKE3 keyed with the archive's nonce key over (flags, payload), truncated to 12
+bytes. Encryption is therefore deterministic (same plaintext, same blob, same id: dedup works)
+and a nonce repeats only for an identical payload, which yields the identical ciphertext. The
+header and archive id are authenticated as associated data. The chunk id is BLAKE3-256 of the
+whole blob, so any node can verify a blob without the key, and nobody without the key can
+predict the id of a known plaintext.
+"""
+
+from __future__ import annotations
+
+import blake3
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from samizdat.core.errors import ChunkCorrupt
+from samizdat.core.ids import ChunkId
+from samizdat.core.keys import ArchiveKey
+
+BLOB_VERSION = 1
+FLAG_ZSTD = 0x01
+HEADER_SIZE = 2 + 12
+MAX_PLAINTEXT = 16 << 20
+DEFAULT_ZSTD_LEVEL = 3
+
+
+def verify_blob(chunk_id: bytes, blob: bytes | memoryview) -> None:
+    """Raise ChunkCorrupt unless BLAKE3(blob) == chunk_id. Needs no key."""
+    if blake3.blake3(blob).digest() != chunk_id:
+        raise ChunkCorrupt(chunk_id.hex(), "bytes do not match the id")
+
+
+class ChunkCodec:
+    """Encodes and decodes chunks of one archive. Thread-safe; one instance per thread is not
+    needed (zstd contexts are per-thread internally)."""
+
+    def __init__(self, key: ArchiveKey, zstd_level: int = DEFAULT_ZSTD_LEVEL) -> None:
+        self._aead = AESGCM(key.encryption_key)
+        self._nonce_key = key.nonce_key
+        self._aad = bytes(key.archive_id)
+        self._level = zstd_level
+        import threading
+
+        self._local = threading.local()
+
+    def _zstd(self) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+        pair = getattr(self._local, "zstd", None)
+        if pair is None:
+            pair = (zstandard.ZstdCompressor(level=self._level), zstandard.ZstdDecompressor())
+            self._local.zstd = pair
+        return pair  # type: ignore[no-any-return]
+
+    def encode(self, plaintext: bytes | memoryview) -> tuple[ChunkId, bytes]:
+        """Return (id, blob) for a plaintext chunk. Deterministic for a given key."""
+        compressed = self._zstd()[0].compress(plaintext)
+        if len(compressed) < len(plaintext):
+            flags, payload = FLAG_ZSTD, compressed
+        else:
+            flags, payload = 0, bytes(plaintext)
+        nonce_hash = blake3.blake3(bytes([flags]), key=self._nonce_key)
+        nonce_hash.update(payload)
+        nonce = nonce_hash.digest(length=12)
+        header = bytes([BLOB_VERSION, flags]) + nonce
+        blob = header + self._aead.encrypt(nonce, payload, header[:2] + self._aad)
+        return ChunkId.of(blob), blob
+
+    def decode(self, chunk_id: bytes, blob: bytes) -> bytes:
+        """Return the plaintext of a blob after checking its id, header and AEAD tag."""
+        verify_blob(chunk_id, blob)
+        if len(blob) < HEADER_SIZE + 16 or blob[0] != BLOB_VERSION or blob[1] & ~FLAG_ZSTD:
+            raise ChunkCorrupt(chunk_id.hex(), "unknown blob format")
+        nonce = blob[2:HEADER_SIZE]
+        try:
+            payload = self._aead.decrypt(nonce, blob[HEADER_SIZE:], blob[:2] + self._aad)
+        except InvalidTag:
+            raise ChunkCorrupt(
+                chunk_id.hex(), "does not decrypt under this archive key (wrong key?)"
+            ) from None
+        if blob[1] & FLAG_ZSTD:
+            try:
+                return self._zstd()[1].decompress(payload, max_output_size=MAX_PLAINTEXT)
+            except zstandard.ZstdError as e:
+                raise ChunkCorrupt(chunk_id.hex(), f"bad compressed payload: {e}") from None
+        return payload

@@ -1,0 +1,83 @@
+"""The exception tree of samizdat. Each error names what is wrong and what to do.
+
+The CLI maps these to exit codes (samizdat.client.cli) and the RPC layer to gRPC status codes
+(samizdat.rpc.errors); both tables live in one place each.
+"""
+
+from __future__ import annotations
+
+
+class SamizdatError(Exception):
+    """Base of every error samizdat raises on purpose."""
+
+
+class UsageError(SamizdatError):
+    """The user asked for something malformed or impossible (bad argument, bad config)."""
+
+
+class ConfigError(UsageError):
+    """A node or cluster configuration file is invalid; the message names the key."""
+
+
+class KeyFileError(SamizdatError):
+    """An archive key file cannot be read or unlocked (corrupt, wrong passphrase)."""
+
+
+class IntegrityError(SamizdatError):
+    """Bytes do not match what they claim to be (chunk id, signature, AEAD tag, file hash)."""
+
+
+class ChunkCorrupt(IntegrityError):
+    """A chunk's bytes do not hash to its id, or do not decrypt under the archive key."""
+
+    def __init__(self, chunk_id_hex: str, detail: str = "") -> None:
+        self.chunk_id_hex = chunk_id_hex
+        super().__init__(f"chunk {chunk_id_hex[:12]} is corrupt{': ' + detail if detail else ''}")
+
+
+class SignatureError(IntegrityError):
+    """A snapshot record or token signature does not verify."""
+
+
+class WrongKey(IntegrityError):
+    """The archive key does not match the archive being read."""
+
+
+class ChunkNotFound(SamizdatError):
+    """No reachable source holds a chunk."""
+
+    def __init__(self, chunk_id_hex: str) -> None:
+        self.chunk_id_hex = chunk_id_hex
+        super().__init__(f"chunk {chunk_id_hex[:12]} is not available from any source")
+
+
+class SnapshotNotFound(SamizdatError):
+    """No snapshot matches the requested id or prefix."""
+
+
+class IncompleteSnapshot(SamizdatError):
+    """A snapshot record references chunks the node does not (yet) hold."""
+
+
+class NotHosted(SamizdatError):
+    """The node does not host the archive a request is about."""
+
+
+class AccessDenied(SamizdatError):
+    """The caller lacks a valid token for the requested role."""
+
+
+class PeerUnavailable(SamizdatError):
+    """A node could not be reached or broke off the call."""
+
+
+class UnsafePath(SamizdatError):
+    """A tree path would escape the restore directory or is otherwise unsafe."""
+
+
+class DestinationNotEmpty(UsageError):
+    """A restore would overwrite existing files in its destination."""
+
+
+class OutOfSpace(SamizdatError):
+    """The disk is full."""

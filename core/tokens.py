@@ -1,0 +1,103 @@
+"""Per-call authentication tokens: signed, audience-bound, short-lived claims.
+
+A writer or reader proves possession of the archive key by an Ed25519 signature; a node proves
+its identity by an ECDSA P-256 signature with its node key. Tokens name the node they are for
+(its id), so a seized node cannot replay a token it received against another node.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
+)
+from google.protobuf.message import DecodeError
+
+from samizdat.core.errors import AccessDenied
+from samizdat.core.ids import node_id_of
+from samizdat.core.keys import ArchiveKey
+from samizdat.v1 import records_pb2 as pb
+
+TOKEN_VERSION = 1
+TOKEN_LIFETIME = 600
+CLOCK_SKEW = 300
+
+
+def _token(claims: pb.AuthClaims, signature: bytes) -> bytes:
+    return pb.AuthToken(claims=claims.SerializeToString(), signature=signature).SerializeToString()
+
+
+def _claims(role: int, subject: bytes, audience: str, lifetime: int) -> pb.AuthClaims:
+    return pb.AuthClaims(
+        version=TOKEN_VERSION,
+        role=role,  # type: ignore[arg-type]
+        subject_key=subject,
+        audience=audience,
+        expires_unix=int(time.time()) + lifetime,
+        nonce=secrets.token_bytes(8),
+    )
+
+
+def archive_token(key: ArchiveKey, role: int, audience: str, lifetime: int = TOKEN_LIFETIME) -> bytes:
+    """A reader or writer token signed by the archive key."""
+    claims = _claims(role, bytes(key.archive_id), audience, lifetime)
+    return _token(claims, key.sign(claims.SerializeToString()))
+
+
+def node_token(
+    node_key: ec.EllipticCurvePrivateKey, audience: str, lifetime: int = TOKEN_LIFETIME
+) -> bytes:
+    """A peer token signed by a node's identity key."""
+    spki = node_key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    claims = _claims(pb.ROLE_PEER, spki, audience, lifetime)
+    return _token(claims, node_key.sign(claims.SerializeToString(), ec.ECDSA(hashes.SHA256())))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A verified caller: its role and who it is (archive id bytes or node id)."""
+
+    role: int
+    archive_id: bytes = b""
+    node_id: str = ""
+
+
+def verify_token(raw: bytes, audience: str, now: float | None = None) -> Caller:
+    """Check a token's signature, audience and lifetime; raise AccessDenied otherwise."""
+    token, claims = pb.AuthToken(), pb.AuthClaims()
+    try:
+        token.ParseFromString(raw)
+        claims.ParseFromString(token.claims)
+    except DecodeError:
+        raise AccessDenied("malformed authentication token") from None
+    now = time.time() if now is None else now
+    if claims.version != TOKEN_VERSION:
+        raise AccessDenied("unsupported authentication token version")
+    if claims.audience != audience:
+        raise AccessDenied("authentication token was issued for another node")
+    if not (now - CLOCK_SKEW <= claims.expires_unix <= now + TOKEN_LIFETIME + CLOCK_SKEW):
+        raise AccessDenied("authentication token expired (check the clocks)")
+    try:
+        if claims.role in (pb.ROLE_READER, pb.ROLE_WRITER):
+            Ed25519PublicKey.from_public_bytes(claims.subject_key).verify(
+                token.signature, token.claims
+            )
+            return Caller(claims.role, archive_id=claims.subject_key)
+        if claims.role == pb.ROLE_PEER:
+            public = load_der_public_key(claims.subject_key)
+            if not isinstance(public, ec.EllipticCurvePublicKey):
+                raise AccessDenied("peer token must use an EC node key")
+            public.verify(token.signature, token.claims, ec.ECDSA(hashes.SHA256()))
+            return Caller(claims.role, node_id=node_id_of(claims.subject_key))
+    except (InvalidSignature, ValueError):
+        raise AccessDenied("authentication token signature does not verify") from None
+    raise AccessDenied("authentication token has no valid role")

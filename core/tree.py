@@ -1,0 +1,89 @@
+"""Snapshot trees: the serialized stream of TreeEntry messages and path safety rules.
+
+Stream layout: varint length + TreeHeader, then varint length + TreeEntry for every entry,
+sorted by path with parents before children (docs/format.md, "Trees"). The stream is chunked,
+compressed and encrypted like file data, so nodes cannot read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
+from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
+from google.protobuf.message import DecodeError
+
+from samizdat.core.errors import IntegrityError, UnsafePath
+from samizdat.v1 import records_pb2 as pb
+
+TREE_VERSION = 1
+MAX_MESSAGE = 64 << 20
+
+
+def write_message(out: BinaryIO, msg: pb.TreeHeader | pb.TreeEntry) -> None:
+    raw = msg.SerializeToString(deterministic=True)
+    out.write(_VarintBytes(len(raw)))
+    out.write(raw)
+
+
+def _read_varint(stream: BinaryIO) -> int | None:
+    buf = b""
+    while True:
+        b = stream.read(1)
+        if not b:
+            if buf:
+                raise IntegrityError("tree stream is truncated")
+            return None
+        buf += b
+        if not b[0] & 0x80:
+            value, _ = _DecodeVarint(buf, 0)
+            return int(value)
+        if len(buf) > 10:
+            raise IntegrityError("tree stream is malformed")
+
+
+def iter_tree(stream: BinaryIO) -> Iterator[pb.TreeEntry]:
+    """Yield entries of a serialized tree, checking the header, count and path safety."""
+    header = pb.TreeHeader()
+    size = _read_varint(stream)
+    if size is None or size > MAX_MESSAGE:
+        raise IntegrityError("tree stream has no header")
+    try:
+        header.ParseFromString(stream.read(size))
+    except DecodeError:
+        raise IntegrityError("tree header is malformed") from None
+    if header.version != TREE_VERSION:
+        raise IntegrityError(f"tree has unsupported version {header.version}")
+    count = 0
+    while (size := _read_varint(stream)) is not None:
+        if size > MAX_MESSAGE:
+            raise IntegrityError("tree entry is too large")
+        raw = stream.read(size)
+        if len(raw) != size:
+            raise IntegrityError("tree stream is truncated")
+        entry = pb.TreeEntry()
+        try:
+            entry.ParseFromString(raw)
+        except DecodeError:
+            raise IntegrityError("tree entry is malformed") from None
+        check_relative_path(entry.path)
+        count += 1
+        yield entry
+    if count != header.entry_count:
+        raise IntegrityError(f"tree holds {count} entries, header says {header.entry_count}")
+
+
+def check_relative_path(path: bytes) -> tuple[bytes, ...]:
+    """Return the components of a tree path, or raise UnsafePath.
+
+    Safe paths are relative, non-empty, "/"-separated, with no empty, "." or ".." component
+    and no NUL byte.
+    """
+    shown = path.decode("utf-8", "replace")
+    if not path or path.startswith(b"/") or b"\0" in path or b"\\" in path:
+        raise UnsafePath(f"refusing unsafe path in tree: {shown!r}")
+    parts = tuple(path.split(b"/"))
+    if any(p in (b"", b".", b"..") for p in parts):
+        raise UnsafePath(f"refusing unsafe path in tree: {shown!r}")
+    return parts

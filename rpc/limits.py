@@ -1,0 +1,16 @@
+"""Message size and deadline limits shared by clients and servers."""
+
+# Batches stay under gRPC's default 4 MiB message limit with room for framing.
+MAX_BATCH_BYTES = 3 * 1024 * 1024
+MAX_BATCH_IDS = 4096
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024 + 64 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+UNARY_DEADLINE = 30.0
+STREAM_DEADLINE = 3600.0
+AUTH_METADATA = "samizdat-auth-bin"

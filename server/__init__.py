@@ -1,0 +1,1 @@
+"""The samizdat node: chunk store, gRPC services, replication, scrub, identity and config."""

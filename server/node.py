@@ -1,0 +1,67 @@
+"""Building and running a node's gRPC server (`build_server`, `serve`)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from samizdat.rpc.limits import CHANNEL_OPTIONS
+from samizdat.server.runtime import NodeRuntime
+from samizdat.server.service import add_servicers
+
+log = logging.getLogger(__name__)
+
+
+def build_server(node: NodeRuntime) -> tuple[grpc.Server, int]:
+    """Create the gRPC server for `node`, bound to its listen address; return (server, port)."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
+        options=CHANNEL_OPTIONS,
+        maximum_concurrent_rpcs=64,
+    )
+    add_servicers(server, node)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    if node.config.tls:
+        creds = grpc.ssl_server_credentials([(node.identity.key_pem, node.identity.cert_pem)])
+        port = server.add_secure_port(node.config.listen, creds)
+    else:
+        port = server.add_insecure_port(node.config.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {node.config.listen}")
+    return server, port
+
+
+def serve(directory: Path, ready_file: Path | None = None) -> None:
+    """Run the node in the foreground until SIGTERM or SIGINT; SIGHUP reloads node.toml."""
+    node = NodeRuntime(directory)
+    server, port = build_server(node)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: node.reload())
+    server.start()
+    from samizdat.server.workers import start_workers
+
+    start_workers(node)
+    if node.config.metrics_listen:
+        metrics_port = node.metrics.serve(node.config.metrics_listen)
+        log.info("metrics on http://%s:%d/metrics", node.config.metrics_listen.rpartition(":")[0],
+                 metrics_port)
+    log.info("node %s (%s) serving on %s port %d tls=%s", node.node_id, node.config.name,
+             node.config.listen, port, node.config.tls)
+    if ready_file is not None:
+        ready_file.write_text(f"{port}\n")
+    while not stop.wait(0.5):
+        pass
+    log.info("stopping")
+    server.stop(grace=5).wait()
+    node.close()
+    log.info("stopped cleanly")

@@ -1,0 +1,181 @@
+"""gRPC servicers: thin adapters that decode, check access, call the node, encode."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+import samizdat
+from samizdat.core.errors import SamizdatError, UsageError
+from samizdat.core.records import verify_snapshot
+from samizdat.core.tokens import Caller
+from samizdat.rpc.errors import status_for
+from samizdat.rpc.limits import MAX_BATCH_BYTES, MAX_BATCH_IDS
+from samizdat.server.access import caller_from_metadata, require_reader, require_writer
+from samizdat.server.runtime import NodeRuntime
+from samizdat.server.snapshots import accept_snapshot
+from samizdat.v1 import node_pb2 as npb
+from samizdat.v1 import node_pb2_grpc as rpc
+from samizdat.v1 import records_pb2 as pb
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _rpc(method: F) -> F:
+    """Map samizdat errors to precise status codes; never leak tracebacks to callers."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except SamizdatError as e:
+            log.info("rpc=%s refused: %s", method.__name__, e)
+            context.abort(status_for(e), str(e))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _stream_rpc(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from method(self, request, context)
+        except SamizdatError as e:
+            log.info("rpc=%s refused: %s", method.__name__, e)
+            context.abort(status_for(e), str(e))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_ids(ids: Any) -> list[bytes]:
+    if len(ids) > MAX_BATCH_IDS:
+        raise UsageError(f"too many ids in one request (max {MAX_BATCH_IDS})")
+    if any(len(i) != 32 for i in ids):
+        raise UsageError("chunk ids must be 32 bytes")
+    return list(ids)
+
+
+class _Base:
+    def __init__(self, node: NodeRuntime) -> None:
+        self.node = node
+
+    def caller(self, context: grpc.ServicerContext) -> Caller:
+        return caller_from_metadata(
+            context.invocation_metadata(), self.node.config, self.node.node_id
+        )
+
+
+class ChunkServicer(_Base, rpc.ChunkServiceServicer):
+    @_stream_rpc
+    def GetChunks(self, request: npb.GetChunksRequest, context: grpc.ServicerContext
+                  ) -> Iterator[npb.GetChunksResponse]:
+        caller = self.caller(context)
+        require_reader(caller, self.node.config)
+        ids = _check_ids(request.ids)
+        response, size = npb.GetChunksResponse(), 0
+        for chunk_id in ids:
+            blob = self.node.store.get_chunk(chunk_id)
+            if blob is None:
+                response.missing_ids.append(chunk_id)
+                continue
+            if size and size + len(blob) > MAX_BATCH_BYTES:
+                yield response
+                response, size = npb.GetChunksResponse(), 0
+            response.chunks.append(npb.Chunk(id=chunk_id, data=blob))
+            size += len(blob)
+            self.node.metrics.chunks_served(caller, len(blob))
+        yield response
+
+    @_rpc
+    def HasChunks(self, request: npb.HasChunksRequest, context: grpc.ServicerContext
+                  ) -> npb.HasChunksResponse:
+        caller = self.caller(context)
+        if caller.role == pb.ROLE_WRITER:  # a writer asks before uploading
+            require_writer(caller, self.node.config, caller.archive_id)
+        else:
+            require_reader(caller, self.node.config)
+        return npb.HasChunksResponse(present=self.node.store.has_chunks(_check_ids(request.ids)))
+
+    @_rpc
+    def PutChunks(self, request_iterator: Iterator[npb.PutChunksRequest],
+                  context: grpc.ServicerContext) -> npb.PutChunksResponse:
+        caller = self.caller(context)
+        received = stored = nbytes = 0
+        archive_id = b""
+        for request in request_iterator:
+            if not archive_id:
+                archive_id = request.archive_id
+                require_writer(caller, self.node.config, archive_id)
+            elif request.archive_id and request.archive_id != archive_id:
+                raise UsageError("one PutChunks call carries chunks of one archive")
+            received += len(request.chunks)
+            n, b = self.node.store.put_chunks((c.id, c.data) for c in request.chunks)
+            stored, nbytes = stored + n, nbytes + b
+        self.node.metrics.chunks_stored(stored, nbytes)
+        return npb.PutChunksResponse(
+            chunks_received=received, chunks_stored=stored, bytes_stored=nbytes
+        )
+
+
+class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
+    @_rpc
+    def PutSnapshot(self, request: npb.PutSnapshotRequest, context: grpc.ServicerContext
+                    ) -> npb.PutSnapshotResponse:
+        caller = self.caller(context)
+        snap = verify_snapshot(request.snapshot)
+        require_writer(caller, self.node.config, bytes(snap.archive_id))
+        snap, new = accept_snapshot(
+            self.node.store, request.snapshot, self.node.config.hosted_archives,
+            require_complete=True,
+        )
+        if new:
+            log.info("snapshot=%s archive=%s stored from writer", snap.id.short(),
+                     snap.archive_id.short())
+            self.node.snapshot_stored(snap)
+        return npb.PutSnapshotResponse(snapshot_id=bytes(snap.id), already_present=not new)
+
+    @_rpc
+    def ListSnapshots(self, request: npb.ListSnapshotsRequest, context: grpc.ServicerContext
+                      ) -> npb.ListSnapshotsResponse:
+        return self.node.list_snapshots(request.archive_id, request.after_position)
+
+
+class NodeServicer(_Base, rpc.NodeServiceServicer):
+    @_rpc
+    def GetStatus(self, request: npb.GetStatusRequest, context: grpc.ServicerContext
+                  ) -> npb.GetStatusResponse:
+        node, store = self.node, self.node.store
+        return npb.GetStatusResponse(
+            node_id=node.node_id,
+            name=node.config.name,
+            jurisdiction=node.config.jurisdiction,
+            software_version=samizdat.__version__,
+            hosted_archive_ids=sorted(node.config.hosted_archives),
+            chunks_stored=store.chunk_count,
+            bytes_stored=store.chunk_bytes,
+            disk_free_bytes=shutil.disk_usage(store.path).free,
+            quarantined_chunks=store.quarantined_count(),
+            peers=node.peer_status(),
+            scrub=node.scrub_status(),
+            snapshots=node.list_snapshots(b"", 0, with_records=False).snapshots,
+        )
+
+    @_rpc
+    def NotifySnapshots(self, request: npb.NotifySnapshotsRequest,
+                        context: grpc.ServicerContext) -> npb.NotifySnapshotsResponse:
+        caller = self.caller(context)
+        require_reader(caller, self.node.config)
+        self.node.wake_replication()
+        return npb.NotifySnapshotsResponse()
+
+
+def add_servicers(server: grpc.Server, node: NodeRuntime) -> None:
+    rpc.add_ChunkServiceServicer_to_server(ChunkServicer(node), server)
+    rpc.add_SnapshotServiceServicer_to_server(SnapshotServicer(node), server)
+    rpc.add_NodeServiceServicer_to_server(NodeServicer(node), server)

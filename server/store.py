@@ -1,0 +1,261 @@
+"""The node's RocksDB store (rocksdict, raw mode). Layout in docs/format.md, "Node store".
+
+Column families:
+- `chunks`: chunk id -> blob. Values go to blob files (key-value separation).
+- `chunk_index`: chunk id -> (stored size u32, last verified unix u32); plus the counter key.
+- `snapshots`: snapshot id -> serialized SignedSnapshot (verified before storing).
+- `snapshot_log`: position (u64 BE) -> snapshot id, for incremental listing.
+- `snapshot_state`: snapshot id -> (chunks held u64, chunks total u64, stored bytes u64).
+- `quarantine`: chunk id -> (unix time u64): chunks found corrupt and removed.
+- `node`: node-level state (scrub cursor, peer positions, ...).
+
+Durability: chunk batches are written without the WAL and become durable at the next explicit
+`sync_chunks()` (a memtable flush into synced blob and table files), which must precede
+storing any snapshot that references them; a chunk lost in a crash is simply asked for again.
+Snapshot and state writes go through the WAL with sync. Every blob is checked against its id
+on put and on get; a mismatch on get quarantines the chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import blake3
+import rocksdict as rdb
+
+from samizdat.core.errors import ChunkCorrupt, OutOfSpace, SamizdatError
+
+log = logging.getLogger(__name__)
+
+_CF_NAMES = ("chunks", "chunk_index", "snapshots", "snapshot_log", "snapshot_state",
+             "quarantine", "node")
+_COUNT_KEY = b"\x00count"
+_INDEX = struct.Struct("<II")
+_COUNTS = struct.Struct("<QQ")
+_STATE = struct.Struct("<QQQ")
+_POSITION_KEY = b"snapshot_position"
+
+
+class StoreError(SamizdatError):
+    """The store could not be opened or written."""
+
+
+def _is_no_space(err: Exception) -> bool:
+    text = str(err).lower()
+    return "no space" in text or "enospc" in text
+
+
+class ChunkStore:
+    """Content-addressed chunk storage plus the node's snapshot records and state."""
+
+    def __init__(self, path: Path, *, write_buffer_mb: int = 32) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        opts = rdb.Options(raw_mode=True)
+        opts.create_if_missing(True)
+        opts.create_missing_column_families(True)
+        opts.set_atomic_flush(True)
+        opts.set_max_background_jobs(2)
+        opts.set_max_total_wal_size(64 << 20)
+        chunk_opts = rdb.Options(raw_mode=True)
+        chunk_opts.set_enable_blob_files(True)
+        chunk_opts.set_min_blob_size(1024)
+        chunk_opts.set_blob_file_size(256 << 20)
+        chunk_opts.set_write_buffer_size(write_buffer_mb << 20)
+        chunk_opts.set_max_write_buffer_number(2)
+        cfs = {name: (chunk_opts if name == "chunks" else rdb.Options(raw_mode=True))
+               for name in _CF_NAMES}
+        try:
+            self._db = rdb.Rdict(str(path), options=opts, column_families=cfs)
+        except Exception as e:  # rocksdict raises plain Exception
+            raise StoreError(f"cannot open store at {path}: {e}") from None
+        self._cf = {name: self._db.get_column_family(name) for name in _CF_NAMES}
+        self._handle = {name: self._db.get_column_family_handle(name) for name in _CF_NAMES}
+        self._nowal = rdb.WriteOptions()
+        self._nowal.disable_wal = True
+        self._synced = rdb.WriteOptions()
+        self._synced.sync = True
+        self._lock = threading.Lock()
+        raw = self._cf["chunk_index"].get(_COUNT_KEY)
+        self._count, self._bytes = _COUNTS.unpack(raw) if raw else (0, 0)
+        self.path = path
+
+    # ----------------------------------------------------------------- chunks
+
+    @property
+    def chunk_count(self) -> int:
+        return self._count
+
+    @property
+    def chunk_bytes(self) -> int:
+        return self._bytes
+
+    def put_chunks(self, chunks: Iterable[tuple[bytes, bytes]]) -> tuple[int, int]:
+        """Verify and store (id, blob) pairs not yet present; return (stored, bytes stored).
+
+        Raises ChunkCorrupt for the first blob that does not hash to its id (nothing of that
+        batch is written). Existing chunks are never overwritten.
+        """
+        items = list(chunks)
+        for chunk_id, blob in items:
+            if len(chunk_id) != 32 or blake3.blake3(blob).digest() != chunk_id:
+                raise ChunkCorrupt(bytes(chunk_id).hex(), "bytes do not match the id")
+        now = int(time.time())
+        with self._lock:
+            present = self.has_chunks([cid for cid, _ in items])
+            batch = rdb.WriteBatch(raw_mode=True)
+            stored = stored_bytes = 0
+            seen: set[bytes] = set()
+            for (chunk_id, blob), have in zip(items, present, strict=True):
+                if have or chunk_id in seen:
+                    continue
+                seen.add(chunk_id)
+                batch.put(chunk_id, blob, self._handle["chunks"])
+                batch.put(chunk_id, _INDEX.pack(len(blob), now), self._handle["chunk_index"])
+                stored += 1
+                stored_bytes += len(blob)
+            if not stored:
+                return 0, 0
+            count, nbytes = self._count + stored, self._bytes + stored_bytes
+            batch.put(_COUNT_KEY, _COUNTS.pack(count, nbytes), self._handle["chunk_index"])
+            self._write(batch, self._nowal)
+            self._count, self._bytes = count, nbytes
+        return stored, stored_bytes
+
+    def _write(self, batch: rdb.WriteBatch, opts: rdb.WriteOptions) -> None:
+        try:
+            self._db.write(batch, opts)
+        except Exception as e:
+            if _is_no_space(e):
+                raise OutOfSpace(f"node disk is full ({self.path})") from None
+            raise StoreError(f"store write failed: {e}") from None
+
+    def sync_chunks(self) -> None:
+        """Make every chunk written so far durable (flush memtables to synced files)."""
+        try:
+            self._cf["chunks"].flush(True)
+            self._cf["chunk_index"].flush(True)
+        except Exception as e:
+            if _is_no_space(e):
+                raise OutOfSpace(f"node disk is full ({self.path})") from None
+            raise StoreError(f"store flush failed: {e}") from None
+
+    def has_chunks(self, ids: list[bytes]) -> list[bool]:
+        if not ids:
+            return []
+        values = self._cf["chunk_index"].get(ids)
+        return [v is not None for v in values]
+
+    def chunk_size(self, chunk_id: bytes) -> int | None:
+        raw = self._cf["chunk_index"].get(chunk_id)
+        return _INDEX.unpack(raw)[0] if raw else None
+
+    def get_chunk(self, chunk_id: bytes) -> bytes | None:
+        """Return the verified blob, or None if absent. A corrupt blob is quarantined and
+        reported as absent (and logged)."""
+        blob = self._cf["chunks"].get(chunk_id)
+        if blob is None:
+            return None
+        if blake3.blake3(blob).digest() != chunk_id:
+            log.error("chunk %s failed verification on read; quarantined", chunk_id.hex()[:12])
+            self.quarantine(chunk_id)
+            return None
+        return bytes(blob)
+
+    def read_raw(self, chunk_id: bytes) -> bytes | None:
+        """Return stored bytes without verification (scrub and tests only)."""
+        return self._cf["chunks"].get(chunk_id)
+
+    def mark_verified(self, chunk_id: bytes, size: int) -> None:
+        self._cf["chunk_index"].put(chunk_id, _INDEX.pack(size, int(time.time())), self._nowal)
+
+    def quarantine(self, chunk_id: bytes) -> None:
+        """Remove a corrupt chunk and remember it, so that replication fetches it again."""
+        with self._lock:
+            size = self.chunk_size(chunk_id)
+            if size is None:
+                return
+            batch = rdb.WriteBatch(raw_mode=True)
+            batch.delete(chunk_id, self._handle["chunks"])
+            batch.delete(chunk_id, self._handle["chunk_index"])
+            batch.put(chunk_id, struct.pack("<Q", int(time.time())), self._handle["quarantine"])
+            self._count, self._bytes = self._count - 1, self._bytes - size
+            batch.put(_COUNT_KEY, _COUNTS.pack(self._count, self._bytes),
+                      self._handle["chunk_index"])
+            self._write(batch, self._synced)
+
+    def quarantined_count(self) -> int:
+        return sum(1 for _ in self._cf["quarantine"].keys())
+
+    def iter_chunk_ids(self, start: bytes = b"") -> Iterator[tuple[bytes, int]]:
+        """Yield (id, stored size) in id order from `start` (for scrub)."""
+        it = self._cf["chunk_index"].iter()
+        it.seek(start) if start else it.seek_to_first()
+        while it.valid():
+            key = it.key()
+            if len(key) == 32:
+                yield key, _INDEX.unpack(it.value())[0]
+            it.next()
+
+    # -------------------------------------------------------------- snapshots
+
+    def has_snapshot(self, snapshot_id: bytes) -> bool:
+        return self._cf["snapshots"].get(snapshot_id) is not None
+
+    def add_snapshot(self, snapshot_id: bytes, signed_bytes: bytes, held: int, total: int,
+                     stored_bytes: int) -> int:
+        """Durably store a verified record with its completeness; return its position."""
+        with self._lock:
+            if self.has_snapshot(snapshot_id):
+                return 0
+            raw = self._cf["node"].get(_POSITION_KEY)
+            position = (struct.unpack(">Q", raw)[0] if raw else 0) + 1
+            batch = rdb.WriteBatch(raw_mode=True)
+            batch.put(snapshot_id, signed_bytes, self._handle["snapshots"])
+            batch.put(struct.pack(">Q", position), snapshot_id, self._handle["snapshot_log"])
+            batch.put(snapshot_id, _STATE.pack(held, total, stored_bytes),
+                      self._handle["snapshot_state"])
+            batch.put(_POSITION_KEY, struct.pack(">Q", position), self._handle["node"])
+            self._write(batch, self._synced)
+            return position
+
+    def set_snapshot_state(self, snapshot_id: bytes, held: int, total: int,
+                           stored_bytes: int) -> None:
+        self._cf["snapshot_state"].put(snapshot_id, _STATE.pack(held, total, stored_bytes),
+                                       self._synced)
+
+    def snapshot_state(self, snapshot_id: bytes) -> tuple[int, int, int]:
+        raw = self._cf["snapshot_state"].get(snapshot_id)
+        return _STATE.unpack(raw) if raw else (0, 0, 0)
+
+    def get_snapshot(self, snapshot_id: bytes) -> bytes | None:
+        return self._cf["snapshots"].get(snapshot_id)
+
+    def iter_snapshot_log(self, after: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
+        """Yield (position, snapshot id, signed bytes) for records stored after `after`."""
+        it = self._cf["snapshot_log"].iter()
+        it.seek(struct.pack(">Q", after + 1))
+        while it.valid():
+            snapshot_id = it.value()
+            signed = self._cf["snapshots"].get(snapshot_id)
+            if signed is not None:
+                yield struct.unpack(">Q", it.key())[0], snapshot_id, signed
+            it.next()
+
+    # ------------------------------------------------------------ node state
+
+    def get_state(self, key: bytes) -> bytes | None:
+        return self._cf["node"].get(key)
+
+    def put_state(self, key: bytes, value: bytes) -> None:
+        self._cf["node"].put(key, value, self._synced)
+
+    def close(self) -> None:
+        try:
+            self.sync_chunks()
+        finally:
+            self._db.close()
