@@ -16,7 +16,7 @@ import click
 
 from samizdat.client import terminal
 from samizdat.client.cluster import load_cluster
-from samizdat.client.remote import NodeClient
+from samizdat.rpc.remote import NodeClient
 from samizdat.core.errors import PeerUnavailable, SamizdatError, UsageError
 from samizdat.core.keys import ArchiveKey, load_key, read_key_file, save_key
 from samizdat.rpc.address import NodeAddress

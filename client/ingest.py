@@ -28,7 +28,7 @@ from samizdat.core.errors import UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot, sign_snapshot
 from samizdat.core.tree import TREE_VERSION, write_message
-from samizdat.client.remote import NodeClient
+from samizdat.rpc.remote import NodeClient
 from samizdat.client.walk import iter_source
 from samizdat.rpc.limits import MAX_BATCH_BYTES
 from samizdat.v1 import node_pb2 as npb

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from samizdat.client.remote import NodeClient
+from samizdat.rpc.remote import NodeClient
 from samizdat.core.codec import verify_blob
 from samizdat.core.errors import (
     ChunkCorrupt,

@@ -1,0 +1,162 @@
+"""NodeClient: one node's gRPC services, with auth tokens, deadlines and error mapping.
+
+Used by the CLI (tokens signed by the archive key) and by nodes pulling from peers (tokens
+signed by the node key): the token source is the only difference.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+import grpc
+
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from samizdat.core.errors import SamizdatError
+from samizdat.core.keys import ArchiveKey
+from samizdat.core.tokens import TOKEN_LIFETIME, archive_token, node_token
+from samizdat.rpc.address import NodeAddress
+from samizdat.rpc.channel import open_channel
+from samizdat.rpc.errors import error_from_rpc
+from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_IDS, STREAM_DEADLINE, UNARY_DEADLINE
+from samizdat.v1 import node_pb2 as npb
+from samizdat.v1 import node_pb2_grpc as rpc
+from samizdat.v1 import records_pb2 as pb
+
+
+class TokenSource(Protocol):
+    def __call__(self, role: int, audience: str) -> bytes: ...
+
+
+def archive_tokens(key: ArchiveKey) -> TokenSource:
+    """Reader/writer tokens signed by the archive key."""
+    return lambda role, audience: archive_token(key, role, audience)
+
+
+def peer_tokens(node_key: ec.EllipticCurvePrivateKey) -> TokenSource:
+    """Peer tokens signed by a node's identity key (the role is always ROLE_PEER)."""
+    return lambda role, audience: node_token(node_key, audience)
+
+
+class NodeClient:
+    """Calls on one node. Tokens are minted per role and renewed before they expire."""
+
+    def __init__(self, address: NodeAddress, key: ArchiveKey | None = None, *,
+                 tokens: TokenSource | None = None) -> None:
+        self.address = address
+        self.tokens = tokens if tokens is not None else (
+            archive_tokens(key) if key is not None else None)
+        self._channel: grpc.Channel | None = None
+        self._tokens: dict[int, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def label(self) -> str:
+        return self.address.label
+
+    def _stubs(self) -> grpc.Channel:
+        with self._lock:
+            if self._channel is None:
+                self._channel = open_channel(self.address)
+            return self._channel
+
+    @property
+    def chunks(self) -> rpc.ChunkServiceStub:
+        return rpc.ChunkServiceStub(self._stubs())
+
+    @property
+    def snapshots_stub(self) -> rpc.SnapshotServiceStub:
+        return rpc.SnapshotServiceStub(self._stubs())
+
+    @property
+    def node_stub(self) -> rpc.NodeServiceStub:
+        return rpc.NodeServiceStub(self._stubs())
+
+    def metadata(self, role: int) -> list[tuple[str, bytes]]:
+        if self.tokens is None:
+            return []
+        now = time.time()
+        cached = self._tokens.get(role)
+        if cached is None or cached[0] < now + 60:
+            token = self.tokens(role, self.address.node_id)
+            cached = (now + TOKEN_LIFETIME, token)
+            self._tokens[role] = cached
+        return [(AUTH_METADATA, cached[1])]
+
+    def _fail(self, err: grpc.RpcError) -> SamizdatError:
+        return error_from_rpc(err, self.label)
+
+    # ------------------------------------------------------------------ calls
+
+    def status(self, timeout: float = UNARY_DEADLINE) -> npb.GetStatusResponse:
+        try:
+            return self.node_stub.GetStatus(npb.GetStatusRequest(), timeout=timeout)
+        except grpc.RpcError as e:
+            raise self._fail(e) from None
+
+    def list_snapshots(self, archive_id: bytes = b"", after: int = 0) -> npb.ListSnapshotsResponse:
+        try:
+            return self.snapshots_stub.ListSnapshots(
+                npb.ListSnapshotsRequest(archive_id=archive_id, after_position=after),
+                timeout=UNARY_DEADLINE,
+            )
+        except grpc.RpcError as e:
+            raise self._fail(e) from None
+
+    def has_chunks(self, ids: list[bytes], role: int = pb.ROLE_READER) -> list[bool]:
+        out: list[bool] = []
+        try:
+            for i in range(0, len(ids), MAX_BATCH_IDS):
+                response = self.chunks.HasChunks(
+                    npb.HasChunksRequest(ids=ids[i : i + MAX_BATCH_IDS]),
+                    timeout=UNARY_DEADLINE, metadata=self.metadata(role),
+                )
+                out.extend(response.present)
+        except grpc.RpcError as e:
+            raise self._fail(e) from None
+        return out
+
+    def get_chunks(self, ids: list[bytes]) -> Iterator[npb.GetChunksResponse]:
+        """Stream the chunks for `ids` (at most MAX_BATCH_IDS); bytes are NOT yet verified."""
+        try:
+            yield from self.chunks.GetChunks(
+                npb.GetChunksRequest(ids=ids), timeout=STREAM_DEADLINE,
+                metadata=self.metadata(pb.ROLE_READER),
+            )
+        except grpc.RpcError as e:
+            raise self._fail(e) from None
+
+    def put_chunks(self, requests: Iterable[npb.PutChunksRequest]) -> npb.PutChunksResponse:
+        try:
+            return self.chunks.PutChunks(
+                iter(requests), timeout=STREAM_DEADLINE, metadata=self.metadata(pb.ROLE_WRITER)
+            )
+        except grpc.RpcError as e:
+            raise self._fail(e) from None
+
+    def put_snapshot(self, signed: pb.SignedSnapshot) -> npb.PutSnapshotResponse:
+        try:
+            return self.snapshots_stub.PutSnapshot(
+                npb.PutSnapshotRequest(snapshot=signed), timeout=STREAM_DEADLINE,
+                metadata=self.metadata(pb.ROLE_WRITER),
+            )
+        except grpc.RpcError as e:
+            raise self._fail(e) from None
+
+    def notify_snapshots(self, archive_id: bytes, timeout: float = 5.0) -> None:
+        try:
+            self.node_stub.NotifySnapshots(
+                npb.NotifySnapshotsRequest(archive_id=archive_id), timeout=timeout,
+                metadata=self.metadata(pb.ROLE_PEER),
+            )
+        except grpc.RpcError as e:
+            raise self._fail(e) from None
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
