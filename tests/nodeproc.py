@@ -1,0 +1,263 @@
+"""Real node processes and real CLI runs for end-to-end and fault tests.
+
+`NodeProcess` drives the `samizdat-node` entry point exactly as an operator would (init, host,
+peer add, serve) on a free loopback port, with TLS; `run_cli` runs the `samizdat` entry point
+as a subprocess. Both are plain helpers (no pytest imports) so that multi-node tests, bench
+scripts and fixtures can share them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+CLI_TIMEOUT = 120.0
+
+
+def entry_point(name: str) -> str:
+    """Path of an installed console script (next to this interpreter, else on PATH)."""
+    candidate = VENV_BIN / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"entry point {name!r} is not installed (pip install -e .)")
+    return found
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.pop("SAMIZDAT_PASSPHRASE", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = CLI_TIMEOUT,
+    program: str = "samizdat",
+) -> tuple[int, str, str]:
+    """Run the real `samizdat` CLI; return (exit code, stdout, stderr). Never raises on a
+    non-zero exit (tests assert on it)."""
+    proc = subprocess.run(
+        [entry_point(program), *map(os.fspath, args)],
+        env=_env(env), cwd=cwd, capture_output=True, timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return (proc.returncode, proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"))
+
+
+def run_node_cli(*args: str | os.PathLike[str], timeout: float = 60.0) -> tuple[int, str, str]:
+    """Run the real `samizdat-node` CLI; return (exit code, stdout, stderr)."""
+    return run_cli(*args, timeout=timeout, program="samizdat-node")
+
+
+def spawn_cli(*args: str | os.PathLike[str], env: Mapping[str, str] | None = None,
+              cwd: str | os.PathLike[str] | None = None) -> subprocess.Popen[bytes]:
+    """Start the real `samizdat` CLI without waiting (for kill-midway tests)."""
+    return subprocess.Popen(
+        [entry_point("samizdat"), *map(os.fspath, args)], env=_env(env), cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )
+
+
+class NodeError(RuntimeError):
+    pass
+
+
+class NodeProcess:
+    """One `samizdat-node` in its own directory, served as a real subprocess.
+
+    >>> node = NodeProcess(tmp_path / "n1").init()
+    >>> node.host(archive_id); node.start()
+    >>> node.address   # 'NODE_ID@127.0.0.1:PORT'
+    """
+
+    def __init__(self, directory: Path, *, port: int | None = None, name: str | None = None,
+                 jurisdiction: str = "") -> None:
+        self.directory = Path(directory)
+        self.port = port or free_port()
+        self.name = name or self.directory.name
+        self.jurisdiction = jurisdiction
+        self.node_id = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.directory.parent / f"{self.directory.name}.log"
+        self.ready_file = self.directory.parent / f"{self.directory.name}.ready"
+        self._log_handle: object | None = None
+
+    # ------------------------------------------------------------ configuration
+
+    def _cli(self, *args: str) -> str:
+        code, out, err = run_node_cli(*args)
+        if code != 0:
+            raise NodeError(f"samizdat-node {' '.join(args)} exited {code}: {err.strip()}")
+        return out
+
+    def init(self) -> NodeProcess:
+        args = ["init", str(self.directory), "--listen", f"127.0.0.1:{self.port}",
+                "--name", self.name]
+        if self.jurisdiction:
+            args += ["--jurisdiction", self.jurisdiction]
+        self.node_id = self._cli(*args).strip().splitlines()[-1]
+        return self
+
+    def host(self, archive_id: str) -> None:
+        self._cli("host", str(self.directory), archive_id)
+
+    def peer_add(self, other: NodeProcess | str, address: str | None = None,
+                 jurisdiction: str = "") -> None:
+        """Add a peer: another NodeProcess, or a node id plus HOST:PORT."""
+        if isinstance(other, NodeProcess):
+            node_id, hostport = other.node_id, f"127.0.0.1:{other.port}"
+            jurisdiction = jurisdiction or other.jurisdiction
+        else:
+            if address is None:
+                raise ValueError("peer_add(node_id, address) needs an address")
+            node_id, hostport = other, address
+        args = ["peer", "add", str(self.directory), node_id, hostport]
+        if jurisdiction:
+            args += ["--jurisdiction", jurisdiction]
+        self._cli(*args)
+
+    def peer_revoke(self, other: NodeProcess | str) -> None:
+        node_id = other.node_id if isinstance(other, NodeProcess) else other
+        self._cli("peer", "revoke", str(self.directory), node_id)
+
+    # ----------------------------------------------------------------- process
+
+    @property
+    def address(self) -> str:
+        return f"{self.node_id}@127.0.0.1:{self.port}"
+
+    @property
+    def hostport(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = START_TIMEOUT) -> NodeProcess:
+        """Spawn `samizdat-node serve DIR --ready-file F` and wait until it serves."""
+        if self.running:
+            raise NodeError(f"node {self.name} is already running")
+        self.ready_file.unlink(missing_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115  (closed in _reap)
+        log.write(f"---- start {time.strftime('%H:%M:%S')} ----\n".encode())
+        log.flush()
+        self._log_handle = log
+        self.proc = subprocess.Popen(
+            [entry_point("samizdat-node"), "serve", str(self.directory), "--log-level", "debug",
+             "--ready-file", str(self.ready_file)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env(),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self._reap()
+                raise NodeError(f"node {self.name} exited {code} during start:\n{self.logs()}")
+            text = self.ready_file.read_text() if self.ready_file.exists() else ""
+            if text.strip().isdigit():
+                bound = int(text.strip())
+                if bound != self.port:
+                    raise NodeError(f"node {self.name} bound {bound}, expected {self.port}")
+                return self
+            time.sleep(0.05)
+        self.kill()
+        raise NodeError(f"node {self.name} not ready after {timeout}s:\n{self.logs()}")
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM and wait; return the exit code (SIGKILL if it does not stop in time)."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+                self._reap()
+                raise NodeError(f"node {self.name} ignored SIGTERM for {timeout}s:\n"
+                                f"{self.logs()}") from None
+        code = self.proc.returncode
+        self._reap()
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL (a crash or a seizure): no cleanup runs in the node."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT)
+        self._reap()
+
+    def restart(self, timeout: float = START_TIMEOUT) -> NodeProcess:
+        self.stop()
+        return self.start(timeout)
+
+    def _reap(self) -> None:
+        handle = self._log_handle
+        if handle is not None:
+            handle.close()  # type: ignore[attr-defined]
+            self._log_handle = None
+        self.proc = None
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+
+    def status(self):  # type: ignore[no-untyped-def]
+        """GetStatus over TLS (no archive key needed)."""
+        from samizdat.client.remote import NodeClient
+        from samizdat.rpc.address import NodeAddress
+
+        client = NodeClient(NodeAddress.parse(self.address))
+        try:
+            return client.status(timeout=10)
+        finally:
+            client.close()
+
+    def client(self, key=None):  # type: ignore[no-untyped-def]
+        """A NodeClient for this node (the caller closes it)."""
+        from samizdat.client.remote import NodeClient
+        from samizdat.rpc.address import NodeAddress
+
+        return NodeClient(NodeAddress.parse(self.address), key)
+
+    def __repr__(self) -> str:
+        return f"NodeProcess({self.name}, port={self.port}, running={self.running})"
+
+
+def dump_logs(nodes: Sequence[NodeProcess], stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
+    for node in nodes:
+        print(f"\n===== log of node {node.name} ({node.log_path}) =====", file=stream)
+        print(node.logs()[-20000:], file=stream)
