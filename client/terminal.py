@@ -19,6 +19,8 @@ from rich.progress import (
 from rich.table import Table
 
 console = Console()
+if not console.is_terminal:  # piped: do not wrap tables at 80 columns
+    console = Console(width=160)
 err_console = Console(stderr=True)
 
 

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from samizdat.core.records import Snapshot
-from samizdat.server.config import NodeConfig, load_config
+from samizdat.server.config import NodeConfig, config_path, load_config
 from samizdat.server.identity import NodeIdentity, load_identity
 from samizdat.server.metrics import NodeMetrics
 from samizdat.server.store import ChunkStore
@@ -23,6 +23,7 @@ class NodeRuntime:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.config: NodeConfig = load_config(directory)
+        self._config_mtime = self._mtime()
         self.identity: NodeIdentity = load_identity(directory)
         self.node_id = self.identity.node_id
         self.store = ChunkStore(self.config.data_dir)
@@ -33,8 +34,20 @@ class NodeRuntime:
         self.replicator = None  # set by server.node when replication starts
         self.scrubber = None
 
+    def _mtime(self) -> float:
+        try:
+            return config_path(self.directory).stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    def maybe_reload(self) -> None:
+        """Reload node.toml if it changed on disk since it was last read."""
+        if self._mtime() != self._config_mtime:
+            self.reload()
+
     def reload(self) -> None:
         """Re-read node.toml; on error keep the old config and log why."""
+        self._config_mtime = self._mtime()
         try:
             self.config = load_config(self.directory)
         except Exception as e:  # keep serving with the previous config

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from samizdat.server.replication import Replicator
 from samizdat.server.runtime import NodeRuntime
 
 
 def start_workers(node: NodeRuntime) -> None:
-    """Start replication and scrub threads for `node` (no-op until those land)."""
+    """Start the replication loop for `node`."""
+    replicator = Replicator(node)
+    node.replicator = replicator  # type: ignore[assignment]
+    replicator.start()
+    node.workers.append(replicator.thread)

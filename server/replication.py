@@ -1,0 +1,367 @@
+"""Pull-only anti-entropy: each node pulls signed records and missing chunks from its peers.
+
+One round, per peer: list records stored after the last position seen there (O(new records)),
+verify each signature, store it (grow-only). Then, for each snapshot this node holds only in
+part: make sure its chunk lists are here, work out the missing ids locally, ask every live
+peer which of them it holds, and pull them in parallel streams, rarest first, verifying every
+id; a peer that serves bad bytes is recorded and backed off, its share taken by others.
+Nothing a peer says can delete or overwrite anything here: the store only ever adds chunks
+that hash to their ids and records that the archive key signed.
+
+An unchanged cluster costs one small ListSnapshots call per peer per round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from samizdat.core.chunklist import decode_chunk_list
+from samizdat.core.errors import ChunkCorrupt, SamizdatError, SignatureError
+from samizdat.core.records import Snapshot, verify_snapshot
+from samizdat.rpc.address import NodeAddress
+from samizdat.rpc.remote import NodeClient, peer_tokens
+from samizdat.server.config import PeerConfig
+from samizdat.server.runtime import NodeRuntime
+from samizdat.server.snapshots import count_held
+from samizdat.v1 import node_pb2 as npb
+from samizdat.v1 import records_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+MISSING_BATCH = 4096
+FETCH_BATCH = 128
+STREAMS_PER_PEER = 2
+BAD_PEER_BACKOFF = 60.0
+MAX_IDLE_BACKOFF = 600.0
+
+
+@dataclass
+class PeerState:
+    """What this node knows about one peer (persisted in the node column family)."""
+
+    node_id: str
+    address: str = ""
+    jurisdiction: str = ""
+    position: int = 0
+    last_success_unix: int = 0
+    last_error: str = ""
+    bad_chunks: int = 0
+    bad_records: int = 0
+    chunks_pulled: int = 0
+    bytes_pulled: int = 0
+    banned_until: float = field(default=0.0, repr=False)
+
+    def to_json(self) -> bytes:
+        d = {k: v for k, v in self.__dict__.items() if k != "banned_until"}
+        return json.dumps(d).encode()
+
+
+class RateLimiter:
+    """Token bucket over bytes per second shared by all pulls (0 = unlimited)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next = time.monotonic()
+
+    def consume(self, nbytes: int, rate_mb: float) -> None:
+        if rate_mb <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._next = max(self._next, now) + nbytes / (rate_mb * 1e6)
+            delay = self._next - now - 0.5  # allow a half-second burst
+        if delay > 0:
+            time.sleep(delay)
+
+
+class Replicator:
+    def __init__(self, node: NodeRuntime) -> None:
+        self.node = node
+        self.store = node.store
+        self.peers: dict[str, PeerState] = {}
+        self.clients: dict[str, NodeClient] = {}
+        self.limiter = RateLimiter()
+        self._lock = threading.Lock()
+        self._idle_rounds: dict[bytes, int] = {}
+        self._retry_at: dict[bytes, float] = {}
+        self.rounds = 0
+        self.thread = threading.Thread(target=self._loop, name="replication", daemon=True)
+
+    # ------------------------------------------------------------------ state
+
+    def _peer(self, cfg: PeerConfig) -> PeerState:
+        state = self.peers.get(cfg.node_id)
+        if state is None:
+            raw = self.store.get_state(b"peer:" + cfg.node_id.encode())
+            state = PeerState(cfg.node_id)
+            if raw:
+                saved = json.loads(raw)
+                for k, v in saved.items():
+                    if hasattr(state, k):
+                        setattr(state, k, v)
+            self.peers[cfg.node_id] = state
+        state.address, state.jurisdiction = cfg.address, cfg.jurisdiction
+        return state
+
+    def _save(self, state: PeerState) -> None:
+        self.store.put_state(b"peer:" + state.node_id.encode(), state.to_json())
+
+    def _client(self, cfg: PeerConfig) -> NodeClient:
+        client = self.clients.get(cfg.node_id)
+        if client is None or client.address.hostport != NodeAddress.parse(
+            f"{cfg.node_id}@{cfg.address}"
+        ).hostport:
+            if client is not None:
+                client.close()
+            address = NodeAddress.parse(f"{cfg.node_id}@{cfg.address}")
+            client = NodeClient(address, tokens=peer_tokens(self.node.identity.key))
+            self.clients[cfg.node_id] = client
+        return client
+
+    def peer_status(self) -> list[npb.PeerSyncStatus]:
+        out = []
+        for cfg in self.node.config.peers:
+            s = self._peer(cfg)
+            out.append(npb.PeerSyncStatus(
+                node_id=s.node_id, address=s.address, jurisdiction=s.jurisdiction,
+                last_success_unix=s.last_success_unix, last_error=s.last_error,
+                bad_chunks_received=s.bad_chunks, chunks_pulled=s.chunks_pulled,
+                bytes_pulled=s.bytes_pulled,
+            ))
+        for node_id in sorted(self.node.config.revoked):
+            out.append(npb.PeerSyncStatus(node_id=node_id, revoked=True))
+        return out
+
+    def _offence(self, state: PeerState, what: str, chunks: int = 0, records: int = 0) -> None:
+        state.bad_chunks += chunks
+        state.bad_records += records
+        state.banned_until = time.monotonic() + BAD_PEER_BACKOFF
+        state.last_error = what
+        self.node.metrics.bad_chunks.labels(peer=state.node_id[:12]).inc(chunks)
+        log.warning("peer=%s offence: %s", state.node_id[:12], what)
+        self._save(state)
+
+    # ------------------------------------------------------------------- loop
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _loop(self) -> None:
+        node = self.node
+        while not node.stopping.is_set():
+            node.wake.clear()
+            try:
+                self.run_round()
+            except Exception:  # a round must never kill the loop
+                log.exception("replication round failed")
+            node.wake.wait(node.config.sync_interval)
+            node.maybe_reload()
+
+    def live_peers(self) -> list[tuple[PeerConfig, PeerState, NodeClient]]:
+        now = time.monotonic()
+        out = []
+        for cfg in self.node.config.peers:
+            state = self._peer(cfg)
+            if state.banned_until > now:
+                continue
+            out.append((cfg, state, self._client(cfg)))
+        return out
+
+    def run_round(self) -> None:
+        """One anti-entropy round: new records from every peer, then missing chunks."""
+        with self._lock:
+            self.rounds += 1
+            peers = self.live_peers()
+            new = 0
+            for cfg, state, client in peers:
+                new += self._pull_records(cfg, state, client)
+            for snapshot_id, snap in self._incomplete():
+                if new == 0 and self._retry_at.get(snapshot_id, 0) > time.monotonic():
+                    continue
+                self._fill(snapshot_id, snap, peers)
+
+    # ---------------------------------------------------------------- records
+
+    def _pull_records(self, cfg: PeerConfig, state: PeerState, client: NodeClient) -> int:
+        started = time.monotonic()
+        try:
+            listing = client.list_snapshots(b"", state.position)
+        except SamizdatError as e:
+            state.last_error = str(e)
+            log.info("peer=%s unreachable: %s", cfg.node_id[:12], e)
+            return 0
+        if listing.last_position < state.position:  # the peer's store was replaced
+            state.position = 0
+            listing = client.list_snapshots(b"", 0)
+        stored = 0
+        hosted = self.node.config.hosted_archives
+        for item in listing.snapshots:
+            try:
+                snap = verify_snapshot(item.snapshot)
+            except SignatureError as e:
+                self._offence(state, f"offered a forged snapshot record: {e}", records=1)
+                continue
+            if bytes(snap.archive_id) not in hosted or self.store.has_snapshot(snap.id):
+                continue
+            held, total, nbytes = count_held(self.store, snap)
+            self.store.add_snapshot(snap.id, item.snapshot.SerializeToString(), held, total,
+                                    nbytes)
+            self._retry_at.pop(bytes(snap.id), None)
+            log.info("snapshot=%s archive=%s learned from peer=%s", snap.id.short(),
+                     snap.archive_id.short(), cfg.node_id[:12])
+            stored += 1
+        state.position = listing.last_position
+        state.last_success_unix = int(time.time())
+        state.last_error = ""
+        self._save(state)
+        self.node.metrics.round_seconds.labels(peer=cfg.node_id[:12]).observe(
+            time.monotonic() - started)
+        return stored
+
+    def _incomplete(self) -> Iterator[tuple[bytes, Snapshot]]:
+        """Snapshots held in part. O(snapshots): reads only the per-snapshot counters."""
+        for _pos, snapshot_id, signed_bytes in self.store.iter_snapshot_log(0):
+            held, total, _ = self.store.snapshot_state(snapshot_id)
+            if held < total or total == 0:
+                snap = verify_snapshot(pb.SignedSnapshot.FromString(signed_bytes))
+                if bytes(snap.archive_id) in self.node.config.hosted_archives:
+                    yield snapshot_id, snap
+
+    # ----------------------------------------------------------------- chunks
+
+    def _fill(self, snapshot_id: bytes, snap: Snapshot,
+              peers: list[tuple[PeerConfig, PeerState, NodeClient]]) -> None:
+        before = self.store.snapshot_state(snapshot_id)[0]
+        lists = list(snap.record.chunk_list_ids)
+        self._pull_ids(lists, peers)
+        for batch in self._iter_missing(snap):
+            self._pull_ids(batch, peers)
+        self.store.sync_chunks()  # durable before the counters say so
+        held, total, nbytes = count_held(self.store, snap)
+        self.store.set_snapshot_state(snapshot_id, held, total, nbytes)
+        self.node.metrics.missing.labels(snapshot=snap.id.short()).set(total - held)
+        if held >= total:
+            log.info("snapshot=%s complete here (%d chunks)", snap.id.short(), total)
+            self._idle_rounds.pop(snapshot_id, None)
+            self._retry_at.pop(snapshot_id, None)
+        elif held == before:
+            idle = self._idle_rounds.get(snapshot_id, 0) + 1
+            self._idle_rounds[snapshot_id] = idle
+            delay = min(MAX_IDLE_BACKOFF, self.node.config.sync_interval * 2 ** idle)
+            self._retry_at[snapshot_id] = time.monotonic() + delay
+            log.info("snapshot=%s still missing %d chunks; no peer has them; retry in %.0fs",
+                     snap.id.short(), total - held, delay)
+        else:
+            self._idle_rounds.pop(snapshot_id, None)
+
+    def _iter_missing(self, snap: Snapshot) -> Iterator[list[bytes]]:
+        """Yield batches of referenced chunk ids this store lacks (bounded memory)."""
+        pending: list[bytes] = []
+        for list_id in snap.record.chunk_list_ids:
+            blob = self.store.get_chunk(list_id)
+            if blob is None:
+                continue
+            ids = [cid for cid, _ in decode_chunk_list(list_id, blob)]
+            for i in range(0, len(ids), MISSING_BATCH):
+                part = ids[i : i + MISSING_BATCH]
+                pending.extend(c for c, have in zip(part, self.store.has_chunks(part),
+                                                    strict=True) if not have)
+                while len(pending) >= MISSING_BATCH:
+                    yield pending[:MISSING_BATCH]
+                    pending = pending[MISSING_BATCH:]
+        if pending:
+            yield pending
+
+    def _pull_ids(self, ids: list[bytes],
+                  peers: list[tuple[PeerConfig, PeerState, NodeClient]]) -> None:
+        """Fetch `ids` from the peers that hold them, rarest first, in parallel."""
+        ids = [c for c, have in zip(ids, self.store.has_chunks(ids), strict=True) if not have]
+        remaining = set(ids)
+        tried: set[str] = set()
+        while remaining:
+            live = [(c, s, cl) for c, s, cl in peers
+                    if c.node_id not in tried and s.banned_until <= time.monotonic()]
+            if not live:
+                return
+            holders: dict[bytes, list[int]] = defaultdict(list)
+            order = [c for c in ids if c in remaining]
+            for index, (cfg, state, client) in enumerate(live):
+                try:
+                    present = client.has_chunks(order, role=pb.ROLE_PEER)
+                except SamizdatError as e:
+                    state.last_error = str(e)
+                    tried.add(cfg.node_id)
+                    continue
+                for chunk_id, have in zip(order, present, strict=True):
+                    if have:
+                        holders[chunk_id].append(index)
+            if not holders:
+                return
+            # Rarest first, each to the least-loaded holder.
+            load = [0] * len(live)
+            assignment: dict[int, list[bytes]] = defaultdict(list)
+            for chunk_id in sorted(holders, key=lambda c: len(holders[c])):
+                best = min(holders[chunk_id], key=lambda i: load[i])
+                assignment[best].append(chunk_id)
+                load[best] += 1
+            with ThreadPoolExecutor(max(1, len(assignment) * STREAMS_PER_PEER),
+                                    thread_name_prefix="pull") as pool:
+                jobs = []
+                for index, assigned in assignment.items():
+                    for part in range(0, len(assigned), FETCH_BATCH):
+                        jobs.append(pool.submit(self._fetch_from, live[index],
+                                                assigned[part : part + FETCH_BATCH]))
+                for job in jobs:
+                    remaining -= job.result()
+            for index in assignment:
+                tried.add(live[index][0].node_id)
+
+    def _fetch_from(self, peer: tuple[PeerConfig, PeerState, NodeClient],
+                    ids: list[bytes]) -> set[bytes]:
+        """Pull `ids` from one peer; return the ids stored. Stops at the first bad chunk."""
+        cfg, state, client = peer
+        if state.banned_until > time.monotonic():
+            return set()
+        wanted, got = set(ids), set()
+        try:
+            for response in client.get_chunks(ids):
+                batch = []
+                for chunk in response.chunks:
+                    if chunk.id not in wanted:
+                        raise ChunkCorrupt(chunk.id.hex(), "was not requested")
+                    batch.append((chunk.id, chunk.data))
+                nbytes = sum(len(d) for _, d in batch)
+                self.limiter.consume(nbytes, self.node.config.bandwidth_limit_mb)
+                self.store.put_chunks(batch)  # verifies every id against its bytes
+                got.update(c for c, _ in batch)
+                state.chunks_pulled += len(batch)
+                state.bytes_pulled += nbytes
+                self.node.metrics.pulled_chunks.labels(peer=cfg.node_id[:12]).inc(len(batch))
+                self.node.metrics.pulled_bytes.labels(peer=cfg.node_id[:12]).inc(nbytes)
+        except ChunkCorrupt as e:
+            self._offence(state, f"served a bad chunk: {e}", chunks=1)
+        except SamizdatError as e:
+            state.last_error = str(e)
+            log.info("peer=%s pull failed: %s", cfg.node_id[:12], e)
+        return got
+
+    # ------------------------------------------------------------------ hints
+
+    def hint_peers(self, archive_id: bytes) -> None:
+        """Tell peers a new snapshot is here (best effort, in the background)."""
+        def send() -> None:
+            for cfg in self.node.config.peers:
+                try:
+                    self._client(cfg).notify_snapshots(archive_id, timeout=3.0)
+                except SamizdatError as e:
+                    log.debug("hint to peer=%s failed: %s", cfg.node_id[:12], e)
+
+        threading.Thread(target=send, name="hint", daemon=True).start()
+
