@@ -20,6 +20,7 @@ DEFAULT_MIN = 128 * 1024
 DEFAULT_AVG = 256 * 1024
 DEFAULT_MAX = 2 * 1024 * 1024
 READ_SIZE = 8 * 1024 * 1024
+_SEED_MASK = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Chunker:
 
     def __init__(self, seed: int, params: ChunkerParams = ChunkerParams()) -> None:
         self.params = params
+        # pyfastcdc computes `seed << 1` as a uint64 and raises OverflowError for seeds with
+        # the top bit set (half of all keys), and ignores a seed of 0: keep 63 bits, never 0.
+        seed = (seed & _SEED_MASK) or 1
         # pyfastcdc's avg_size excludes min_size (cut-point skipping); pass the gap.
         self._cdc = FastCDC(
             max(256, params.avg_size - params.min_size),

@@ -237,7 +237,7 @@ class NodeProcess:
 
     def status(self):  # type: ignore[no-untyped-def]
         """GetStatus over TLS (no archive key needed)."""
-        from samizdat.client.remote import NodeClient
+        from samizdat.rpc.remote import NodeClient
         from samizdat.rpc.address import NodeAddress
 
         client = NodeClient(NodeAddress.parse(self.address))
@@ -248,7 +248,7 @@ class NodeProcess:
 
     def client(self, key=None):  # type: ignore[no-untyped-def]
         """A NodeClient for this node (the caller closes it)."""
-        from samizdat.client.remote import NodeClient
+        from samizdat.rpc.remote import NodeClient
         from samizdat.rpc.address import NodeAddress
 
         return NodeClient(NodeAddress.parse(self.address), key)
