@@ -50,11 +50,13 @@ class ChunkCodec:
         self._local = threading.local()
 
     def _zstd(self) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
-        pair = getattr(self._local, "zstd", None)
+        pair: tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor] | None = getattr(
+            self._local, "zstd", None
+        )
         if pair is None:
             pair = (zstandard.ZstdCompressor(level=self._level), zstandard.ZstdDecompressor())
             self._local.zstd = pair
-        return pair  # type: ignore[no-any-return]
+        return pair
 
     def encode(self, plaintext: bytes | memoryview) -> tuple[ChunkId, bytes]:
         """Return (id, blob) for a plaintext chunk. Deterministic for a given key."""
