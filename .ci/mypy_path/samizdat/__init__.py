@@ -1,0 +1,1 @@
+../../../src/samizdat/__init__.py

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The one command that sets up and runs every check of samizdat, on a fresh machine or a dev box.
+#
+#   scripts/test.sh                 # set up if needed, then run all checks
+#   scripts/test.sh -k chunker -x   # extra arguments go to pytest
+#
+# Needs only Python 3.11 (python3.11 on PATH, or PYTHON=/path/to/python) and npm. It creates
+# .venv if missing, installs the package editable with its [dev] extra (again whenever
+# pyproject.toml changes), installs buf with `npm ci` (package-lock.json), then runs, in order:
+#
+#   1. proto staleness  scripts/check_proto.sh: checked-in *_pb2* files match proto/*.proto
+#   2. buf lint         proto/ against buf's STANDARD (formerly DEFAULT) rules, see buf.yaml
+#   3. ruff check       lint of the whole repo (format is not checked yet)
+#   4. mypy             samizdat.core (strict) and samizdat.rpc, see [tool.mypy]
+#   5. import-linter    layer contracts in .importlinter
+#   6. pytest           tests/; collecting no tests at all counts as a failure
+#
+# Every check runs even if an earlier one failed, so one run shows every problem; the script
+# exits 1 if any check failed (setup failures stop it at once). CI runs it as `.ci/run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+
+if [[ -t 1 && -z ${NO_COLOR:-} ]]; then
+  bold=$'\033[1m' red=$'\033[31m' green=$'\033[32m' off=$'\033[0m'
+else
+  bold='' red='' green='' off=''
+fi
+say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 2; }
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------------------------- setup
+if [[ ! -x .venv/bin/python ]]; then
+  command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python 3.11 or set PYTHON"
+  say "creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || die ".venv has Python < 3.11: remove .venv and run again"
+# shellcheck disable=SC1091
+source .venv/bin/activate
+
+stamp=.venv/.samizdat-dev-install
+want=$(hash_of pyproject.toml)
+if [[ ${CI:-} == true || ! -f $stamp || $(<"$stamp") != "$want" ]]; then
+  say "pip install -e '.[dev]'"
+  python -m pip install --quiet -e '.[dev]' || die "pip install failed"
+  echo "$want" >"$stamp"
+fi
+
+command -v npm >/dev/null || die "npm not found: install Node.js (it provides buf for proto lint)"
+npm_stamp=node_modules/.samizdat-npm-ci
+want=$(hash_of package.json package-lock.json)
+if [[ ${CI:-} == true || ! -f $npm_stamp || $(<"$npm_stamp") != "$want" ]]; then
+  say "npm ci (buf)"
+  npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed"
+  echo "$want" >"$npm_stamp"
+fi
+
+# --------------------------------------------------------------------------------- checks
+failed=()
+run() {  # run NAME CMD...: run one check, time it, remember a failure and go on
+  local name=$1 start=$SECONDS rc=0
+  shift
+  say "$name"
+  "$@" || rc=$?
+  if ((rc)); then
+    failed+=("$name")
+    printf '%s--- %s FAILED (exit %d, %ds)%s\n' "$red" "$name" "$rc" $((SECONDS - start)) "$off"
+  else
+    printf -- '--- %s ok (%ds)\n' "$name" $((SECONDS - start))
+  fi
+}
+
+# mypy sees the package through the symlinks in .ci/mypy_path; print the real paths.
+mypy_check() {
+  mypy | sed -E \
+    -e 's#^\.ci/mypy_path/samizdat/v1/#proto/samizdat/v1/#' \
+    -e 's#^\.ci/mypy_path/samizdat/(core|rpc|server|client)/#\1/#' \
+    -e 's#^\.ci/mypy_path/samizdat/__init__#src/samizdat/__init__#'
+}
+
+# import-linter walks the package on disk; the symlink tree has the installed layout.
+import_contracts() {
+  PYTHONPATH=.ci/mypy_path lint-imports --no-cache --no-logo
+}
+
+pytest_check() {
+  local rc=0
+  pytest "$@" || rc=$?
+  if ((rc == 5)); then
+    echo "pytest collected no tests: that is a failure, not a pass" >&2
+  fi
+  return "$rc"
+}
+
+run "proto staleness (scripts/check_proto.sh)" scripts/check_proto.sh
+run "buf lint" node_modules/.bin/buf lint
+run "ruff check" ruff check --output-format=concise .
+run "mypy" mypy_check
+run "import-linter" import_contracts
+run "pytest" pytest_check "$@"
+
+if ((${#failed[@]})); then
+  printf '\n%sFAILED:%s\n' "$red" "$off" >&2
+  printf '  %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+printf '\n%sall checks passed%s\n' "$green" "$off"
