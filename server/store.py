@@ -157,7 +157,14 @@ class ChunkStore:
     def get_chunk(self, chunk_id: bytes) -> bytes | None:
         """Return the verified blob, or None if absent. A corrupt blob is quarantined and
         reported as absent (and logged)."""
-        blob = self._cf["chunks"].get(chunk_id)
+        try:
+            blob = self._cf["chunks"].get(chunk_id)
+        except Exception as e:  # rocksdict raises plain Exception
+            # RocksDB checks blob-file and block CRCs itself: a flipped byte on disk
+            # surfaces here as "Corruption: ...", before our own BLAKE3 check can run.
+            if "corruption" not in str(e).lower():
+                raise StoreError(f"store read failed: {e}") from None
+            blob = b""
         if blob is None:
             return None
         if blake3.blake3(blob).digest() != chunk_id:
@@ -258,4 +265,8 @@ class ChunkStore:
         try:
             self.sync_chunks()
         finally:
+            # Column family objects keep the DB (and its LOCK file) alive: drop them first,
+            # or the store cannot be reopened in this process.
+            self._cf.clear()
+            self._handle.clear()
             self._db.close()

@@ -1,0 +1,94 @@
+"""accept_snapshot without gRPC: forged, foreign and incomplete records are refused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from samizdat.core.chunklist import encode_chunk_list
+from samizdat.core.codec import ChunkCodec
+from samizdat.core.errors import IncompleteSnapshot, NotHosted, SignatureError
+from samizdat.core.keys import ArchiveKey
+from samizdat.core.records import Snapshot, sign_snapshot
+from samizdat.server.snapshots import accept_snapshot, count_held
+from samizdat.server.store import ChunkStore
+from samizdat.v1 import records_pb2 as pb
+
+KEY = ArchiveKey(signing_seed=b"\x31" * 32, master_secret=b"\x32" * 32)
+OTHER = ArchiveKey(signing_seed=b"\x33" * 32, master_secret=b"\x34" * 32)
+HOSTED = frozenset({bytes(KEY.archive_id)})
+
+
+def build(key: ArchiveKey, n: int = 4) -> tuple[Snapshot, list[tuple[bytes, bytes]]]:
+    """A snapshot of `n` data chunks (the first one doubles as the 'tree') and its blobs."""
+    codec = ChunkCodec(key)
+    chunks = [codec.encode(os.urandom(3000)) for _ in range(n)]
+    list_id, list_blob = encode_chunk_list((cid, len(b)) for cid, b in chunks)
+    record = pb.SnapshotRecord(sequence=1, tree_chunk_ids=[chunks[0][0]],
+                               chunk_list_ids=[list_id],
+                               totals=pb.SnapshotTotals(chunks=n))
+    return sign_snapshot(key, record), [*chunks, (list_id, list_blob)]
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = ChunkStore(tmp_path / "data")
+    yield s
+    s.close()
+
+
+def test_complete_snapshot_is_stored_once(store: ChunkStore) -> None:
+    snap, blobs = build(KEY)
+    store.put_chunks(blobs)
+    got, new = accept_snapshot(store, snap.signed, HOSTED, require_complete=True)
+    assert new and got.id == snap.id
+    assert store.has_snapshot(snap.id)
+    assert store.snapshot_state(snap.id)[:2] == (5, 5)
+    got, new = accept_snapshot(store, snap.signed, HOSTED, require_complete=True)
+    assert not new
+    assert len(list(store.iter_snapshot_log())) == 1
+
+
+def test_bad_signature_is_refused_and_nothing_stored(store: ChunkStore) -> None:
+    snap, blobs = build(KEY)
+    store.put_chunks(blobs)
+    forged = pb.SignedSnapshot(record=snap.signed.record,
+                               signature=bytes(64))
+    with pytest.raises(SignatureError):
+        accept_snapshot(store, forged, HOSTED, require_complete=True)
+    # a record claiming KEY's archive, signed by another key
+    record = pb.SnapshotRecord.FromString(snap.signed.record)
+    record.sequence = 99
+    raw = record.SerializeToString(deterministic=True)
+    with pytest.raises(SignatureError):
+        accept_snapshot(store, pb.SignedSnapshot(record=raw, signature=OTHER.sign(raw)),
+                        HOSTED, require_complete=True)
+    assert list(store.iter_snapshot_log()) == []
+
+
+def test_archive_not_hosted_is_refused(store: ChunkStore) -> None:
+    snap, blobs = build(OTHER)
+    store.put_chunks(blobs)
+    with pytest.raises(NotHosted, match="does not host archive"):
+        accept_snapshot(store, snap.signed, HOSTED, require_complete=True)
+    with pytest.raises(NotHosted):
+        accept_snapshot(store, snap.signed, HOSTED, require_complete=False)
+    assert not store.has_snapshot(snap.id)
+
+
+@pytest.mark.parametrize("drop", ["data chunk", "chunk list"])
+def test_incomplete_snapshot_is_refused_for_writers(store: ChunkStore, drop: str) -> None:
+    snap, blobs = build(KEY)
+    kept = blobs[1:] if drop == "data chunk" else blobs[:-1]
+    store.put_chunks(kept)
+    with pytest.raises(IncompleteSnapshot, match="missing"):
+        accept_snapshot(store, snap.signed, HOSTED, require_complete=True)
+    assert not store.has_snapshot(snap.id)
+    # Replication may record it incomplete and fill it in later.
+    _, new = accept_snapshot(store, snap.signed, HOSTED, require_complete=False)
+    held, total, _ = store.snapshot_state(snap.id)
+    assert new and held < total
+    store.put_chunks(blobs)
+    assert count_held(store, snap)[:2] == (5, 5)
