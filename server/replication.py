@@ -54,6 +54,8 @@ class PeerState:
     last_error: str = ""
     bad_chunks: int = 0
     bad_records: int = 0
+    last_offence: str = ""
+    last_offence_unix: int = 0
     chunks_pulled: int = 0
     bytes_pulled: int = 0
     banned_until: float = field(default=0.0, repr=False)
@@ -61,6 +63,17 @@ class PeerState:
     def to_json(self) -> bytes:
         d = {k: v for k, v in self.__dict__.items() if k != "banned_until"}
         return json.dumps(d).encode()
+
+
+@dataclass
+class _FillProgress:
+    """Counters of the snapshot being filled, written out while chunks arrive."""
+
+    snapshot_id: bytes
+    held: int
+    total: int
+    nbytes: int
+    written_at: float = 0.0
 
 
 class RateLimiter:
@@ -92,6 +105,8 @@ class Replicator:
         self._idle_rounds: dict[bytes, int] = {}
         self._retry_at: dict[bytes, float] = {}
         self.rounds = 0
+        self._progress: _FillProgress | None = None
+        self._progress_lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="replication", daemon=True)
 
     # ------------------------------------------------------------------ state
@@ -133,7 +148,8 @@ class Replicator:
                 node_id=s.node_id, address=s.address, jurisdiction=s.jurisdiction,
                 last_success_unix=s.last_success_unix, last_error=s.last_error,
                 bad_chunks_received=s.bad_chunks, chunks_pulled=s.chunks_pulled,
-                bytes_pulled=s.bytes_pulled,
+                bytes_pulled=s.bytes_pulled, bad_records_received=s.bad_records,
+                last_offence=s.last_offence, last_offence_unix=s.last_offence_unix,
             ))
         for node_id in sorted(self.node.config.revoked):
             out.append(npb.PeerSyncStatus(node_id=node_id, revoked=True))
@@ -143,7 +159,7 @@ class Replicator:
         state.bad_chunks += chunks
         state.bad_records += records
         state.banned_until = time.monotonic() + BAD_PEER_BACKOFF
-        state.last_error = what
+        state.last_offence, state.last_offence_unix = what, int(time.time())
         self.node.metrics.bad_chunks.labels(peer=state.node_id[:12]).inc(chunks)
         log.warning("peer=%s offence: %s", state.node_id[:12], what)
         self._save(state)
@@ -239,11 +255,15 @@ class Replicator:
     def _fill(self, snapshot_id: bytes, snap: Snapshot,
               peers: list[tuple[PeerConfig, PeerState, NodeClient]]) -> None:
         before = self.store.snapshot_state(snapshot_id)[0]
-        lists = list(snap.record.chunk_list_ids)
-        self._pull_ids(lists, peers)
-        for batch in self._iter_missing(snap):
-            self._pull_ids(batch, peers)
-        self.store.sync_chunks()  # durable before the counters say so
+        self._pull_ids(list(snap.record.chunk_list_ids), peers)
+        held, total, nbytes = count_held(self.store, snap)  # exact, once per fill
+        self._progress = _FillProgress(snapshot_id, held, total, nbytes)
+        try:
+            for batch in self._iter_missing(snap):
+                self._pull_ids(batch, peers)
+        finally:
+            self._progress = None
+        self.store.sync_chunks()  # durable before the counters say complete
         held, total, nbytes = count_held(self.store, snap)
         self.store.set_snapshot_state(snapshot_id, held, total, nbytes)
         self.node.metrics.missing.labels(snapshot=snap.id.short()).set(total - held)
@@ -341,6 +361,7 @@ class Replicator:
                 self.limiter.consume(nbytes, self.node.config.bandwidth_limit_mb)
                 self.store.put_chunks(batch)  # verifies every id against its bytes
                 got.update(c for c, _ in batch)
+                self._advance(len(batch))
                 state.chunks_pulled += len(batch)
                 state.bytes_pulled += nbytes
                 self.node.metrics.pulled_chunks.labels(peer=cfg.node_id[:12]).inc(len(batch))
@@ -351,6 +372,19 @@ class Replicator:
             state.last_error = str(e)
             log.info("peer=%s pull failed: %s", cfg.node_id[:12], e)
         return got
+
+    def _advance(self, chunks: int) -> None:
+        """Count chunks arriving for the snapshot being filled; persist the counter at most
+        a few times a second (the exact count is recomputed when the fill ends)."""
+        with self._progress_lock:
+            p = self._progress
+            if p is None:
+                return
+            p.held = min(p.total, p.held + chunks)
+            now = time.monotonic()
+            if now - p.written_at > 0.25:
+                p.written_at = now
+                self.store.set_snapshot_state(p.snapshot_id, p.held, p.total, p.nbytes)
 
     # ------------------------------------------------------------------ hints
 

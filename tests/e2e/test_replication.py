@@ -172,7 +172,7 @@ def test_peer_serving_bad_chunks_is_rejected_and_recorded(
         assert evil.served_bad > 0, "the evil peer was never asked"
         peers = {p.node_id: p for p in receiver.status().peers}
         assert peers[evil.node_id].bad_chunks_received > 0
-        assert "bad chunk" in peers[evil.node_id].last_error
+        assert "bad chunk" in peers[evil.node_id].last_offence
         assert peers[honest.node_id].bad_chunks_received == 0
         assert_restores(archive_key, receiver, src, tmp_path / "restored")
     finally:
@@ -201,7 +201,8 @@ def test_forged_snapshot_records_never_stored_or_propagated(
             assert holdings(downstream) == {}, "a forged record was propagated"
             time.sleep(0.3)
         peers = {p.node_id: p for p in receiver.status().peers}
-        assert "forged snapshot record" in peers[evil.node_id].last_error
+        assert "forged snapshot record" in peers[evil.node_id].last_offence
+        assert peers[evil.node_id].bad_records_received >= 2
     finally:
         evil.stop()
 

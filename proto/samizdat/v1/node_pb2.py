@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from samizdat.v1 import records_pb2 as samizdat_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16samizdat/v1/node.proto\x12\x0bsamizdat.v1\x1a\x19samizdat/v1/records.proto\"!\n\x05\x43hunk\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x1f\n\x10GetChunksRequest\x12\x0b\n\x03ids\x18\x01 \x03(\x0c\"L\n\x11GetChunksResponse\x12\"\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x12.samizdat.v1.Chunk\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\x0c\"\x1f\n\x10HasChunksRequest\x12\x0b\n\x03ids\x18\x01 \x03(\x0c\"$\n\x11HasChunksResponse\x12\x0f\n\x07present\x18\x01 \x03(\x08\"J\n\x10PutChunksRequest\x12\x12\n\narchive_id\x18\x01 \x01(\x0c\x12\"\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x12.samizdat.v1.Chunk\"Y\n\x11PutChunksResponse\x12\x17\n\x0f\x63hunks_received\x18\x01 \x01(\x04\x12\x15\n\rchunks_stored\x18\x02 \x01(\x04\x12\x14\n\x0c\x62ytes_stored\x18\x03 \x01(\x04\"C\n\x12PutSnapshotRequest\x12-\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1b.samizdat.v1.SignedSnapshot\"C\n\x13PutSnapshotResponse\x12\x13\n\x0bsnapshot_id\x18\x01 \x01(\x0c\x12\x17\n\x0f\x61lready_present\x18\x02 \x01(\x08\"B\n\x14ListSnapshotsRequest\x12\x12\n\narchive_id\x18\x01 \x01(\x0c\x12\x16\n\x0e\x61\x66ter_position\x18\x02 \x01(\x04\"\x91\x01\n\x0eStoredSnapshot\x12\x13\n\x0bsnapshot_id\x18\x01 \x01(\x0c\x12-\n\x08snapshot\x18\x02 \x01(\x0b\x32\x1b.samizdat.v1.SignedSnapshot\x12\x10\n\x08position\x18\x03 \x01(\x04\x12\x13\n\x0b\x63hunks_held\x18\x04 \x01(\x04\x12\x14\n\x0c\x63hunks_total\x18\x05 \x01(\x04\"^\n\x15ListSnapshotsResponse\x12.\n\tsnapshots\x18\x01 \x03(\x0b\x32\x1b.samizdat.v1.StoredSnapshot\x12\x15\n\rlast_position\x18\x02 \x01(\x04\"\x12\n\x10GetStatusRequest\"\xd2\x01\n\x0ePeerSyncStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x14\n\x0cjurisdiction\x18\x03 \x01(\t\x12\x19\n\x11last_success_unix\x18\x04 \x01(\x03\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x1b\n\x13\x62\x61\x64_chunks_received\x18\x06 \x01(\x04\x12\x15\n\rchunks_pulled\x18\x07 \x01(\x04\x12\x14\n\x0c\x62ytes_pulled\x18\x08 \x01(\x04\x12\x0f\n\x07revoked\x18\t \x01(\x08\"\xbc\x01\n\x0bScrubStatus\x12\x16\n\x0e\x63hunks_checked\x18\x01 \x01(\x04\x12\x15\n\rbytes_checked\x18\x02 \x01(\x04\x12\x15\n\rcorrupt_found\x18\x03 \x01(\x04\x12\x10\n\x08repaired\x18\x04 \x01(\x04\x12 \n\x18last_pass_completed_unix\x18\x05 \x01(\x03\x12\x18\n\x10passes_completed\x18\x06 \x01(\x04\x12\x19\n\x11position_fraction\x18\x07 \x01(\x01\"\xe5\x02\n\x11GetStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0cjurisdiction\x18\x03 \x01(\t\x12\x18\n\x10software_version\x18\x04 \x01(\t\x12\x1a\n\x12hosted_archive_ids\x18\x05 \x03(\x0c\x12\x15\n\rchunks_stored\x18\x06 \x01(\x04\x12\x14\n\x0c\x62ytes_stored\x18\x07 \x01(\x04\x12\x17\n\x0f\x64isk_free_bytes\x18\x08 \x01(\x04\x12\x1a\n\x12quarantined_chunks\x18\t \x01(\x04\x12*\n\x05peers\x18\n \x03(\x0b\x32\x1b.samizdat.v1.PeerSyncStatus\x12\'\n\x05scrub\x18\x0b \x01(\x0b\x32\x18.samizdat.v1.ScrubStatus\x12.\n\tsnapshots\x18\x0c \x03(\x0b\x32\x1b.samizdat.v1.StoredSnapshot\",\n\x16NotifySnapshotsRequest\x12\x12\n\narchive_id\x18\x01 \x01(\x0c\"\x19\n\x17NotifySnapshotsResponse2\xf6\x01\n\x0c\x43hunkService\x12L\n\tGetChunks\x12\x1d.samizdat.v1.GetChunksRequest\x1a\x1e.samizdat.v1.GetChunksResponse0\x01\x12J\n\tHasChunks\x12\x1d.samizdat.v1.HasChunksRequest\x1a\x1e.samizdat.v1.HasChunksResponse\x12L\n\tPutChunks\x12\x1d.samizdat.v1.PutChunksRequest\x1a\x1e.samizdat.v1.PutChunksResponse(\x01\x32\xbb\x01\n\x0fSnapshotService\x12P\n\x0bPutSnapshot\x12\x1f.samizdat.v1.PutSnapshotRequest\x1a .samizdat.v1.PutSnapshotResponse\x12V\n\rListSnapshots\x12!.samizdat.v1.ListSnapshotsRequest\x1a\".samizdat.v1.ListSnapshotsResponse2\xb7\x01\n\x0bNodeService\x12J\n\tGetStatus\x12\x1d.samizdat.v1.GetStatusRequest\x1a\x1e.samizdat.v1.GetStatusResponse\x12\\\n\x0fNotifySnapshots\x12#.samizdat.v1.NotifySnapshotsRequest\x1a$.samizdat.v1.NotifySnapshotsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16samizdat/v1/node.proto\x12\x0bsamizdat.v1\x1a\x19samizdat/v1/records.proto\"!\n\x05\x43hunk\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x1f\n\x10GetChunksRequest\x12\x0b\n\x03ids\x18\x01 \x03(\x0c\"L\n\x11GetChunksResponse\x12\"\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x12.samizdat.v1.Chunk\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\x0c\"\x1f\n\x10HasChunksRequest\x12\x0b\n\x03ids\x18\x01 \x03(\x0c\"$\n\x11HasChunksResponse\x12\x0f\n\x07present\x18\x01 \x03(\x08\"J\n\x10PutChunksRequest\x12\x12\n\narchive_id\x18\x01 \x01(\x0c\x12\"\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x12.samizdat.v1.Chunk\"Y\n\x11PutChunksResponse\x12\x17\n\x0f\x63hunks_received\x18\x01 \x01(\x04\x12\x15\n\rchunks_stored\x18\x02 \x01(\x04\x12\x14\n\x0c\x62ytes_stored\x18\x03 \x01(\x04\"C\n\x12PutSnapshotRequest\x12-\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1b.samizdat.v1.SignedSnapshot\"C\n\x13PutSnapshotResponse\x12\x13\n\x0bsnapshot_id\x18\x01 \x01(\x0c\x12\x17\n\x0f\x61lready_present\x18\x02 \x01(\x08\"B\n\x14ListSnapshotsRequest\x12\x12\n\narchive_id\x18\x01 \x01(\x0c\x12\x16\n\x0e\x61\x66ter_position\x18\x02 \x01(\x04\"\xa6\x01\n\x0eStoredSnapshot\x12\x13\n\x0bsnapshot_id\x18\x01 \x01(\x0c\x12-\n\x08snapshot\x18\x02 \x01(\x0b\x32\x1b.samizdat.v1.SignedSnapshot\x12\x10\n\x08position\x18\x03 \x01(\x04\x12\x13\n\x0b\x63hunks_held\x18\x04 \x01(\x04\x12\x14\n\x0c\x63hunks_total\x18\x05 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x06 \x01(\x04\"^\n\x15ListSnapshotsResponse\x12.\n\tsnapshots\x18\x01 \x03(\x0b\x32\x1b.samizdat.v1.StoredSnapshot\x12\x15\n\rlast_position\x18\x02 \x01(\x04\"\x12\n\x10GetStatusRequest\"\xa1\x02\n\x0ePeerSyncStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x14\n\x0cjurisdiction\x18\x03 \x01(\t\x12\x19\n\x11last_success_unix\x18\x04 \x01(\x03\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x1b\n\x13\x62\x61\x64_chunks_received\x18\x06 \x01(\x04\x12\x15\n\rchunks_pulled\x18\x07 \x01(\x04\x12\x14\n\x0c\x62ytes_pulled\x18\x08 \x01(\x04\x12\x0f\n\x07revoked\x18\t \x01(\x08\x12\x1c\n\x14\x62\x61\x64_records_received\x18\n \x01(\x04\x12\x14\n\x0clast_offence\x18\x0b \x01(\t\x12\x19\n\x11last_offence_unix\x18\x0c \x01(\x03\"[\n\x0cScrubFinding\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\x0c\x12\x12\n\nfound_unix\x18\x02 \x01(\x03\x12\x15\n\rrepaired_unix\x18\x03 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xdb\x02\n\x0bScrubStatus\x12\x16\n\x0e\x63hunks_checked\x18\x01 \x01(\x04\x12\x15\n\rbytes_checked\x18\x02 \x01(\x04\x12\x15\n\rcorrupt_found\x18\x03 \x01(\x04\x12\x10\n\x08repaired\x18\x04 \x01(\x04\x12 \n\x18last_pass_completed_unix\x18\x05 \x01(\x03\x12\x18\n\x10passes_completed\x18\x06 \x01(\x04\x12\x19\n\x11position_fraction\x18\x07 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x08 \x01(\x08\x12\x0f\n\x07rate_mb\x18\t \x01(\x01\x12\x19\n\x11pass_started_unix\x18\n \x01(\x03\x12\x1b\n\x13verified_since_unix\x18\x0b \x01(\x03\x12\x16\n\x0epending_repair\x18\x0c \x01(\x04\x12+\n\x08\x66indings\x18\r \x03(\x0b\x32\x19.samizdat.v1.ScrubFinding\"\x92\x03\n\x11GetStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0cjurisdiction\x18\x03 \x01(\t\x12\x18\n\x10software_version\x18\x04 \x01(\t\x12\x1a\n\x12hosted_archive_ids\x18\x05 \x03(\x0c\x12\x15\n\rchunks_stored\x18\x06 \x01(\x04\x12\x14\n\x0c\x62ytes_stored\x18\x07 \x01(\x04\x12\x17\n\x0f\x64isk_free_bytes\x18\x08 \x01(\x04\x12\x1a\n\x12quarantined_chunks\x18\t \x01(\x04\x12*\n\x05peers\x18\n \x03(\x0b\x32\x1b.samizdat.v1.PeerSyncStatus\x12\'\n\x05scrub\x18\x0b \x01(\x0b\x32\x18.samizdat.v1.ScrubStatus\x12.\n\tsnapshots\x18\x0c \x03(\x0b\x32\x1b.samizdat.v1.StoredSnapshot\x12\x11\n\ttime_unix\x18\r \x01(\x03\x12\x18\n\x10\x64isk_total_bytes\x18\x0e \x01(\x04\",\n\x16NotifySnapshotsRequest\x12\x12\n\narchive_id\x18\x01 \x01(\x0c\"\x19\n\x17NotifySnapshotsResponse2\xf6\x01\n\x0c\x43hunkService\x12L\n\tGetChunks\x12\x1d.samizdat.v1.GetChunksRequest\x1a\x1e.samizdat.v1.GetChunksResponse0\x01\x12J\n\tHasChunks\x12\x1d.samizdat.v1.HasChunksRequest\x1a\x1e.samizdat.v1.HasChunksResponse\x12L\n\tPutChunks\x12\x1d.samizdat.v1.PutChunksRequest\x1a\x1e.samizdat.v1.PutChunksResponse(\x01\x32\xbb\x01\n\x0fSnapshotService\x12P\n\x0bPutSnapshot\x12\x1f.samizdat.v1.PutSnapshotRequest\x1a .samizdat.v1.PutSnapshotResponse\x12V\n\rListSnapshots\x12!.samizdat.v1.ListSnapshotsRequest\x1a\".samizdat.v1.ListSnapshotsResponse2\xb7\x01\n\x0bNodeService\x12J\n\tGetStatus\x12\x1d.samizdat.v1.GetStatusRequest\x1a\x1e.samizdat.v1.GetStatusResponse\x12\\\n\x0fNotifySnapshots\x12#.samizdat.v1.NotifySnapshotsRequest\x1a$.samizdat.v1.NotifySnapshotsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,25 +53,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSNAPSHOTSREQUEST']._serialized_start=588
   _globals['_LISTSNAPSHOTSREQUEST']._serialized_end=654
   _globals['_STOREDSNAPSHOT']._serialized_start=657
-  _globals['_STOREDSNAPSHOT']._serialized_end=802
-  _globals['_LISTSNAPSHOTSRESPONSE']._serialized_start=804
-  _globals['_LISTSNAPSHOTSRESPONSE']._serialized_end=898
-  _globals['_GETSTATUSREQUEST']._serialized_start=900
-  _globals['_GETSTATUSREQUEST']._serialized_end=918
-  _globals['_PEERSYNCSTATUS']._serialized_start=921
-  _globals['_PEERSYNCSTATUS']._serialized_end=1131
-  _globals['_SCRUBSTATUS']._serialized_start=1134
-  _globals['_SCRUBSTATUS']._serialized_end=1322
-  _globals['_GETSTATUSRESPONSE']._serialized_start=1325
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1682
-  _globals['_NOTIFYSNAPSHOTSREQUEST']._serialized_start=1684
-  _globals['_NOTIFYSNAPSHOTSREQUEST']._serialized_end=1728
-  _globals['_NOTIFYSNAPSHOTSRESPONSE']._serialized_start=1730
-  _globals['_NOTIFYSNAPSHOTSRESPONSE']._serialized_end=1755
-  _globals['_CHUNKSERVICE']._serialized_start=1758
-  _globals['_CHUNKSERVICE']._serialized_end=2004
-  _globals['_SNAPSHOTSERVICE']._serialized_start=2007
-  _globals['_SNAPSHOTSERVICE']._serialized_end=2194
-  _globals['_NODESERVICE']._serialized_start=2197
-  _globals['_NODESERVICE']._serialized_end=2380
+  _globals['_STOREDSNAPSHOT']._serialized_end=823
+  _globals['_LISTSNAPSHOTSRESPONSE']._serialized_start=825
+  _globals['_LISTSNAPSHOTSRESPONSE']._serialized_end=919
+  _globals['_GETSTATUSREQUEST']._serialized_start=921
+  _globals['_GETSTATUSREQUEST']._serialized_end=939
+  _globals['_PEERSYNCSTATUS']._serialized_start=942
+  _globals['_PEERSYNCSTATUS']._serialized_end=1231
+  _globals['_SCRUBFINDING']._serialized_start=1233
+  _globals['_SCRUBFINDING']._serialized_end=1324
+  _globals['_SCRUBSTATUS']._serialized_start=1327
+  _globals['_SCRUBSTATUS']._serialized_end=1674
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1677
+  _globals['_GETSTATUSRESPONSE']._serialized_end=2079
+  _globals['_NOTIFYSNAPSHOTSREQUEST']._serialized_start=2081
+  _globals['_NOTIFYSNAPSHOTSREQUEST']._serialized_end=2125
+  _globals['_NOTIFYSNAPSHOTSRESPONSE']._serialized_start=2127
+  _globals['_NOTIFYSNAPSHOTSRESPONSE']._serialized_end=2152
+  _globals['_CHUNKSERVICE']._serialized_start=2155
+  _globals['_CHUNKSERVICE']._serialized_end=2401
+  _globals['_SNAPSHOTSERVICE']._serialized_start=2404
+  _globals['_SNAPSHOTSERVICE']._serialized_end=2591
+  _globals['_NODESERVICE']._serialized_start=2594
+  _globals['_NODESERVICE']._serialized_end=2777
 # @@protoc_insertion_point(module_scope)

@@ -82,18 +82,20 @@ class ListSnapshotsRequest(_message.Message):
     def __init__(self, archive_id: _Optional[bytes] = ..., after_position: _Optional[int] = ...) -> None: ...
 
 class StoredSnapshot(_message.Message):
-    __slots__ = ("snapshot_id", "snapshot", "position", "chunks_held", "chunks_total")
+    __slots__ = ("snapshot_id", "snapshot", "position", "chunks_held", "chunks_total", "bytes_total")
     SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_HELD_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     snapshot_id: bytes
     snapshot: _records_pb2.SignedSnapshot
     position: int
     chunks_held: int
     chunks_total: int
-    def __init__(self, snapshot_id: _Optional[bytes] = ..., snapshot: _Optional[_Union[_records_pb2.SignedSnapshot, _Mapping]] = ..., position: _Optional[int] = ..., chunks_held: _Optional[int] = ..., chunks_total: _Optional[int] = ...) -> None: ...
+    bytes_total: int
+    def __init__(self, snapshot_id: _Optional[bytes] = ..., snapshot: _Optional[_Union[_records_pb2.SignedSnapshot, _Mapping]] = ..., position: _Optional[int] = ..., chunks_held: _Optional[int] = ..., chunks_total: _Optional[int] = ..., bytes_total: _Optional[int] = ...) -> None: ...
 
 class ListSnapshotsResponse(_message.Message):
     __slots__ = ("snapshots", "last_position")
@@ -108,7 +110,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PeerSyncStatus(_message.Message):
-    __slots__ = ("node_id", "address", "jurisdiction", "last_success_unix", "last_error", "bad_chunks_received", "chunks_pulled", "bytes_pulled", "revoked")
+    __slots__ = ("node_id", "address", "jurisdiction", "last_success_unix", "last_error", "bad_chunks_received", "chunks_pulled", "bytes_pulled", "revoked", "bad_records_received", "last_offence", "last_offence_unix")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     JURISDICTION_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +120,9 @@ class PeerSyncStatus(_message.Message):
     CHUNKS_PULLED_FIELD_NUMBER: _ClassVar[int]
     BYTES_PULLED_FIELD_NUMBER: _ClassVar[int]
     REVOKED_FIELD_NUMBER: _ClassVar[int]
+    BAD_RECORDS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    LAST_OFFENCE_FIELD_NUMBER: _ClassVar[int]
+    LAST_OFFENCE_UNIX_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     address: str
     jurisdiction: str
@@ -127,10 +132,25 @@ class PeerSyncStatus(_message.Message):
     chunks_pulled: int
     bytes_pulled: int
     revoked: bool
-    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., last_success_unix: _Optional[int] = ..., last_error: _Optional[str] = ..., bad_chunks_received: _Optional[int] = ..., chunks_pulled: _Optional[int] = ..., bytes_pulled: _Optional[int] = ..., revoked: _Optional[bool] = ...) -> None: ...
+    bad_records_received: int
+    last_offence: str
+    last_offence_unix: int
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., last_success_unix: _Optional[int] = ..., last_error: _Optional[str] = ..., bad_chunks_received: _Optional[int] = ..., chunks_pulled: _Optional[int] = ..., bytes_pulled: _Optional[int] = ..., revoked: _Optional[bool] = ..., bad_records_received: _Optional[int] = ..., last_offence: _Optional[str] = ..., last_offence_unix: _Optional[int] = ...) -> None: ...
+
+class ScrubFinding(_message.Message):
+    __slots__ = ("chunk_id", "found_unix", "repaired_unix", "detail")
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    FOUND_UNIX_FIELD_NUMBER: _ClassVar[int]
+    REPAIRED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    chunk_id: bytes
+    found_unix: int
+    repaired_unix: int
+    detail: str
+    def __init__(self, chunk_id: _Optional[bytes] = ..., found_unix: _Optional[int] = ..., repaired_unix: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ScrubStatus(_message.Message):
-    __slots__ = ("chunks_checked", "bytes_checked", "corrupt_found", "repaired", "last_pass_completed_unix", "passes_completed", "position_fraction")
+    __slots__ = ("chunks_checked", "bytes_checked", "corrupt_found", "repaired", "last_pass_completed_unix", "passes_completed", "position_fraction", "enabled", "rate_mb", "pass_started_unix", "verified_since_unix", "pending_repair", "findings")
     CHUNKS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     BYTES_CHECKED_FIELD_NUMBER: _ClassVar[int]
     CORRUPT_FOUND_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +158,12 @@ class ScrubStatus(_message.Message):
     LAST_PASS_COMPLETED_UNIX_FIELD_NUMBER: _ClassVar[int]
     PASSES_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     POSITION_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    RATE_MB_FIELD_NUMBER: _ClassVar[int]
+    PASS_STARTED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_SINCE_UNIX_FIELD_NUMBER: _ClassVar[int]
+    PENDING_REPAIR_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
     chunks_checked: int
     bytes_checked: int
     corrupt_found: int
@@ -145,10 +171,16 @@ class ScrubStatus(_message.Message):
     last_pass_completed_unix: int
     passes_completed: int
     position_fraction: float
-    def __init__(self, chunks_checked: _Optional[int] = ..., bytes_checked: _Optional[int] = ..., corrupt_found: _Optional[int] = ..., repaired: _Optional[int] = ..., last_pass_completed_unix: _Optional[int] = ..., passes_completed: _Optional[int] = ..., position_fraction: _Optional[float] = ...) -> None: ...
+    enabled: bool
+    rate_mb: float
+    pass_started_unix: int
+    verified_since_unix: int
+    pending_repair: int
+    findings: _containers.RepeatedCompositeFieldContainer[ScrubFinding]
+    def __init__(self, chunks_checked: _Optional[int] = ..., bytes_checked: _Optional[int] = ..., corrupt_found: _Optional[int] = ..., repaired: _Optional[int] = ..., last_pass_completed_unix: _Optional[int] = ..., passes_completed: _Optional[int] = ..., position_fraction: _Optional[float] = ..., enabled: _Optional[bool] = ..., rate_mb: _Optional[float] = ..., pass_started_unix: _Optional[int] = ..., verified_since_unix: _Optional[int] = ..., pending_repair: _Optional[int] = ..., findings: _Optional[_Iterable[_Union[ScrubFinding, _Mapping]]] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("node_id", "name", "jurisdiction", "software_version", "hosted_archive_ids", "chunks_stored", "bytes_stored", "disk_free_bytes", "quarantined_chunks", "peers", "scrub", "snapshots")
+    __slots__ = ("node_id", "name", "jurisdiction", "software_version", "hosted_archive_ids", "chunks_stored", "bytes_stored", "disk_free_bytes", "quarantined_chunks", "peers", "scrub", "snapshots", "time_unix", "disk_total_bytes")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     JURISDICTION_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +193,8 @@ class GetStatusResponse(_message.Message):
     PEERS_FIELD_NUMBER: _ClassVar[int]
     SCRUB_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
+    TIME_UNIX_FIELD_NUMBER: _ClassVar[int]
+    DISK_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     name: str
     jurisdiction: str
@@ -173,7 +207,9 @@ class GetStatusResponse(_message.Message):
     peers: _containers.RepeatedCompositeFieldContainer[PeerSyncStatus]
     scrub: ScrubStatus
     snapshots: _containers.RepeatedCompositeFieldContainer[StoredSnapshot]
-    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., software_version: _Optional[str] = ..., hosted_archive_ids: _Optional[_Iterable[bytes]] = ..., chunks_stored: _Optional[int] = ..., bytes_stored: _Optional[int] = ..., disk_free_bytes: _Optional[int] = ..., quarantined_chunks: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[PeerSyncStatus, _Mapping]]] = ..., scrub: _Optional[_Union[ScrubStatus, _Mapping]] = ..., snapshots: _Optional[_Iterable[_Union[StoredSnapshot, _Mapping]]] = ...) -> None: ...
+    time_unix: int
+    disk_total_bytes: int
+    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., software_version: _Optional[str] = ..., hosted_archive_ids: _Optional[_Iterable[bytes]] = ..., chunks_stored: _Optional[int] = ..., bytes_stored: _Optional[int] = ..., disk_free_bytes: _Optional[int] = ..., quarantined_chunks: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[PeerSyncStatus, _Mapping]]] = ..., scrub: _Optional[_Union[ScrubStatus, _Mapping]] = ..., snapshots: _Optional[_Iterable[_Union[StoredSnapshot, _Mapping]]] = ..., time_unix: _Optional[int] = ..., disk_total_bytes: _Optional[int] = ...) -> None: ...
 
 class NotifySnapshotsRequest(_message.Message):
     __slots__ = ("archive_id",)
