@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import blake3
 
+from samizdat.client.walk import iter_source
 from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
@@ -28,9 +29,8 @@ from samizdat.core.errors import UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot, sign_snapshot
 from samizdat.core.tree import TREE_VERSION, write_message
-from samizdat.rpc.remote import NodeClient
-from samizdat.client.walk import iter_source
 from samizdat.rpc.limits import MAX_BATCH_BYTES
+from samizdat.rpc.remote import NodeClient
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 

@@ -110,7 +110,9 @@ def read_key_file(path: Path) -> pb.KeyFile:
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"key file {path} does not exist (create one with `samizdat key new`)")
+        raise UsageError(
+            f"key file {path} does not exist (create one with `samizdat key new`)"
+        ) from None
     except OSError as e:
         raise KeyFileError(f"cannot read key file {path}: {e.strerror}") from None
     if not raw.startswith(KEY_FILE_MAGIC):

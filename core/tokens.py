@@ -47,7 +47,9 @@ def _claims(role: int, subject: bytes, audience: str, lifetime: int) -> pb.AuthC
     )
 
 
-def archive_token(key: ArchiveKey, role: int, audience: str, lifetime: int = TOKEN_LIFETIME) -> bytes:
+def archive_token(
+    key: ArchiveKey, role: int, audience: str, lifetime: int = TOKEN_LIFETIME
+) -> bytes:
     """A reader or writer token signed by the archive key."""
     claims = _claims(role, bytes(key.archive_id), audience, lifetime)
     return _token(claims, key.sign(claims.SerializeToString()))

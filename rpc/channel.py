@@ -56,7 +56,8 @@ def fetch_pinned_cert(address: NodeAddress, timeout: float = 10.0) -> bytes:
     actual = cert_node_id(pem)
     if actual != address.node_id:
         raise AccessDenied(
-            f"node at {address.hostport} is {actual[:8]}..., not the pinned {address.node_id[:8]}..."
+            f"node at {address.hostport} is {actual[:8]}..., "
+            f"not the pinned {address.node_id[:8]}..."
         )
     with _cache_lock:
         _cert_cache[key] = pem

@@ -9,11 +9,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator
-
-import grpc
-
 from typing import Protocol
 
+import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from samizdat.core.errors import SamizdatError

@@ -43,7 +43,7 @@ def create_identity(directory: Path) -> NodeIdentity:
         serialization.NoEncryption(),
     )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TLS_SERVER_NAME)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -69,7 +69,9 @@ def load_identity(directory: Path) -> NodeIdentity:
         key_pem = (directory / KEY_FILE).read_bytes()
         cert_pem = (directory / CERT_FILE).read_bytes()
     except FileNotFoundError as e:
-        raise UsageError(f"{e.filename} is missing: is {directory} a node (samizdat-node init)?")
+        raise UsageError(
+            f"{e.filename} is missing: is {directory} a node (samizdat-node init)?"
+        ) from None
     key = serialization.load_pem_private_key(key_pem, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise UsageError(f"{directory / KEY_FILE} is not an EC node key")

@@ -237,8 +237,8 @@ class NodeProcess:
 
     def status(self):  # type: ignore[no-untyped-def]
         """GetStatus over TLS (no archive key needed)."""
-        from samizdat.rpc.remote import NodeClient
         from samizdat.rpc.address import NodeAddress
+        from samizdat.rpc.remote import NodeClient
 
         client = NodeClient(NodeAddress.parse(self.address))
         try:
@@ -248,8 +248,8 @@ class NodeProcess:
 
     def client(self, key=None):  # type: ignore[no-untyped-def]
         """A NodeClient for this node (the caller closes it)."""
-        from samizdat.rpc.remote import NodeClient
         from samizdat.rpc.address import NodeAddress
+        from samizdat.rpc.remote import NodeClient
 
         return NodeClient(NodeAddress.parse(self.address), key)
 

@@ -54,7 +54,8 @@ def test_boundaries_differ_across_seeds(data_seed: int, a: int, b: int) -> None:
     mask = (1 << 63) - 1
     if (a & mask or 1) == (b & mask or 1):
         return
-    data = random.Random(data_seed).randbytes(200_000)  # ~50 cut points: a collision of all of them is impossible
+    # ~50 cut points: a collision of all of them is impossible
+    data = random.Random(data_seed).randbytes(200_000)
     assert cuts(list(Chunker(a, SMALL).iter_buffer(data))) != cuts(
         list(Chunker(b, SMALL).iter_buffer(data)))
 

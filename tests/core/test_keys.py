@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from samizdat.core.errors import KeyFileError, UsageError
+from samizdat.core.errors import KeyFileError, SignatureError, UsageError
 from samizdat.core.keys import (
     KEY_FILE_MAGIC,
     ArchiveKey,
@@ -17,7 +17,6 @@ from samizdat.core.keys import (
     save_key,
     verify_archive_signature,
 )
-from samizdat.core.errors import SignatureError
 
 
 def test_plain_key_file_round_trip_and_mode(tmp_path: Path) -> None:
