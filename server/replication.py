@@ -36,8 +36,8 @@ from samizdat.v1 import records_pb2 as pb
 log = logging.getLogger(__name__)
 
 MISSING_BATCH = 4096
-FETCH_BATCH = 128
-STREAMS_PER_PEER = 2
+FETCH_BATCH = 64
+STREAMS_PER_PEER = 4
 BAD_PEER_BACKOFF = 60.0
 MAX_IDLE_BACKOFF = 600.0
 
