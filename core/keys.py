@@ -53,9 +53,8 @@ class ArchiveKey:
         object.__setattr__(self, "archive_id", ArchiveId(public))
         object.__setattr__(self, "encryption_key", _derive(self.master_secret, "chunk encryption"))
         object.__setattr__(self, "nonce_key", _derive(self.master_secret, "chunk nonce"))
-        # 63 bits: pyfastcdc shifts the seed left by one inside a uint64.
-        seed = int.from_bytes(_derive(self.master_secret, "chunker seed")[:8], "little") >> 1
-        object.__setattr__(self, "chunker_seed", seed or 1)
+        seed = int.from_bytes(_derive(self.master_secret, "chunker seed")[:8], "little")
+        object.__setattr__(self, "chunker_seed", seed)
 
     @classmethod
     def generate(cls) -> ArchiveKey:
