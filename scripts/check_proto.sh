@@ -14,8 +14,11 @@ trap 'rm -rf "$tmp"' EXIT
 
 mkdir -p "$tmp/scripts" "$tmp/proto"
 cp scripts/gen_proto.sh "$tmp/scripts/"
-# Only the hand-written sources go in: find every .proto under proto/, keep the tree.
-(cd proto && find . -name '*.proto' -print0 | xargs -0 -I{} cp --parents {} "$tmp/proto/")
+# Only the hand-written sources go in: every .proto under proto/, at the same relative path.
+while IFS= read -r -d '' f; do
+  mkdir -p "$tmp/$(dirname "$f")"
+  cp "$f" "$tmp/$f"
+done < <(find proto -name '*.proto' -print0)
 bash "$tmp/scripts/gen_proto.sh"
 
 fail=0

@@ -30,7 +30,10 @@ else
 fi
 say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
 die() { printf 'test.sh: %s\n' "$*" >&2; exit 2; }
-hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+hash_of() {  # sha256 of the concatenated files (sha256sum on Linux, shasum on macOS)
+  if command -v sha256sum >/dev/null; then cat "$@" | sha256sum; else cat "$@" | shasum -a 256; fi \
+    | cut -d' ' -f1
+}
 
 # ---------------------------------------------------------------------------------- setup
 if [[ ! -x .venv/bin/python ]]; then
