@@ -100,7 +100,7 @@ class NodeClient:
         try:
             return self.snapshots_stub.ListSnapshots(
                 npb.ListSnapshotsRequest(archive_id=archive_id, after_position=after),
-                timeout=UNARY_DEADLINE,
+                timeout=UNARY_DEADLINE, metadata=self.metadata(pb.ROLE_READER),
             )
         except grpc.RpcError as e:
             raise self._fail(e) from None

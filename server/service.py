@@ -15,7 +15,7 @@ from samizdat.core.errors import SamizdatError, UsageError
 from samizdat.core.records import verify_snapshot
 from samizdat.core.tokens import Caller
 from samizdat.rpc.errors import status_for
-from samizdat.rpc.limits import MAX_BATCH_BYTES, MAX_BATCH_IDS
+from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_BYTES, MAX_BATCH_IDS
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import accept_snapshot
@@ -143,6 +143,10 @@ class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
     @_rpc
     def ListSnapshots(self, request: npb.ListSnapshotsRequest, context: grpc.ServicerContext
                       ) -> npb.ListSnapshotsResponse:
+        # Signed records are public metadata: anonymous callers may list them. A caller that
+        # presents a token must pass the access rules, so a revoked peer is refused.
+        if any(k == AUTH_METADATA for k, _ in context.invocation_metadata()):
+            require_reader(self.caller(context), self.node.config)
         return self.node.list_snapshots(request.archive_id, request.after_position)
 
 

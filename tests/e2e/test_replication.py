@@ -29,13 +29,13 @@ def configure(node: NodeProcess, **values: object) -> None:
     path.write_text(tomlkit.dumps(doc))
 
 
-def make_tree(root: Path, size: int, seed: int) -> Path:
+def make_tree(root: Path, size: int, seed: int, notes: int = 20) -> Path:
     rng = __import__("random").Random(seed)
     (root / "videos").mkdir(parents=True)
     (root / "notes").mkdir()
     for i in range(max(1, size // (4 << 20))):
         (root / "videos" / f"v{i}.bin").write_bytes(rng.randbytes(min(size, 4 << 20)))
-    for i in range(20):
+    for i in range(notes):
         (root / "notes" / f"n{i}.txt").write_text(f"note {seed}-{i}\n" * 50)
     return root
 
@@ -261,10 +261,10 @@ def test_noop_round_cost_does_not_grow_with_archive(node_factory: Factory,
             assert rounds >= 5, rounds
             return proxy.reset() / rounds
 
-        small = push(archive_key, a, make_tree(tmp_path / "small", 2 << 20, seed=9))
+        small = push(archive_key, a, make_tree(tmp_path / "small", 2 << 20, seed=9, notes=0))
         wait_complete([b], {small})
         small_cost = per_round()
-        big = push(archive_key, a, make_tree(tmp_path / "big", 20 << 20, seed=10))
+        big = push(archive_key, a, make_tree(tmp_path / "big", 24 << 20, seed=10, notes=0))
         wait_complete([b], {small, big}, timeout=60)
         big_chunks = holdings(b)[big][1]
         assert big_chunks >= 8 * holdings(b)[small][1]
