@@ -256,6 +256,66 @@ def verify(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, snapsho
     _restore_or_verify(key_path, nodes, cluster, snapshot, None, paths, False)
 
 
+STATUS_EPILOG = (
+    "Exit codes: 0 healthy: every snapshot has the target number of complete copies on "
+    "reachable nodes, in enough jurisdictions, and nothing is corrupt or failed an audit; "
+    "1 degraded: a node is unreachable, a snapshot is below target, corrupt chunks await "
+    "repair, or an audit failed (the findings name them); 2 usage error or no node reachable."
+)
+
+
+@cli.command(epilog=STATUS_EPILOG)
+@node_option
+@cluster_option
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON (schema: docs/status.schema.json) instead of tables")
+@click.option("--replicas", type=click.IntRange(min=1), default=None,
+              help="Target copies per snapshot [default: the cluster file's, else min(3, nodes)]")
+@click.option("--min-jurisdictions", type=click.IntRange(min=0), default=None,
+              help="Jurisdictions that must hold a complete copy [default: cluster file's "
+                   "min_jurisdictions, else min(replicas, jurisdictions of the nodes)]")
+@click.option("--verified-within", default="7d", show_default=True, metavar="DURATION",
+              help="A copy counts as verified if scrubbed or audited within this (30m, 12h, 7d)")
+@click.option("--audit", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Fetch N random chunks from each node and check them against their ids; "
+                   "needs --key (reading chunks needs the archive key)")
+@click.option("--key", "key_path", type=click.Path(path_type=Path), default=None,
+              help="Archive key file (required by --audit)")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds to wait for each node")
+def status(nodes: tuple[str, ...], cluster: Path | None, as_json: bool, replicas: int | None,
+           min_jurisdictions: int | None, verified_within: str, audit: int,
+           key_path: Path | None, timeout: float) -> None:
+    """Replication health: is every snapshot held by enough nodes, in enough jurisdictions,
+    and do those nodes really hold it? Asks every node for its counters (cheap at any
+    archive size); --audit N checks N random chunks per node without trusting its word."""
+    import json
+
+    from samizdat.client.status import (
+        Options,
+        check_status,
+        exit_code,
+        parse_duration,
+        targets_from,
+        to_json,
+    )
+
+    if audit and key_path is None:
+        raise UsageError("--audit needs --key FILE: reading chunks needs the archive key")
+    targets, loaded = targets_from(nodes, cluster)
+    options = Options(replicas=replicas, min_jurisdictions=min_jurisdictions,
+                      verified_window=parse_duration(verified_within), audit=audit,
+                      timeout=timeout)
+    k = open_key(key_path) if key_path is not None else None
+    report = check_status(targets, loaded, options, k)
+    code = exit_code(report)
+    if as_json:
+        click.echo(json.dumps(to_json(report, code), indent=2))
+    else:
+        terminal.print_status(report, code)
+    sys.exit(code)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

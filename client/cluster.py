@@ -21,6 +21,9 @@ class ClusterNode:
 class Cluster:
     replicas: int
     nodes: tuple[ClusterNode, ...]
+    # Complete copies must sit in at least this many jurisdictions (None: as many as the
+    # replica target and the nodes' jurisdictions allow; see docs/status.md).
+    min_jurisdictions: int | None = None
 
 
 def load_cluster(path: Path) -> Cluster:
@@ -33,6 +36,12 @@ def load_cluster(path: Path) -> Cluster:
     replicas = doc.get("replicas", 3)
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
         raise ConfigError(f"{path}: key 'replicas' must be a positive integer")
+    min_jurisdictions = doc.get("min_jurisdictions")
+    if min_jurisdictions is not None and (
+        not isinstance(min_jurisdictions, int) or isinstance(min_jurisdictions, bool)
+        or min_jurisdictions < 0
+    ):
+        raise ConfigError(f"{path}: key 'min_jurisdictions' must be a non-negative integer")
     nodes = []
     for i, n in enumerate(doc.get("node", [])):
         where = f"{path}: [[node]] #{i + 1}"
@@ -47,4 +56,4 @@ def load_cluster(path: Path) -> Cluster:
                                  str(n.get("jurisdiction", ""))))
     if not nodes:
         raise ConfigError(f"{path}: no [[node]] entries")
-    return Cluster(replicas, tuple(nodes))
+    return Cluster(replicas, tuple(nodes), min_jurisdictions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -16,6 +17,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from samizdat.client.health import HealthReport
 
 console = Console()
 if not console.is_terminal:  # piped: do not wrap tables at 80 columns
@@ -60,3 +64,120 @@ def human_bytes(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n} B"
+
+# ------------------------------------------------------------------ `samizdat status`
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _scrub_cell(s: Any) -> str:
+    sc = s.scrub
+    if not sc.enabled:
+        state = "disabled"
+    elif sc.pass_started_unix:
+        state = f"pass {sc.passes_completed + 1}: {sc.position_fraction:.0%}"
+    elif sc.last_pass_completed_unix:
+        last = _ago(s.time_unix - sc.last_pass_completed_unix)
+        state = f"{sc.passes_completed} passes, last {last}"
+    else:
+        state = "no pass yet"
+    found = ""
+    if sc.corrupt_found:
+        found = f"; {sc.corrupt_found} corrupt found, {sc.repaired} repaired"
+    pending = f", {sc.pending_repair} awaiting repair" if sc.pending_repair else ""
+    return state + found + pending
+
+
+def print_status(report: HealthReport, code: int) -> None:
+    """The human form of `samizdat status` (the stable form is --json)."""
+    from samizdat.client.health import Severity
+
+    policy = report.policy
+    state = {0: "[green]HEALTHY[/]", 1: "[red]DEGRADED[/]"}.get(code, "[red]ERROR[/]")
+    console.print(
+        f"[bold]samizdat status[/]: {state} - {report.reachable} of {len(report.nodes)} nodes "
+        f"reachable, {len(report.snapshots)} snapshot(s); target {policy.replicas} copies in "
+        f">= {policy.min_jurisdictions} jurisdictions", highlight=False)
+
+    rows = []
+    for n in report.nodes:
+        s = n.status
+        if s is None:
+            rows.append([n.name, n.jurisdiction or "-", n.node_id[:8] or "-", "-",
+                         "[red]unreachable[/]", "", "", ""])
+            continue
+        audit = "-"
+        if n.audit is not None:
+            a = n.audit
+            audit = (f"[red]FAILED[/] {len(a.missing)} missing, {len(a.corrupt)} corrupt "
+                     f"of {a.sampled}" if a.failed else f"{a.ok}/{a.sampled} ok")
+            if a.error:
+                audit = f"[red]FAILED[/] {a.error}"
+        rows.append([n.name, n.jurisdiction or "-", s.node_id[:8], s.software_version,
+                     f"{s.chunks_stored} chunks, {human_bytes(s.bytes_stored)}",
+                     human_bytes(s.disk_free_bytes), _scrub_cell(s), audit])
+    print_table("Nodes", ["node", "jur", "id", "version", "stored", "free disk", "scrub",
+                          "audit"], rows)
+
+    names = {(n.status.node_id if n.status else n.node_id): n.name for n in report.nodes}
+    rows = []
+    for n in report.nodes:
+        if n.status is None:
+            continue
+        for p in n.status.peers:
+            peer = names.get(p.node_id, p.node_id[:8])
+            if p.revoked:
+                rows.append([n.name, peer, "revoked", "", "", ""])
+                continue
+            last = _ago(n.status.time_unix - p.last_success_unix) if p.last_success_unix \
+                else "[yellow]never[/]"
+            bad = f"{p.bad_chunks_received} chunks, {p.bad_records_received} records"
+            if p.bad_chunks_received or p.bad_records_received:
+                bad = f"[red]{bad}[/]"
+            rows.append([n.name, peer, last,
+                         f"{p.chunks_pulled} chunks, {human_bytes(p.bytes_pulled)}", bad,
+                         _clip(p.last_error or p.last_offence, 60)])
+    if rows:
+        print_table("Peers", ["node", "peer", "last sync", "pulled", "bad data received",
+                              "last error"], rows)
+
+    hosts = [n.name for n in report.nodes]
+    down = {n.name for n in report.nodes if not n.reachable}
+    rows = []
+    for r in report.snapshots:
+        held = {h.node: h for h in r.holdings}
+        cells = []
+        for name in hosts:
+            h = held.get(name)
+            if name in down:
+                cells.append("[red]down[/]")
+            elif h is None:
+                cells.append("n/a")
+            elif h.complete:
+                cells.append(f"[green]{h.held}/{h.total}[/]" + (" v" if h.verified_by else ""))
+            else:
+                cells.append(f"[yellow]{h.held}/{h.total}[/]")
+        copies = f"{r.complete_copies}/{policy.replicas}"
+        if r.complete_copies < policy.replicas:
+            copies = f"[red]{copies}[/]"
+        rows.append([r.snapshot.id.hex()[:16], str(r.snapshot.record.sequence),
+                     human_bytes(r.bytes_total), *cells, copies, str(r.verified_copies),
+                     ", ".join(f"{j or '?'}:{c}" for j, c in r.jurisdictions.items()) or "-",
+                     str(r.below_target), str(r.at_risk)])
+    if rows:
+        print_table("Snapshots (chunks held/total per node; v = verified)",
+                    ["snapshot", "seq", "size", *hosts, "copies", "verified", "jurisdictions",
+                     "below target", "single copy"], rows)
+
+    for f in report.findings:
+        mark = "[red]problem[/]" if f.severity is Severity.DEGRADED else "[yellow]warning[/]"
+        console.print(f"{mark}: {f.message}", highlight=False, soft_wrap=True)

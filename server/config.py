@@ -54,6 +54,10 @@ bandwidth_limit_mb = 0
 # Background scrub speed in MB/s (0 = scrub disabled).
 scrub_rate_mb = 50
 
+# Seconds from the start of one scrub pass to the start of the next (a pass re-hashes every
+# stored chunk; a pass that takes longer is followed at once by the next).
+scrub_interval = 86400
+
 # Prometheus metrics endpoint (HTTP), e.g. "127.0.0.1:9101"; empty = disabled.
 metrics_listen = ""
 """
@@ -80,6 +84,7 @@ class NodeConfig:
     sync_interval: float = 30.0
     bandwidth_limit_mb: float = 0.0
     scrub_rate_mb: float = 50.0
+    scrub_interval: float = 86400.0
     metrics_listen: str = ""
 
 
@@ -137,7 +142,8 @@ def load_config(directory: Path) -> NodeConfig:
     doc = _load_doc(directory).unwrap()
     where = str(config_path(directory))
     known = {"name", "listen", "tls", "jurisdiction", "data_dir", "hosted_archives", "peer",
-             "revoked", "sync_interval", "bandwidth_limit_mb", "scrub_rate_mb", "metrics_listen"}
+             "revoked", "sync_interval", "bandwidth_limit_mb", "scrub_rate_mb", "scrub_interval",
+             "metrics_listen"}
     for key in doc:
         if key not in known:
             raise ConfigError(f"{where}: unknown key '{key}'")
@@ -186,6 +192,12 @@ def load_config(directory: Path) -> NodeConfig:
     sync_interval = _get(doc, "sync_interval", float, 30.0, where)
     if sync_interval <= 0:
         raise ConfigError(f"{where}: key 'sync_interval' must be positive")
+    scrub_rate_mb = _get(doc, "scrub_rate_mb", float, 50.0, where)
+    if scrub_rate_mb < 0:
+        raise ConfigError(f"{where}: key 'scrub_rate_mb' must be 0 (disabled) or positive")
+    scrub_interval = _get(doc, "scrub_interval", float, 86400.0, where)
+    if scrub_interval < 0:
+        raise ConfigError(f"{where}: key 'scrub_interval' must not be negative")
     return NodeConfig(
         directory=directory,
         name=name,
@@ -198,6 +210,7 @@ def load_config(directory: Path) -> NodeConfig:
         revoked=frozenset(revoked),
         sync_interval=sync_interval,
         bandwidth_limit_mb=_get(doc, "bandwidth_limit_mb", float, 0.0, where),
-        scrub_rate_mb=_get(doc, "scrub_rate_mb", float, 50.0, where),
+        scrub_rate_mb=scrub_rate_mb,
+        scrub_interval=scrub_interval,
         metrics_listen=_get(doc, "metrics_listen", str, "", where),
     )

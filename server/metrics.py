@@ -1,18 +1,37 @@
-"""Prometheus metrics of one node (its own registry, served over HTTP when configured)."""
+"""Prometheus metrics of one node (its own registry, served over HTTP when configured).
+
+Event counters (pulls, bad chunks, scrub work, RPC latencies) are updated where the events
+happen. Levels (chunks and bytes stored, per-snapshot held and missing chunks, scrub progress,
+peer sync times) are read from the node's incremental counters at scrape time by
+`NodeCollector`: a scrape costs O(snapshots + peers), never O(chunks).
+"""
 
 from __future__ import annotations
 
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from samizdat.core.tokens import Caller
+from samizdat.v1 import records_pb2 as pb
+
+if TYPE_CHECKING:
+    from samizdat.server.runtime import NodeRuntime
+
+RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+               30.0, 60.0)
 
 
 class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.chunks = Gauge("samizdat_chunks_stored", "Chunks in the store", registry=r)
-        self.bytes = Gauge("samizdat_bytes_stored", "Stored chunk bytes", registry=r)
         self.chunks_written = Counter("samizdat_chunks_written", "Chunks written by clients",
                                       registry=r)
         self.served_bytes = Counter("samizdat_served_bytes", "Chunk bytes served",
@@ -24,16 +43,21 @@ class NodeMetrics:
         self.bad_chunks = Counter("samizdat_bad_chunks_received",
                                   "Chunks from a peer that failed verification", ["peer"],
                                   registry=r)
+        # Set by replication as it fills a snapshot; not exported: the exported
+        # samizdat_snapshot_missing_chunks comes from the store counters (NodeCollector).
         self.missing = Gauge("samizdat_snapshot_missing_chunks",
-                             "Chunks of a snapshot this node lacks", ["snapshot"], registry=r)
+                             "Chunks of a snapshot this node lacks", ["snapshot"], registry=None)
         self.scrub_checked = Counter("samizdat_scrub_checked_bytes", "Bytes re-hashed by scrub",
                                      registry=r)
         self.scrub_corrupt = Counter("samizdat_scrub_corrupt_chunks",
-                                     "Corrupt chunks found by scrub", registry=r)
-        self.scrub_fraction = Gauge("samizdat_scrub_position_fraction",
-                                    "Progress of the current scrub pass", registry=r)
+                                     "Corrupt chunks found (by scrub or on read)", registry=r)
+        self.scrub_repaired = Counter("samizdat_scrub_repaired_chunks",
+                                      "Corrupt chunks fetched again from a peer", registry=r)
         self.round_seconds = Histogram("samizdat_replication_round_seconds",
                                        "Duration of replication rounds", ["peer"], registry=r)
+        self.rpc_seconds = Histogram("samizdat_rpc_seconds",
+                                     "Duration of RPCs served, by method and outcome",
+                                     ["method", "outcome"], buckets=RPC_BUCKETS, registry=r)
 
     def chunks_served(self, caller: Caller, size: int) -> None:
         self.served_bytes.labels(role=str(caller.role)).inc(size)
@@ -41,8 +65,130 @@ class NodeMetrics:
     def chunks_stored(self, count: int, size: int) -> None:
         self.chunks_written.inc(count)
 
+    def watch(self, node: NodeRuntime) -> None:
+        """Export the levels of `node` (store, snapshots, scrub, peers) at scrape time."""
+        self.registry.register(NodeCollector(node))
+
+    def interceptor(self) -> grpc.ServerInterceptor:
+        """A server interceptor that times every RPC into `samizdat_rpc_seconds`."""
+        return _RpcTimer(self.rpc_seconds)
+
     def serve(self, listen: str) -> int:
         """Start the /metrics HTTP endpoint; return its port."""
         host, _, port = listen.rpartition(":")
-        server, _thread = start_http_server(int(port), addr=host, registry=self.registry)
+        server, _thread = start_http_server(int(port), addr=host.strip("[]"),
+                                            registry=self.registry)
         return int(server.server_port)
+
+
+class NodeCollector(Collector):
+    """Levels read from the node's incremental counters at scrape time."""
+
+    def __init__(self, node: NodeRuntime) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        node, store = self.node, self.node.store
+        yield GaugeMetricFamily("samizdat_chunks_stored", "Chunks in the store",
+                                value=store.chunk_count)
+        yield GaugeMetricFamily("samizdat_bytes_stored", "Stored chunk bytes",
+                                value=store.chunk_bytes)
+        yield GaugeMetricFamily("samizdat_quarantined_chunks",
+                                "Corrupt chunks removed and not yet fetched again",
+                                value=store.quarantined_count())
+        usage = shutil.disk_usage(store.path)
+        yield GaugeMetricFamily("samizdat_disk_free_bytes", "Free bytes on the store's disk",
+                                value=usage.free)
+
+        labels = ["snapshot", "archive"]
+        held = GaugeMetricFamily("samizdat_snapshot_chunks_held",
+                                 "Chunks of a snapshot held here", labels=labels)
+        total = GaugeMetricFamily("samizdat_snapshot_chunks_total",
+                                  "Chunks a snapshot references", labels=labels)
+        missing = GaugeMetricFamily("samizdat_snapshot_missing_chunks",
+                                    "Chunks of a snapshot this node lacks", labels=labels)
+        for item in node.list_snapshots(b"", 0).snapshots:
+            record = pb.SnapshotRecord.FromString(item.snapshot.record)
+            values = [item.snapshot_id.hex()[:12], record.archive_id.hex()[:12]]
+            held.add_metric(values, item.chunks_held)
+            total.add_metric(values, item.chunks_total)
+            missing.add_metric(values, item.chunks_total - item.chunks_held)
+        yield from (held, total, missing)
+
+        scrub = node.scrub_status()
+        yield GaugeMetricFamily("samizdat_scrub_enabled", "1 when scrub runs (scrub_rate_mb > 0)",
+                                value=int(scrub.enabled))
+        yield GaugeMetricFamily("samizdat_scrub_position_fraction",
+                                "Progress of the current scrub pass (0..1)",
+                                value=scrub.position_fraction)
+        yield GaugeMetricFamily("samizdat_scrub_pass_chunks_checked",
+                                "Chunks checked in the current scrub pass",
+                                value=scrub.chunks_checked)
+        yield CounterMetricFamily("samizdat_scrub_passes", "Completed scrub passes",
+                                  value=scrub.passes_completed)
+        yield GaugeMetricFamily("samizdat_scrub_verified_since_timestamp_seconds",
+                                "Every chunk held was hash-checked after this time (0: never)",
+                                value=scrub.verified_since_unix)
+        yield GaugeMetricFamily("samizdat_scrub_last_pass_completed_timestamp_seconds",
+                                "End of the last completed scrub pass",
+                                value=scrub.last_pass_completed_unix)
+
+        last = GaugeMetricFamily("samizdat_peer_last_sync_timestamp_seconds",
+                                 "Last successful sync with a peer", labels=["peer"])
+        bad_records = CounterMetricFamily("samizdat_bad_records_received",
+                                          "Snapshot records from a peer that failed verification",
+                                          labels=["peer"])
+        for peer in node.peer_status():
+            if peer.revoked:
+                continue
+            last.add_metric([peer.node_id[:12]], peer.last_success_unix)
+            bad_records.add_metric([peer.node_id[:12]], peer.bad_records_received)
+        yield from (last, bad_records)
+
+
+class _RpcTimer(grpc.ServerInterceptor):
+    """Times every RPC (streams: until the last response is sent) by method and outcome."""
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+
+    def intercept_service(self, continuation: Callable[[Any], Any],
+                          handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method.rsplit("/", 1)[-1]  # type: ignore[attr-defined]
+        observe = self.histogram
+
+        def unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            def timed(request: Any, context: grpc.ServicerContext) -> Any:
+                started, outcome = time.perf_counter(), "error"
+                try:
+                    result = behavior(request, context)
+                    outcome = "ok"
+                    return result
+                finally:
+                    observe.labels(method, outcome).observe(time.perf_counter() - started)
+            return timed
+
+        def streaming(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            def timed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                started, outcome = time.perf_counter(), "error"
+                try:
+                    yield from behavior(request, context)
+                    outcome = "ok"
+                finally:
+                    observe.labels(method, outcome).observe(time.perf_counter() - started)
+            return timed
+
+        kw = {"request_deserializer": handler.request_deserializer,
+              "response_serializer": handler.response_serializer}
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kw)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kw)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **kw)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kw)
+        return handler

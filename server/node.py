@@ -24,6 +24,7 @@ def build_server(node: NodeRuntime) -> tuple[grpc.Server, int]:
         futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
         options=CHANNEL_OPTIONS,
         maximum_concurrent_rpcs=64,
+        interceptors=[node.metrics.interceptor()],
     )
     add_servicers(server, node)
     health_servicer = health.HealthServicer()

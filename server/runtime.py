@@ -28,6 +28,7 @@ class NodeRuntime:
         self.node_id = self.identity.node_id
         self.store = ChunkStore(self.config.data_dir)
         self.metrics = NodeMetrics()
+        self.metrics.watch(self)
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.workers: list[threading.Thread] = []
@@ -76,9 +77,9 @@ class NodeRuntime:
             record = pb.SnapshotRecord.FromString(signed.record)
             if record.archive_id not in hosted or (archive_id and record.archive_id != archive_id):
                 continue
-            held, total, _ = self.store.snapshot_state(snapshot_id)
+            held, total, nbytes = self.store.snapshot_state(snapshot_id)
             item = npb.StoredSnapshot(snapshot_id=snapshot_id, position=position,
-                                      chunks_held=held, chunks_total=total)
+                                      chunks_held=held, chunks_total=total, bytes_total=nbytes)
             if with_records:
                 item.snapshot.CopyFrom(signed)
             response.snapshots.append(item)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -155,6 +156,7 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
     def GetStatus(self, request: npb.GetStatusRequest, context: grpc.ServicerContext
                   ) -> npb.GetStatusResponse:
         node, store = self.node, self.node.store
+        disk = shutil.disk_usage(store.path)
         return npb.GetStatusResponse(
             node_id=node.node_id,
             name=node.config.name,
@@ -163,11 +165,14 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             hosted_archive_ids=sorted(node.config.hosted_archives),
             chunks_stored=store.chunk_count,
             bytes_stored=store.chunk_bytes,
-            disk_free_bytes=shutil.disk_usage(store.path).free,
+            disk_free_bytes=disk.free,
+            disk_total_bytes=disk.total,
+            time_unix=int(time.time()),
             quarantined_chunks=store.quarantined_count(),
             peers=node.peer_status(),
             scrub=node.scrub_status(),
-            snapshots=node.list_snapshots(b"", 0, with_records=False).snapshots,
+            # With the signed records (O(snapshots)), so that callers count only genuine ones.
+            snapshots=node.list_snapshots(b"", 0).snapshots,
         )
 
     @_rpc

@@ -6,7 +6,9 @@ Column families:
 - `snapshots`: snapshot id -> serialized SignedSnapshot (verified before storing).
 - `snapshot_log`: position (u64 BE) -> snapshot id, for incremental listing.
 - `snapshot_state`: snapshot id -> (chunks held u64, chunks total u64, stored bytes u64).
-- `quarantine`: chunk id -> (unix time u64): chunks found corrupt and removed.
+- `quarantine`: chunk id -> (unix time u64[, accounted u8]): chunks found corrupt, removed and
+  not yet fetched again. The scrubber sets `accounted` once the held counters of the snapshots
+  referencing the chunk reflect its loss, and deletes the entry when the chunk is back.
 - `node`: node-level state (scrub cursor, peer positions, ...).
 
 Durability: chunk batches are written without the WAL and become durable at the next explicit
@@ -197,6 +199,36 @@ class ChunkStore:
 
     def quarantined_count(self) -> int:
         return sum(1 for _ in self._cf["quarantine"].keys())
+
+    def iter_quarantine(self) -> Iterator[tuple[bytes, int, bool]]:
+        """Yield (chunk id, quarantined at unix, accounted) for every quarantined chunk."""
+        for key, value in self._cf["quarantine"].items():
+            yield bytes(key), struct.unpack_from("<Q", value)[0], value[8:9] == b"\x01"
+
+    def set_quarantine_accounted(self, chunk_id: bytes) -> None:
+        """Note that the snapshot counters reflect this chunk's loss (see `quarantine`)."""
+        with self._lock:
+            raw = self._cf["quarantine"].get(chunk_id)
+            if raw is not None:
+                self._cf["quarantine"].put(chunk_id, raw[:8] + b"\x01", self._synced)
+
+    def release_quarantine(self, chunk_id: bytes) -> None:
+        """Forget a quarantined chunk (fetched again, or referenced by nothing)."""
+        self._cf["quarantine"].delete(chunk_id, self._synced)
+
+    def mark_verified_many(self, items: Iterable[tuple[bytes, int]], when: int) -> None:
+        """Record that these (id, size) chunks hashed to their ids at `when` (scrub); ids no
+        longer held are skipped, so a quarantined chunk never reappears in the index."""
+        items = list(items)
+        if not items:
+            return
+        with self._lock:
+            present = self.has_chunks([cid for cid, _ in items])
+            batch = rdb.WriteBatch(raw_mode=True)
+            for (chunk_id, size), have in zip(items, present, strict=True):
+                if have:
+                    batch.put(chunk_id, _INDEX.pack(size, when), self._handle["chunk_index"])
+            self._write(batch, self._nowal)
 
     def iter_chunk_ids(self, start: bytes = b"") -> Iterator[tuple[bytes, int]]:
         """Yield (id, stored size) in id order from `start` (for scrub)."""
