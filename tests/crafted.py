@@ -1,0 +1,85 @@
+"""Hand-built snapshots for fault tests: any tree (including malicious ones), encoded and
+signed with the real core API and uploaded through NodeClient as a writer would."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+
+import blake3
+
+from samizdat.core.chunklist import encode_chunk_list
+from samizdat.core.codec import ChunkCodec
+from samizdat.core.keys import ArchiveKey
+from samizdat.core.records import Snapshot, sign_snapshot
+from samizdat.core.tree import TREE_VERSION, write_message
+from samizdat.v1 import node_pb2 as npb
+from samizdat.v1 import records_pb2 as pb
+
+MTIME_NS = 1_650_000_000_000_000_000
+
+
+@dataclass
+class CraftedSnapshot:
+    snapshot: Snapshot
+    blobs: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    @property
+    def id_hex(self) -> str:
+        return self.snapshot.id.hex()
+
+
+def file_entry(path: bytes, content: bytes, mode: int = 0o644) -> tuple[pb.TreeEntry, bytes]:
+    return pb.TreeEntry(path=path, kind=pb.ENTRY_KIND_FILE, mode=mode, mtime_ns=MTIME_NS), \
+        content
+
+
+def dir_entry(path: bytes, mode: int = 0o755) -> tuple[pb.TreeEntry, None]:
+    return pb.TreeEntry(path=path, kind=pb.ENTRY_KIND_DIRECTORY, mode=mode,
+                        mtime_ns=MTIME_NS), None
+
+
+def symlink_entry(path: bytes, target: bytes) -> tuple[pb.TreeEntry, None]:
+    return pb.TreeEntry(path=path, kind=pb.ENTRY_KIND_SYMLINK, mode=0o777, mtime_ns=MTIME_NS,
+                        symlink_target=target), None
+
+
+def craft_snapshot(key: ArchiveKey, entries: list[tuple[pb.TreeEntry, bytes | None]],
+                   sequence: int = 1) -> CraftedSnapshot:
+    """Encode `entries` in the given order (no path checks: that is the point) into a signed
+    snapshot. File contents become one chunk each."""
+    codec = ChunkCodec(key)
+    blobs: dict[bytes, bytes] = {}
+    stream = io.BytesIO()
+    write_message(stream, pb.TreeHeader(version=TREE_VERSION, entry_count=len(entries)))
+    files = 0
+    for entry, content in entries:
+        if content is not None:
+            files += 1
+            entry.size = len(content)
+            entry.content_hash = blake3.blake3(content).digest()
+            if content:
+                chunk_id, blob = codec.encode(content)
+                blobs[bytes(chunk_id)] = blob
+                entry.chunks.append(pb.ChunkRef(id=chunk_id, length=len(content)))
+        write_message(stream, entry)
+    tree_id, tree_blob = codec.encode(stream.getvalue())
+    blobs[bytes(tree_id)] = tree_blob
+    list_id, list_blob = encode_chunk_list((cid, len(b)) for cid, b in blobs.items())
+    blobs[bytes(list_id)] = list_blob
+    record = pb.SnapshotRecord(
+        sequence=sequence, created_unix_ns=time.time_ns(), tree_chunk_ids=[tree_id],
+        chunk_list_ids=[list_id],
+        totals=pb.SnapshotTotals(files=files, chunks=len(blobs) - 1,
+                                 stored_bytes=sum(map(len, blobs.values()))),
+    )
+    return CraftedSnapshot(sign_snapshot(key, record), list(blobs.items()))
+
+
+def upload(client, crafted: CraftedSnapshot) -> None:  # type: ignore[no-untyped-def]
+    """PutChunks then PutSnapshot through a NodeClient that holds the archive key."""
+    archive_id = bytes(crafted.snapshot.archive_id)
+    client.put_chunks(iter([npb.PutChunksRequest(
+        archive_id=archive_id, chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs])]))
+    client.put_snapshot(crafted.snapshot.signed)

@@ -1,0 +1,98 @@
+"""A full disk on restore (ENOSPC from a real, small tmpfs as DEST): clear error, and no
+partial file left looking complete.
+
+Mounting needs root, or an unprivileged user+mount namespace (`unshare -rm`); without
+either the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KeyFile
+from tests.nodeproc import NodeProcess, entry_point, run_cli
+from tests.trees import read_tree
+
+pytestmark = pytest.mark.timeout(90)
+
+LIST_SCRIPT = """
+import base64, json, os, sys
+root = os.fsencode(sys.argv[1])
+out = {}
+for d, dirs, files in os.walk(root):
+    for n in files:
+        full = os.path.join(d, n)
+        rel = os.path.relpath(full, root)
+        if not os.path.islink(full):
+            out[base64.b64encode(rel).decode()] = base64.b64encode(open(full, "rb").read()).decode()
+print(json.dumps(out))
+"""
+
+
+def _unshare_works() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def restore_into_small_fs(size: str, dest: Path, args: list[str]
+                          ) -> tuple[int, str, dict[bytes, bytes]]:
+    """Run `samizdat restore ARGS DEST` with DEST a fresh tmpfs of `size`; return (exit code,
+    stderr, {relative path: content} of the regular files left in DEST)."""
+    dest.mkdir()
+    samizdat = entry_point("samizdat")
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(dest)],
+                       check=True)
+        try:
+            code, _, err = run_cli("restore", *args, dest)
+            listing = {p: n.content for p, n in read_tree(dest).items() if n.kind == "file"}
+        finally:
+            subprocess.run(["umount", "-l", str(dest)], check=False)
+        return code, err, listing
+    if not _unshare_works():
+        pytest.skip("cannot mount a small filesystem here: not root and no user namespaces")
+    script = (f'mount -t tmpfs -o size={size} tmpfs "$1" || exit 99; shift; '
+              f'"$@" 2>"$ERR"; rc=$?; {sys.executable} -c \'{LIST_SCRIPT}\' "$DEST"; exit $rc')
+    err_file = dest.parent / "restore.stderr"
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(dest), samizdat, "restore", *args,
+         str(dest)],
+        capture_output=True, timeout=60, env={**os.environ, "ERR": str(err_file),
+                                              "DEST": str(dest)})
+    if proc.returncode == 99:
+        pytest.skip(f"cannot mount tmpfs in a user namespace: {proc.stderr.decode()}")
+    listing = {base64.b64decode(k): base64.b64decode(v)
+               for k, v in json.loads(proc.stdout.decode().strip().splitlines()[-1]).items()}
+    return proc.returncode, err_file.read_text(), listing
+
+
+def test_restore_onto_a_full_disk_fails_cleanly(
+    node: NodeProcess, archive_key: KeyFile, sample_tree: Path, tmp_path: Path
+) -> None:
+    code, _, err = run_cli("push", "--key", archive_key.path, "--node", node.address,
+                           sample_tree)
+    assert code == 0, err
+    code, err, files = restore_into_small_fs(
+        "1m", tmp_path / "dest", ["--key", str(archive_key.path), "--node", node.address])
+    assert code == 1, err
+    assert "full" in err and "Traceback" not in err, err
+    big = "évidence/日本語 ディレクトリ/動画.bin".encode()
+    assert big not in files, "a file that did not fit was left under its final name"
+    assert not [p for p in files if b"samizdat-partial" in p], f"partial files left: {files}"
+    source = read_tree(sample_tree)
+    for rel, content in files.items():
+        assert source[rel].content == content, f"wrong bytes in {rel!r}"
+    assert len(files) >= 1  # it did get going before the disk filled up
