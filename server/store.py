@@ -294,11 +294,17 @@ class ChunkStore:
         self._cf["node"].put(key, value, self._synced)
 
     def close(self) -> None:
+        """Flush and close. Chunks that cannot be flushed (disk full) belong to no
+        acknowledged snapshot: they are logged as lost and simply asked for again."""
         try:
             self.sync_chunks()
-        finally:
-            # Column family objects keep the DB (and its LOCK file) alive: drop them first,
-            # or the store cannot be reopened in this process.
-            self._cf.clear()
-            self._handle.clear()
+        except SamizdatError as e:
+            log.error("unflushed chunks lost at close: %s", e)
+        # Column family objects keep the DB (and its LOCK file) alive: drop them first,
+        # or the store cannot be reopened in this process.
+        self._cf.clear()
+        self._handle.clear()
+        try:
             self._db.close()
+        except Exception as e:  # rocksdict raises plain Exception (e.g. ENOSPC on flush)
+            log.error("store close failed: %s", e)

@@ -175,6 +175,15 @@ def test_node_directory_holds_no_plaintext(
         "hex BLAKE3 of a known file": blake3.blake3(compressible).hexdigest().encode(),
         "head of an incompressible file": incompressible[:64],
     }
+    # Positive control: the same scan finds every needle in the plaintext source.
+    source = all_files_bytes(src) + [("names", os.fsencode(" ".join(
+        str(p) for p in src.rglob("*"))))]
+    source.append(("hashes", b"".join(blake3.blake3(d).digest() + blake3.blake3(d).hexdigest()
+                                      .encode() for _, d in source)))
+    missed = [w for w, n in needles.items() if "NFD" not in w
+              and not any(n in data for _, data in source)]
+    assert not missed, f"scan cannot see {missed}"
+
     scanned = all_files_bytes(node.directory)
     scanned.append((str(node.log_path), node.log_path.read_bytes()))
     assert sum(len(data) for _, data in scanned) > len(incompressible)  # the data is there
@@ -182,7 +191,7 @@ def test_node_directory_holds_no_plaintext(
              for what, needle in needles.items() if needle in data]
     assert not found, "plaintext on the node's disk:\n" + "\n".join(found)
 
-    # Sanity: the scan would have found it, and the data is restorable.
+    # And the data is all there.
     node.start()
     dest = tmp_path / "dest"
     restore(archive_key, node, dest)

@@ -99,6 +99,15 @@ def test_flipped_byte_on_disk_fails_restore_and_verify_naming_the_file(
     assert code == 1, (code, out, err)
     assert (victim in err or any(t in err for t in tree_ids)) and "Traceback" not in err
 
+    # The node does not return the damaged chunk: it reports it missing.
+    client = node.client(archive_key.key)
+    try:
+        responses = list(client.get_chunks([target]))
+    finally:
+        client.close()
+    assert [c.id for r in responses for c in r.chunks] == []
+    assert [i for r in responses for i in r.missing_ids] == [target]
+
     status = node.status()
     assert status.quarantined_chunks >= 1  # detected and reported by the node
     (snap,) = status.snapshots

@@ -13,13 +13,15 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import KeyFile
 from tests.nodeproc import NodeProcess, entry_point, run_cli
-from tests.trees import read_tree
+from tests.trees import assert_same_tree, read_tree
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -96,3 +98,46 @@ def test_restore_onto_a_full_disk_fails_cleanly(
     for rel, content in files.items():
         assert source[rel].content == content, f"wrong bytes in {rel!r}"
     assert len(files) >= 1  # it did get going before the disk filled up
+
+
+@contextmanager
+def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs as a node's data dir needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_node_disk_full_refuses_the_push_and_recovers(
+    node_factory: Callable[..., NodeProcess], archive_key: KeyFile, sample_tree: Path,
+    tmp_path: Path,
+) -> None:
+    node = node_factory("full", host=[archive_key.archive_id], start=False)
+    with small_tmpfs(node.data_dir, "8m"):
+        node.start()
+        src = tmp_path / "big"
+        src.mkdir()
+        (src / "video.bin").write_bytes(os.urandom(20 << 20))
+        code, _, err = run_cli("push", "--key", archive_key.path, "--node", node.address, src)
+        assert code == 1, err
+        assert "node disk is full" in err and "Traceback" not in err, err
+        assert list(node.status().snapshots) == []  # nothing half-stored was acknowledged
+        assert node.stop() == 0  # a clean stop even though the flush cannot complete
+        assert "Traceback" not in node.logs() and "stopped cleanly" in node.logs()
+
+        node.start()  # unflushed chunks are gone, the store is consistent and writable
+        status = node.status()
+        assert list(status.snapshots) == [] and status.bytes_stored < 8 << 20
+        code, _, err = run_cli("push", "--key", archive_key.path, "--node", node.address,
+                               sample_tree)
+        assert code == 0, err
+        code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address,
+                               tmp_path / "dest")
+        assert code == 0, err
+        assert_same_tree(sample_tree, tmp_path / "dest")
+        node.stop()
