@@ -198,7 +198,8 @@ class ChunkStore:
             self._write(batch, self._synced)
 
     def quarantined_count(self) -> int:
-        return sum(1 for _ in self._cf["quarantine"].keys())
+        # An Rdict is not iterable itself (no __iter__): .keys() is needed here.
+        return sum(1 for _ in self._cf["quarantine"].keys())  # noqa: SIM118
 
     def iter_quarantine(self) -> Iterator[tuple[bytes, int, bool]]:
         """Yield (chunk id, quarantined at unix, accounted) for every quarantined chunk."""
