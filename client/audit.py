@@ -16,40 +16,61 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import blake3
+from google.protobuf.message import DecodeError
 
 from samizdat.client.health import AuditResult, NodeReport
-from samizdat.core.chunklist import MAX_IDS, decode_chunk_list
+from samizdat.core.chunklist import MAGIC, MAX_IDS, VERSION
 from samizdat.core.errors import SamizdatError
 from samizdat.core.records import Snapshot
 from samizdat.rpc.limits import MAX_BATCH_IDS
 from samizdat.rpc.remote import NodeClient
+from samizdat.v1 import records_pb2 as pb
 
 
 class _Lists:
-    """Chunk lists by id, fetched on first use from the first node that serves them intact."""
+    """Chunk lists by id, fetched on first use from the first node that serves them intact.
+
+    Kept as parsed messages: sampling indexes `ids` directly, so a 32 Ki-entry list costs one
+    C-level parse, not a Python loop over every entry (ids drawn are checked one by one).
+    """
 
     def __init__(self) -> None:
-        self._cache: dict[bytes, list[bytes] | None] = {}
+        self._cache: dict[bytes, Sequence[bytes] | None] = {}
 
-    def get(self, list_id: bytes, sources: list[NodeClient]) -> list[bytes] | None:
+    def get(self, list_id: bytes, sources: list[NodeClient]) -> Sequence[bytes] | None:
         if list_id not in self._cache:
             self._cache[list_id] = self._fetch(list_id, sources)
         return self._cache[list_id]
 
     @staticmethod
-    def _fetch(list_id: bytes, sources: list[NodeClient]) -> list[bytes] | None:
+    def _fetch(list_id: bytes, sources: list[NodeClient]) -> Sequence[bytes] | None:
         for client in sources:
             try:
                 for response in client.get_chunks([list_id]):
                     for chunk in response.chunks:
                         if chunk.id == list_id and blake3.blake3(chunk.data).digest() == list_id:
-                            return [cid for cid, _ in decode_chunk_list(list_id, chunk.data)]
+                            return _parse_list(chunk.data)
             except SamizdatError:
                 continue
         return None
+
+
+def _parse_list(blob: bytes) -> Sequence[bytes] | None:
+    """The ids of a chunk-list blob (format: core.chunklist), or None if malformed."""
+    msg = pb.ChunkList()
+    if not blob.startswith(MAGIC):
+        return None
+    try:
+        msg.ParseFromString(blob[len(MAGIC) :])
+    except DecodeError:
+        return None
+    if msg.version != VERSION or len(msg.ids) > MAX_IDS:
+        return None
+    return msg.ids
 
 
 def _draw(snap: Snapshot, count: int, lists: _Lists, sources: list[NodeClient],
@@ -72,7 +93,9 @@ def _draw(snap: Snapshot, count: int, lists: _Lists, sources: list[NodeClient],
         list_id = rng.choices(list_ids, weights)[0]
         entries = lists.get(list_id, sources)
         if entries:
-            picked.add(rng.choice(entries))
+            chunk_id = entries[rng.randrange(len(entries))]
+            if len(chunk_id) == 32:
+                picked.add(chunk_id)
     return list(picked)
 
 

@@ -49,6 +49,9 @@ MAX_FINDINGS = 50
 SLICE_SECONDS = 0.25  # hashing work between two cursor saves and rate-limit sleeps
 SLICE_CHUNKS = 20_000
 IDLE_POLL = 2.0  # how often an idle scrubber looks for newly quarantined chunks
+# Each chunk is charged at least this many bytes against the rate: a store of tiny chunks is
+# bounded by per-chunk work (reads, hashing calls), and must not hog the node's CPU either.
+MIN_CHARGE = 4096
 
 
 @dataclass
@@ -182,7 +185,9 @@ class Scrubber:
             log.info("scrub pass %d started", st.passes_completed + 1)
         started = time.monotonic()
         budget = rate * 1e6 * SLICE_SECONDS
-        nbytes, checked, corrupt, finished = 0, [], False, False
+        nbytes = charged = 0
+        checked: list[tuple[bytes, int]] = []
+        corrupt = finished = False
         cursor = bytes.fromhex(st.cursor_hex)
         ids = self.store.iter_chunk_ids(cursor)
         try:
@@ -197,6 +202,7 @@ class Scrubber:
                 problem, size = self._check(chunk_id)
                 cursor = chunk_id
                 nbytes += size
+                charged += max(size, MIN_CHARGE)
                 if problem is None:
                     checked.append((chunk_id, size))
                 elif problem:
@@ -205,7 +211,7 @@ class Scrubber:
                               chunk_id.hex()[:12], problem)
                     self.store.quarantine(chunk_id)
                     self._add_finding(chunk_id, f"scrub: {problem}")
-                if (nbytes >= budget or len(checked) >= SLICE_CHUNKS
+                if (charged >= budget or len(checked) >= SLICE_CHUNKS
                         or time.monotonic() - started > SLICE_SECONDS):
                     break
         finally:
@@ -222,7 +228,7 @@ class Scrubber:
         if corrupt:
             self.handle_quarantine()
         elapsed = time.monotonic() - started
-        return max(0.0, nbytes / (rate * 1e6) - elapsed)
+        return max(0.0, charged / (rate * 1e6) - elapsed)
 
     def _complete_pass(self, st: ScrubState) -> None:
         st.passes_completed += 1
