@@ -49,8 +49,11 @@ def iter_tree(stream: BinaryIO) -> Iterator[pb.TreeEntry]:
     size = _read_varint(stream)
     if size is None or size > MAX_MESSAGE:
         raise IntegrityError("tree stream has no header")
+    raw = stream.read(size)
+    if len(raw) != size:
+        raise IntegrityError("tree stream is truncated")
     try:
-        header.ParseFromString(stream.read(size))
+        header.ParseFromString(raw)
     except DecodeError:
         raise IntegrityError("tree header is malformed") from None
     if header.version != TREE_VERSION:

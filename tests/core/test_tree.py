@@ -98,3 +98,12 @@ def test_safe_paths_split_into_their_components(path: bytes) -> None:
                                   b"...", b"..a", b"a..", b".hidden"])
 def test_unusual_but_safe_paths_are_accepted(path: bytes) -> None:
     assert check_relative_path(path)
+
+
+def test_stream_cut_inside_the_header_is_truncated_not_empty() -> None:
+    # Regression: the header was parsed from a short read, so a stream cut inside it
+    # parsed as a valid, empty tree (entry_count 0).
+    raw = serialize([pb.TreeEntry(path=b"a", kind=pb.ENTRY_KIND_FILE)])
+    assert raw[:5] == b"\x04\x08\x01\x10\x01"
+    with pytest.raises(IntegrityError, match="truncated"):
+        list(iter_tree(io.BytesIO(raw[:3])))

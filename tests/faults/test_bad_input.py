@@ -19,7 +19,6 @@ from samizdat.core.errors import (
     UsageError,
 )
 from samizdat.core.keys import ArchiveKey, save_key
-from samizdat.core.records import sign_snapshot
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile, make_key_file

@@ -23,7 +23,7 @@ KEY = ArchiveKey(signing_seed=bytes(range(32)), master_secret=bytes(range(32, 64
 ARCHIVE_ID = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
 ENCRYPTION_KEY = "3b17c0e89e94f24296c48f7721148081f11cc6a5dd2c22be5b8d8971f731c0fe"
 NONCE_KEY = "e019ba55358e19d54de93cf07c64a09d8ace260e38d874fc722c8cbbac2f6b80"
-CHUNKER_SEED = 3994465847396675388
+CHUNKER_SEED = 7988931694793350777
 
 RAW_CHUNK = b"\x00\x01\x02"  # does not shrink under zstd: stored uncompressed
 RAW_CHUNK_ID = "f3a1b4af86a1e5f7adf51f723cae15e093a5516a26d77de2f47f51dcef4537b3"
@@ -53,12 +53,17 @@ TREE_STREAM = (
     "0408011001570a04c3a92f61100118a403200528033a20" + "68" * 32 + "42240a20" + RAW_CHUNK_ID
     + "1003")
 
-CUTS_SMALL = [14915, 20322, 16979, 8745, 14747, 37121, 15218, 13945, 10751, 9222, 12250, 12810,
-              9916, 27482, 15055, 12065, 12291, 65536, 4778, 19115, 11000, 7615, 4313, 29590,
-              13523, 23498, 14542, 10120, 11634, 14896, 21083, 4914, 19182, 22437, 13159, 17567,
-              30995, 34746, 16360, 22333, 7550, 25475, 18610, 7120, 12326, 12723, 7090, 13145,
-              15654, 12917, 14285, 8905, 32120, 25637, 19783, 13980, 19332, 18748, 24024, 20194,
-              13383, 8805]
+CUTS_SMALL = [14770, 7063, 14509, 17619, 23725, 19078, 6452, 7513, 5184, 4318, 26089, 5000,
+              9965, 22935, 29754, 28998, 15535, 30863, 31795, 7846, 7026, 32274, 9262, 18249,
+              21751, 12624, 14766, 22427, 43200, 11631, 65536, 8312, 10157, 12717, 16654, 30921,
+              12607, 6891, 27605, 14948, 12815, 37394, 27234, 24576, 22172, 15441, 17886, 26593,
+              11649, 6025, 19322, 31284, 15280, 17416, 29040, 5880]
+
+# A key whose derived seed has the top bit set: pins how the chunker folds it to 63 bits.
+HIGH_SEED_KEY = ArchiveKey(signing_seed=bytes(range(32)), master_secret=bytes([64]) * 32)
+HIGH_SEED = 13996867567057294518
+CUTS_HIGH_SEED = [35095, 10577, 15682, 14557, 10678, 6584, 13304, 36557, 19945, 29574, 16721,
+                  15789, 18885, 13094, 5102]
 
 
 def test_key_derivation() -> None:
@@ -118,3 +123,10 @@ def test_chunker_cut_points() -> None:
     data = blake3.blake3(b"chunker vector").digest(length=1 << 20)
     chunker = Chunker(KEY.chunker_seed, ChunkerParams(4096, 16384, 65536))
     assert [len(c) for c in chunker.iter_buffer(data)] == CUTS_SMALL
+
+
+def test_chunker_cut_points_for_a_seed_with_the_top_bit_set() -> None:
+    assert HIGH_SEED_KEY.chunker_seed == HIGH_SEED >= 2**63
+    data = blake3.blake3(b"chunker vector").digest(length=256 << 10)
+    chunker = Chunker(HIGH_SEED_KEY.chunker_seed, ChunkerParams(4096, 16384, 65536))
+    assert [len(c) for c in chunker.iter_buffer(data)] == CUTS_HIGH_SEED
