@@ -150,6 +150,19 @@ def print_status(report: HealthReport, code: int) -> None:
         print_table("Peers", ["node", "peer", "last sync", "pulled", "bad data received",
                               "last error"], rows)
 
+    rows = []
+    for n in report.nodes:
+        if n.status is None:
+            continue
+        for f in n.status.scrub.findings[:5]:
+            fate = (f"repaired {_ago(n.status.time_unix - f.repaired_unix)}" if f.repaired_unix
+                    else "[red]awaiting repair[/]")
+            rows.append([n.name, f.chunk_id.hex()[:16],
+                         _ago(n.status.time_unix - f.found_unix), _clip(f.detail, 70), fate])
+    if rows:
+        print_table("Corrupt chunks found (latest 5 per node)",
+                    ["node", "chunk", "found", "what", "state"], rows)
+
     hosts = [n.name for n in report.nodes]
     down = {n.name for n in report.nodes if not n.reachable}
     rows = []

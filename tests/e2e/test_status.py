@@ -152,6 +152,7 @@ def test_scrub_finds_flipped_byte_repairs_it_from_a_peer(cluster: Cluster) -> No
     assert sum(peers_pulled.values()) >= 1
     code, out, _ = cluster.status()
     assert code == 0 and "1 corrupt found, 1 repaired" in out
+    assert victim_id.hex()[:16] in out and "repaired" in out  # the findings table
 
 
 def test_audit_exposes_a_node_claiming_chunks_it_does_not_hold(
