@@ -18,7 +18,6 @@ from samizdat.core.keys import ArchiveKey, save_key
 from tests.nodeproc import NodeProcess, dump_logs, run_cli
 from tests.trees import build_sample_tree
 
-
 # No per-example deadline: the suite runs on busy 2-core machines next to node processes.
 settings.register_profile("samizdat", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
