@@ -97,7 +97,8 @@ def test_snapshot_record_format() -> None:
         chunk_list_ids=[bytes.fromhex(CHUNK_LIST_ID)],
         totals=pb.SnapshotTotals(files=1, directories=2, symlinks=3, plaintext_bytes=4,
                                  chunks=5, stored_bytes=6),
-        chunker=ChunkerParams().to_proto(),
+        # Explicit sizes: the vector must not move when the defaults are retuned.
+        chunker=ChunkerParams(128 * 1024, 256 * 1024, 2 * 1024 * 1024).to_proto(),
     )
     snap = sign_snapshot(KEY, record)
     assert snap.signed.record.hex() == SNAPSHOT_RECORD
