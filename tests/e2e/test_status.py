@@ -192,10 +192,12 @@ def test_audit_exposes_a_node_claiming_chunks_it_does_not_hold(
     holders = {n["name"]: n for n in doc["snapshots"][0]["nodes"]}
     assert "audit" in holders["paris"]["verified_by"] and holders["oslo"]["verified_by"] == []
 
+    # The audit's reads made oslo quarantine what it served wrong; once its scrubber has
+    # lowered its counters it no longer claims the snapshot, and says so itself.
     code, out, _ = c.status("--audit", "1000", "--key", c.key)
-    assert code == 1 and "node oslo failed the audit" in out
+    assert code == 1
+    assert "node oslo failed the audit" in out or "node oslo: " in out and "awaiting repair" in out
 
-    # The audit's reads made oslo notice the damage: it quarantines and refetches.
-    c.wait_complete(timeout=60)
+    c.wait_complete(timeout=60)  # and it refetches the chunks from its peers
     code, doc = c.status_json("--audit", "1000", "--key", c.key)
     assert code == 0 and all(n["audit"]["passed"] for n in doc["nodes"])
