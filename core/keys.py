@@ -75,6 +75,12 @@ def verify_archive_signature(archive_id: bytes, message: bytes, signature: bytes
         raise SignatureError("signature does not verify under the archive key") from None
 
 
+def _secrets_check(secrets_msg: bytes) -> bytes:
+    return blake3.blake3(secrets_msg, derive_key_context="samizdat v1 key file check").digest(
+        length=16
+    )
+
+
 def _passphrase_key(passphrase: str, salt: bytes, t: int, m: int, p: int) -> bytes:
     return hash_secret_raw(passphrase.encode(), salt, t, m, p, 32, Type.ID)
 
@@ -84,7 +90,11 @@ def save_key(key: ArchiveKey, path: Path, passphrase: str | None = None) -> None
     secrets_msg = pb.ArchiveSecrets(
         signing_seed=key.signing_seed, master_secret=key.master_secret
     ).SerializeToString()
-    kf = pb.KeyFile(version=KEY_FILE_VERSION, archive_id=bytes(key.archive_id))
+    kf = pb.KeyFile(
+        version=KEY_FILE_VERSION,
+        archive_id=bytes(key.archive_id),
+        secrets_check=_secrets_check(secrets_msg),
+    )
     if passphrase:
         salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
         kf.kdf = pb.KDF_ARGON2ID
@@ -144,6 +154,8 @@ def load_key(path: Path, passphrase: str | None = None) -> ArchiveKey:
             raise KeyFileError(f"wrong passphrase for key file {path}") from None
     elif kf.kdf != pb.KDF_NONE:
         raise KeyFileError(f"key file {path} uses an unknown key-derivation function")
+    if _secrets_check(blob) != kf.secrets_check:
+        raise KeyFileError(f"key file {path} is corrupt: its secrets fail their check value")
     secrets_msg = pb.ArchiveSecrets()
     try:
         secrets_msg.ParseFromString(blob)

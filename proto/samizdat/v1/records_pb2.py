@@ -24,41 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19samizdat/v1/records.proto\x12\x0bsamizdat.v1\"=\n\x0e\x41rchiveSecrets\x12\x14\n\x0csigning_seed\x18\x01 \x01(\x0c\x12\x15\n\rmaster_secret\x18\x02 \x01(\x0c\"\xcc\x01\n\x07KeyFile\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\narchive_id\x18\x02 \x01(\x0c\x12\x1d\n\x03kdf\x18\x03 \x01(\x0e\x32\x10.samizdat.v1.Kdf\x12\x18\n\x10\x61rgon2_time_cost\x18\x04 \x01(\r\x12\x19\n\x11\x61rgon2_memory_kib\x18\x05 \x01(\r\x12\x1a\n\x12\x61rgon2_parallelism\x18\x06 \x01(\r\x12\x0c\n\x04salt\x18\x07 \x01(\x0c\x12\r\n\x05nonce\x18\x08 \x01(\x0c\x12\x0f\n\x07secrets\x18\t \x01(\x0c\"&\n\x08\x43hunkRef\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0e\n\x06length\x18\x02 \x01(\r\"2\n\nTreeHeader\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x13\n\x0b\x65ntry_count\x18\x02 \x01(\x04\"\xc2\x01\n\tTreeEntry\x12\x0c\n\x04path\x18\x01 \x01(\x0c\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.samizdat.v1.EntryKind\x12\x0c\n\x04mode\x18\x03 \x01(\r\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x16\n\x0esymlink_target\x18\x06 \x01(\x0c\x12\x14\n\x0c\x63ontent_hash\x18\x07 \x01(\x0c\x12%\n\x06\x63hunks\x18\x08 \x03(\x0b\x32\x15.samizdat.v1.ChunkRef\"8\n\tChunkList\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0b\n\x03ids\x18\x02 \x03(\x0c\x12\r\n\x05sizes\x18\x03 \x03(\r\"E\n\rChunkerParams\x12\x10\n\x08min_size\x18\x01 \x01(\r\x12\x10\n\x08\x61vg_size\x18\x02 \x01(\r\x12\x10\n\x08max_size\x18\x03 \x01(\r\"\x85\x01\n\x0eSnapshotTotals\x12\r\n\x05\x66iles\x18\x01 \x01(\x04\x12\x13\n\x0b\x64irectories\x18\x02 \x01(\x04\x12\x10\n\x08symlinks\x18\x03 \x01(\x04\x12\x17\n\x0fplaintext_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\x04\x12\x14\n\x0cstored_bytes\x18\x06 \x01(\x04\"\xea\x01\n\x0eSnapshotRecord\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\narchive_id\x18\x02 \x01(\x0c\x12\x17\n\x0f\x63reated_unix_ns\x18\x03 \x01(\x03\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x16\n\x0etree_chunk_ids\x18\x05 \x03(\x0c\x12\x16\n\x0e\x63hunk_list_ids\x18\x06 \x03(\x0c\x12+\n\x06totals\x18\x07 \x01(\x0b\x32\x1b.samizdat.v1.SnapshotTotals\x12+\n\x07\x63hunker\x18\x08 \x01(\x0b\x32\x1a.samizdat.v1.ChunkerParams\"3\n\x0eSignedSnapshot\x12\x0e\n\x06record\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\x8a\x01\n\nAuthClaims\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.samizdat.v1.Role\x12\x13\n\x0bsubject_key\x18\x03 \x01(\x0c\x12\x10\n\x08\x61udience\x18\x04 \x01(\t\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\r\n\x05nonce\x18\x06 \x01(\x0c\".\n\tAuthToken\x12\x0e\n\x06\x63laims\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c*:\n\x03Kdf\x12\x13\n\x0fKDF_UNSPECIFIED\x10\x00\x12\x0c\n\x08KDF_NONE\x10\x01\x12\x10\n\x0cKDF_ARGON2ID\x10\x02*n\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_KIND_FILE\x10\x01\x12\x18\n\x14\x45NTRY_KIND_DIRECTORY\x10\x02\x12\x16\n\x12\x45NTRY_KIND_SYMLINK\x10\x03*M\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_PEER\x10\x01\x12\x0f\n\x0bROLE_READER\x10\x02\x12\x0f\n\x0bROLE_WRITER\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19samizdat/v1/records.proto\x12\x0bsamizdat.v1\"=\n\x0e\x41rchiveSecrets\x12\x14\n\x0csigning_seed\x18\x01 \x01(\x0c\x12\x15\n\rmaster_secret\x18\x02 \x01(\x0c\"\xe3\x01\n\x07KeyFile\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\narchive_id\x18\x02 \x01(\x0c\x12\x1d\n\x03kdf\x18\x03 \x01(\x0e\x32\x10.samizdat.v1.Kdf\x12\x18\n\x10\x61rgon2_time_cost\x18\x04 \x01(\r\x12\x19\n\x11\x61rgon2_memory_kib\x18\x05 \x01(\r\x12\x1a\n\x12\x61rgon2_parallelism\x18\x06 \x01(\r\x12\x0c\n\x04salt\x18\x07 \x01(\x0c\x12\r\n\x05nonce\x18\x08 \x01(\x0c\x12\x0f\n\x07secrets\x18\t \x01(\x0c\x12\x15\n\rsecrets_check\x18\n \x01(\x0c\"&\n\x08\x43hunkRef\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0e\n\x06length\x18\x02 \x01(\r\"2\n\nTreeHeader\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x13\n\x0b\x65ntry_count\x18\x02 \x01(\x04\"\xc2\x01\n\tTreeEntry\x12\x0c\n\x04path\x18\x01 \x01(\x0c\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.samizdat.v1.EntryKind\x12\x0c\n\x04mode\x18\x03 \x01(\r\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x16\n\x0esymlink_target\x18\x06 \x01(\x0c\x12\x14\n\x0c\x63ontent_hash\x18\x07 \x01(\x0c\x12%\n\x06\x63hunks\x18\x08 \x03(\x0b\x32\x15.samizdat.v1.ChunkRef\"8\n\tChunkList\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0b\n\x03ids\x18\x02 \x03(\x0c\x12\r\n\x05sizes\x18\x03 \x03(\r\"E\n\rChunkerParams\x12\x10\n\x08min_size\x18\x01 \x01(\r\x12\x10\n\x08\x61vg_size\x18\x02 \x01(\r\x12\x10\n\x08max_size\x18\x03 \x01(\r\"\x85\x01\n\x0eSnapshotTotals\x12\r\n\x05\x66iles\x18\x01 \x01(\x04\x12\x13\n\x0b\x64irectories\x18\x02 \x01(\x04\x12\x10\n\x08symlinks\x18\x03 \x01(\x04\x12\x17\n\x0fplaintext_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\x04\x12\x14\n\x0cstored_bytes\x18\x06 \x01(\x04\"\xea\x01\n\x0eSnapshotRecord\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\narchive_id\x18\x02 \x01(\x0c\x12\x17\n\x0f\x63reated_unix_ns\x18\x03 \x01(\x03\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x16\n\x0etree_chunk_ids\x18\x05 \x03(\x0c\x12\x16\n\x0e\x63hunk_list_ids\x18\x06 \x03(\x0c\x12+\n\x06totals\x18\x07 \x01(\x0b\x32\x1b.samizdat.v1.SnapshotTotals\x12+\n\x07\x63hunker\x18\x08 \x01(\x0b\x32\x1a.samizdat.v1.ChunkerParams\"3\n\x0eSignedSnapshot\x12\x0e\n\x06record\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\x8a\x01\n\nAuthClaims\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.samizdat.v1.Role\x12\x13\n\x0bsubject_key\x18\x03 \x01(\x0c\x12\x10\n\x08\x61udience\x18\x04 \x01(\t\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\r\n\x05nonce\x18\x06 \x01(\x0c\".\n\tAuthToken\x12\x0e\n\x06\x63laims\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c*:\n\x03Kdf\x12\x13\n\x0fKDF_UNSPECIFIED\x10\x00\x12\x0c\n\x08KDF_NONE\x10\x01\x12\x10\n\x0cKDF_ARGON2ID\x10\x02*n\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_KIND_FILE\x10\x01\x12\x18\n\x14\x45NTRY_KIND_DIRECTORY\x10\x02\x12\x16\n\x12\x45NTRY_KIND_SYMLINK\x10\x03*M\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_PEER\x10\x01\x12\x0f\n\x0bROLE_READER\x10\x02\x12\x0f\n\x0bROLE_WRITER\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'samizdat.v1.records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KDF']._serialized_start=1345
-  _globals['_KDF']._serialized_end=1403
-  _globals['_ENTRYKIND']._serialized_start=1405
-  _globals['_ENTRYKIND']._serialized_end=1515
-  _globals['_ROLE']._serialized_start=1517
-  _globals['_ROLE']._serialized_end=1594
+  _globals['_KDF']._serialized_start=1368
+  _globals['_KDF']._serialized_end=1426
+  _globals['_ENTRYKIND']._serialized_start=1428
+  _globals['_ENTRYKIND']._serialized_end=1538
+  _globals['_ROLE']._serialized_start=1540
+  _globals['_ROLE']._serialized_end=1617
   _globals['_ARCHIVESECRETS']._serialized_start=42
   _globals['_ARCHIVESECRETS']._serialized_end=103
   _globals['_KEYFILE']._serialized_start=106
-  _globals['_KEYFILE']._serialized_end=310
-  _globals['_CHUNKREF']._serialized_start=312
-  _globals['_CHUNKREF']._serialized_end=350
-  _globals['_TREEHEADER']._serialized_start=352
-  _globals['_TREEHEADER']._serialized_end=402
-  _globals['_TREEENTRY']._serialized_start=405
-  _globals['_TREEENTRY']._serialized_end=599
-  _globals['_CHUNKLIST']._serialized_start=601
-  _globals['_CHUNKLIST']._serialized_end=657
-  _globals['_CHUNKERPARAMS']._serialized_start=659
-  _globals['_CHUNKERPARAMS']._serialized_end=728
-  _globals['_SNAPSHOTTOTALS']._serialized_start=731
-  _globals['_SNAPSHOTTOTALS']._serialized_end=864
-  _globals['_SNAPSHOTRECORD']._serialized_start=867
-  _globals['_SNAPSHOTRECORD']._serialized_end=1101
-  _globals['_SIGNEDSNAPSHOT']._serialized_start=1103
-  _globals['_SIGNEDSNAPSHOT']._serialized_end=1154
-  _globals['_AUTHCLAIMS']._serialized_start=1157
-  _globals['_AUTHCLAIMS']._serialized_end=1295
-  _globals['_AUTHTOKEN']._serialized_start=1297
-  _globals['_AUTHTOKEN']._serialized_end=1343
+  _globals['_KEYFILE']._serialized_end=333
+  _globals['_CHUNKREF']._serialized_start=335
+  _globals['_CHUNKREF']._serialized_end=373
+  _globals['_TREEHEADER']._serialized_start=375
+  _globals['_TREEHEADER']._serialized_end=425
+  _globals['_TREEENTRY']._serialized_start=428
+  _globals['_TREEENTRY']._serialized_end=622
+  _globals['_CHUNKLIST']._serialized_start=624
+  _globals['_CHUNKLIST']._serialized_end=680
+  _globals['_CHUNKERPARAMS']._serialized_start=682
+  _globals['_CHUNKERPARAMS']._serialized_end=751
+  _globals['_SNAPSHOTTOTALS']._serialized_start=754
+  _globals['_SNAPSHOTTOTALS']._serialized_end=887
+  _globals['_SNAPSHOTRECORD']._serialized_start=890
+  _globals['_SNAPSHOTRECORD']._serialized_end=1124
+  _globals['_SIGNEDSNAPSHOT']._serialized_start=1126
+  _globals['_SIGNEDSNAPSHOT']._serialized_end=1177
+  _globals['_AUTHCLAIMS']._serialized_start=1180
+  _globals['_AUTHCLAIMS']._serialized_end=1318
+  _globals['_AUTHTOKEN']._serialized_start=1320
+  _globals['_AUTHTOKEN']._serialized_end=1366
 # @@protoc_insertion_point(module_scope)

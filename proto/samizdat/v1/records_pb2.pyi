@@ -47,7 +47,7 @@ class ArchiveSecrets(_message.Message):
     def __init__(self, signing_seed: _Optional[bytes] = ..., master_secret: _Optional[bytes] = ...) -> None: ...
 
 class KeyFile(_message.Message):
-    __slots__ = ("version", "archive_id", "kdf", "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "salt", "nonce", "secrets")
+    __slots__ = ("version", "archive_id", "kdf", "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "salt", "nonce", "secrets", "secrets_check")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
     KDF_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class KeyFile(_message.Message):
     SALT_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_CHECK_FIELD_NUMBER: _ClassVar[int]
     version: int
     archive_id: bytes
     kdf: Kdf
@@ -66,7 +67,8 @@ class KeyFile(_message.Message):
     salt: bytes
     nonce: bytes
     secrets: bytes
-    def __init__(self, version: _Optional[int] = ..., archive_id: _Optional[bytes] = ..., kdf: _Optional[_Union[Kdf, str]] = ..., argon2_time_cost: _Optional[int] = ..., argon2_memory_kib: _Optional[int] = ..., argon2_parallelism: _Optional[int] = ..., salt: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., secrets: _Optional[bytes] = ...) -> None: ...
+    secrets_check: bytes
+    def __init__(self, version: _Optional[int] = ..., archive_id: _Optional[bytes] = ..., kdf: _Optional[_Union[Kdf, str]] = ..., argon2_time_cost: _Optional[int] = ..., argon2_memory_kib: _Optional[int] = ..., argon2_parallelism: _Optional[int] = ..., salt: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., secrets: _Optional[bytes] = ..., secrets_check: _Optional[bytes] = ...) -> None: ...
 
 class ChunkRef(_message.Message):
     __slots__ = ("id", "length")
