@@ -92,7 +92,8 @@ class NodeClient:
 
     def status(self, timeout: float = UNARY_DEADLINE) -> npb.GetStatusResponse:
         try:
-            return self.node_stub.GetStatus(npb.GetStatusRequest(), timeout=timeout)
+            return self.node_stub.GetStatus(npb.GetStatusRequest(), timeout=timeout,
+                                            metadata=self.metadata(pb.ROLE_READER))
         except grpc.RpcError as e:
             raise self._fail(e) from None
 

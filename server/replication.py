@@ -380,7 +380,8 @@ class Replicator:
             p = self._progress
             if p is None:
                 return
-            p.held = min(p.total, p.held + chunks)
+            # Never "complete" from here: only the exact recount after sync_chunks() says so.
+            p.held = min(p.total - 1, p.held + chunks)
             now = time.monotonic()
             if now - p.written_at > 0.25:
                 p.written_at = now

@@ -66,6 +66,16 @@ class _Base:
     def __init__(self, node: NodeRuntime) -> None:
         self.node = node
 
+    def _authenticated(self, context: grpc.ServicerContext) -> bool:
+        """True if the call carries a token that passes the reader rules."""
+        if not any(k == AUTH_METADATA for k, _ in context.invocation_metadata()):
+            return False
+        try:
+            require_reader(self.caller(context), self.node.config)
+        except SamizdatError:
+            return False
+        return True
+
     def caller(self, context: grpc.ServicerContext) -> Caller:
         return caller_from_metadata(
             context.invocation_metadata(), self.node.config, self.node.node_id
@@ -157,6 +167,10 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
                   ) -> npb.GetStatusResponse:
         node, store = self.node, self.node.store
         disk = shutil.disk_usage(store.path)
+        peers = node.peer_status()
+        if not self._authenticated(context):  # the cluster's topology is for members only
+            for peer in peers:
+                peer.address = ""
         return npb.GetStatusResponse(
             node_id=node.node_id,
             name=node.config.name,
@@ -169,7 +183,7 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             disk_total_bytes=disk.total,
             time_unix=int(time.time()),
             quarantined_chunks=store.quarantined_count(),
-            peers=node.peer_status(),
+            peers=peers,
             scrub=node.scrub_status(),
             # With the signed records (O(snapshots)), so that callers count only genuine ones.
             snapshots=node.list_snapshots(b"", 0).snapshots,

@@ -41,6 +41,8 @@ _INDEX = struct.Struct("<II")
 _COUNTS = struct.Struct("<QQ")
 _STATE = struct.Struct("<QQQ")
 _POSITION_KEY = b"snapshot_position"
+_FORMAT_KEY = b"store_format"
+STORE_FORMAT = 1
 
 
 class StoreError(SamizdatError):
@@ -82,9 +84,22 @@ class ChunkStore:
         self._synced = rdb.WriteOptions()
         self._synced.sync = True
         self._lock = threading.Lock()
+        self._check_format(path)
         raw = self._cf["chunk_index"].get(_COUNT_KEY)
         self._count, self._bytes = _COUNTS.unpack(raw) if raw else (0, 0)
         self.path = path
+
+    def _check_format(self, path: Path) -> None:
+        """Stamp a new store with STORE_FORMAT; refuse a store written by a newer format."""
+        raw = self._cf["node"].get(_FORMAT_KEY)
+        if raw is None:
+            self._cf["node"].put(_FORMAT_KEY, struct.pack("<I", STORE_FORMAT), self._synced)
+            return
+        found = struct.unpack("<I", raw)[0]
+        if found != STORE_FORMAT:
+            self._db.close()
+            raise StoreError(f"store at {path} has format {found}; this samizdat reads format "
+                             f"{STORE_FORMAT} (upgrade samizdat)")
 
     # ----------------------------------------------------------------- chunks
 
