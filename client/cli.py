@@ -176,27 +176,44 @@ def _mode_string(kind: int, mode: int) -> str:
     return stat.filemode(prefix | mode)
 
 
+store_option = click.option(
+    "--store", "stores", multiple=True, type=click.Path(path_type=Path, file_okay=False),
+    help="A copy of a node's data directory (or node directory) to read from, offline")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print a machine-readable summary (JSON) on stdout")
+
+
 @cli.command("ls", epilog=EPILOG)
 @key_option
 @node_option
 @cluster_option
+@store_option
 @click.argument("snapshot")
 @click.argument("path", required=False, default="")
-def ls(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, snapshot: str,
-       path: str) -> None:
+def ls(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, stores: tuple[Path, ...],
+       snapshot: str, path: str) -> None:
     """List the files of SNAPSHOT (id prefix or 'latest'), optionally under PATH."""
-    from samizdat.client.restore import _selected, load_tree
-    from samizdat.client.sources import NodeSources, resolve_snapshot
+    from samizdat.client.fetch import SourcePool
+    from samizdat.client.restore import load_tree, normalize_paths, selected
+    from samizdat.client.restore_cmd import open_sources
+    from samizdat.client.sources import resolve_snapshot
     from samizdat.core.codec import ChunkCodec
     from samizdat.core.tree import iter_tree
 
     k = open_key(key_path)
-    clients = node_clients(nodes, cluster, k)
-    snap = resolve_snapshot(clients, bytes(k.archive_id), snapshot)
-    tree = load_tree(NodeSources(clients), ChunkCodec(k), snap)
-    want = [os.fsencode(path.strip("/"))] if path.strip("/") else []
+    sources = open_sources(k, nodes, cluster, stores)
+    pool = SourcePool(sources)
+    try:
+        found = resolve_snapshot(sources, bytes(k.archive_id), snapshot)
+        for i, ok in enumerate(found.reachable):
+            if not ok:
+                pool.sources[i].dropped = True
+        tree = load_tree(pool, ChunkCodec(k), found.snapshot)
+    finally:
+        pool.close()
+    want = normalize_paths([path])
     for entry in iter_tree(tree):
-        if want and not _selected(entry, want):
+        if want and not selected(entry.path, want):
             continue
         name = entry.path.decode("utf-8", "replace")
         if entry.symlink_target:
@@ -205,55 +222,52 @@ def ls(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, snapshot: s
                    f"{_time(entry.mtime_ns)} {name}")
 
 
-def _restore_or_verify(key_path: Path, nodes: tuple[str, ...], cluster: Path | None,
-                       snapshot: str, dest: str | None, paths: tuple[str, ...],
-                       overwrite: bool) -> None:
-    from samizdat.client.restore import Restorer
-    from samizdat.client.sources import NodeSources, resolve_snapshot
-
-    k = open_key(key_path)
-    clients = node_clients(nodes, cluster, k)
-    snap = resolve_snapshot(clients, bytes(k.archive_id), snapshot)
-    sources = NodeSources(clients)
-    wanted = [os.fsencode(p.strip("/")) for p in paths if p.strip("/")]
-    label = "restore" if dest is not None else "verify"
-    with terminal.progress_bar(label, snap.record.totals.plaintext_bytes) as advance:
-        stats = Restorer(k, sources, snap, advance).run(dest, wanted, overwrite)
-    for node, count in sources.bad.items():
-        terminal.error(f"node {node} was dropped after {count} failure(s)")
-    verb = "restored" if dest is not None else "verified"
-    terminal.say(
-        f"{verb} snapshot {snap.id.hex()[:16]}: {stats.files} files "
-        f"({terminal.human_bytes(stats.bytes)}), {stats.directories} dirs, "
-        f"{stats.symlinks} symlinks; {stats.skipped_files} files already complete; "
-        f"{stats.chunks_fetched} chunks fetched"
-    )
+RESTORE_EPILOG = (
+    "Sources: any mix of --node, --cluster and --store; chunks are fetched from all of them "
+    "in parallel and every byte is verified. A source that fails or serves bad bytes is "
+    "dropped and the others take over. Rerunning an interrupted restore continues it: files "
+    "already complete are kept. " + EPILOG)
 
 
-@cli.command(epilog=EPILOG)
+@cli.command(epilog=RESTORE_EPILOG)
 @key_option
 @node_option
 @cluster_option
-@click.option("--snapshot", default="latest", show_default=True, help="Snapshot id prefix")
-@click.option("--overwrite", is_flag=True, help="Replace existing files that differ")
+@store_option
+@click.option("--snapshot", default="latest", show_default=True,
+              help="Snapshot id prefix, or 'latest'")
+@click.option("--overwrite", is_flag=True, help="Replace existing files in DEST that differ")
+@json_option
 @click.argument("args", nargs=-1, required=True, metavar="[PATH ...] DEST")
-def restore(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, snapshot: str,
-            overwrite: bool, args: tuple[str, ...]) -> None:
-    """Restore a snapshot (or only PATHs of it) into DEST, verifying every byte."""
+def restore(key_path: Path, nodes: tuple[str, ...], cluster: Path | None,
+            stores: tuple[Path, ...], snapshot: str, overwrite: bool, as_json: bool,
+            args: tuple[str, ...]) -> None:
+    """Restore a snapshot (or only the PATHs of it) into DEST, verifying every byte."""
+    from samizdat.client import restore_cmd
+
     *paths, dest = args
-    _restore_or_verify(key_path, nodes, cluster, snapshot, dest, tuple(paths), overwrite)
+    restore_cmd.run(open_key(key_path), nodes, cluster, stores, snapshot, dest, paths,
+                    overwrite, as_json)
 
 
-@cli.command(epilog=EPILOG)
+@cli.command(epilog=RESTORE_EPILOG)
 @key_option
 @node_option
 @cluster_option
-@click.option("--snapshot", default="latest", show_default=True, help="Snapshot id prefix")
+@store_option
+@click.option("--snapshot", default="latest", show_default=True,
+              help="Snapshot id prefix, or 'latest'")
+@json_option
 @click.argument("paths", nargs=-1)
-def verify(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, snapshot: str,
+def verify(key_path: Path, nodes: tuple[str, ...], cluster: Path | None,
+           stores: tuple[Path, ...], snapshot: str, as_json: bool,
            paths: tuple[str, ...]) -> None:
-    """Download, decrypt and check every file of a snapshot end to end; writes nothing."""
-    _restore_or_verify(key_path, nodes, cluster, snapshot, None, paths, False)
+    """Fetch, decrypt and check every file of a snapshot (or PATHs) end to end; writes
+    nothing."""
+    from samizdat.client import restore_cmd
+
+    restore_cmd.run(open_key(key_path), nodes, cluster, stores, snapshot, None, paths,
+                    False, as_json)
 
 
 STATUS_EPILOG = (

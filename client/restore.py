@@ -1,260 +1,347 @@
-"""Restore and verify: stream a snapshot's tree and chunks from nodes into files, checking
-every chunk id, AEAD tag and whole-file BLAKE3 before a file is given its final name.
+"""Restore and verify: a snapshot's tree and chunks from untrusted sources into files.
 
-A file is written as `.NAME.samizdat-partial` and renamed only once its plaintext hash
-matches the tree, so an interrupted restore never leaves a file that looks complete; a rerun
-skips files that already match their recorded hash (resume).
+Every chunk is checked against its id and AEAD tag as it arrives (samizdat.client.fetch) and
+every file against its recorded plaintext BLAKE3 before it gets its final name.
+
+Passes over the decrypted tree (kept in a temporary file, never in memory):
+
+1. plan: checks every entry before anything is written (paths that escape DEST, entries that
+   would be written through a symlink of the tree, paths given on the command line that the
+   snapshot lacks, entries in DEST that are in the way), and marks which files to fetch:
+   files already in DEST with their recorded hash are skipped (resume);
+2. fetch (a feeder thread) and write (this thread) run together over the same order: chunks
+   of the marked files stream in through a bounded window and are appended to
+   `.NAME.samizdat-partial`, which is renamed to NAME only once its hash matches. An
+   interrupted restore therefore never leaves a file that looks complete, and rerunning the
+   same command continues where it stopped;
+3. directory modes and times are applied last, deepest first.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import queue
 import stat
 import tempfile
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import BinaryIO
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
 
 import blake3
 
-from samizdat.client.safefs import SafeDest, write_all
-from samizdat.client.sources import NodeSources
+from samizdat.client.fetch import OrderedFetch, SourcePool, SourceReport
+from samizdat.client.safefs import SafeDest, os_errors, write_all
 from samizdat.core.codec import ChunkCodec
-from samizdat.core.errors import ChunkNotFound, DestinationNotEmpty, IntegrityError
+from samizdat.core.errors import (
+    ChunkNotFound,
+    DestinationNotEmpty,
+    IntegrityError,
+    UnsafePath,
+    UsageError,
+)
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot
 from samizdat.core.tree import iter_tree
 from samizdat.v1 import records_pb2 as pb
 
-FETCH_IDS = 64
-FETCH_BYTES = 16 << 20
-DECODE_WINDOW = 48
+HASH_BLOCK = 8 << 20
 
-Progress = Callable[[int], None]
+
+class Progress(Protocol):
+    def total(self, nbytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+
+class _NoProgress:
+    def total(self, nbytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
 
 
 @dataclass
 class RestoreStats:
     files: int = 0
     skipped_files: int = 0
+    skipped_bytes: int = 0
     directories: int = 0
     symlinks: int = 0
     bytes: int = 0
+    planned_bytes: int = 0
     chunks_fetched: int = 0
+    bytes_fetched: int = 0
+    seconds: float = 0.0
+    sources: list[SourceReport] = field(default_factory=list)
 
 
-def load_tree(sources: NodeSources, codec: ChunkCodec, snap: Snapshot,
+def load_tree(pool: SourcePool, codec: ChunkCodec, snap: Snapshot,
               out: BinaryIO | None = None) -> BinaryIO:
     """Fetch and decrypt the tree of `snap` into `out` (default: a temporary file); return it
     flushed and positioned at 0."""
-    out = out if out is not None else tempfile.TemporaryFile()
+    out = out if out is not None else tempfile.TemporaryFile()  # noqa: SIM115 (returned)
     ids = list(snap.record.tree_chunk_ids)
-    for chunk_id, blob in sources.iter_blobs(ids):
-        out.write(codec.decode(chunk_id, blob))
+    with pool.fetch(codec, ((i, None) for i in ids)) as fetch:
+        for _ in ids:
+            out.write(fetch.next())
     out.flush()
     out.seek(0)
     return out
 
 
-def _selected(entry: pb.TreeEntry, paths: list[bytes]) -> bool:
+def normalize_paths(paths: list[str] | tuple[str, ...]) -> list[bytes]:
+    """Command-line PATHs as tree paths ('a/b', no leading '/' or './'); refuses '..'."""
+    out = []
+    for text in paths:
+        parts = [p for p in os.fsencode(text).split(b"/") if p not in (b"", b".")]
+        if b".." in parts:
+            raise UsageError(f"path {text!r}: '..' is not allowed; name a path inside the "
+                             "snapshot")
+        if parts:
+            out.append(b"/".join(parts))
+        else:
+            return []  # '/' or '.': the whole snapshot
+    return out
+
+
+def selected(entry_path: bytes, paths: list[bytes]) -> bool:
+    """Is the entry one of `paths`, below one, or a directory above one (created on the way)?"""
     if not paths:
         return True
-    return any(entry.path == p or entry.path.startswith(p + b"/") or p.startswith(entry.path + b"/")
-               for p in paths)
+    return any(entry_path == p or entry_path.startswith(p + b"/")
+               or p.startswith(entry_path + b"/") for p in paths)
 
 
-class _Fetcher:
-    """Background thread: fetches the chunks of the given files in order and decodes them in
-    a pool; the consumer takes decoded plaintexts in the same order."""
 
-    def __init__(self, sources: NodeSources, codec: ChunkCodec,
-                 refs: Iterator[pb.ChunkRef]) -> None:
-        self.sources, self.codec, self.refs = sources, codec, refs
-        self.pool = ThreadPoolExecutor(2, thread_name_prefix="decode")
-        self.out: queue.Queue[Future[bytes] | BaseException | None] = queue.Queue(DECODE_WINDOW)
-        self.thread = threading.Thread(target=self._run, name="fetch", daemon=True)
-        self.stop = threading.Event()
-        self.thread.start()
+def _shown(path: bytes) -> str:
+    return path.decode("utf-8", "replace")
 
-    def _fetch(self, ids: list[bytes]) -> None:
-        for chunk_id, blob in self.sources.iter_blobs(ids):
-            if self.stop.is_set():
-                return
-            self.out.put(self.pool.submit(self.codec.decode, chunk_id, blob))
 
-    def _run(self) -> None:
-        try:
-            batch: list[bytes] = []
-            size = 0
-            for ref in self.refs:
-                batch.append(ref.id)
-                size += ref.length
-                if len(batch) >= FETCH_IDS or size >= FETCH_BYTES:
-                    self._fetch(batch)
-                    batch, size = [], 0
-                if self.stop.is_set():
-                    return
-            self._fetch(batch)
-            self.out.put(None)
-        except BaseException as e:
-            self.out.put(e)
+class _PositionalReader(io.RawIOBase):
+    """Reads a shared file with its own position (pread), so several passes over one
+    unlinked file can run at once."""
 
-    def next(self) -> bytes:
-        item = self.out.get()
-        if isinstance(item, BaseException):
-            raise item
-        if item is None:
-            raise IntegrityError("chunk stream ended early")
-        return item.result()
+    def __init__(self, fd: int) -> None:
+        self.fd, self.pos = fd, 0
 
-    def close(self) -> None:
-        self.stop.set()
-        while self.thread.is_alive():
-            try:
-                self.out.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = os.preadv(self.fd, [buffer], self.pos)
+        self.pos += n
+        return n
+
+
+def _reader(tree: BinaryIO) -> io.BufferedReader:
+    return io.BufferedReader(_PositionalReader(tree.fileno()), 1 << 20)
+
+
+class _Bitmap:
+    """One bit per selected file: fetch it or not (bounded memory for millions of files)."""
+
+    def __init__(self) -> None:
+        self.bits = bytearray()
+
+    def set(self, i: int) -> None:
+        while len(self.bits) <= i >> 3:
+            self.bits.extend(bytes(max(64, len(self.bits))))
+        self.bits[i >> 3] |= 1 << (i & 7)
+
+    def __contains__(self, i: int) -> bool:
+        return (i >> 3) < len(self.bits) and bool(self.bits[i >> 3] & (1 << (i & 7)))
 
 
 class Restorer:
-    def __init__(self, key: ArchiveKey, sources: NodeSources, snap: Snapshot,
+    def __init__(self, key: ArchiveKey, pool: SourcePool, snap: Snapshot,
                  progress: Progress | None = None) -> None:
         self.codec = ChunkCodec(key)
-        self.sources, self.snap = sources, snap
-        self.progress = progress or (lambda n: None)
+        self.pool, self.snap = pool, snap
+        self.progress: Progress = progress or _NoProgress()
         self.stats = RestoreStats()
-
-    def _file_is_complete(self, dest: SafeDest, entry: pb.TreeEntry) -> bool:
-        st = dest.lstat(entry.path)
-        if st is None:
-            return False
-        if not stat.S_ISREG(st.st_mode):
-            raise DestinationNotEmpty(f"{entry.path.decode(errors='replace')!r} exists in the "
-                                      "destination and is not a regular file")
-        if st.st_size != entry.size:
-            return False
-        fd, name = dest.open_parent(entry.path, create=False)
-        try:
-            file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
-        finally:
-            os.close(fd)
-        hasher = blake3.blake3()
-        with os.fdopen(file_fd, "rb") as f:
-            while block := f.read(8 << 20):
-                hasher.update(block)
-        return hasher.digest() == entry.content_hash
 
     def run(self, dest_dir: str | None, paths: list[bytes], overwrite: bool = False
             ) -> RestoreStats:
         """Restore (dest_dir given) or verify (dest_dir None) the selected paths."""
+        started = time.monotonic()
         dest = SafeDest(dest_dir) if dest_dir is not None else None
         try:
-            with tempfile.NamedTemporaryFile(prefix="samizdat-tree-") as tree:
-                load_tree(self.sources, self.codec, self.snap, tree)
-                with open(tree.name, "rb") as plan_pass:
+            # The decrypted tree names every file: keep it in an unlinked temporary file, so
+            # that nothing of it is left on disk even if the process is killed.
+            with tempfile.TemporaryFile() as tree:
+                load_tree(self.pool, self.codec, self.snap, tree)
+                with _reader(tree) as plan_pass:
                     needed = self._plan(plan_pass, dest, paths, overwrite)
-                # Two independent readers of the tree: the fetch thread and the writer.
-                with open(tree.name, "rb") as fetch_pass, open(tree.name, "rb") as write_pass:
-                    refs = (ref for i, e in enumerate(self._files(fetch_pass, paths))
+                self.progress.total(self.stats.planned_bytes)
+                # Two independent readers of the tree: the feeder thread and the writer.
+                with _reader(tree) as fetch_pass, _reader(tree) as write_pass:
+                    refs = ((ref.id, ref.length)
+                            for i, e in enumerate(self._files(fetch_pass, paths))
                             if i in needed for ref in e.chunks)
-                    fetcher = _Fetcher(self.sources, self.codec, refs)
-                    try:
-                        self._write(write_pass, dest, paths, needed, fetcher, overwrite)
-                    finally:
-                        fetcher.close()
+                    with self.pool.fetch(self.codec, refs) as fetch:
+                        self._write(write_pass, dest, paths, needed, fetch)
         finally:
             if dest is not None:
                 dest.close()
-        self.stats.chunks_fetched = self.sources.fetched
+            self.stats.chunks_fetched = self.pool.chunks_fetched
+            self.stats.bytes_fetched = self.pool.bytes_fetched
+            self.stats.sources = self.pool.reports()
+            self.stats.seconds = time.monotonic() - started
         return self.stats
 
     @staticmethod
     def _files(tree: BinaryIO, paths: list[bytes]) -> Iterator[pb.TreeEntry]:
         for entry in iter_tree(tree):
-            if entry.kind == pb.ENTRY_KIND_FILE and _selected(entry, paths):
+            if entry.kind == pb.ENTRY_KIND_FILE and selected(entry.path, paths):
                 yield entry
 
+    # ------------------------------------------------------------------ plan
+
     def _plan(self, tree: BinaryIO, dest: SafeDest | None, paths: list[bytes],
-              overwrite: bool) -> set[int]:
-        """Indices of selected files to fetch (resume: skip files already complete)."""
-        needed: set[int] = set()
-        for i, entry in enumerate(self._files(tree, paths)):
-            if dest is not None and self._file_is_complete(dest, entry):
-                self.stats.skipped_files += 1
+              overwrite: bool) -> _Bitmap:
+        """Check every entry and return the indices (among selected files) to fetch."""
+        needed = _Bitmap()
+        symlinks: set[bytes] = set()
+        found: set[bytes] = set()
+        previous = b""
+        file_index = -1
+        for entry in iter_tree(tree):  # checks every path is relative and has no '..'
+            path = entry.path
+            if path == previous:
+                raise UnsafePath(f"the tree lists {_shown(path)!r} twice; refusing it")
+            previous = path
+            parts = path.split(b"/")
+            for n in range(1, len(parts)):
+                if b"/".join(parts[:n]) in symlinks:
+                    raise UnsafePath(f"refusing {_shown(path)!r}: it would be written through "
+                                     f"the symlink {_shown(b'/'.join(parts[:n]))!r} of the "
+                                     "snapshot")
+            if entry.kind == pb.ENTRY_KIND_SYMLINK:
+                symlinks.add(path)
+            elif entry.kind not in (pb.ENTRY_KIND_FILE, pb.ENTRY_KIND_DIRECTORY):
+                raise IntegrityError(f"unknown entry kind {entry.kind} in tree")
+            if not selected(path, paths):
                 continue
-            if dest is not None and not overwrite:
-                st = dest.lstat(entry.path)
-                if st is not None:
-                    raise DestinationNotEmpty(
-                        f"{entry.path.decode(errors='replace')!r} already exists in the "
-                        "destination with other content (use --overwrite to replace it)")
-            needed.add(i)
+            for p in paths:
+                if path == p or path.startswith(p + b"/"):
+                    found.add(p)
+            if entry.kind == pb.ENTRY_KIND_FILE:
+                file_index += 1
+                if dest is None or self._plan_file(dest, entry, overwrite):
+                    needed.set(file_index)
+                    self.stats.planned_bytes += entry.size
+            elif dest is not None:
+                self._plan_other(dest, entry, overwrite)
+        missing = [p for p in paths if p not in found]
+        if missing:
+            raise UsageError("not in the snapshot: " + ", ".join(_shown(p) for p in missing))
         return needed
 
+    def _plan_file(self, dest: SafeDest, entry: pb.TreeEntry, overwrite: bool) -> bool:
+        """Return whether the file must be fetched; raise if DEST has something in the way."""
+        st = dest.lstat(entry.path)
+        if st is None:
+            return True
+        if stat.S_ISDIR(st.st_mode):
+            raise DestinationNotEmpty(f"{_shown(entry.path)!r} is a directory in the "
+                                      "destination; the snapshot has a file there")
+        if stat.S_ISREG(st.st_mode) and st.st_size == entry.size and \
+                self._hash_matches(dest, entry):
+            self.stats.skipped_files += 1
+            self.stats.skipped_bytes += entry.size
+            dest.discard_partial(entry.path)
+            return False
+        # A file we renamed into place carries the recorded mtime; if its bytes do not
+        # match (a crash before the data reached the disk), it is ours to replace.
+        ours = stat.S_ISREG(st.st_mode) and st.st_mtime_ns == entry.mtime_ns
+        if not overwrite and not ours:
+            raise DestinationNotEmpty(
+                f"{_shown(entry.path)!r} already exists in the destination with other "
+                "content (use --overwrite to replace it)")
+        return True
+
+    def _plan_other(self, dest: SafeDest, entry: pb.TreeEntry, overwrite: bool) -> None:
+        st = dest.lstat(entry.path)
+        if st is None:
+            return
+        if entry.kind == pb.ENTRY_KIND_DIRECTORY:
+            if not stat.S_ISDIR(st.st_mode):
+                raise DestinationNotEmpty(f"{_shown(entry.path)!r} exists in the destination "
+                                          "and is not a directory")
+            return
+        if stat.S_ISLNK(st.st_mode) and dest.read_symlink(entry.path) == entry.symlink_target:
+            return
+        if stat.S_ISDIR(st.st_mode) or not overwrite:
+            raise DestinationNotEmpty(f"{_shown(entry.path)!r} already exists in the "
+                                      "destination (use --overwrite to replace it)")
+
+    def _hash_matches(self, dest: SafeDest, entry: pb.TreeEntry) -> bool:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        with os.fdopen(dest.open_read(entry.path), "rb", buffering=0) as f, \
+                os_errors(entry.path):
+            while block := f.read(HASH_BLOCK):
+                hasher.update(block)
+        return hasher.digest() == entry.content_hash
+
+    # ----------------------------------------------------------------- write
+
     def _write(self, tree: BinaryIO, dest: SafeDest | None, paths: list[bytes],
-               needed: set[int], fetcher: _Fetcher, overwrite: bool) -> None:
-        dirs: list[pb.TreeEntry] = []
+               needed: _Bitmap, fetch: OrderedFetch) -> None:
+        dirs: list[tuple[bytes, int, int]] = []
         file_index = -1
         for entry in iter_tree(tree):
-            if not _selected(entry, paths):
+            if not selected(entry.path, paths):
                 continue
             if entry.kind == pb.ENTRY_KIND_DIRECTORY:
                 self.stats.directories += 1
                 if dest is not None:
                     dest.make_dir(entry.path)
-                    dirs.append(entry)
+                    dirs.append((entry.path, entry.mode, entry.mtime_ns))
             elif entry.kind == pb.ENTRY_KIND_SYMLINK:
                 self.stats.symlinks += 1
                 if dest is not None:
-                    dest.make_symlink(entry.path, entry.symlink_target, overwrite)
+                    dest.make_symlink(entry.path, entry.symlink_target, overwrite=True)
                     dest.set_meta(entry.path, None, entry.mtime_ns)
-            elif entry.kind == pb.ENTRY_KIND_FILE:
-                file_index += 1
-                if file_index not in needed:
-                    continue
-                self._restore_file(entry, dest, fetcher)
             else:
-                raise IntegrityError(f"unknown entry kind {entry.kind} in tree")
-        if dest is not None:
-            for entry in reversed(dirs):
-                dest.set_meta(entry.path, entry.mode, entry.mtime_ns)
+                file_index += 1
+                if file_index in needed:
+                    self._restore_file(entry, dest, fetch)
+        for path, mode, mtime_ns in reversed(dirs):
+            dest.set_meta(path, mode, mtime_ns)  # type: ignore[union-attr]
 
-    def _restore_file(self, entry: pb.TreeEntry, dest: SafeDest | None,
-                      fetcher: _Fetcher) -> None:
-        shown = entry.path.decode("utf-8", "replace")
+    def _restore_file(self, entry: pb.TreeEntry, dest: SafeDest | None, fetch: OrderedFetch
+                      ) -> None:
+        shown = _shown(entry.path)
         hasher = blake3.blake3()
         size = 0
         handle = dest.open_partial(entry.path) if dest is not None else None
         try:
-            for ref in entry.chunks:
+            for _ in entry.chunks:
                 try:
-                    data = fetcher.next()
+                    data = fetch.next()
                 except (IntegrityError, ChunkNotFound) as e:
-                    raise IntegrityError(f"{shown}: {e}") from e
-                if len(data) != ref.length:
-                    raise IntegrityError(f"{shown}: chunk {ref.id.hex()[:12]} has wrong length")
+                    e.args = (f"{shown}: {e}",)
+                    raise
                 hasher.update(data)
                 size += len(data)
                 if handle is not None:
-                    write_all(handle[2], data)
-                self.progress(len(data))
+                    write_all(handle[2], data, entry.path)
+                self.progress.advance(len(data))
             if size != entry.size or hasher.digest() != entry.content_hash:
                 raise IntegrityError(f"{shown}: restored content does not match its recorded "
                                      "hash")
-            if handle is not None:
-                os.close(handle[2])
+            if handle is not None and dest is not None:
+                with os_errors(entry.path):
+                    os.close(handle[2])
                 handle = (handle[0], handle[1], -1)
-                dest.commit(handle[0], handle[1], entry.mode, entry.mtime_ns)  # type: ignore[union-attr]
+                dest.commit(handle[0], handle[1], entry.mode, entry.mtime_ns)
         except BaseException:
-            if handle is not None:
+            if handle is not None and dest is not None:
                 if handle[2] >= 0:
                     os.close(handle[2])
-                dest.discard(handle[0], handle[1])  # type: ignore[union-attr]
+                dest.discard(handle[0], handle[1])
             raise
         finally:
             if handle is not None:

@@ -2,7 +2,12 @@
 
 Every path is resolved component by component from a directory file descriptor with
 O_NOFOLLOW, so neither `..`, absolute paths nor symlinks planted by earlier entries (or
-already in DEST) can make a write land outside DEST.
+already in DEST) can make a write land outside DEST. Files are written as
+`.NAME.samizdat-partial` (created with O_EXCL|O_NOFOLLOW) and renamed into place only by
+`commit`, so a file under its final name is always complete.
+
+Every OS failure becomes one clear error: OutOfSpace (disk full), UnsafePath (a symlink or
+file where a directory is needed), DestinationError (anything else, with the path).
 """
 
 from __future__ import annotations
@@ -10,8 +15,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
-from samizdat.core.errors import OutOfSpace, UnsafePath
+from samizdat.core.errors import DestinationError, OutOfSpace, UnsafePath, UsageError
 from samizdat.core.tree import check_relative_path
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -22,69 +30,130 @@ def _show(path: bytes) -> str:
     return path.decode("utf-8", "replace")
 
 
+def partial_name(name: bytes) -> bytes:
+    return b"." + name + PARTIAL_SUFFIX
+
+
+@contextmanager
+def os_errors(path: bytes) -> Iterator[None]:
+    """Turn OSError into the samizdat error a restorer can act on."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutOfSpace(f"the restore destination is full (writing {_show(path)!r}); "
+                             "free some space and run the same command again to continue"
+                             ) from None
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePath(f"refusing to write {_show(path)!r}: a symlink or file is in "
+                             "the way") from None
+        raise DestinationError(f"cannot write {_show(path)!r} in the destination: "
+                               f"{e.strerror or e}") from None
+
+
 class SafeDest:
+    """A restore destination. Not thread-safe: one writer thread uses it."""
+
+    CACHED_DIRS = 128
+
     def __init__(self, root: str) -> None:
-        os.makedirs(root, exist_ok=True)
-        self.root_fd = os.open(root, _DIR_FLAGS)
+        shown = os.fsencode(root)
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise UsageError(f"destination {root} exists and is not a directory")
+        with os_errors(shown):
+            os.makedirs(root, exist_ok=True)
+            # The user named DEST: follow it if it is a symlink; never anything below it.
+            self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.root = root
+        # Directory fds by tree path, most recently used last: consecutive entries of a
+        # sorted tree share parents, so most lookups cost no system call at all. An fd keeps
+        # pointing at the directory it was opened as, even if the name is later swapped.
+        self._dirs: OrderedDict[bytes, int] = OrderedDict()
 
     def close(self) -> None:
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
         os.close(self.root_fd)
 
-    def open_parent(self, path: bytes, create: bool) -> tuple[int, bytes]:
-        """Return (fd of the parent directory, final name) for a tree path (caller closes)."""
+    def _parent(self, path: bytes, create: bool) -> tuple[int, bytes]:
+        """Return (borrowed fd of the parent directory, final name) for a tree path; the fd
+        stays valid until the next call. Raises FileNotFoundError when a parent is missing
+        and `create` is false, UnsafePath when a parent is a symlink or not a directory."""
         parts = check_relative_path(path)
-        fd = os.dup(self.root_fd)
-        try:
-            for part in parts[:-1]:
-                try:
-                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
+        depth = len(parts) - 1
+        if depth == 0:
+            return self.root_fd, parts[0]
+        key = b"/".join(parts[:-1])
+        fd = self._dirs.get(key)
+        if fd is not None:
+            self._dirs.move_to_end(key)
+            return fd, parts[-1]
+        fd, start = self.root_fd, 0
+        for n in range(depth - 1, 0, -1):
+            cached = self._dirs.get(b"/".join(parts[:n]))
+            if cached is not None:
+                fd, start = cached, n
+                break
+        for i in range(start, depth):
+            part = parts[i]
+            try:
+                nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with os_errors(path):
                     os.mkdir(part, 0o700, dir_fd=fd)
                     nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as e:
-                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise UnsafePath(
-                            f"refusing to write {_show(path)!r}: a parent is a symlink or file"
-                        ) from None
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafePath(
+                        f"refusing to write {_show(path)!r}: a parent is a symlink or file"
+                    ) from None
+                with os_errors(path):
                     raise
-                os.close(fd)
-                fd = nfd
-        except BaseException:
-            os.close(fd)
-            raise
+            self._dirs[b"/".join(parts[: i + 1])] = nfd
+            if len(self._dirs) > self.CACHED_DIRS:
+                os.close(self._dirs.popitem(last=False)[1])
+            fd = nfd
         return fd, parts[-1]
 
+    def open_parent(self, path: bytes, create: bool) -> tuple[int, bytes]:
+        """Like _parent, but the returned fd is the caller's to close."""
+        fd, name = self._parent(path, create)
+        return os.dup(fd), name
+
     def lstat(self, path: bytes) -> os.stat_result | None:
+        """lstat of a tree path inside DEST, None if it (or a parent) does not exist. Raises
+        UnsafePath if a parent is a symlink or file."""
         try:
-            fd, name = self.open_parent(path, create=False)
-        except (FileNotFoundError, UnsafePath):
-            return None
-        try:
+            fd, name = self._parent(path, create=False)
             return os.stat(name, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
             return None
-        finally:
-            os.close(fd)
+
+    def open_read(self, path: bytes) -> int:
+        """Open an existing regular file for reading (no symlink followed)."""
+        fd, name = self._parent(path, create=False)
+        with os_errors(path):
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
 
     def make_dir(self, path: bytes) -> None:
-        fd, name = self.open_parent(path, create=True)
+        fd, name = self._parent(path, create=True)
         try:
-            try:
-                os.mkdir(name, 0o700, dir_fd=fd)
-            except FileExistsError:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                if not stat.S_ISDIR(st.st_mode):
-                    raise UnsafePath(f"refusing to restore directory {_show(path)!r}: "
-                                     "something else exists there") from None
-        finally:
-            os.close(fd)
+            os.mkdir(name, 0o700, dir_fd=fd)
+        except FileExistsError:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(f"refusing to restore directory {_show(path)!r}: "
+                                 "something else exists there") from None
+        except OSError:
+            with os_errors(path):
+                raise
 
     def make_symlink(self, path: bytes, target: bytes, overwrite: bool) -> None:
-        fd, name = self.open_parent(path, create=True)
-        try:
+        fd, name = self._parent(path, create=True)
+        with os_errors(path):
             try:
                 os.symlink(target, name, dir_fd=fd)
             except FileExistsError:
@@ -92,19 +161,29 @@ class SafeDest:
                 if stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=fd) == target:
                     return
                 if not overwrite or stat.S_ISDIR(st.st_mode):
-                    raise
+                    raise UnsafePath(f"refusing to replace {_show(path)!r} in the "
+                                     "destination with a symlink") from None
                 os.unlink(name, dir_fd=fd)
                 os.symlink(target, name, dir_fd=fd)
-        finally:
-            os.close(fd)
+
+    def read_symlink(self, path: bytes) -> bytes:
+        fd, name = self._parent(path, create=False)
+        with os_errors(path):
+            return os.readlink(name, dir_fd=fd)
 
     def open_partial(self, path: bytes) -> tuple[int, bytes, int]:
-        """Create `<name>.samizdat-partial` for writing; return (parent fd, name, file fd)."""
+        """Create `.NAME.samizdat-partial` for writing (replacing a stale one from an
+        interrupted run); return (parent fd, name, file fd)."""
         fd, name = self.open_parent(path, create=True)
         try:
-            tmp = b"." + name + PARTIAL_SUFFIX
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-            file_fd = os.open(tmp, flags, 0o600, dir_fd=fd)
+            tmp = partial_name(name)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            with os_errors(path):
+                try:
+                    file_fd = os.open(tmp, flags, 0o600, dir_fd=fd)
+                except FileExistsError:
+                    os.unlink(tmp, dir_fd=fd)
+                    file_fd = os.open(tmp, flags, 0o600, dir_fd=fd)
         except BaseException:
             os.close(fd)
             raise
@@ -112,42 +191,44 @@ class SafeDest:
 
     def commit(self, parent_fd: int, name: bytes, mode: int, mtime_ns: int) -> None:
         """Apply metadata to the partial file and rename it into place."""
-        tmp = b"." + name + PARTIAL_SUFFIX
-        os.chmod(tmp, mode & 0o7777, dir_fd=parent_fd)
-        os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=parent_fd)
-        try:
-            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"refusing to replace directory {_show(name)!r} with a file")
-        except FileNotFoundError:
-            pass
-        os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+        tmp = partial_name(name)
+        with os_errors(name):
+            os.chmod(tmp, mode & 0o7777, dir_fd=parent_fd)
+            os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=parent_fd)
+            try:
+                st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    raise UnsafePath(f"refusing to replace directory {_show(name)!r} with a "
+                                     "file")
+            except FileNotFoundError:
+                pass
+            os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
 
     def discard(self, parent_fd: int, name: bytes) -> None:
+        with suppress(OSError):
+            os.unlink(partial_name(name), dir_fd=parent_fd)
+
+    def discard_partial(self, path: bytes) -> None:
+        """Remove a stale `.NAME.samizdat-partial` of a tree path, if any."""
         try:
-            os.unlink(b"." + name + PARTIAL_SUFFIX, dir_fd=parent_fd)
-        except FileNotFoundError:
-            pass
+            fd, name = self._parent(path, create=False)
+        except (FileNotFoundError, UnsafePath):
+            return
+        self.discard(fd, name)
 
     def set_meta(self, path: bytes, mode: int | None, mtime_ns: int) -> None:
-        fd, name = self.open_parent(path, create=False)
-        try:
+        fd, name = self._parent(path, create=False)
+        with os_errors(path):
             if mode is not None:  # directories only: never chmod through a symlink
                 if not stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
                     raise UnsafePath(f"{_show(path)!r} is no longer a directory")
                 os.chmod(name, mode & 0o7777, dir_fd=fd)
             os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=fd, follow_symlinks=False)
-        finally:
-            os.close(fd)
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes | memoryview, path: bytes = b"") -> None:
     view = memoryview(data)
-    while view:
-        try:
+    with os_errors(path):
+        while view:
             n = os.write(fd, view)
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise OutOfSpace("the restore destination is full") from None
-            raise
-        view = view[n:]
+            view = view[n:]

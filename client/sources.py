@@ -1,101 +1,155 @@
-"""Where chunks and snapshot records come from: one or more nodes, verified on receipt."""
+"""Where restore and verify get snapshots and chunks from: the `ChunkSource` protocol.
+
+A source is anything that can list signed snapshot records and hand out chunk blobs by id: a
+node over gRPC (`RemoteSource`) or a copied node data directory on a local disk
+(`samizdat.client.storesource.StoreSource`). Every source is untrusted: callers verify every
+record's signature and every blob against its id (`samizdat.client.fetch`), so a seized or
+damaged source can withhold data but never make a restorer accept wrong bytes.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from samizdat.rpc.remote import NodeClient
-from samizdat.core.codec import verify_blob
 from samizdat.core.errors import (
-    ChunkCorrupt,
-    ChunkNotFound,
     PeerUnavailable,
+    SamizdatError,
     SignatureError,
     SnapshotNotFound,
 )
 from samizdat.core.records import Snapshot, verify_snapshot
 from samizdat.rpc.limits import MAX_BATCH_IDS
+from samizdat.rpc.remote import NodeClient
+from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 
-class NodeSources:
-    """Fetches chunks from a list of nodes, verifying every id; fails over between nodes and
-    drops a node that serves bad bytes."""
+@dataclass(frozen=True)
+class ListedSnapshot:
+    """A signed record as a source lists it (not yet verified), with the source's claim of
+    how many of the snapshot's chunks it holds."""
 
-    def __init__(self, clients: list[NodeClient]) -> None:
-        self.clients = list(clients)
-        self.bad: dict[str, int] = {}
-        self.fetched = 0
+    signed: pb.SignedSnapshot
+    chunks_held: int
+    chunks_total: int
 
-    def _demote(self, client: NodeClient, why: str) -> None:
-        log.warning("dropping node %s: %s", client.label, why)
-        self.bad[client.label] = self.bad.get(client.label, 0) + 1
-        if client in self.clients:
-            self.clients.remove(client)
-
-    def iter_blobs(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
-        """Yield (id, verified blob) for every id, in order. Raises ChunkNotFound when no
-        node can serve one."""
-        for start in range(0, len(ids), MAX_BATCH_IDS):
-            wanted = ids[start : start + MAX_BATCH_IDS]
-            got: dict[bytes, bytes] = {}
-            for client in list(self.clients):
-                need = [i for i in wanted if i not in got]
-                if not need:
-                    break
-                try:
-                    for response in client.get_chunks(need):
-                        for chunk in response.chunks:
-                            if chunk.id not in need:
-                                raise ChunkCorrupt(chunk.id.hex(), "not requested")
-                            verify_blob(chunk.id, chunk.data)
-                            got[chunk.id] = chunk.data
-                except ChunkCorrupt as e:
-                    self._demote(client, f"served a corrupt chunk ({e})")
-                except PeerUnavailable as e:
-                    self._demote(client, str(e))
-            for chunk_id in wanted:
-                blob = got.get(chunk_id)
-                if blob is None:
-                    raise ChunkNotFound(chunk_id.hex())
-                self.fetched += 1
-                yield chunk_id, blob
+    @property
+    def claims_complete(self) -> bool:
+        return self.chunks_total > 0 and self.chunks_held >= self.chunks_total
 
 
-def list_verified_snapshots(clients: list[NodeClient], archive_id: bytes) -> list[Snapshot]:
-    """All snapshots of the archive known to any reachable node, signatures verified, sorted
-    by (sequence, time). Forged records are skipped with a warning."""
-    found: dict[bytes, Snapshot] = {}
-    reachable = 0
-    for client in clients:
+class ChunkSource(Protocol):
+    """What restore needs from a place that holds chunks. Nothing it returns is trusted."""
+
+    @property
+    def label(self) -> str:
+        """Short name for messages (node id prefix and address, or a directory)."""
+        ...
+
+    def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
+        """Signed records of the archive this source holds. Raises PeerUnavailable."""
+        ...
+
+    def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
+        """One flag per id: does the source claim to hold it. Raises PeerUnavailable."""
+        ...
+
+    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        """Yield (id, blob) for the requested ids the source holds (at most MAX_BATCH_IDS),
+        unverified, in any order; ids it lacks are left out. Raises PeerUnavailable."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class RemoteSource:
+    """A node reached over gRPC (TLS pinned to its id, or loopback plaintext)."""
+
+    def __init__(self, client: NodeClient) -> None:
+        self.client = client
+
+    @property
+    def label(self) -> str:
+        return self.client.label
+
+    def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
+        listing = self.client.list_snapshots(archive_id)
+        return [ListedSnapshot(item.snapshot, item.chunks_held, item.chunks_total)
+                for item in listing.snapshots]
+
+    def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
+        return self.client.has_chunks(list(ids))
+
+    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        if len(ids) > MAX_BATCH_IDS:
+            raise ValueError(f"at most {MAX_BATCH_IDS} ids per call")
+        for response in self.client.get_chunks(list(ids)):
+            for chunk in response.chunks:
+                yield chunk.id, chunk.data
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteSource({self.label})"
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """A verified snapshot; per source index, whether that source claims to hold all of its
+    chunks (None: it does not list the snapshot) and whether it answered at all."""
+
+    snapshot: Snapshot
+    complete: tuple[bool | None, ...]
+    reachable: tuple[bool, ...]
+    unreachable: tuple[str, ...] = ()
+
+
+def list_verified_snapshots(sources: Sequence[ChunkSource], archive_id: bytes
+                            ) -> list[SourceSnapshot]:
+    """All snapshots of the archive that any reachable source lists, signatures verified,
+    sorted by (sequence, time). Forged records are skipped with a warning. Raises
+    PeerUnavailable when no source answers."""
+    found: dict[bytes, tuple[Snapshot, list[bool | None]]] = {}
+    reachable = [False] * len(sources)
+    why: dict[int, str] = {}
+    for index, source in enumerate(sources):
         try:
-            listing = client.list_snapshots(archive_id)
-        except PeerUnavailable as e:
-            log.warning("%s", e)
+            listing = source.list_snapshots(archive_id)
+        except SamizdatError as e:  # unreachable, or not the node its id pins
+            why[index] = str(e)
             continue
-        reachable += 1
-        for item in listing.snapshots:
+        reachable[index] = True
+        for item in listing:
             try:
-                snap = verify_snapshot(item.snapshot, archive_id)
+                snap = verify_snapshot(item.signed, archive_id)
             except SignatureError as e:
-                log.warning("node %s offers a forged snapshot record: %s", client.label, e)
+                log.warning("%s offers a forged snapshot record: %s", source.label, e)
                 continue
-            found[bytes(snap.id)] = snap
-    if not reachable:
-        raise PeerUnavailable("no node could be reached")
-    return sorted(found.values(), key=lambda s: (s.record.sequence, s.record.created_unix_ns))
+            entry = found.setdefault(bytes(snap.id), (snap, [None] * len(sources)))
+            entry[1][index] = item.claims_complete
+    if not any(reachable):
+        raise PeerUnavailable("no source could be reached: " + "; ".join(why.values()))
+    ordered = sorted(found.values(),
+                     key=lambda t: (t[0].record.sequence, t[0].record.created_unix_ns))
+    down = tuple(f"{sources[i].label} ({why[i]})" for i in sorted(why))
+    return [SourceSnapshot(snap, tuple(flags), tuple(reachable), down)
+            for snap, flags in ordered]
 
 
-def resolve_snapshot(clients: list[NodeClient], archive_id: bytes, spec: str) -> Snapshot:
-    """Find a snapshot by id prefix (hex) or 'latest'."""
-    snaps = list_verified_snapshots(clients, archive_id)
+def resolve_snapshot(sources: Sequence[ChunkSource], archive_id: bytes, spec: str
+                     ) -> SourceSnapshot:
+    """Find a snapshot by id prefix (hex) or 'latest' among the verified records."""
+    snaps = list_verified_snapshots(sources, archive_id)
     if not snaps:
-        raise SnapshotNotFound("no snapshot of this archive on the given nodes")
+        raise SnapshotNotFound("no snapshot of this archive on the given sources")
     if spec == "latest":
         return snaps[-1]
-    matches = [s for s in snaps if s.id.hex().startswith(spec.lower())]
+    matches = [s for s in snaps if s.snapshot.id.hex().startswith(spec.lower())]
     if not matches:
         raise SnapshotNotFound(f"no snapshot matches {spec!r}")
     if len(matches) > 1:

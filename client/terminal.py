@@ -41,6 +41,34 @@ def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None
         yield lambda n: progress.advance(task, n)
 
 
+class Transfer:
+    """Progress of a transfer whose size is known only once planned: `total(n)`, then
+    `advance(n)` per chunk of bytes. Draws bytes, rate and ETA on a terminal only."""
+
+    def __init__(self, progress: Progress | None, task: int | None) -> None:
+        self._progress, self._task = progress, task
+
+    def total(self, nbytes: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=nbytes)
+
+    def advance(self, nbytes: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, nbytes)
+
+
+@contextmanager
+def transfer_progress(label: str) -> Iterator[Transfer]:
+    if not err_console.is_terminal:
+        yield Transfer(None, None)
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), TimeRemainingColumn(), console=err_console, transient=True,
+    ) as progress:
+        yield Transfer(progress, progress.add_task(label, total=None))
+
+
 def print_table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
     table = Table(title=title, show_edge=False, header_style="bold")
     for c in columns:
@@ -64,6 +92,7 @@ def human_bytes(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n} B"
+
 
 # ------------------------------------------------------------------ `samizdat status`
 

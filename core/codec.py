@@ -80,8 +80,9 @@ class ChunkCodec:
         if len(blob) < HEADER_SIZE + 16 or blob[0] != BLOB_VERSION or blob[1] & ~FLAG_ZSTD:
             raise ChunkCorrupt(chunk_id.hex(), "unknown blob format")
         nonce = blob[2:HEADER_SIZE]
-        try:
-            payload = self._aead.decrypt(nonce, blob[HEADER_SIZE:], blob[:2] + self._aad)
+        try:  # a memoryview: the ciphertext is not copied before decryption
+            payload = self._aead.decrypt(nonce, memoryview(blob)[HEADER_SIZE:],
+                                         blob[:2] + self._aad)
         except InvalidTag:
             raise ChunkCorrupt(
                 chunk_id.hex(), "does not decrypt under this archive key (wrong key?)"

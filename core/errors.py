@@ -81,3 +81,7 @@ class DestinationNotEmpty(UsageError):
 
 class OutOfSpace(SamizdatError):
     """The disk is full."""
+
+
+class DestinationError(SamizdatError):
+    """The restore destination cannot be written (permissions, read-only, I/O error)."""

@@ -1,0 +1,151 @@
+"""An offline chunk source: a copy of a node's data directory (a disk carried across a border).
+
+The RocksDB store (layout: docs/format.md, "Node store"; written by samizdat.server.store) is
+opened read-only, so nothing is written to the copy, and no node process, node key or
+configuration is needed. The copy is as untrusted as any node: restore verifies every snapshot
+signature and every chunk id exactly as for remote sources.
+
+Only the column families restore needs are read: `chunks` (id -> blob), `snapshots`
+(id -> SignedSnapshot) and `snapshot_state` (id -> held, total, bytes as <QQQ).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import tempfile
+import tomllib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import rocksdict as rdb
+from google.protobuf.message import DecodeError
+
+from samizdat.client.sources import ListedSnapshot
+from samizdat.core.errors import PeerUnavailable, UsageError
+from samizdat.v1 import records_pb2 as pb
+
+_STATE = struct.Struct("<QQQ")
+_NEEDED = ("chunks", "snapshots", "snapshot_state")
+_ROCKSDICT_CONFIG = "rocksdict-config.json"
+
+
+def find_store_dir(path: Path) -> Path:
+    """Accept a node's data directory, or a node directory (node.toml + data dir)."""
+    if (path / "CURRENT").is_file():
+        return path
+    config = path / "node.toml"
+    if config.is_file():
+        try:
+            data_dir = tomllib.loads(config.read_text()).get("data_dir", "data")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            data_dir = "data"
+        candidate = path / str(data_dir)
+        if (candidate / "CURRENT").is_file():
+            return candidate
+    if (path / "data" / "CURRENT").is_file():
+        return path / "data"
+    if not path.exists():
+        raise UsageError(f"--store {path}: no such directory")
+    raise UsageError(f"--store {path}: not a samizdat node data directory (no RocksDB "
+                     "CURRENT file here or in its data/ subdirectory)")
+
+
+def _shadow(store: Path) -> Path:
+    """A private directory of symlinks to the store's files, to open RocksDB from.
+
+    RocksDB's read-only mode writes nothing, but rocksdict rewrites its own
+    `rocksdict-config.json` on every open (and fails on a read-only mount): that one small
+    file is copied, everything else is linked, so the store itself is never written.
+    """
+    shadow = Path(tempfile.mkdtemp(prefix="samizdat-store-"))
+    try:
+        for entry in os.scandir(store):
+            if entry.name == _ROCKSDICT_CONFIG:
+                shutil.copyfile(entry.path, shadow / entry.name)
+            elif entry.name != "LOCK":
+                os.symlink(os.path.abspath(entry.path), shadow / entry.name)
+    except OSError as e:
+        shutil.rmtree(shadow, ignore_errors=True)
+        raise UsageError(f"--store {store}: cannot read the directory: {e.strerror}") from None
+    return shadow
+
+
+class StoreSource:
+    """Chunks and snapshot records read straight from a node store copy, never written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = find_store_dir(path)
+        opts = rdb.Options(raw_mode=True)
+        try:
+            names = rdb.Rdict.list_cf(str(self.path), opts)
+        except Exception as e:  # rocksdict raises plain Exception
+            raise UsageError(f"--store {path}: cannot read the store: {e}") from None
+        missing = [n for n in _NEEDED if n not in names]
+        if missing:
+            raise UsageError(f"--store {path}: not a samizdat node store (no column family "
+                             f"{', '.join(missing)})")
+        cfs = {n: rdb.Options(raw_mode=True) for n in names if n != "default"}
+        self._shadow = _shadow(self.path)
+        try:
+            self._db = rdb.Rdict(str(self._shadow), options=opts, column_families=cfs,
+                                 access_type=rdb.AccessType.read_only())
+        except Exception as e:
+            shutil.rmtree(self._shadow, ignore_errors=True)
+            raise UsageError(f"--store {path}: cannot open the store read-only: {e}") from None
+        self._chunks = self._db.get_column_family("chunks")
+        self._snapshots = self._db.get_column_family("snapshots")
+        self._state = self._db.get_column_family("snapshot_state")
+        self._closed = False
+
+    @property
+    def label(self) -> str:
+        return f"store:{self.path}"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PeerUnavailable(f"{self.label} is closed")
+
+    def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
+        self._check_open()
+        out = []
+        for snapshot_id, raw in self._snapshots.items():
+            signed, record = pb.SignedSnapshot(), pb.SnapshotRecord()
+            try:
+                signed.ParseFromString(raw)
+                record.ParseFromString(signed.record)
+            except DecodeError:
+                pass  # handed on as is: the caller's signature check refuses it
+            else:
+                if archive_id and record.archive_id != archive_id:
+                    continue
+            state = self._state.get(snapshot_id)
+            held, total, _ = _STATE.unpack(state) if state and len(state) == _STATE.size \
+                else (0, 0, 0)
+            out.append(ListedSnapshot(signed, held, total))
+        return out
+
+    def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
+        self._check_open()
+        if not ids:
+            return []
+        return [v is not None for v in self._chunks.get(list(ids))]
+
+    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        self._check_open()
+        if not ids:
+            return
+        for chunk_id, blob in zip(ids, self._chunks.get(list(ids)), strict=True):
+            if blob is not None:
+                yield chunk_id, bytes(blob)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._db.close()
+            shutil.rmtree(self._shadow, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"StoreSource({self.path})"
+

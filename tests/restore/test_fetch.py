@@ -1,0 +1,198 @@
+"""The parallel fetcher against in-process sources: order, spreading, failover, demotion of
+lying sources, hedging of stalled ones, bounded memory. No network; fast."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from samizdat.client import fetch as fetch_mod
+from samizdat.client.fetch import SourcePool
+from samizdat.core.codec import ChunkCodec
+from samizdat.core.errors import ChunkNotFound
+from samizdat.core.keys import ArchiveKey
+from tests.restore.fakes import FakeSource, make_chunks
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def key() -> ArchiveKey:
+    return ArchiveKey.generate()
+
+
+@pytest.fixture(scope="module")
+def chunks(key: ArchiveKey):  # type: ignore[no-untyped-def]
+    return make_chunks(key, 600)
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetch_mod, "BACKOFF", 0.01)
+    monkeypatch.setattr(fetch_mod, "BACKOFF_MAX", 0.05)
+
+
+def fetch_all(key: ArchiveKey, pool: SourcePool, refs) -> list[bytes]:  # type: ignore[no-untyped-def]
+    with pool.fetch(ChunkCodec(key), iter(refs)) as f:
+        return [f.next() for _ in refs]
+
+
+def expected(refs, plain) -> list[bytes]:  # type: ignore[no-untyped-def]
+    return [plain[i] for i, _ in refs]
+
+
+def test_three_sources_in_order_and_all_used(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, plain = chunks
+    sources = [FakeSource(n, blobs, delay=0.002) for n in "abc"]
+    pool = SourcePool(sources)
+    assert fetch_all(key, pool, refs) == expected(refs, plain)
+    reports = pool.reports()
+    assert all(r.chunks > 0 for r in reports), reports
+    assert sum(r.chunks for r in reports) == len(refs) == pool.chunks_fetched
+    assert not any(r.dropped for r in reports)
+    assert all(s.has_calls == 0 for s in sources)  # complete sources are never asked
+
+
+def test_faster_source_takes_more(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, plain = chunks
+    fast, slow = FakeSource("fast", blobs), FakeSource("slow", blobs, delay=0.05)
+    pool = SourcePool([fast, slow])
+    assert fetch_all(key, pool, refs) == expected(refs, plain)
+    by = {r.source: r.chunks for r in pool.reports()}
+    assert by["fast"] > 3 * by["slow"], by
+
+
+def test_source_dying_mid_restore_is_dropped_and_others_take_over(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, plain = chunks
+    dying = FakeSource("dying", blobs, die_after=40)
+    pool = SourcePool([dying, FakeSource("b", blobs, delay=0.001),
+                       FakeSource("c", blobs, delay=0.001)])
+    assert fetch_all(key, pool, refs) == expected(refs, plain)
+    report = {r.source: r for r in pool.reports()}["dying"]
+    assert report.failures >= 1 and report.chunks == 40, report
+    assert "connection reset" in report.reason
+    # given more work, it is dropped for good after a few attempts
+    more = SourcePool([FakeSource("dying", blobs, die_after=0),
+                       FakeSource("b", blobs, delay=0.01)])
+    assert fetch_all(key, more, refs) == expected(refs, plain)
+    report = {r.source: r for r in more.reports()}["dying"]
+    assert report.dropped and report.failures >= fetch_mod.MAX_FAILURES, report
+
+
+def test_lying_source_is_demoted_and_reported(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, plain = chunks
+    bad = {refs[i][0] for i in range(5, len(refs), 7)}
+    liar = FakeSource("liar", blobs, corrupt=bad)
+    pool = SourcePool([liar, FakeSource("honest", blobs, delay=0.002)])
+    assert fetch_all(key, pool, refs) == expected(refs, plain)
+    report = {r.source: r for r in pool.reports()}["liar"]
+    assert report.dropped and report.corrupt_chunks >= 1  # one per stream at most
+    assert "do not match its id" in report.reason
+
+
+def test_source_sending_unrequested_chunks_is_demoted(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, plain = chunks
+    pushy = FakeSource("pushy", blobs, extra=refs[-1][0])
+    pool = SourcePool([pushy, FakeSource("honest", blobs)])
+    assert fetch_all(key, pool, refs[:50]) == expected(refs[:50], plain)
+    report = {r.source: r for r in pool.reports()}["pushy"]
+    assert report.dropped and "not asked for" in report.reason
+
+
+def test_only_source_lying_fails_at_that_chunk_and_not_before(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, plain = chunks
+    liar = FakeSource("liar", blobs, corrupt={refs[100][0]})
+    pool = SourcePool([liar])
+    got = []
+    with pool.fetch(ChunkCodec(key), iter(refs)) as f, pytest.raises(ChunkNotFound) as err:
+        for _ in refs:
+            got.append(f.next())
+    assert got == expected(refs[: len(got)], plain)
+    assert len(got) <= 100  # never past the bad one; what came before is authentic
+    assert "liar" in str(err.value)
+
+
+def test_partial_sources_are_asked_and_combined(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, plain = chunks
+    even = {i: b for n, (i, b) in enumerate(blobs.items()) if n % 2 == 0}
+    odd = {i: b for n, (i, b) in enumerate(blobs.items()) if n % 2 == 1}
+    a, b = FakeSource("even", even), FakeSource("odd", odd)
+    pool = SourcePool([a, b], complete=[False, False])
+    assert fetch_all(key, pool, refs) == expected(refs, plain)
+    assert a.has_calls and b.has_calls
+    # each was only asked for what it holds
+    assert set(a.requested) <= set(even) and set(b.requested) <= set(odd)
+
+
+def test_source_claiming_everything_but_lacking_some(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, plain = chunks
+    lacks = {refs[i][0] for i in range(0, len(refs), 3)}
+    pool = SourcePool([FakeSource("gappy", blobs, lacks=lacks),
+                       FakeSource("full", blobs, delay=0.003)])
+    assert fetch_all(key, pool, refs) == expected(refs, plain)
+    assert not any(r.dropped for r in pool.reports())
+
+
+def test_chunk_nobody_holds(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, plain = chunks
+    lacks = {refs[10][0]}
+    pool = SourcePool([FakeSource("a", blobs, lacks=lacks), FakeSource("b", blobs, lacks=lacks)])
+    with pool.fetch(ChunkCodec(key), iter(refs)) as f:
+        for i in range(10):
+            assert f.next() == plain[refs[i][0]]
+        with pytest.raises(ChunkNotFound) as err:
+            f.next()
+    assert refs[10][0].hex()[:12] in str(err.value)
+
+
+def test_all_sources_dead(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, _ = chunks
+    pool = SourcePool([FakeSource("a", blobs, die_after=0), FakeSource("b", blobs, die_after=0)])
+    with pool.fetch(ChunkCodec(key), iter(refs)) as f, pytest.raises(ChunkNotFound) as err:
+        f.next()
+    assert "dropped sources: a, b" in str(err.value)
+    assert all(r.dropped for r in pool.reports())
+
+
+def test_stalled_source_is_hedged(key, chunks, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(fetch_mod, "HEDGE_MIN", 0.2)
+    refs, blobs, plain = chunks
+    staller = FakeSource("staller", blobs, stall_after=1)  # answers once, then hangs
+    pool = SourcePool([staller, FakeSource("steady", blobs, delay=0.001)])
+    started = time.monotonic()
+    try:
+        assert fetch_all(key, pool, refs) == expected(refs, plain)
+    finally:
+        staller.release.set()
+    assert time.monotonic() - started < 20
+    by = {r.source: r.chunks for r in pool.reports()}
+    assert by["steady"] > by["staller"]
+
+
+def test_window_bounds_what_is_fetched_ahead(key, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetch_mod, "WINDOW_BYTES", 1 << 20)
+    refs, blobs, plain = make_chunks(key, 400, size=30_000, seed=3)
+    src = FakeSource("a", blobs)
+    pool = SourcePool([src])
+    with pool.fetch(ChunkCodec(key), iter(refs)) as f:
+        assert f.next() == plain[refs[0][0]]
+        time.sleep(0.5)  # the consumer stalls: fetching must stop at the window
+        ahead = len(src.requested)
+        total = sum(n for _, n in refs[:ahead])
+        assert total <= (1 << 20) + 2 * fetch_mod.FETCH_BYTES, (ahead, total)
+        assert ahead < len(refs)
+        rest = [f.next() for _ in refs[1:]]
+    assert rest == expected(refs[1:], plain)
+
+
+def test_consumer_blocked_does_not_deadlock_close(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, _ = chunks
+    pool = SourcePool([FakeSource("a", blobs, delay=0.01)])
+    f = pool.fetch(ChunkCodec(key), iter(refs))
+    f.next()
+    t = threading.Thread(target=f.close)
+    t.start()
+    t.join(10)
+    assert not t.is_alive()
