@@ -56,6 +56,18 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
     assert load_key(path) == first
 
 
+def _flip_in_key_file(src: Path, dest: Path, where: str, index: int) -> None:
+    """Copy a plain key file, flipping byte `index` of the signing seed, the master secret,
+    or the check value, located by parsing (not by offset, so new fields cannot move it)."""
+    key = load_key(src)
+    raw = bytearray(src.read_bytes())
+    part = {"signing seed": key.signing_seed, "master secret": key.master_secret,
+            "check value": read_key_file(src).secrets_check}[where]
+    assert len(part) >= 16 and raw.count(part) == 1
+    raw[raw.find(part) + index] ^= 0xFF
+    dest.write_bytes(bytes(raw))
+
+
 def test_corrupt_missing_and_foreign_files(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         load_key(tmp_path / "missing.key")
@@ -65,23 +77,20 @@ def test_corrupt_missing_and_foreign_files(tmp_path: Path) -> None:
         load_key(foreign)
     path = tmp_path / "k.key"
     save_key(ArchiveKey.generate(), path)
-    raw = bytearray(path.read_bytes())
-    # The clear secrets end the file: 0a 20 <signing seed 32> 12 20 <master secret 32>.
-    raw[-61] ^= 0xFF  # inside the signing seed: the archive id no longer matches
-    (tmp_path / "bad.key").write_bytes(bytes(raw))
-    with pytest.raises(KeyFileError, match="corrupt"):
-        load_key(tmp_path / "bad.key")
     (tmp_path / "truncated.key").write_bytes(path.read_bytes()[:-10])
     with pytest.raises(KeyFileError, match="corrupt"):
         load_key(tmp_path / "truncated.key")
 
 
-def test_corrupt_master_secret_in_plain_key_file_is_detected(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["signing seed", "master secret", "check value"])
+@pytest.mark.parametrize("index", [0, 5, 15])
+def test_any_damage_to_a_plain_key_file_is_detected(tmp_path: Path, where: str,
+                                                    index: int) -> None:
+    # A flipped master-secret bit used to load silently as another key that still signed
+    # as the archive: its snapshots could not be decrypted with the real key.
     path = tmp_path / "k.key"
     save_key(ArchiveKey.generate(), path)
-    raw = bytearray(path.read_bytes())
-    raw[-5] ^= 0xFF  # inside the master secret
-    (tmp_path / "bad.key").write_bytes(bytes(raw))
+    _flip_in_key_file(path, tmp_path / "bad.key", where, index)
     with pytest.raises(KeyFileError, match="corrupt"):
         load_key(tmp_path / "bad.key")
 
