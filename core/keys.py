@@ -63,14 +63,25 @@ class ArchiveKey:
     def _private(self) -> Ed25519PrivateKey:
         return Ed25519PrivateKey.from_private_bytes(self.signing_seed)
 
-    def sign(self, message: bytes) -> bytes:
-        return self._private().sign(message)
+    def sign(self, context: str, message: bytes) -> bytes:
+        """Sign `message` for one purpose (`context`); see `signed_message`."""
+        return self._private().sign(signed_message(context, message))
 
 
-def verify_archive_signature(archive_id: bytes, message: bytes, signature: bytes) -> None:
-    """Raise SignatureError unless `signature` is the archive key's signature of `message`."""
+def signed_message(context: str, message: bytes) -> bytes:
+    """The bytes an archive or node key actually signs: a per-purpose prefix, so that a
+    signature made for one purpose (a snapshot record) can never pass as another (a token)."""
+    return b"samizdat v1 " + context.encode() + b"\0" + message
+
+
+def verify_archive_signature(archive_id: bytes, context: str, message: bytes,
+                             signature: bytes) -> None:
+    """Raise SignatureError unless `signature` is the archive key's signature of `message`
+    for `context`."""
     try:
-        Ed25519PublicKey.from_public_bytes(archive_id).verify(signature, message)
+        Ed25519PublicKey.from_public_bytes(archive_id).verify(
+            signature, signed_message(context, message)
+        )
     except (InvalidSignature, ValueError):
         raise SignatureError("signature does not verify under the archive key") from None
 

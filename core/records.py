@@ -17,6 +17,7 @@ from samizdat.core.keys import ArchiveKey, verify_archive_signature
 from samizdat.v1 import records_pb2 as pb
 
 RECORD_VERSION = 1
+SIGNING_CONTEXT = "snapshot record"
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def sign_snapshot(key: ArchiveKey, record: pb.SnapshotRecord) -> Snapshot:
     if not record.created_unix_ns:
         record.created_unix_ns = time.time_ns()
     raw = record.SerializeToString(deterministic=True)
-    signed = pb.SignedSnapshot(record=raw, signature=key.sign(raw))
+    signed = pb.SignedSnapshot(record=raw, signature=key.sign(SIGNING_CONTEXT, raw))
     return Snapshot(SnapshotId.of(raw), signed, record)
 
 
@@ -59,5 +60,5 @@ def verify_snapshot(signed: pb.SignedSnapshot, archive_id: bytes | None = None) 
         raise SignatureError("snapshot record names no valid archive")
     if archive_id is not None and record.archive_id != bytes(archive_id):
         raise SignatureError("snapshot record belongs to another archive")
-    verify_archive_signature(record.archive_id, signed.record, signed.signature)
+    verify_archive_signature(record.archive_id, SIGNING_CONTEXT, signed.record, signed.signature)
     return Snapshot(SnapshotId.of(signed.record), signed, record)

@@ -24,10 +24,11 @@ from google.protobuf.message import DecodeError
 
 from samizdat.core.errors import AccessDenied
 from samizdat.core.ids import node_id_of
-from samizdat.core.keys import ArchiveKey
+from samizdat.core.keys import ArchiveKey, signed_message
 from samizdat.v1 import records_pb2 as pb
 
 TOKEN_VERSION = 1
+SIGNING_CONTEXT = "auth token"
 TOKEN_LIFETIME = 600
 CLOCK_SKEW = 300
 
@@ -52,7 +53,7 @@ def archive_token(
 ) -> bytes:
     """A reader or writer token signed by the archive key."""
     claims = _claims(role, bytes(key.archive_id), audience, lifetime)
-    return _token(claims, key.sign(claims.SerializeToString()))
+    return _token(claims, key.sign(SIGNING_CONTEXT, claims.SerializeToString()))
 
 
 def node_token(
@@ -61,7 +62,8 @@ def node_token(
     """A peer token signed by a node's identity key."""
     spki = node_key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     claims = _claims(pb.ROLE_PEER, spki, audience, lifetime)
-    return _token(claims, node_key.sign(claims.SerializeToString(), ec.ECDSA(hashes.SHA256())))
+    return _token(claims, node_key.sign(signed_message(SIGNING_CONTEXT, claims.SerializeToString()),
+                      ec.ECDSA(hashes.SHA256())))
 
 
 @dataclass(frozen=True)
@@ -91,14 +93,15 @@ def verify_token(raw: bytes, audience: str, now: float | None = None) -> Caller:
     try:
         if claims.role in (pb.ROLE_READER, pb.ROLE_WRITER):
             Ed25519PublicKey.from_public_bytes(claims.subject_key).verify(
-                token.signature, token.claims
+                token.signature, signed_message(SIGNING_CONTEXT, token.claims)
             )
             return Caller(claims.role, archive_id=claims.subject_key)
         if claims.role == pb.ROLE_PEER:
             public = load_der_public_key(claims.subject_key)
             if not isinstance(public, ec.EllipticCurvePublicKey):
                 raise AccessDenied("peer token must use an EC node key")
-            public.verify(token.signature, token.claims, ec.ECDSA(hashes.SHA256()))
+            public.verify(token.signature, signed_message(SIGNING_CONTEXT, token.claims),
+                          ec.ECDSA(hashes.SHA256()))
             return Caller(claims.role, node_id=node_id_of(claims.subject_key))
     except (InvalidSignature, ValueError):
         raise AccessDenied("authentication token signature does not verify") from None

@@ -106,9 +106,13 @@ def test_derived_keys_are_distinct_and_bound_to_the_secret() -> None:
 
 def test_archive_signature() -> None:
     key = ArchiveKey.generate()
-    sig = key.sign(b"message")
-    verify_archive_signature(bytes(key.archive_id), b"message", sig)
+    sig = key.sign("snapshot record", b"message")
+    verify_archive_signature(bytes(key.archive_id), "snapshot record", b"message", sig)
     with pytest.raises(SignatureError):
-        verify_archive_signature(bytes(key.archive_id), b"messagE", sig)
+        verify_archive_signature(bytes(key.archive_id), "snapshot record", b"messagE", sig)
     with pytest.raises(SignatureError):
-        verify_archive_signature(bytes(ArchiveKey.generate().archive_id), b"message", sig)
+        verify_archive_signature(bytes(ArchiveKey.generate().archive_id), "snapshot record",
+                                 b"message", sig)
+    # A signature made for one purpose never passes for another (domain separation).
+    with pytest.raises(SignatureError):
+        verify_archive_signature(bytes(key.archive_id), "auth token", b"message", sig)

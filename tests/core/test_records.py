@@ -61,7 +61,7 @@ def test_record_signed_by_another_key_is_refused() -> None:
     record = pb.SnapshotRecord.FromString(snap.signed.record)
     record.archive_id = bytes(KEY.archive_id)
     raw = record.SerializeToString(deterministic=True)
-    forged = pb.SignedSnapshot(record=raw, signature=OTHER.sign(raw))
+    forged = pb.SignedSnapshot(record=raw, signature=OTHER.sign("snapshot record", raw))
     with pytest.raises(SignatureError, match="does not verify"):
         verify_snapshot(forged)
     with pytest.raises(SignatureError, match="does not verify"):
@@ -87,4 +87,4 @@ def test_malformed_unsigned_and_wrong_version_records_are_refused() -> None:
     record.version = RECORD_VERSION + 1
     raw = record.SerializeToString(deterministic=True)
     with pytest.raises(SignatureError, match="unsupported version"):
-        verify_snapshot(pb.SignedSnapshot(record=raw, signature=KEY.sign(raw)))
+        verify_snapshot(pb.SignedSnapshot(record=raw, signature=KEY.sign("snapshot record", raw)))

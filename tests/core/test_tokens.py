@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from samizdat.core.errors import AccessDenied
-from samizdat.core.keys import ArchiveKey
+from samizdat.core.keys import ArchiveKey, signed_message
 from samizdat.core.tokens import (
     CLOCK_SKEW,
     TOKEN_LIFETIME,
@@ -70,7 +70,7 @@ def _resign(token: bytes, mutate, signer) -> bytes:  # type: ignore[no-untyped-d
 def test_forged_tokens_are_denied() -> None:
     token = archive_token(KEY, pb.ROLE_READER, NODE)
     # claim KEY's archive but sign with OTHER
-    forged = _resign(token, lambda c: None, OTHER.sign)
+    forged = _resign(token, lambda c: None, lambda raw: OTHER.sign("auth token", raw))
     with pytest.raises(AccessDenied, match="does not verify"):
         verify_token(forged, NODE)
     # escalate reader -> writer without re-signing
@@ -87,11 +87,13 @@ def test_forged_tokens_are_denied() -> None:
     from cryptography.hazmat.primitives import hashes
 
     stolen = _resign(node_token(node_key, NODE), lambda c: None,
-                     lambda raw: impostor.sign(raw, ec.ECDSA(hashes.SHA256())))
+                     lambda raw: impostor.sign(signed_message("auth token", raw),
+                                               ec.ECDSA(hashes.SHA256())))
     with pytest.raises(AccessDenied, match="does not verify"):
         verify_token(stolen, NODE)
     # no role
-    roleless = _resign(token, lambda c: setattr(c, "role", pb.ROLE_UNSPECIFIED), KEY.sign)
+    roleless = _resign(token, lambda c: setattr(c, "role", pb.ROLE_UNSPECIFIED),
+                       lambda raw: KEY.sign("auth token", raw))
     with pytest.raises(AccessDenied, match="no valid role"):
         verify_token(roleless, NODE)
 
