@@ -4,9 +4,9 @@
 #   scripts/test.sh                 # set up if needed, then run all checks
 #   scripts/test.sh -k chunker -x   # extra arguments go to pytest
 #
-# Needs only Python 3.11 (python3.11 on PATH, or PYTHON=/path/to/python) and npm. It creates
-# .venv if missing, installs the package editable with its [dev] extra (again whenever
-# pyproject.toml changes), installs buf with `npm ci` (package-lock.json), then runs, in order:
+# Needs only Python 3.11 (python3.11 on PATH, or PYTHON=/path/to/python) and npm. It runs
+# scripts/setup.sh (the one place that creates .venv and installs the package editable with
+# its [dev] extra), installs buf with `npm ci` (package-lock.json), then runs, in order:
 #
 #   1. proto staleness  scripts/check_proto.sh: checked-in *_pb2* files match proto/*.proto
 #   2. buf lint         proto/ against buf's STANDARD (formerly DEFAULT) rules, see buf.yaml
@@ -20,8 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3.11}
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+export PYTHONDONTWRITEBYTECODE=1
 
 if [[ -t 1 && -z ${NO_COLOR:-} ]]; then
   bold=$'\033[1m' red=$'\033[31m' green=$'\033[32m' off=$'\033[0m'
@@ -36,23 +35,9 @@ hash_of() {  # sha256 of the concatenated files (sha256sum on Linux, shasum on m
 }
 
 # ---------------------------------------------------------------------------------- setup
-if [[ ! -x .venv/bin/python ]]; then
-  command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python 3.11 or set PYTHON"
-  say "creating .venv with $PYTHON"
-  "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-  || die ".venv has Python < 3.11: remove .venv and run again"
+bash scripts/setup.sh || exit 2
 # shellcheck disable=SC1091
 source .venv/bin/activate
-
-stamp=.venv/.samizdat-dev-install
-want=$(hash_of pyproject.toml)
-if [[ ${CI:-} == true || ! -f $stamp || $(<"$stamp") != "$want" ]]; then
-  say "pip install -e '.[dev]'"
-  python -m pip install --quiet -e '.[dev]' || die "pip install failed"
-  echo "$want" >"$stamp"
-fi
 
 command -v npm >/dev/null || die "npm not found: install Node.js (it provides buf for proto lint)"
 npm_stamp=node_modules/.samizdat-npm-ci

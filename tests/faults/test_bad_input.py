@@ -137,7 +137,8 @@ def test_snapshot_with_a_bad_signature_is_rejected(
         impostor = ArchiveKey.generate()
         raw = signed.record
         with pytest.raises(SignatureError):
-            client.put_snapshot(pb.SignedSnapshot(record=raw, signature=impostor.sign("snapshot record", raw)))
+            forged = impostor.sign("snapshot record", raw)
+            client.put_snapshot(pb.SignedSnapshot(record=raw, signature=forged))
         # INVALID_ARGUMENT either way; the client maps it by its wording
         with pytest.raises((SignatureError, UsageError), match="record is malformed"):
             client.put_snapshot(pb.SignedSnapshot(record=b"\xff\x00garbage", signature=b""))

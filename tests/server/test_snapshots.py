@@ -63,8 +63,8 @@ def test_bad_signature_is_refused_and_nothing_stored(store: ChunkStore) -> None:
     record.sequence = 99
     raw = record.SerializeToString(deterministic=True)
     with pytest.raises(SignatureError):
-        accept_snapshot(store, pb.SignedSnapshot(record=raw, signature=OTHER.sign("snapshot record", raw)),
-                        HOSTED, require_complete=True)
+        forged = pb.SignedSnapshot(record=raw, signature=OTHER.sign("snapshot record", raw))
+        accept_snapshot(store, forged, HOSTED, require_complete=True)
     assert list(store.iter_snapshot_log()) == []
 
 
