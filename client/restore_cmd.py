@@ -24,7 +24,7 @@ from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.remote import NodeClient
 
 RESUME_HINT = "run the same command again to continue where it stopped"
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 
 
 def keep_freed_memory() -> None:
@@ -38,7 +38,8 @@ def keep_freed_memory() -> None:
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 128 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_ARENA_MAX, 2)  # what one arena keeps, not one per thread
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
 

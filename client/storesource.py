@@ -29,6 +29,8 @@ from samizdat.v1 import records_pb2 as pb
 _STATE = struct.Struct("<QQQ")
 _NEEDED = ("chunks", "snapshots", "snapshot_state")
 _ROCKSDICT_CONFIG = "rocksdict-config.json"
+_FORMAT_KEY = b"store_format"
+STORE_FORMAT = 1
 
 
 def find_store_dir(path: Path) -> Path:
@@ -94,10 +96,28 @@ class StoreSource:
         except Exception as e:
             shutil.rmtree(self._shadow, ignore_errors=True)
             raise UsageError(f"--store {path}: cannot open the store read-only: {e}") from None
+        self._check_format(path)
         self._chunks = self._db.get_column_family("chunks")
         self._snapshots = self._db.get_column_family("snapshots")
         self._state = self._db.get_column_family("snapshot_state")
         self._closed = False
+
+    def _check_format(self, given: Path) -> None:
+        """Refuse a store stamped with a format this samizdat does not read (samizdat.server
+        .store STORE_FORMAT; stores from before the stamp are format 1)."""
+        try:
+            raw = self._db.get_column_family("node").get(_FORMAT_KEY)
+        except Exception:  # no "node" column family: an old store, format 1
+            raw = None
+        found = struct.unpack("<I", raw)[0] if raw and len(raw) == 4 else STORE_FORMAT
+        if found != STORE_FORMAT:
+            self.close_quietly()
+            raise UsageError(f"--store {given}: store format {found}; this samizdat reads "
+                             f"format {STORE_FORMAT} (upgrade samizdat)")
+
+    def close_quietly(self) -> None:
+        self._db.close()
+        shutil.rmtree(self._shadow, ignore_errors=True)
 
     @property
     def label(self) -> str:
@@ -143,8 +163,7 @@ class StoreSource:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._db.close()
-            shutil.rmtree(self._shadow, ignore_errors=True)
+            self.close_quietly()
 
     def __repr__(self) -> str:
         return f"StoreSource({self.path})"

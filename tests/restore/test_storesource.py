@@ -89,3 +89,14 @@ def test_tampered_records_are_listed_but_refused(store_dir) -> None:  # type: ig
         assert found.snapshot.record.sequence == 1  # the forged sequence 99 was refused
     finally:
         source.close()
+
+
+def test_store_of_a_newer_format_is_refused(store_dir) -> None:  # type: ignore[no-untyped-def]
+    import struct
+
+    node_dir, _, _ = store_dir
+    store = ChunkStore(node_dir / "data")
+    store._cf["node"].put(b"store_format", struct.pack("<I", 2))
+    store.close()
+    with pytest.raises(UsageError, match="store format 2; this samizdat reads format 1"):
+        StoreSource(node_dir)
