@@ -108,10 +108,10 @@ def run(key: ArchiveKey, nodes: Sequence[str], cluster: Path | None, stores: Seq
             with terminal.transfer_progress(verb[:-1] if dest else "verify") as progress:
                 restorer.progress = progress
                 stats = restorer.run(dest, wanted, overwrite)
-        except KeyboardInterrupt:
-            if dest is not None:
-                terminal.error(f"interrupted after {restorer.stats.files} files; {RESUME_HINT}")
-            raise
+        except KeyboardInterrupt:  # click would turn it into a generic "aborted" (exit 1)
+            done = f" after {restorer.stats.files} files; {RESUME_HINT}" if dest else ""
+            terminal.error(f"interrupted{done}")
+            sys.exit(130)
         except (OutOfSpace, SamizdatError) as e:
             _report_sources(restorer.stats)
             if dest is not None and not isinstance(e, UsageError):

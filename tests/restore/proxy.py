@@ -70,3 +70,78 @@ class LyingProxy:
     def stop(self) -> None:
         self.server.stop(grace=None)
         self.upstream.close()
+
+
+class CuttableTcpProxy:
+    """A loopback TCP proxy to a node that can lose the network: `cut()` resets every
+    connection and refuses new ones until `restore()`. TLS passes through untouched, so the
+    client still pins the node's certificate."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self._socket, self._threading = socket, threading
+        self.target_port = target_port
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.conns: list = []  # type: ignore[type-arg]
+        self.lock = threading.Lock()
+        self.listener = None
+        self.cuts = 0
+        self.restore()
+
+    def restore(self) -> None:
+        s = self._socket.socket()
+        s.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        self.listener = s
+        self._threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, listener) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = self._socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:  # type: ignore[no-untyped-def]
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        import struct
+
+        self.cuts += 1
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for c in conns:
+            try:  # RST, as a dropped link eventually looks to the peer
+                c.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+                c.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.cut()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from tests.restore.cluster import (
     start_cluster,
     wait_for,
 )
-from tests.restore.proxy import LyingProxy
+from tests.restore.proxy import CuttableTcpProxy, LyingProxy
 from tests.trees import assert_same_tree, read_tree
 
 pytestmark = pytest.mark.timeout(240)
@@ -284,3 +286,50 @@ def test_corrupted_store_copy_is_detected(cluster: Cluster, machine: FreshMachin
                                          cluster.by_name("paris").address, dest="from-copy")
     assert code == 0, err
     assert_same_tree(cluster.source, machine.cwd / "from-copy")
+
+
+def test_ctrl_c_leaves_no_partial_file_and_rerun_continues(cluster: Cluster,
+                                                          machine: FreshMachine) -> None:
+    dest = machine.cwd / "restored"
+    args = ["restore", "--key", "archive.key", "--cluster", "cluster.toml", "restored"]
+    proc = machine.spawn(*args)
+    try:
+        assert wait_for(lambda: len(completed_files(dest, cluster.source)) >= 2, 120)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    assert proc.returncode == 130, err.decode()
+    assert "run the same command again" in err.decode() and "Traceback" not in err.decode()
+    assert not assert_nothing_wrong_in_dest(cluster.source, dest)  # partial file cleaned up
+    code, out, err2 = machine.run(*args)
+    assert code == 0, err2
+    assert_same_tree(cluster.source, dest)
+
+
+def test_lost_network_mid_restore_recovers(cluster: Cluster, machine: FreshMachine) -> None:
+    """The only source's network drops (every connection reset, new ones refused) for two
+    seconds in the middle of the restore: it backs off, reconnects and finishes."""
+    paris = cluster.by_name("paris")
+    link = CuttableTcpProxy(paris.port)
+    try:
+        dest = machine.cwd / "restored"
+        proc = machine.spawn("restore", "--key", "archive.key", "--json",
+                             "--node", f"{paris.node_id}@127.0.0.1:{link.port}", "restored")
+        try:
+            assert wait_for(lambda: len(completed_files(dest, cluster.source)) >= 2, 120)
+            assert proc.poll() is None
+            link.cut()
+            time.sleep(2)
+            link.restore()
+            out, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                kill(proc)
+        assert proc.returncode == 0, err.decode()
+        assert_same_tree(cluster.source, dest)
+        (report,) = json.loads(out)["sources"]
+        assert report["failures"] >= 1 and not report["dropped"], report
+    finally:
+        link.close()
