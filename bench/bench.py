@@ -237,6 +237,20 @@ def simple(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | Non
     return p.stdout
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (not idle or waiting for I/O)."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - \
+        getattr(t, "guest_nice", 0.0)
+
+
+def other_load(seconds: float = 1.0) -> float:
+    """Cores kept busy by the rest of the machine over `seconds` (nothing of ours runs)."""
+    b0 = busy_cpu_seconds()
+    time.sleep(seconds)
+    return (busy_cpu_seconds() - b0) / seconds
+
+
 def dir_bytes(path: Path) -> int:
     """Allocated bytes under `path` (like du)."""
     total = 0
@@ -466,6 +480,7 @@ class Bench:
         self.archive_id = ""
         self.snapshots: dict[str, dict] = {}
         self.profile_dir: Path | None = args.profile
+        self.loadavg = [round(x, 2) for x in os.getloadavg()]
         self.env = dict(os.environ)
         self.env.pop("SAMIZDAT_PASSPHRASE", None)
 
@@ -498,10 +513,20 @@ class Bench:
             spy_node = self.profile_dir / f"{name}-node.txt"
         if node is not None:
             node.begin_step(spy_node)
+        self.wait_quiet()
         self.say(f"  {tool_name:<8} {name} ...")
+        busy0 = busy_cpu_seconds()
         r = run_measured(full, self.sampler, cwd=cwd, env=env or self.env,
                          timeout=self.args.timeout)
+        busy = busy_cpu_seconds() - busy0
         extra: dict[str, object] = node.end_step() if node is not None else {}
+        # CPU the rest of the machine used meanwhile (other processes, kernel writeback):
+        # on a shared 2-core machine this is what makes wall-clock figures unreliable.
+        other = max(0.0, busy - r.cpu_seconds - float(extra.get("node_cpu_s", 0.0)))
+        extra["other_cpu_s"] = round(other, 1)
+        if other / r.seconds > 0.25:
+            self.notes.append(f"{tool_name} {name}: the rest of the machine kept "
+                              f"{other / r.seconds:.1f} cores busy during the step")
         mb_s = plaintext_bytes / r.seconds / 1e6 if plaintext_bytes else 0.0
         step = Step(tool_name, name, plaintext_bytes, round(r.seconds, 2), round(mb_s, 1),
                     round(r.cpu_seconds, 2), round(r.peak_rss / MiB, 1), extra)
@@ -509,8 +534,18 @@ class Bench:
         self.say(f"           {r.seconds:7.1f} s  {mb_s:7.1f} MB/s  CPU {r.cpu_seconds:6.1f} s  "
                  f"RSS {r.peak_rss / MiB:6.1f} MiB"
                  + (f"  node RSS {extra['node_peak_rss_mib']} MiB CPU {extra['node_cpu_s']} s"
-                    if extra else ""))
+                    if "node_cpu_s" in extra else "")
+                 + f"  (others {other:.1f} CPU s)")
         return step, r
+
+    def wait_quiet(self) -> None:
+        """Wait (up to --quiet-wait seconds) until other processes use < 0.2 cores."""
+        deadline = time.monotonic() + self.args.quiet_wait
+        load = other_load(0.5)
+        while load > 0.2 and time.monotonic() < deadline:
+            load = other_load(1.0)
+        if load > 0.2:
+            self.say(f"           (machine busy: {load:.1f} cores used by other processes)")
 
     def record(self, tool_name: str, name: str, **extra: object) -> None:
         """Attach figures to an existing step (or a figures-only step)."""
@@ -562,6 +597,7 @@ class Bench:
                 "edits_deleted_bytes": self.manifest.get("deleted_bytes"),
                 "page_cache": "data and repositories are in the page cache (not dropped)",
                 "profiled": self.profile_dir is not None,
+                "loadavg_at_start": self.loadavg,
             },
             "targets": {k: {"unit": u, "value": v} for k, (u, v) in TARGETS.items()},
             "steps": [asdict(s) for s in self.steps],
@@ -731,7 +767,7 @@ def print_report(b: Bench) -> None:
           f" -{gen_data.human(m['deleted_bytes'])}); in page cache; "
           f"{os.cpu_count()} cores")
     head = (f"{'operation':<11} {'MB/s':>7} {'target':>7} {'wall s':>7} {'CPU s':>6} "
-            f"{'CLI RSS':>8} {'node RSS':>8} {'node CPU':>8}")
+            f"{'CLI RSS':>8} {'node RSS':>8} {'node CPU':>8} {'CPU s/GB':>8} {'others':>6}")
     for t in peers:
         head += f" | {t + ' MB/s':>11} {'ratio':>6} {'RSS':>6}"
     print(head)
@@ -743,9 +779,11 @@ def print_report(b: Bench) -> None:
         target = TARGETS.get(key)
         tgt = f"{target[1]:.0f}" if target else "-"
         ok = "" if not target else (" ok" if s.mb_s >= target[1] else " !!")
+        node_cpu = float(s.extra.get("node_cpu_s", 0))  # type: ignore[arg-type]
+        cpu_per_gb = (s.cpu_s + node_cpu) / (s.plaintext_bytes / 1e9) if s.plaintext_bytes else 0
         line = (f"{label:<11} {s.mb_s:>7.1f} {tgt:>5}{ok:<2} {s.seconds:>7.1f} {s.cpu_s:>6.1f} "
                 f"{s.peak_rss_mib:>6.0f}Mi {s.extra.get('node_peak_rss_mib', 0):>6.0f}Mi "
-                f"{s.extra.get('node_cpu_s', 0):>7.1f}s")
+                f"{node_cpu:>7.1f}s {cpu_per_gb:>8.1f} {s.extra.get('other_cpu_s', 0):>5.1f}s")
         for t in peers:
             p = b.get(t, key)
             if p is None or not p.mb_s:
@@ -753,7 +791,9 @@ def print_report(b: Bench) -> None:
             else:
                 line += f" | {p.mb_s:>11.1f} {s.mb_s / p.mb_s:>5.2f}x {p.peak_rss_mib:>4.0f}Mi"
         print(line)
-    print("ratio = samizdat MB/s / tool MB/s (>1: samizdat faster). RSS = peak resident set.")
+    print("ratio = samizdat MB/s / tool MB/s (>1: samizdat faster). RSS = peak resident set. "
+          "CPU s/GB = CLI + node CPU per GB of plaintext;\nothers = CPU seconds used by the rest "
+          "of the machine during the step (a shared machine makes wall times unreliable).")
     print()
     growth = [("samizdat", b.get("samizdat", "push_v2"))] + [(t, b.get(t, "push_v2"))
                                                              for t in peers]
@@ -804,6 +844,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true",
                     help="keep the run directory (node store, restores, repositories)")
     ap.add_argument("--sample-interval", type=float, default=0.05)
+    ap.add_argument("--quiet-wait", type=float, default=60, metavar="SECONDS",
+                    help="before each step, wait up to this long for other processes to "
+                         "quieten (< 0.2 cores busy); default 60")
     ap.add_argument("--timeout", type=float, default=3600, help="per command (seconds)")
     args = ap.parse_args(argv)
     names = args.only.split(",") if args.only else list(SCENARIOS)

@@ -7,17 +7,21 @@ Steps:
 1. generate (or reuse) the archive-like bench data with bench/gen_data.py (v1 only is used);
 2. start three real `samizdat-node` processes (TLS on loopback, peered with each other), push
    v1 to the first and wait until replication has given every node a complete copy;
-3. time `samizdat restore --json` into a fresh directory from ONE node (--node) and from
-   THREE nodes (--cluster), `--runs` times each, alternating, checking the restored bytes
-   after the first run of each (not timed);
-4. time `restic restore` of the same data from a local restic repository (restic's own best
-   case: no network, no TLS).
+3. for each destination file system (the disk under --workdir, and a tmpfs in /dev/shm when
+   there is room) and each of --runs rounds:
+   - the floor: `cp -a` of the plain source tree to the same file system (first round only);
+   - `samizdat restore --json` from ONE node (--node) and from THREE nodes (--cluster), the
+     restored bytes compared with the source after the first run of each (not timed);
+   - `restic restore` of the same data from a local restic repository (restic's best case:
+     no network, no TLS), unless --no-restic.
 
 MB/s = plaintext bytes restored / wall time of the whole command (process start to exit,
-including key loading, snapshot listing and tree download). The peak RSS of the CLI is
-sampled every 50 ms. All stores and the source data stay in the page cache (the figures are
-CPU and pipeline bound); `sync` runs before each timed step so that write-back of one step
-does not land in the next. Results go to --out (JSON) and stdout.
+including key loading, snapshot listing and tree download). Also recorded: CPU seconds of the
+command, CPU seconds the three nodes spent meanwhile, and the command's peak RSS (sampled every
+50 ms). Stores and source data stay in the page cache: the figures are CPU and pipeline bound.
+After each step the restored tree is deleted, synced, and on disk the next step waits
+--settle seconds (ext4 without a journal scans recently deleted inodes on every allocation).
+All processes, nodes included, share the machine's cores. Results go to --out (JSON).
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -46,10 +52,21 @@ from tests.nodeproc import NodeProcess, entry_point  # noqa: E402
 MiB = 1 << 20
 
 
+@dataclass
+class Run:
+    seconds: float
+    code: int
+    out: str
+    err: str
+    peak_rss: int
+    cpu: float  # user + system seconds of the process and its children
+
+
 def peak_rss_run(cmd: list[str], env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> tuple[float, int, str, str, int]:
-    """Run cmd; return (seconds, exit code, stdout, stderr, peak RSS bytes of its tree)."""
+                 cwd: Path | None = None) -> Run:
+    """Run cmd; measure wall time, peak RSS of its process tree and CPU time."""
     peak = 0
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             cwd=cwd, stdin=subprocess.DEVNULL)
@@ -75,7 +92,27 @@ def peak_rss_run(cmd: list[str], env: dict[str, str] | None = None,
     seconds = time.perf_counter() - start
     done.set()
     t.join()
-    return seconds, proc.returncode, out.decode(), err.decode(), peak
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Run(seconds, proc.returncode, out.decode(), err.decode(), peak, cpu)
+
+
+def node_cpu(nodes: list[NodeProcess]) -> float:
+    total = 0.0
+    for n in nodes:
+        if n.proc is not None:
+            t = psutil.Process(n.proc.pid).cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def settle(path: Path, seconds: float) -> None:
+    """Remove a restored tree and wait: ext4 without a journal scans inodes deleted in the
+    last 30 s on every allocation, which would slow the next step down."""
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        subprocess.run(["sync"], check=False)
+        time.sleep(seconds)
 
 
 def same_tree(a: Path, b: Path) -> list[str]:
@@ -125,6 +162,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=2, help="timed runs per configuration")
     ap.add_argument("--no-restic", action="store_true")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--settle", type=float, default=31.0,
+                    help="seconds to wait after deleting a restored tree on disk (ext4 scans "
+                         "inodes deleted in the last 30 s on every allocation)")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "restore_multi.json")
     args = ap.parse_args()
 
@@ -162,68 +202,74 @@ def main() -> int:
             for n in nodes))
         print(f"pushing {gen_data.human(nbytes)} ({manifest['v1']['files']} files) to node1",
               flush=True)
-        t, code, out, err, _ = peak_rss_run(
-            [samizdat, "push", "--key", str(key), "--node", nodes[0].address, str(source)])
-        if code:
-            raise SystemExit(f"push failed: {err}")
-        print(f"  push {nbytes / t / 1e6:.0f} MB/s; waiting for replication", flush=True)
+        r = peak_rss_run([samizdat, "push", "--key", str(key), "--node", nodes[0].address,
+                          str(source)])
+        if r.code:
+            raise SystemExit(f"push failed: {r.err}")
+        print(f"  push {nbytes / r.seconds / 1e6:.0f} MB/s; waiting for replication", flush=True)
         t = wait_replicated(nodes, timeout=1800)
         print(f"  all three nodes complete after {t:.1f}s more", flush=True)
 
+        dest_bases = {"disk": work}
+        if Path("/dev/shm").is_dir() and shutil.disk_usage("/dev/shm").free > 3 * nbytes:
+            dest_bases["tmpfs"] = Path(tempfile.mkdtemp(prefix="restore-multi-", dir="/dev/shm"))
         configs = {
             "samizdat_1_node": ["--node", nodes[0].address],
             "samizdat_3_nodes": ["--cluster", str(cluster)],
         }
-        checked: set[str] = set()
-        for run in range(args.runs):
-            for name, src_args in configs.items():
-                dest = work / f"restore-{name}"
-                shutil.rmtree(dest, ignore_errors=True)
-                subprocess.run(["sync"], check=False)
-                t, code, out, err, rss = peak_rss_run(
-                    [samizdat, "restore", "--key", str(key), *src_args, "--json", str(dest)])
-                if code:
-                    raise SystemExit(f"{name} failed ({code}): {err}")
-                summary = json.loads(out)
-                row = {"config": name, "run": run + 1, "seconds": round(t, 3),
-                       "mb_per_s": round(nbytes / t / 1e6, 1), "peak_rss_mib": rss // MiB,
-                       "chunks": summary["chunks_fetched"],
-                       "per_source": {s["source"]: s["bytes"] // MiB
-                                      for s in summary["sources"]}}
-                results["runs"].append(row)  # type: ignore[attr-defined]
-                print(f"  {name:18} run {run + 1}: {t:6.2f}s  {nbytes / t / 1e6:6.0f} MB/s  "
-                      f"peak RSS {rss // MiB} MiB  MiB per source {row['per_source']}",
-                      flush=True)
-                if name not in checked:
-                    diffs = same_tree(source, dest)
-                    if diffs:
-                        raise SystemExit(f"{name}: restored tree differs: {diffs}")
-                    checked.add(name)
-                shutil.rmtree(dest, ignore_errors=True)
-
+        restic_env = None
         if not args.no_restic and shutil.which("restic"):
-            env = dict(os.environ, RESTIC_REPOSITORY=str(work / "restic-repo"),
-                       RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=str(work / "restic-cache"))
-            version = subprocess.run(["restic", "version"], capture_output=True,
-                                     text=True).stdout.strip()
-            subprocess.run(["restic", "init", "-q"], env=env, check=True, capture_output=True)
-            subprocess.run(["restic", "backup", "-q", "--host", "bench", "."], env=env,
+            restic_env = dict(os.environ, RESTIC_REPOSITORY=str(work / "restic-repo"),
+                              RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=str(work / "rc"))
+            results["restic_version"] = subprocess.run(
+                ["restic", "version"], capture_output=True, text=True).stdout.strip()
+            subprocess.run(["restic", "init", "-q"], env=restic_env, check=True,
+                           capture_output=True)
+            subprocess.run(["restic", "backup", "-q", "--host", "bench", "."], env=restic_env,
                            cwd=source, check=True, capture_output=True)
-            for run in range(args.runs):
-                dest = work / "restore-restic"
-                shutil.rmtree(dest, ignore_errors=True)
-                subprocess.run(["sync"], check=False)
-                t, code, out, err, rss = peak_rss_run(
-                    ["restic", "restore", "latest", "--target", str(dest)], env=env)
-                if code:
-                    raise SystemExit(f"restic restore failed: {err}")
-                results["runs"].append({  # type: ignore[attr-defined]
-                    "config": "restic_local_repo", "run": run + 1, "seconds": round(t, 3),
-                    "mb_per_s": round(nbytes / t / 1e6, 1), "peak_rss_mib": rss // MiB,
-                    "version": version})
-                print(f"  {'restic (local repo)':18} run {run + 1}: {t:6.2f}s  "
-                      f"{nbytes / t / 1e6:6.0f} MB/s  peak RSS {rss // MiB} MiB", flush=True)
-                shutil.rmtree(dest, ignore_errors=True)
+        checked: set[str] = set()
+
+        def record(name: str, kind: str, run_no: int, r: Run, node_s: float,
+                   extra: dict[str, object]) -> None:
+            row = {"config": name, "dest": kind, "run": run_no, "seconds": round(r.seconds, 3),
+                   "mb_per_s": round(nbytes / r.seconds / 1e6, 1),
+                   "peak_rss_mib": r.peak_rss // MiB, "client_cpu_s": round(r.cpu, 2),
+                   "node_cpu_s": round(node_s, 2), **extra}
+            results["runs"].append(row)  # type: ignore[attr-defined]
+            print(f"  {name:18} {kind:5} run {run_no}: {r.seconds:6.2f}s "
+                  f"{row['mb_per_s']:6.0f} MB/s  cpu {r.cpu:5.1f}s (+nodes {node_s:4.1f}s)  "
+                  f"peak RSS {row['peak_rss_mib']} MiB {extra or ''}", flush=True)
+
+        for run_no in range(1, args.runs + 1):
+            for kind, base in dest_bases.items():
+                dest = base / "restored"
+                if run_no == 1:  # the floor: copying the plain tree on the same file system
+                    r = peak_rss_run(["cp", "-a", str(source), str(dest)])
+                    record("cp_a_floor", kind, run_no, r, 0.0, {})
+                    settle(dest, args.settle if kind == "disk" else 0)
+                for name, src_args in configs.items():
+                    cpu0 = node_cpu(nodes)
+                    r = peak_rss_run([samizdat, "restore", "--key", str(key), *src_args,
+                                      "--json", str(dest)])
+                    if r.code:
+                        raise SystemExit(f"{name} failed ({r.code}): {r.err}")
+                    summary = json.loads(r.out)
+                    record(name, kind, run_no, r, node_cpu(nodes) - cpu0, {
+                        "chunks": summary["chunks_fetched"],
+                        "mib_per_source": [s["bytes"] // MiB for s in summary["sources"]]})
+                    if name not in checked:
+                        diffs = same_tree(source, dest)
+                        if diffs:
+                            raise SystemExit(f"{name}: restored tree differs: {diffs}")
+                        checked.add(name)
+                    settle(dest, args.settle if kind == "disk" else 0)
+                if restic_env is not None:
+                    r = peak_rss_run(["restic", "restore", "latest", "--target", str(dest)],
+                                     env=restic_env)
+                    if r.code:
+                        raise SystemExit(f"restic restore failed: {r.err}")
+                    record("restic_local_repo", kind, run_no, r, 0.0, {})
+                    settle(dest, args.settle if kind == "disk" else 0)
     finally:
         for n in nodes:
             try:
@@ -231,10 +277,13 @@ def main() -> int:
             except Exception:
                 n.kill()
         shutil.rmtree(work, ignore_errors=True)
+        for base in list(locals().get("dest_bases", {}).values())[1:]:
+            shutil.rmtree(base, ignore_errors=True)
 
     best: dict[str, float] = {}
     for row in results["runs"]:  # type: ignore[attr-defined]
-        best[row["config"]] = max(best.get(row["config"], 0.0), row["mb_per_s"])
+        k = f"{row['config']}/{row['dest']}"
+        best[k] = max(best.get(k, 0.0), row["mb_per_s"])
     results["best_mb_per_s"] = best
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))

@@ -24,7 +24,7 @@ import blake3
 from samizdat.client.walk import iter_source
 from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
-from samizdat.core.codec import ChunkCodec
+from samizdat.core.codec import ChunkCodec, tune_allocator
 from samizdat.core.errors import UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot, sign_snapshot
@@ -117,6 +117,7 @@ class Pusher:
     def __init__(self, key: ArchiveKey, client: NodeClient, params: ChunkerParams,
                  progress: Progress | None = None, threads: int = 3) -> None:
         self.key, self.client = key, client
+        tune_allocator()
         self.codec = ChunkCodec(key)
         self.chunker = Chunker(key.chunker_seed, params)
         self.params = params

@@ -32,7 +32,7 @@ import blake3
 
 from samizdat.client.fetch import OrderedFetch, SourcePool, SourceReport
 from samizdat.client.safefs import SafeDest, os_errors, write_all
-from samizdat.core.codec import ChunkCodec
+from samizdat.core.codec import ChunkCodec, tune_allocator
 from samizdat.core.errors import (
     ChunkNotFound,
     DestinationNotEmpty,
@@ -157,6 +157,7 @@ class _Bitmap:
 class Restorer:
     def __init__(self, key: ArchiveKey, pool: SourcePool, snap: Snapshot,
                  progress: Progress | None = None) -> None:
+        tune_allocator()
         self.codec = ChunkCodec(key)
         self.pool, self.snap = pool, snap
         self.progress: Progress = progress or _NoProgress()
