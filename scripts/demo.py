@@ -59,10 +59,12 @@ def wait_replicated(cluster: Path, timeout: float = 120) -> None:
     while time.time() < deadline:
         done = []
         for n in nodes:
-            snaps = NodeClient(n.address).status().snapshots
-            done.append(bool(snaps) and all(s.chunks_held == s.chunks_total for s in snaps))
+            status = NodeClient(n.address).status()
+            snaps = status.snapshots
+            done.append(bool(snaps) and all(s.chunks_held == s.chunks_total for s in snaps)
+                        and all(p.last_success_unix for p in status.peers))
         if all(done):
-            print("every node holds a complete copy", flush=True)
+            print("every node holds a complete copy and has synced with every peer", flush=True)
             return
         time.sleep(0.5)
     sys.exit("demo: replication did not converge in time")
@@ -79,6 +81,10 @@ def main() -> None:
         ids[name] = run("samizdat-node", "init", str(ROOT / name), "--listen",
                         f"127.0.0.1:{port}", "--jurisdiction", cc, "--name", name)
         run("samizdat-node", "host", str(ROOT / name), archive_id)
+        # A short sync interval for the trial: the first node to start finds its peers down
+        # and retries them after sync_interval seconds (30 by default).
+        toml = ROOT / name / "node.toml"
+        toml.write_text(toml.read_text().replace("sync_interval = 30", "sync_interval = 2", 1))
     for name, _, _ in NODES:
         for other, cc, port in NODES:
             if other != name:
