@@ -9,6 +9,14 @@ Steps (each a named scenario, see SCENARIOS; pick with --only):
   restore   `samizdat restore` of the latest snapshot (v2) into a fresh directory, then a
             byte-for-byte comparison with v2 (not timed)
   verify    `samizdat verify` of the latest snapshot (downloads, decrypts, checks, writes nothing)
+  backfill  a new, empty node n2 peered with n1 pulls the whole archive; wall time from its
+            start until GetStatus shows every snapshot complete (MB/s of plaintext and of
+            stored bytes)
+  noop      n2 complete, pulling from n1 every 0.2 s through a byte-counting proxy: ms per
+            round (the node's own histogram) and bytes per round (both directions, with TLS)
+  restore3  a third node n3 back-fills from n1 and n2, then `samizdat restore` of v2 from all
+            three nodes at once, compared with v2
+  scrub     n1 restarted with an unlimited scrub rate; wall time of one whole pass
   peers     the same push v1 / push v2 / restore / verify with restic and borg (installed with
             apt-get if missing; --no-peers skips), printed as ratios
 
@@ -62,9 +70,11 @@ import gen_data  # noqa: E402
 MiB = 1 << 20
 TARGETS = {  # DESIGN.md §5
     "push_v1": ("MB/s", 250.0), "push_v2": ("MB/s", 250.0), "restore": ("MB/s", 300.0),
-    "rss": ("MiB", 300.0),
+    "restore3": ("MB/s", 300.0), "backfill": ("MB/s", 250.0), "scrub": ("MB/s", 1000.0),
+    "noop_ms": ("ms", 50.0), "noop_bytes": ("B", 16384.0), "rss": ("MiB", 300.0),
 }
 PASSWORD = "bench-passphrase-not-secret"
+SNAPSHOTS = 2  # the push scenario stores v1 and v2
 
 
 class BenchError(Exception):
@@ -289,6 +299,25 @@ class Node:
     def peer_add(self, other: Node) -> None:
         simple([tool("samizdat-node"), "peer", "add", str(self.dir), other.node_id,
                 f"127.0.0.1:{other.port}"])
+
+    def configure(self, **values: object) -> None:
+        """Set keys in node.toml (takes effect at the next start)."""
+        import tomlkit
+
+        path = self.dir / "node.toml"
+        doc = tomlkit.parse(path.read_text())
+        for k, v in values.items():
+            doc[k] = v
+        path.write_text(tomlkit.dumps(doc))
+
+    def snapshots_complete(self, expected: int) -> bool:
+        """Whether the node holds `expected` snapshots, each with every chunk."""
+        client = self.client()
+        try:
+            snaps = client.status().snapshots
+        finally:
+            client.close()
+        return len(snaps) >= expected and all(s.chunks_held == s.chunks_total for s in snaps)
 
     @property
     def address(self) -> str:
@@ -725,10 +754,178 @@ def scenario_peers(b: Bench) -> None:
               cmd=[borg, "check", "--verify-data", str(repo)])
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stored_bytes(b: Bench) -> int:
+    client = b.node("n1").client()
+    try:
+        return int(client.status().bytes_stored)
+    finally:
+        client.close()
+
+
+def timed_backfill(b: Bench, name: str, puller: Node, sources: list[Node]) -> None:
+    """Start the empty node `puller` (peered with `sources`), time until it holds every
+    snapshot completely. MB/s = stored (encrypted, compressed) bytes pulled / wall time from
+    process start; also given per plaintext byte of the whole archive (v1 + v2's new data)."""
+    expected = SNAPSHOTS
+    puller.init()
+    puller.host(b.archive_id)
+    puller.configure(sync_interval=0.5)
+    for src in sources:
+        puller.peer_add(src)
+        src.peer_add(puller)  # the source serves only pinned peers; the running node reloads
+    total = stored_bytes(b)
+    for src in sources:
+        src.begin_step()
+    b.wait_quiet()
+    b.say(f"  samizdat {name} ({gen_data.human(total)} stored, from "
+          f"{', '.join(s.name for s in sources)}) ...")
+    busy0 = busy_cpu_seconds()
+    t0 = time.perf_counter()
+    puller.start()
+    puller.begin_step()
+    while not puller.snapshots_complete(expected):
+        if time.perf_counter() - t0 > b.args.timeout:
+            raise BenchError(f"{name}: {puller.name} incomplete after {b.args.timeout:.0f}s")
+        time.sleep(0.05)
+    seconds = time.perf_counter() - t0
+    busy = busy_cpu_seconds() - busy0
+    extra: dict[str, object] = puller.end_step()
+    src_cpu = 0.0
+    for src in sources:
+        e = src.end_step()
+        src_cpu += e["node_cpu_s"]
+        extra[f"source_{src.name}_peak_rss_mib"] = e["node_peak_rss_mib"]
+    extra.update(source_cpu_s=round(src_cpu, 2), stored_bytes=total,
+                 stored_mb_s=round(total / seconds / 1e6, 1),
+                 other_cpu_s=round(max(0.0, busy - extra["node_cpu_s"] - src_cpu), 1))
+    plaintext = b.manifest["v1"]["bytes"] + b.manifest.get("inserted_bytes", 0)
+    step = Step("samizdat", name, plaintext, round(seconds, 2),
+                round(plaintext / seconds / 1e6, 1), 0.0, 0.0, extra)
+    b.steps.append(step)
+    b.say(f"           {seconds:7.1f} s  {total / seconds / 1e6:7.1f} MB/s stored "
+          f"({step.mb_s:.1f} MB/s plaintext)  node RSS {extra['node_peak_rss_mib']} MiB "
+          f"CPU {extra['node_cpu_s']} s (sources {src_cpu:.1f} s)")
+
+
+def scenario_backfill(b: Bench) -> None:
+    """A new, empty node n2 back-fills the whole archive from n1 over loopback (TLS)."""
+    timed_backfill(b, "backfill", b.node("n2"), [b.node("n1")])
+
+
+def scenario_noop(b: Bench) -> None:
+    """The cost of a replication round that finds nothing new (n2 pulling from n1)."""
+    sys.path.insert(0, str(HERE.parent))
+    from noop import measure_noop  # noqa: I001 (bench/ sibling module)
+    from tests.netfaults import ByteCountingProxy
+
+    n1, n2 = b.node("n1"), b.node("n2")
+    if n2.proc is None:
+        scenario_backfill(b)
+    n2.stop()
+    proxy = ByteCountingProxy(n1.port)
+    metrics_port = free_port()
+    try:
+        simple([tool("samizdat-node"), "peer", "add", str(n2.dir), n1.node_id,
+                f"127.0.0.1:{proxy.port}"])
+        n2.configure(sync_interval=0.2, metrics_listen=f"127.0.0.1:{metrics_port}")
+        n2.start()
+        if not n2.snapshots_complete(SNAPSHOTS):
+            raise BenchError("noop: n2 is not complete")
+        b.say("  samizdat noop round (n2 pulls from n1 every 0.2 s; 10 s) ...")
+        cost = measure_noop(metrics_port, proxy.reset, seconds=10.0, settle=2.0)
+    finally:
+        n2.stop()
+        simple([tool("samizdat-node"), "peer", "add", str(n2.dir), n1.node_id,
+                f"127.0.0.1:{n1.port}"])
+        n2.configure(sync_interval=0.5)
+        proxy.close()
+    b.record("samizdat", "noop_round", rounds=cost.rounds,
+             ms_per_round=round(cost.ms_per_round, 2),
+             bytes_per_round=round(cost.bytes_per_round),
+             store_chunks=n1.status()["chunks_stored"])
+    b.say(f"           {cost.rounds} rounds: {cost.ms_per_round:.1f} ms and "
+          f"{cost.bytes_per_round:.0f} B per round (both directions, TLS included)")
+    n2.start()
+
+
+def scenario_restore3(b: Bench) -> None:
+    """Restore v2 from three nodes at once (n1, n2 and n3; n3 back-fills from n1 and n2)."""
+    n1, n2, n3 = b.node("n1"), b.node("n2"), b.node("n3")
+    if n2.proc is None:
+        scenario_backfill(b)
+    if n3.proc is None:
+        timed_backfill(b, "backfill_2_peers", n3, [n1, n2])
+    dest = b.run_dir / "restore3-samizdat"
+    step, run = b.run_cli("restore3", ["restore", "--key", str(b.key_path), "--json",
+                                       "--node", n1.address, "--node", n2.address,
+                                       "--node", n3.address, str(dest)],
+                          n1, b.manifest["v2"]["bytes"])
+    try:
+        summary = json.loads(run.stdout)
+        step.extra["mib_per_source"] = [s["bytes"] // MiB for s in summary["sources"]]
+    except (ValueError, KeyError):
+        pass
+    check_restore(b, step, b.data / "v2", dest)
+
+
+def scenario_scrub(b: Bench) -> None:
+    """One full scrub pass of n1 at an unlimited rate (store in the page cache)."""
+    n1 = b.node("n1")
+    n1.stop()
+    n1.configure(scrub_rate_mb=1_000_000, scrub_interval=0)
+    n1.start()
+    total = stored_bytes(b)
+
+    def passes() -> tuple[int, int]:
+        client = n1.client()
+        try:
+            st = client.status().scrub
+        finally:
+            client.close()
+        return int(st.passes_completed), int(st.chunks_checked)
+
+    b.say(f"  samizdat scrub of n1 ({gen_data.human(total)} stored) ...")
+    n1.begin_step()
+    deadline = time.perf_counter() + b.args.timeout
+    p0, _ = passes()
+    while passes()[0] == p0:  # finish the pass in progress
+        if time.perf_counter() > deadline:
+            raise BenchError("scrub: no pass completed")
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    while passes()[0] <= p0 + 1:  # time one whole pass
+        if time.perf_counter() > deadline:
+            raise BenchError("scrub: the timed pass did not complete")
+        time.sleep(0.01)
+    seconds = time.perf_counter() - t0
+    extra: dict[str, object] = n1.end_step()
+    n1.stop()
+    n1.configure(scrub_rate_mb=50, scrub_interval=86400)
+    n1.start()
+    extra.update(stored_bytes=total)
+    step = Step("samizdat", "scrub", total, round(seconds, 2), round(total / seconds / 1e6, 1),
+                0.0, 0.0, extra)
+    b.steps.append(step)
+    b.say(f"           {seconds:7.2f} s  {step.mb_s:7.1f} MB/s stored bytes re-hashed  "
+          f"node CPU {extra['node_cpu_s']} s")
+
+
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "push": scenario_push,
     "restore": scenario_restore,
     "verify": scenario_verify,
+    "backfill": scenario_backfill,
+    "noop": scenario_noop,
+    "restore3": scenario_restore3,
+    "scrub": scenario_scrub,
     "peers": scenario_peers,
 }
 
@@ -758,7 +955,8 @@ def git_commit() -> str:
 
 def print_report(b: Bench) -> None:
     rows = [("push_v1", "push v1"), ("push_v2", "push v2"), ("restore", "restore v2"),
-            ("verify", "verify v2")]
+            ("restore3", "restore 3n"), ("verify", "verify v2"), ("backfill", "back-fill"),
+            ("backfill_2_peers", "back-fill2"), ("scrub", "scrub")]
     peers = [t for t in ("restic", "borg") if any(s.tool == t for s in b.steps)]
     m = b.manifest
     print()
@@ -809,6 +1007,12 @@ def print_report(b: Bench) -> None:
             line += (f", {gen_data.human(s.extra['new_stored_bytes'])} in "
                      f"{s.extra['new_chunks']} new chunks (GetStatus)")
         print(line)
+    noop = b.get("samizdat", "noop_round")
+    if noop is not None:
+        print(f"no-op replication round: {noop.extra['ms_per_round']} ms and "
+              f"{noop.extra['bytes_per_round']} B per round and peer over "
+              f"{noop.extra['rounds']} rounds, store of {noop.extra['store_chunks']} chunks "
+              f"(target < {TARGETS['noop_ms'][1]:.0f} ms, < {TARGETS['noop_bytes'][1]:.0f} B)")
     for t in ["samizdat", *peers]:
         r = b.get(t, "restore")
         if r is not None:
@@ -867,8 +1071,8 @@ def main(argv: list[str] | None = None) -> int:
     rc = 0
     try:
         bench.setup()
-        if "push" not in names and any(n in names for n in ("restore", "verify")):
-            names.insert(0, "push")  # restore and verify need the snapshots
+        if "push" not in names and any(n != "peers" for n in names):
+            names.insert(0, "push")  # every other samizdat scenario needs the snapshots
         for name in names:
             bench.say(f"[{name}]")
             SCENARIOS[name](bench)
