@@ -790,7 +790,11 @@ def timed_backfill(b: Bench, name: str, puller: Node, sources: list[Node]) -> No
     busy0 = busy_cpu_seconds()
     t0 = time.perf_counter()
     puller.start()
-    puller.begin_step()
+    profile = None
+    if b.profile_dir is not None:
+        b.profile_dir.mkdir(parents=True, exist_ok=True)
+        profile = b.profile_dir / f"{name}-node.txt"
+    puller.begin_step(profile)
     while not puller.snapshots_complete(expected):
         if time.perf_counter() - t0 > b.args.timeout:
             raise BenchError(f"{name}: {puller.name} incomplete after {b.args.timeout:.0f}s")
@@ -840,7 +844,7 @@ def scenario_noop(b: Bench) -> None:
         if not n2.snapshots_complete(SNAPSHOTS):
             raise BenchError("noop: n2 is not complete")
         b.say("  samizdat noop round (n2 pulls from n1 every 0.2 s; 10 s) ...")
-        cost = measure_noop(metrics_port, proxy.reset, seconds=10.0, settle=2.0)
+        cost = measure_noop(metrics_port, proxy.reset, n1.node_id, seconds=10.0, settle=2.0)
     finally:
         n2.stop()
         simple([tool("samizdat-node"), "peer", "add", str(n2.dir), n1.node_id,

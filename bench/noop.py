@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -28,12 +29,15 @@ class NoopCost:
     bytes_per_round: float
 
 
-def round_totals(metrics_port: int) -> tuple[float, float]:
-    """(rounds, seconds) summed over peers from the node's round-duration histogram."""
+def round_totals(metrics_port: int, peer: str = "") -> tuple[float, float]:
+    """(rounds, seconds) from the node's round-duration histogram: with that one peer (a node
+    id; its first 12 characters label the metric) or summed over every peer."""
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     text = urllib.request.urlopen(url, timeout=10).read().decode()
     count = total = 0.0
     for line in text.splitlines():
+        if peer and f'peer="{peer[:12]}"' not in line:
+            continue
         if line.startswith("samizdat_replication_round_seconds_count"):
             count += float(line.rsplit(" ", 1)[1])
         elif line.startswith("samizdat_replication_round_seconds_sum"):
@@ -41,16 +45,16 @@ def round_totals(metrics_port: int) -> tuple[float, float]:
     return count, total
 
 
-def measure_noop(metrics_port: int, reset_bytes, seconds: float = 5.0,  # type: ignore[no-untyped-def]
-                 settle: float = 1.0) -> NoopCost:
-    """Measure over `seconds` after `settle`; `reset_bytes()` returns and zeroes the byte
-    counter of the puller's connection to its peer."""
+def measure_noop(metrics_port: int, reset_bytes: Callable[[], int], peer: str = "",
+                 seconds: float = 5.0, settle: float = 1.0) -> NoopCost:
+    """Measure over `seconds` after `settle`. `reset_bytes()` returns and zeroes the byte
+    counter of the puller's connection to `peer` (every peer if empty)."""
     time.sleep(settle)
     reset_bytes()
-    c0, s0 = round_totals(metrics_port)
+    c0, s0 = round_totals(metrics_port, peer)
     time.sleep(seconds)
     nbytes = reset_bytes()
-    c1, s1 = round_totals(metrics_port)
+    c1, s1 = round_totals(metrics_port, peer)
     rounds = int(c1 - c0)
     if rounds <= 0:
         raise RuntimeError(f"no replication round in {seconds:.0f} s (is sync_interval short?)")

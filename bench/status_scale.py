@@ -10,7 +10,9 @@ and times:
 - one GetStatus RPC per node (what a node returns: O(snapshots), from its counters);
 - `samizdat status --cluster FILE` and `--json` end to end (a fresh CLI process each time,
   interpreter start-up included), and `samizdat --help` as the start-up baseline;
-- optionally `--audit N` (fetches chunk lists and N chunks per node).
+- optionally `--audit N` (fetches chunk lists and N chunks per node);
+- the cost of a no-op replication round of the second node pulling from the first (ms and
+  bytes per round, bench/noop.py) on this million-chunk archive.
 
 Usage: python bench/status_scale.py [--chunks 1000000] [--snapshots 3] [--nodes 3]
                                     [--runs 5] [--audit 100] [--dir DIR]
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 import blake3
+import tomlkit
 
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.keys import ArchiveKey, save_key
@@ -39,6 +42,12 @@ from samizdat.rpc.remote import NodeClient
 from samizdat.server.snapshots import accept_snapshot
 from samizdat.server.store import ChunkStore
 from samizdat.v1 import records_pb2 as pb
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+from noop import measure_noop  # noqa: E402
+
+from tests.netfaults import ByteCountingProxy  # noqa: E402
 
 BIN = Path(sys.executable).parent
 NAMES = [("paris", "FR"), ("berlin", "DE"), ("oslo", "NO"), ("bern", "CH"), ("riga", "LV")]
@@ -140,6 +149,19 @@ def main() -> None:
     for name, _, _, _ in nodes[1:]:
         shutil.copytree(root / nodes[0][0] / "data", root / name / "data")
 
+    # No-op round cost: the second node pulls from the first through a byte-counting proxy,
+    # every 0.2 s, with its metrics endpoint on (bench/noop.py).
+    proxy = metrics_port = None
+    if len(nodes) > 1:
+        proxy = ByteCountingProxy(nodes[0][2])
+        metrics_port = free_port()
+        sh("samizdat-node", "peer", "add", str(root / nodes[1][0]), nodes[0][3],
+           f"127.0.0.1:{proxy.port}", "--jurisdiction", nodes[0][1])
+        toml = root / nodes[1][0] / "node.toml"
+        doc = tomlkit.parse(toml.read_text())
+        doc["sync_interval"], doc["metrics_listen"] = 0.2, f"127.0.0.1:{metrics_port}"
+        toml.write_text(tomlkit.dumps(doc))
+
     procs = []
     try:
         for name, _, _, _ in nodes:
@@ -197,6 +219,11 @@ def main() -> None:
                 "median": round(statistics.median(audit_times), 3),
                 "exit_code": audit.returncode,
                 "passed": [n["audit"]["passed"] for n in adoc["nodes"] if n.get("audit")]}
+        if proxy is not None and metrics_port is not None:
+            cost = measure_noop(metrics_port, proxy.reset, nodes[0][3], seconds=10.0)
+            result["noop_round"] = {"rounds": cost.rounds,
+                                    "ms_per_round": round(cost.ms_per_round, 2),
+                                    "bytes_per_round": round(cost.bytes_per_round)}
         print(text.stdout, file=sys.stderr)
         print(json.dumps(result, indent=2))
     finally:
@@ -207,6 +234,8 @@ def main() -> None:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if proxy is not None:
+            proxy.close()
         if opts.dir is None:
             shutil.rmtree(root, ignore_errors=True)
 

@@ -24,9 +24,10 @@ import blake3
 from samizdat.client.walk import iter_source
 from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
-from samizdat.core.codec import ChunkCodec, tune_allocator
+from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import UsageError
 from samizdat.core.keys import ArchiveKey
+from samizdat.core.memory import tune_allocator
 from samizdat.core.records import Snapshot, sign_snapshot
 from samizdat.core.tree import TREE_VERSION, write_message
 from samizdat.rpc.limits import MAX_BATCH_BYTES
@@ -117,7 +118,7 @@ class Pusher:
     def __init__(self, key: ArchiveKey, client: NodeClient, params: ChunkerParams,
                  progress: Progress | None = None, threads: int = 3) -> None:
         self.key, self.client = key, client
-        tune_allocator()
+        tune_allocator(arenas=64, keep_bytes=256 << 20)
         self.codec = ChunkCodec(key)
         self.chunker = Chunker(key.chunker_seed, params)
         self.params = params

@@ -32,7 +32,7 @@ import blake3
 
 from samizdat.client.fetch import OrderedFetch, SourcePool, SourceReport
 from samizdat.client.safefs import SafeDest, os_errors, write_all
-from samizdat.core.codec import ChunkCodec, tune_allocator
+from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import (
     ChunkNotFound,
     DestinationNotEmpty,
@@ -41,6 +41,7 @@ from samizdat.core.errors import (
     UsageError,
 )
 from samizdat.core.keys import ArchiveKey
+from samizdat.core.memory import tune_allocator
 from samizdat.core.records import Snapshot
 from samizdat.core.tree import iter_tree
 from samizdat.v1 import records_pb2 as pb

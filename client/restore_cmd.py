@@ -6,7 +6,6 @@ directory). Unreachable ones are reported and skipped; the rest are used in para
 
 from __future__ import annotations
 
-import ctypes
 import json
 import sys
 from collections.abc import Sequence
@@ -20,28 +19,11 @@ from samizdat.client.sources import ChunkSource, RemoteSource, SourceSnapshot, r
 from samizdat.client.storesource import StoreSource
 from samizdat.core.errors import OutOfSpace, SamizdatError, UsageError
 from samizdat.core.keys import ArchiveKey
+from samizdat.core.memory import tune_allocator
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.remote import NodeClient
 
 RESUME_HINT = "run the same command again to continue where it stopped"
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
-
-
-def keep_freed_memory() -> None:
-    """Stop glibc from handing every freed chunk buffer back to the kernel.
-
-    By default a buffer of a few hundred KiB is mmap'ed and unmapped again, or trimmed off
-    the heap, so the next chunk faults its pages back in: about one page fault per 4 KiB
-    restored, a third of the restore's system time on the development machine. With these
-    limits freed buffers are reused; the working set stays bounded by the fetch window.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 32 << 20)
-        libc.mallopt(_M_ARENA_MAX, 2)  # what one arena keeps, not one per thread
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
 
 
 def open_sources(key: ArchiveKey, nodes: Sequence[str], cluster: Path | None,
@@ -92,7 +74,7 @@ def run(key: ArchiveKey, nodes: Sequence[str], cluster: Path | None, stores: Seq
         snapshot: str, dest: str | None, paths: Sequence[str], overwrite: bool,
         as_json: bool) -> None:
     wanted = normalize_paths(list(paths))
-    keep_freed_memory()
+    tune_allocator()
     sources = open_sources(key, nodes, cluster, stores)
     pool: SourcePool | None = None
     try:

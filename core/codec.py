@@ -32,34 +32,6 @@ MAX_PLAINTEXT = 16 << 20
 DEFAULT_ZSTD_LEVEL = 1
 
 
-_ALLOCATOR_TUNED = False
-
-
-def tune_allocator() -> None:
-    """Make glibc malloc keep chunk-sized buffers for reuse (process-wide, idempotent).
-
-    Chunks (64 KiB-1 MiB), blobs and 3 MiB gRPC messages are above glibc's default mmap
-    threshold and its heap-trim threshold is low, so every such buffer is mapped and unmapped
-    (or the heap top trimmed) and each reuse page-faults afresh: 1.25 faulted bytes per byte
-    pushed. Raising both thresholds (both: setting one alone switches off glibc's dynamic
-    adjustment and is worse) cut a 2 GiB push's page faults 10x and its CPU time by a quarter
-    (bench/README.md). Freed memory is kept for reuse, so RSS stays at the pipeline's bounded
-    working set. Called by the push and restore pipelines; a no-op without glibc.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return
-    _ALLOCATOR_TUNED = True
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: glibc's maximum, 32 MiB
-    mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
-
-
 def verify_blob(chunk_id: bytes, blob: bytes | memoryview) -> None:
     """Raise ChunkCorrupt unless BLAKE3(blob) == chunk_id. Needs no key."""
     if blake3.blake3(blob).digest() != chunk_id:

@@ -158,8 +158,10 @@ def peer_revoke(directory: Path, node_id: str) -> None:
               help="Write the bound port to this file once serving")
 def serve(directory: Path, log_level: str, ready_file: Path | None) -> None:
     """Run the node in the foreground; SIGTERM stops it cleanly, SIGHUP reloads node.toml."""
+    from samizdat.core.memory import tune_allocator
     from samizdat.server.node import serve as run
 
+    tune_allocator()
     _setup_logging(log_level)
     load_config(directory)  # refuse bad config before anything starts
     pid_file = directory / "node.pid"

@@ -3,6 +3,7 @@ Prometheus text-format parser."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -80,8 +81,14 @@ def test_metrics_endpoint_reports_store_snapshots_pulls_scrub_and_rpc_latency(
     assert get_status >= 1
     assert value(samples, "samizdat_rpc_seconds_bucket", method="GetStatus", outcome="ok",
                  le="+Inf") == get_status
-    assert value(samples, "samizdat_rpc_seconds_count", method="ListSnapshots",
-                 outcome="ok") >= 1
+    # Paris lists berlin's snapshots in each of its rounds; its first round may have found
+    # berlin not yet up, so wait for the next one.
+    listed = ("samizdat_rpc_seconds_count", (("method", "ListSnapshots"), ("outcome", "ok")))
+    deadline = time.monotonic() + 30
+    while listed not in samples and time.monotonic() < deadline:
+        time.sleep(0.2)
+        samples, _ = scrape(ports["berlin"])
+    assert samples.get(listed, 0) >= 1
 
     samples, _ = scrape(ports["paris"])
     assert value(samples, "samizdat_chunks_written_total") == paris.status().chunks_stored
