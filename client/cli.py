@@ -92,8 +92,11 @@ def key_show(file: Path) -> None:
 @key_option
 @node_option
 @cluster_option
+@click.option("--no-cache", is_flag=True,
+              help="Encode every chunk, without the local id cache (~/.cache/samizdat)")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-def push(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, directory: Path) -> None:
+def push(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, no_cache: bool,
+         directory: Path) -> None:
     """Ingest DIRECTORY as a new signed snapshot."""
     from samizdat.client.ingest import push as do_push
 
@@ -103,7 +106,8 @@ def push(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, directory
     for client in clients:
         try:
             with terminal.progress_bar("push", None) as advance:
-                stats = do_push(k, client, str(directory), progress=advance)
+                stats = do_push(k, client, str(directory), progress=advance,
+                                use_cache=not no_cache)
         except PeerUnavailable as e:
             last = e
             terminal.error(f"{e}; trying the next node")

@@ -5,6 +5,11 @@ GIL); a thread pool hashes, compresses and encrypts them (all GIL-free); results
 in order, recorded in the tree and chunk lists, and new ones go to an upload thread that asks
 the node which it lacks (HasChunks) and streams only those (PutChunks). Memory is bounded by
 the in-flight window, whatever the size of the tree.
+
+With the local id cache (samizdat.client.idcache) a chunk encoded by an earlier push is only
+hashed: its cached id goes into the tree and its plaintext travels to the upload thread, which
+encodes it only if the node lacks it (and stops the push if it no longer encodes to the
+cached id).
 """
 
 from __future__ import annotations
@@ -18,14 +23,16 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import blake3
 
+from samizdat.client.idcache import IdCache
 from samizdat.client.walk import iter_source
 from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
-from samizdat.core.errors import UsageError
+from samizdat.core.errors import IntegrityError, UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.memory import tune_allocator
 from samizdat.core.records import Snapshot, sign_snapshot
@@ -57,23 +64,50 @@ class PushStats:
 Progress = Callable[[int], None]
 
 
+class _Chunk(NamedTuple):
+    """One encoded chunk; `blob` is None for a cache hit, whose `plaintext` is kept instead
+    until the node says whether it needs the blob."""
+
+    chunk_id: bytes
+    blob: bytes | None
+    plaintext: bytes | None
+    length: int  # plaintext bytes
+    blob_length: int
+
+
+class StaleIdCache(IntegrityError):
+    """A cached id no longer matches what its chunk encodes to (the cache is cleared)."""
+
+
 class _Uploader:
     """Streams batches of (id, blob) to the node, skipping chunks it already holds."""
 
-    def __init__(self, client: NodeClient, archive_id: bytes, stats: PushStats) -> None:
+    def __init__(self, client: NodeClient, archive_id: bytes, stats: PushStats,
+                 codec: ChunkCodec) -> None:
         self.client, self.archive_id, self.stats = client, archive_id, stats
-        self.queue: queue.Queue[list[tuple[bytes, bytes]] | None] = queue.Queue(UPLOAD_QUEUE)
+        self.codec = codec
+        self.queue: queue.Queue[list[_Chunk] | None] = queue.Queue(UPLOAD_QUEUE)
         self.error: BaseException | None = None
+        self.stale: StaleIdCache | None = None
         self.thread = threading.Thread(target=self._run, name="upload", daemon=True)
         self.thread.start()
 
     def _requests(self) -> Iterator[npb.PutChunksRequest]:
         while (batch := self.queue.get()) is not None:
-            present = self.client.has_chunks([cid for cid, _ in batch], role=pb.ROLE_WRITER)
+            present = self.client.has_chunks([c.chunk_id for c in batch], role=pb.ROLE_WRITER)
             request, size = npb.PutChunksRequest(archive_id=self.archive_id), 0
-            for (chunk_id, blob), have in zip(batch, present, strict=True):
+            for (chunk_id, blob, plaintext, _, _), have in zip(batch, present, strict=True):
                 if have:
                     continue
+                if blob is None:  # a cache hit the node lacks: encode it after all
+                    assert plaintext is not None
+                    encoded_id, blob = self.codec.encode(plaintext)
+                    if encoded_id != chunk_id:
+                        self.stale = StaleIdCache(
+                            f"the local id cache names chunk {chunk_id.hex()[:12]} but it "
+                            f"now encodes to {encoded_id.hex()[:12]}; the cache was cleared, "
+                            "run the push again")
+                        raise self.stale
                 if size and size + len(blob) > MAX_BATCH_BYTES:
                     yield request
                     request, size = npb.PutChunksRequest(archive_id=self.archive_id), 0
@@ -89,7 +123,7 @@ class _Uploader:
         try:
             self.client.put_chunks(self._requests())
         except BaseException as e:  # handed to the main thread
-            self.error = e
+            self.error = self.stale or e
             while True:  # unblock the producer
                 try:
                     if self.queue.get_nowait() is None:
@@ -97,7 +131,7 @@ class _Uploader:
                 except queue.Empty:
                     break
 
-    def put(self, batch: list[tuple[bytes, bytes]]) -> None:
+    def put(self, batch: list[_Chunk]) -> None:
         while True:
             if self.error is not None:
                 raise self.error
@@ -116,8 +150,9 @@ class _Uploader:
 
 class Pusher:
     def __init__(self, key: ArchiveKey, client: NodeClient, params: ChunkerParams,
-                 progress: Progress | None = None, threads: int = 3) -> None:
-        self.key, self.client = key, client
+                 progress: Progress | None = None, threads: int = 3,
+                 cache: IdCache | None = None) -> None:
+        self.key, self.client, self.cache = key, client, cache
         tune_allocator(arenas=64, keep_bytes=256 << 20)
         self.codec = ChunkCodec(key)
         self.chunker = Chunker(key.chunker_seed, params)
@@ -126,16 +161,16 @@ class Pusher:
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="encode")
         self.stats = PushStats()
         self.lists = ChunkListBuilder()
-        self.batch: list[tuple[bytes, bytes]] = []
+        self.batch: list[_Chunk] = []
         self.batch_bytes = 0
 
-    def _record_chunk(self, chunk_id: bytes, blob: bytes) -> None:
+    def _record_chunk(self, chunk: _Chunk) -> None:
         self.stats.chunks += 1
-        if self.lists.add(chunk_id, len(blob)):
+        if self.lists.add(chunk.chunk_id, chunk.blob_length):
             self.stats.new_chunks += 1
-            self.stats.stored_bytes += len(blob)
-            self.batch.append((chunk_id, blob))
-            self.batch_bytes += len(blob)
+            self.stats.stored_bytes += chunk.blob_length
+            self.batch.append(chunk)
+            self.batch_bytes += chunk.blob_length
             if len(self.batch) >= BATCH_CHUNKS or self.batch_bytes >= MAX_BATCH_BYTES:
                 self._flush_batch()
 
@@ -144,22 +179,37 @@ class Pusher:
             self.uploader.put(self.batch)
             self.batch, self.batch_bytes = [], 0
 
-    def _encode(self, data: bytes) -> tuple[bytes, bytes, int]:
+    def _encode(self, data: bytes) -> _Chunk:
+        """Encode a chunk (a pool thread), or only hash it if the id cache knows it."""
+        if self.cache is None:
+            chunk_id, blob = self.codec.encode(data)
+            return _Chunk(chunk_id, blob, None, len(data), len(blob))
+        cache_key = self.codec.cache_key(data)
+        hit = self.cache.get(cache_key)
+        if hit is not None:
+            return _Chunk(hit[0], None, data, len(data), hit[1])
         chunk_id, blob = self.codec.encode(data)
-        return chunk_id, blob, len(data)
+        self.cache.put(cache_key, chunk_id, len(blob))
+        return _Chunk(chunk_id, blob, None, len(data), len(blob))
 
     def run(self, source: str, sequence: int) -> PushStats:
-        self.uploader = _Uploader(self.client, bytes(self.key.archive_id), self.stats)
+        self.uploader = _Uploader(self.client, bytes(self.key.archive_id), self.stats,
+                                  self.codec)
         try:
             with tempfile.TemporaryFile() as tree_body:
                 entries = self._ingest_tree(source, tree_body)
                 tree_ids = self._store_tree(tree_body, entries)
             list_ids = []
             for list_id, blob in self.lists.take_full(final=True):
-                self.batch.append((list_id, blob))
+                self.batch.append(_Chunk(list_id, blob, None, len(blob), len(blob)))
                 list_ids.append(list_id)
             self._flush_batch()
             self.uploader.finish()
+        except StaleIdCache:
+            if self.cache is not None:
+                self.cache.destroy()
+                self.cache = None
+            raise
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
         s = self.stats
@@ -188,10 +238,11 @@ class Pusher:
             while len(pending) > limit:
                 kind, item = pending.popleft()
                 if kind == "chunk":
-                    chunk_id, blob, length = item.result()  # type: ignore[attr-defined]
-                    self._current.chunks.append(pb.ChunkRef(id=chunk_id, length=length))
-                    self._record_chunk(chunk_id, blob)
-                    self.progress(length)
+                    chunk: _Chunk = item.result()  # type: ignore[attr-defined]
+                    self._current.chunks.append(pb.ChunkRef(id=chunk.chunk_id,
+                                                            length=chunk.length))
+                    self._record_chunk(chunk)
+                    self.progress(chunk.length)
                 elif kind == "start":
                     self._current = item  # type: ignore[assignment]
                 else:  # "end": entry complete
@@ -242,13 +293,13 @@ class Pusher:
                 stream.write(block)
             stream.seek(0)
             ids = []
-            futures: deque[Future[tuple[bytes, bytes, int]]] = deque()
+            futures: deque[Future[_Chunk]] = deque()
             for data in self.chunker.iter_chunks(stream):
                 futures.append(self.pool.submit(self._encode, data))
             for fut in futures:
-                chunk_id, blob, _ = fut.result()
-                ids.append(chunk_id)
-                self._record_chunk(chunk_id, blob)
+                chunk = fut.result()
+                ids.append(chunk.chunk_id)
+                self._record_chunk(chunk)
             return ids
 
 
@@ -259,7 +310,14 @@ def next_sequence(client: NodeClient, archive_id: bytes) -> int:
 
 
 def push(key: ArchiveKey, client: NodeClient, source: str,
-         params: ChunkerParams = ChunkerParams(), progress: Progress | None = None) -> PushStats:
-    """Ingest `source` as a new snapshot on the node behind `client`."""
+         params: ChunkerParams = ChunkerParams(), progress: Progress | None = None,
+         use_cache: bool = True) -> PushStats:
+    """Ingest `source` as a new snapshot on the node behind `client` (with the local id cache
+    unless `use_cache` is false)."""
     sequence = next_sequence(client, bytes(key.archive_id))
-    return Pusher(key, client, params, progress).run(source, sequence)
+    cache = IdCache.open_for(bytes(key.archive_id)) if use_cache else None
+    try:
+        return Pusher(key, client, params, progress, cache=cache).run(source, sequence)
+    finally:
+        if cache is not None:
+            cache.close()

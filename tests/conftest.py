@@ -24,6 +24,19 @@ settings.register_profile("samizdat", deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "samizdat"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _id_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every CLI run of the suite keeps its push id cache here, not in ~/.cache."""
+    path = tmp_path_factory.mktemp("id-cache")
+    before = os.environ.get("SAMIZDAT_CACHE_DIR")
+    os.environ["SAMIZDAT_CACHE_DIR"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("SAMIZDAT_CACHE_DIR", None)
+    else:
+        os.environ["SAMIZDAT_CACHE_DIR"] = before
+
+
 @dataclass(frozen=True)
 class KeyFile:
     """An archive key on disk, as the CLI takes it (`--key path`)."""
