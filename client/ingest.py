@@ -43,8 +43,12 @@ from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
 WINDOW = 48
-UPLOAD_QUEUE = 6
+# One HasChunks question per batch of up to BATCH_CHUNKS chunks or BATCH_BYTES; the upload
+# thread then streams the missing ones in PutChunks messages of MAX_BATCH_BYTES. At most
+# UPLOAD_QUEUE batches wait for it: 2 x 8 MiB plus the one in flight.
+UPLOAD_QUEUE = 2
 BATCH_CHUNKS = 512
+BATCH_BYTES = 8 << 20
 
 
 @dataclass
@@ -171,7 +175,7 @@ class Pusher:
             self.stats.stored_bytes += chunk.blob_length
             self.batch.append(chunk)
             self.batch_bytes += chunk.blob_length
-            if len(self.batch) >= BATCH_CHUNKS or self.batch_bytes >= MAX_BATCH_BYTES:
+            if len(self.batch) >= BATCH_CHUNKS or self.batch_bytes >= BATCH_BYTES:
                 self._flush_batch()
 
     def _flush_batch(self) -> None:
