@@ -13,6 +13,7 @@ An unchanged cluster costs one small ListSnapshots call per peer per round.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -37,7 +38,9 @@ log = logging.getLogger(__name__)
 
 MISSING_BATCH = 4096
 FETCH_BATCH = 64
-STREAMS_PER_PEER = 4
+# Parallel GetChunks streams of one node, whatever the number of peers: each stream buffers up
+# to a few 3 MiB messages, so this bounds the puller's memory (4: ~260 MiB RSS back-filling).
+PULL_STREAMS = 4
 BAD_PEER_BACKOFF = 60.0
 MAX_IDLE_BACKOFF = 600.0
 
@@ -331,13 +334,15 @@ class Replicator:
                 best = min(holders[chunk_id], key=lambda i: load[i])
                 assignment[best].append(chunk_id)
                 load[best] += 1
-            with ThreadPoolExecutor(max(1, len(assignment) * STREAMS_PER_PEER),
-                                    thread_name_prefix="pull") as pool:
-                jobs = []
-                for index, assigned in assignment.items():
-                    for part in range(0, len(assigned), FETCH_BATCH):
-                        jobs.append(pool.submit(self._fetch_from, live[index],
-                                                assigned[part : part + FETCH_BATCH]))
+            # Jobs interleaved across peers, so every holder serves from the start.
+            parts = [[(index, assigned[i : i + FETCH_BATCH])
+                      for i in range(0, len(assigned), FETCH_BATCH)]
+                     for index, assigned in assignment.items()]
+            order_of_jobs = [job for group in itertools.zip_longest(*parts) for job in group
+                             if job is not None]
+            with ThreadPoolExecutor(PULL_STREAMS, thread_name_prefix="pull") as pool:
+                jobs = [pool.submit(self._fetch_from, live[index], batch)
+                        for index, batch in order_of_jobs]
                 for job in jobs:
                     remaining -= job.result()
             for index in assignment:
