@@ -515,6 +515,8 @@ class Bench:
         self.loadavg = [round(x, 2) for x in os.getloadavg()]
         self.env = dict(os.environ)
         self.env.pop("SAMIZDAT_PASSPHRASE", None)
+        # The push id cache of this run (like restic's cache below), not the user's.
+        self.env["SAMIZDAT_CACHE_DIR"] = str(self.run_dir / "id-cache")
 
     # helpers -------------------------------------------------------------------------
 
@@ -578,6 +580,17 @@ class Bench:
             load = other_load(1.0)
         if load > 0.2:
             self.say(f"           (machine busy: {load:.1f} cores used by other processes)")
+
+    def settle(self, tree: Path) -> None:
+        """Delete a restored tree, then wait --settle seconds if it was on the disk: ext4
+        without a journal scans the inodes deleted in the last 30 s on every allocation,
+        which would slow the next step's file creation down (tmpfs needs no wait)."""
+        if not tree.exists():
+            return
+        shutil.rmtree(tree, ignore_errors=True)
+        os.sync()
+        if not str(tree).startswith("/dev/shm/"):
+            time.sleep(self.args.settle)
 
     def record(self, tool_name: str, name: str, **extra: object) -> None:
         """Attach figures to an existing step (or a figures-only step)."""
@@ -676,16 +689,15 @@ def scenario_restore(b: Bench) -> None:
     targets = [("", b.run_dir)] + ([("_tmpfs", shm)] if shm is not None else [])
     try:
         for suffix, base in targets:
-            floor = base / "cp-floor"
-            b.run_cli(f"restore{suffix}", [], None, nbytes, "cp -a",
-                      cmd=["cp", "-a", str(b.data / "v2"), str(floor)])
-            shutil.rmtree(floor, ignore_errors=True)
             dest = base / "restore-samizdat"
             step, _ = b.run_cli(f"restore{suffix}", ["restore", "--key", str(b.key_path),
                                                       "--node", n1.address, str(dest)],
                                 n1, nbytes)
             check_restore(b, step, b.data / "v2", dest)
-            shutil.rmtree(dest, ignore_errors=True)
+            floor = base / "cp-floor"
+            b.run_cli(f"restore{suffix}", [], None, nbytes, "cp -a",
+                      cmd=["cp", "-a", str(b.data / "v2"), str(floor)])
+            b.settle(floor)
     finally:
         if shm is not None:
             shutil.rmtree(shm, ignore_errors=True)
@@ -706,7 +718,7 @@ def check_restore(b: Bench, step: Step, source: Path, dest: Path) -> None:
     if not step.extra["identical"]:
         b.notes.append(f"{step.tool} restore differs from the source: {problems[:5]}")
     if not b.args.keep:
-        shutil.rmtree(dest, ignore_errors=True)
+        b.settle(dest)
 
 
 def scenario_verify(b: Bench) -> None:
@@ -1083,6 +1095,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet-wait", type=float, default=60, metavar="SECONDS",
                     help="before each step, wait up to this long for other processes to "
                          "quieten (< 0.2 cores busy); default 60")
+    ap.add_argument("--settle", type=float, default=31.0, metavar="SECONDS",
+                    help="after deleting a restored tree on disk, wait this long before the "
+                         "next step (ext4 without a journal scans recently deleted inodes on "
+                         "every allocation); default 31")
     ap.add_argument("--timeout", type=float, default=3600, help="per command (seconds)")
     args = ap.parse_args(argv)
     names = args.only.split(",") if args.only else list(SCENARIOS)

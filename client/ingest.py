@@ -157,7 +157,7 @@ class Pusher:
                  progress: Progress | None = None, threads: int = 3,
                  cache: IdCache | None = None) -> None:
         self.key, self.client, self.cache = key, client, cache
-        tune_allocator(arenas=64, keep_bytes=256 << 20)
+        tune_allocator(arenas=8 * (os.cpu_count() or 1), keep_bytes=256 << 20)  # glibc's default
         self.codec = ChunkCodec(key)
         self.chunker = Chunker(key.chunker_seed, params)
         self.params = params

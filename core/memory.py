@@ -17,10 +17,14 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 _tuned = False
 
 
-def tune_allocator(*, arenas: int = 2, keep_bytes: int = 64 << 20) -> None:
+def tune_allocator(*, arenas: int = 1, keep_bytes: int = 64 << 20) -> None:
     """Keep up to `keep_bytes` of freed memory for reuse, serve buffers up to 32 MiB from the
     heap, and use at most `arenas` malloc arenas. Idempotent (the first call wins); a no-op
-    where the C library is not glibc."""
+    where the C library is not glibc.
+
+    One arena suits the node and restore (measured: a node back-filling from two peers 342 ->
+    252 MiB RSS and faster; restore RSS -15 %); push, whose encoder threads allocate blobs
+    concurrently, keeps glibc's default arena count and a larger reserve."""
     global _tuned
     if _tuned:
         return
