@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path("demo-cluster").resolve()
 NODES = [("paris", "FR", 7701), ("berlin", "DE", 7702), ("oslo", "NO", 7703)]
 BIN = Path(sys.executable).parent
+# The push id cache of the demo stays in its directory, not in ~/.cache.
+os.environ["SAMIZDAT_CACHE_DIR"] = str(ROOT / "id-cache")
 
 
 def run(*args: str, check: bool = True) -> str:
