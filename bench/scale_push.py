@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +29,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from gen_data import parse_size  # noqa: E402
+
+from bench import Sampler, read_hwm, run_measured  # noqa: E402
 
 BIN = Path(sys.executable).parent
 GiB = 1 << 30
@@ -53,16 +54,6 @@ def write_tree(root: Path, size: int, notes: int) -> None:
         d = text / f"case-{i // 100:03d}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"note-{i:05d}.txt").write_text(f"statement {i}\n" * (20 + i % 200))
-
-
-def hwm(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -104,36 +95,24 @@ def main() -> int:
         port = ready.read_text().strip()
         node_cpu0 = cpu_seconds(node.pid)
         subprocess.run(["sync"], check=False)
-        t = time.perf_counter()
-        push = subprocess.Popen([str(BIN / "samizdat"), "push", "--key",
+        sampler = Sampler()
+        sampler.start()
+        try:
+            push = run_measured([str(BIN / "samizdat"), "push", "--key",
                                  str(root / "archive.key"), "--node",
                                  f"{node_id}@127.0.0.1:{port}", str(root / "tree")],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
-        peak_cli = 0
-        done = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak_cli
-            while not done.wait(0.05):
-                peak_cli = max(peak_cli, hwm(push.pid))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        out, err = push.communicate()
-        seconds = time.perf_counter() - t
-        done.set()
-        sampler.join()
-        if push.returncode:
-            raise SystemExit(f"push failed: {err.decode()}")
+                                sampler, env=env)
+        finally:
+            sampler.stop()
         result = {
             "plaintext_gib": round(args.size / GiB, 2), "notes": args.notes,
-            "push_seconds": round(seconds, 1),
-            "push_mb_s": round(args.size / seconds / 1e6, 1),
-            "cli_peak_rss_mib": round(peak_cli / MiB, 1),
-            "node_peak_rss_mib": round(hwm(node.pid) / MiB, 1),
+            "push_seconds": round(push.seconds, 1),
+            "push_mb_s": round(args.size / push.seconds / 1e6, 1),
+            "cli_cpu_s": round(push.cpu_seconds, 1),
+            "cli_peak_rss_mib": round(push.peak_rss / MiB, 1),
+            "node_peak_rss_mib": round(read_hwm(node.pid) / MiB, 1),
             "node_cpu_s": round(cpu_seconds(node.pid) - node_cpu0, 1),
-            "cli_summary": out.decode().strip().splitlines()[-1],
+            "cli_summary": push.stdout.strip().splitlines()[-1],
         }
         print(json.dumps(result, indent=1))
         return 0
