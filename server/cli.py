@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -157,11 +158,14 @@ def peer_revoke(directory: Path, node_id: str) -> None:
 @click.option("--ready-file", type=click.Path(path_type=Path), default=None,
               help="Write the bound port to this file once serving")
 def serve(directory: Path, log_level: str, ready_file: Path | None) -> None:
-    """Run the node in the foreground; SIGTERM stops it cleanly, SIGHUP reloads node.toml."""
+    """Run the node in the foreground; SIGTERM stops it cleanly, SIGHUP reloads node.toml,
+    SIGUSR1 writes every thread's stack to the log (stderr)."""
     from samizdat.core.memory import tune_allocator
     from samizdat.server.node import serve as run
 
     tune_allocator()
+    # Works even when a thread holds the GIL and the node answers nothing else.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     _setup_logging(log_level)
     load_config(directory)  # refuse bad config before anything starts
     pid_file = directory / "node.pid"

@@ -202,6 +202,8 @@ class NodeProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGUSR1)  # every thread's stack into the log
+                time.sleep(1.0)
                 self.proc.kill()
                 self.proc.wait(timeout)
                 self._reap()
