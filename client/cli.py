@@ -99,7 +99,11 @@ def push(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, no_cache:
          directory: Path) -> None:
     """Ingest DIRECTORY as a new signed snapshot."""
     from samizdat.client.ingest import push as do_push
+    from samizdat.core.memory import tune_allocator
 
+    # Process-wide, before the pipeline starts: the encoder threads allocate blobs
+    # concurrently, so push keeps glibc's default arena count and a larger reserve.
+    tune_allocator(arenas=8 * (os.cpu_count() or 1), keep_bytes=256 << 20)
     k = open_key(key_path)
     clients = node_clients(nodes, cluster, k)
     last: SamizdatError | None = None

@@ -34,7 +34,6 @@ from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import IntegrityError, UsageError
 from samizdat.core.keys import ArchiveKey
-from samizdat.core.memory import tune_allocator
 from samizdat.core.records import Snapshot, sign_snapshot
 from samizdat.core.tree import TREE_VERSION, write_message
 from samizdat.rpc.limits import MAX_BATCH_BYTES
@@ -158,7 +157,6 @@ class Pusher:
                  progress: Progress | None = None, threads: int = 3,
                  cache: IdCache | None = None) -> None:
         self.key, self.client, self.cache = key, client, cache
-        tune_allocator(arenas=8 * (os.cpu_count() or 1), keep_bytes=256 << 20)  # glibc's default
         self.codec = ChunkCodec(key)
         self.chunker = Chunker(key.chunker_seed, params)
         self.params = params

@@ -41,7 +41,6 @@ from samizdat.core.errors import (
     UsageError,
 )
 from samizdat.core.keys import ArchiveKey
-from samizdat.core.memory import tune_allocator
 from samizdat.core.records import Snapshot
 from samizdat.core.tree import iter_tree
 from samizdat.v1 import records_pb2 as pb
@@ -158,7 +157,6 @@ class _Bitmap:
 class Restorer:
     def __init__(self, key: ArchiveKey, pool: SourcePool, snap: Snapshot,
                  progress: Progress | None = None) -> None:
-        tune_allocator()
         self.codec = ChunkCodec(key)
         self.pool, self.snap = pool, snap
         self.progress: Progress = progress or _NoProgress()
