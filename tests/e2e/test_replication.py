@@ -264,12 +264,13 @@ def test_noop_round_cost_does_not_grow_with_archive(node_factory: Factory,
         small = push(archive_key, a, make_tree(tmp_path / "small", 2 << 20, seed=9, notes=0))
         wait_complete([b], {small})
         small_cost = per_round()
-        big = push(archive_key, a, make_tree(tmp_path / "big", 24 << 20, seed=10, notes=0))
+        big = push(archive_key, a, make_tree(tmp_path / "big", 40 << 20, seed=10, notes=0))
         wait_complete([b], {small, big}, timeout=60)
         big_chunks = holdings(b)[big][1]
+        # chunk counts vary with the (random) chunker seed: 20x the bytes, at least 8x the chunks
         assert big_chunks >= 8 * holdings(b)[small][1]
         big_cost = per_round()
-        print(f"no-op round: {small_cost:.0f} B (small archive), {big_cost:.0f} B (10x archive)")
+        print(f"no-op round: {small_cost:.0f} B (small archive), {big_cost:.0f} B (20x archive)")
         assert small_cost < 16 * 1024 and big_cost < 16 * 1024
         assert big_cost < small_cost * 1.5 + 200
     finally:
