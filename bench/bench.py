@@ -71,10 +71,16 @@ import gen_data  # noqa: E402
 
 MiB = 1 << 20
 TARGETS = {  # DESIGN.md §5
-    "push_v1": ("MB/s", 250.0), "push_v2": ("MB/s", 250.0), "restore": ("MB/s", 300.0),
+    "push_v1": ("MB/s", 250.0),
+    "push_v2": ("MB/s", 250.0),
+    "restore": ("MB/s", 300.0),
     "restore_tmpfs": ("MB/s", 300.0),
-    "restore3": ("MB/s", 300.0), "backfill": ("MB/s", 250.0), "scrub": ("MB/s", 1000.0),
-    "noop_ms": ("ms", 50.0), "noop_bytes": ("B", 16384.0), "rss": ("MiB", 300.0),
+    "restore3": ("MB/s", 300.0),
+    "backfill": ("MB/s", 250.0),
+    "scrub": ("MB/s", 1000.0),
+    "noop_ms": ("ms", 50.0),
+    "noop_bytes": ("B", 16384.0),
+    "rss": ("MiB", 300.0),
 }
 PASSWORD = "bench-passphrase-not-secret"
 SNAPSHOTS = 2  # the push scenario stores v1 and v2
@@ -96,6 +102,12 @@ def tool(name: str) -> str:
     if not found:
         raise BenchError(f"{name} not found (activate the venv: . .venv/bin/activate)")
     return found
+
+
+def py_spy_record(out: Path) -> list[str]:
+    """The py-spy command line that samples a process (append `--pid N` or `-- CMD`) into `out`."""
+    return [tool("py-spy"), "record", "--format", "raw", "--rate", "100", "--threads",
+            "--nonblocking", "-o", str(out)]  # fmt: skip
 
 
 def read_hwm(pid: int) -> int:
@@ -186,16 +198,24 @@ class Run:
     stderr: str
 
 
-def run_measured(cmd: list[str], sampler: Sampler, *, cwd: Path | None = None,
-                 env: dict[str, str] | None = None, timeout: float = 7200,
-                 check: bool = True, label: str = "cli") -> Run:
+def run_measured(
+    cmd: list[str],
+    sampler: Sampler,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 7200,
+    check: bool = True,
+    label: str = "cli",
+) -> Run:
     """Run `cmd`, returning wall time, CPU time and peak RSS (wait4 + sampler)."""
     out_f = tempfile.TemporaryFile()  # noqa: SIM115
     err_f = tempfile.TemporaryFile()  # noqa: SIM115
     t0 = time.perf_counter()
     try:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out_f, stderr=err_f,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out_f, stderr=err_f, stdin=subprocess.DEVNULL
+        )
     except OSError as e:
         raise BenchError(f"cannot run {cmd[0]}: {e}") from None
     sampler.watch(label, proc.pid)
@@ -227,34 +247,54 @@ def run_measured(cmd: list[str], sampler: Sampler, *, cwd: Path | None = None,
     err_f.close()
     # Peak RSS comes from the sampler's VmHWM reads, not from ru_maxrss: Linux carries the
     # parent's high-water mark into the child's ru_maxrss across fork+exec.
-    r = Run(cmd, proc.returncode, seconds, rusage.ru_utime + rusage.ru_stime, peak,
-            stdout, stderr)
+    r = Run(cmd, proc.returncode, seconds, rusage.ru_utime + rusage.ru_stime, peak, stdout, stderr)
     if check and r.rc != 0:
         tail = (stderr.strip() or stdout.strip()).splitlines()[-5:]
-        raise BenchError(f"{' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd[:4]))}"
-                         f" ... failed with exit code {r.rc}:\n    " + "\n    ".join(tail))
+        raise BenchError(
+            f"{' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd[:4]))}"
+            f" ... failed with exit code {r.rc}:\n    " + "\n    ".join(tail)
+        )
     return r
 
 
-def simple(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-           timeout: float = 120) -> str:
+def simple(
+    cmd: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> str:
     """Run a short helper command; return stdout; raise BenchError with its stderr."""
     try:
-        p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                           timeout=timeout, stdin=subprocess.DEVNULL)
+        p = subprocess.run(
+            cmd,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise BenchError(f"{' '.join(cmd[:3])}: {e}") from None
     if p.returncode != 0:
-        raise BenchError(f"{' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd[:4]))}"
-                         f" failed ({p.returncode}): {(p.stderr or p.stdout).strip()[-500:]}")
+        raise BenchError(
+            f"{' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd[:4]))}"
+            f" failed ({p.returncode}): {(p.stderr or p.stdout).strip()[-500:]}"
+        )
     return p.stdout
 
 
 def busy_cpu_seconds() -> float:
     """CPU seconds the whole machine has spent busy (not idle or waiting for I/O)."""
     t = psutil.cpu_times()
-    return sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - \
-        getattr(t, "guest_nice", 0.0)
+    return (
+        sum(t)
+        - t.idle
+        - getattr(t, "iowait", 0.0)
+        - getattr(t, "guest", 0.0)
+        - getattr(t, "guest_nice", 0.0)
+    )
 
 
 def other_load(seconds: float = 1.0) -> float:
@@ -292,16 +332,33 @@ class Node:
         self._spy: subprocess.Popen[bytes] | None = None
 
     def init(self) -> str:
-        self.node_id = simple([tool("samizdat-node"), "init", str(self.dir),
-                               "--listen", "127.0.0.1:0", "--name", self.name]).strip()
+        self.node_id = simple(
+            [
+                tool("samizdat-node"),
+                "init",
+                str(self.dir),
+                "--listen",
+                "127.0.0.1:0",
+                "--name",
+                self.name,
+            ]
+        ).strip()
         return self.node_id
 
     def host(self, archive_id: str) -> None:
         simple([tool("samizdat-node"), "host", str(self.dir), archive_id])
 
     def peer_add(self, other: Node) -> None:
-        simple([tool("samizdat-node"), "peer", "add", str(self.dir), other.node_id,
-                f"127.0.0.1:{other.port}"])
+        simple(
+            [
+                tool("samizdat-node"),
+                "peer",
+                "add",
+                str(self.dir),
+                other.node_id,
+                f"127.0.0.1:{other.port}",
+            ]
+        )
 
     def configure(self, **values: object) -> None:
         """Set keys in node.toml (takes effect at the next start)."""
@@ -331,17 +388,30 @@ class Node:
         ready.unlink(missing_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [tool("samizdat-node"), "serve", str(self.dir), "--ready-file", str(ready),
-             "--log-level", "warning"],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                tool("samizdat-node"),
+                "serve",
+                str(self.dir),
+                "--ready-file",
+                str(ready),
+                "--log-level",
+                "warning",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout
         while not (ready.exists() and ready.read_text().strip()):
             if self.proc.poll() is not None:
-                raise BenchError(f"node {self.name} exited with {self.proc.returncode} at start; "
-                                 f"log {self.log_path}:\n    " + self.log_tail())
+                raise BenchError(
+                    f"node {self.name} exited with {self.proc.returncode} at start; "
+                    f"log {self.log_path}:\n    " + self.log_tail()
+                )
             if time.monotonic() > deadline:
-                raise BenchError(f"node {self.name} not ready after {timeout:.0f}s; "
-                                 f"log {self.log_path}")
+                raise BenchError(
+                    f"node {self.name} not ready after {timeout:.0f}s; log {self.log_path}"
+                )
             time.sleep(0.05)
         self.port = int(ready.read_text().strip())
 
@@ -362,17 +432,19 @@ class Node:
     def begin_step(self, profile_to: Path | None = None) -> None:
         """Reset the node's peak-RSS mark and CPU counter before a measured step."""
         if not self.alive():
-            raise BenchError(f"node {self.name} is not running; log {self.log_path}:\n    "
-                             + self.log_tail())
+            raise BenchError(
+                f"node {self.name} is not running; log {self.log_path}:\n    " + self.log_tail()
+            )
         reset_hwm(self.pid)
         t = psutil.Process(self.pid).cpu_times()
         self._cpu0 = t.user + t.system
         self.bench.sampler.watch(f"node:{self.name}", self.pid)
         if profile_to is not None:
             self._spy = subprocess.Popen(
-                [tool("py-spy"), "record", "--pid", str(self.pid), "--format", "raw",
-                 "--rate", "100", "--threads", "--nonblocking", "-o", str(profile_to)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [*py_spy_record(profile_to), "--pid", str(self.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def end_step(self) -> dict[str, float]:
         if self._spy is not None:
@@ -383,12 +455,16 @@ class Node:
                 self._spy.kill()
             self._spy = None
         if not self.alive():
-            raise BenchError(f"node {self.name} died during the step; log {self.log_path}:\n    "
-                             + self.log_tail())
+            raise BenchError(
+                f"node {self.name} died during the step; log {self.log_path}:\n    "
+                + self.log_tail()
+            )
         sampled, _ = self.bench.sampler.unwatch(f"node:{self.name}")
         t = psutil.Process(self.pid).cpu_times()
-        return {"node_peak_rss_mib": round(max(read_hwm(self.pid), sampled) / MiB, 1),
-                "node_cpu_s": round(t.user + t.system - self._cpu0, 2)}
+        return {
+            "node_peak_rss_mib": round(max(read_hwm(self.pid), sampled) / MiB, 1),
+            "node_cpu_s": round(t.user + t.system - self._cpu0, 2),
+        }
 
     def client(self, key_path: Path | None = None):  # type: ignore[no-untyped-def]
         try:
@@ -410,8 +486,11 @@ class Node:
             s = client.status()
         finally:
             client.close()
-        return {"chunks_stored": s.chunks_stored, "bytes_stored": s.bytes_stored,
-                "disk_bytes": dir_bytes(self.dir)}
+        return {
+            "chunks_stored": s.chunks_stored,
+            "bytes_stored": s.bytes_stored,
+            "disk_bytes": dir_bytes(self.dir),
+        }
 
     def stop(self) -> None:
         if self._spy is not None:
@@ -531,27 +610,33 @@ class Bench:
     def sync(self) -> None:
         os.sync()
 
-    def run_cli(self, name: str, args: list[str], node: Node | None = None,
-                plaintext_bytes: int = 0, tool_name: str = "samizdat",
-                cwd: Path | None = None, env: dict[str, str] | None = None,
-                cmd: list[str] | None = None) -> tuple[Step, Run]:
+    def run_cli(
+        self,
+        name: str,
+        args: list[str],
+        node: Node | None = None,
+        plaintext_bytes: int = 0,
+        tool_name: str = "samizdat",
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        cmd: list[str] | None = None,
+    ) -> tuple[Step, Run]:
         """Run one measured step: a samizdat CLI command (or `cmd` for other tools)."""
         self.sync()
         full = cmd if cmd is not None else [tool("samizdat"), *args]
         spy_node = None
         if self.profile_dir is not None and tool_name == "samizdat":
             self.profile_dir.mkdir(parents=True, exist_ok=True)
-            full = [tool("py-spy"), "record", "--format", "raw", "--rate", "100", "--threads",
-                    "--nonblocking", "-o", str(self.profile_dir / f"{name}-cli.txt"), "--",
-                    *full]
+            full = [*py_spy_record(self.profile_dir / f"{name}-cli.txt"), "--", *full]
             spy_node = self.profile_dir / f"{name}-node.txt"
         if node is not None:
             node.begin_step(spy_node)
         self.wait_quiet()
         self.say(f"  {tool_name:<8} {name} ...")
         busy0 = busy_cpu_seconds()
-        r = run_measured(full, self.sampler, cwd=cwd, env=env or self.env,
-                         timeout=self.args.timeout)
+        r = run_measured(
+            full, self.sampler, cwd=cwd, env=env or self.env, timeout=self.args.timeout
+        )
         busy = busy_cpu_seconds() - busy0
         extra: dict[str, object] = node.end_step() if node is not None else {}
         # CPU the rest of the machine used meanwhile (other processes, kernel writeback):
@@ -559,17 +644,32 @@ class Bench:
         other = max(0.0, busy - r.cpu_seconds - float(extra.get("node_cpu_s", 0.0)))
         extra["other_cpu_s"] = round(other, 1)
         if other / r.seconds > 0.25:
-            self.notes.append(f"{tool_name} {name}: the rest of the machine kept "
-                              f"{other / r.seconds:.1f} cores busy during the step")
+            self.notes.append(
+                f"{tool_name} {name}: the rest of the machine kept "
+                f"{other / r.seconds:.1f} cores busy during the step"
+            )
         mb_s = plaintext_bytes / r.seconds / 1e6 if plaintext_bytes else 0.0
-        step = Step(tool_name, name, plaintext_bytes, round(r.seconds, 2), round(mb_s, 1),
-                    round(r.cpu_seconds, 2), round(r.peak_rss / MiB, 1), extra)
+        step = Step(
+            tool_name,
+            name,
+            plaintext_bytes,
+            round(r.seconds, 2),
+            round(mb_s, 1),
+            round(r.cpu_seconds, 2),
+            round(r.peak_rss / MiB, 1),
+            extra,
+        )
         self.steps.append(step)
-        self.say(f"           {r.seconds:7.1f} s  {mb_s:7.1f} MB/s  CPU {r.cpu_seconds:6.1f} s  "
-                 f"RSS {r.peak_rss / MiB:6.1f} MiB"
-                 + (f"  node RSS {extra['node_peak_rss_mib']} MiB CPU {extra['node_cpu_s']} s"
-                    if "node_cpu_s" in extra else "")
-                 + f"  (others {other:.1f} CPU s)")
+        self.say(
+            f"           {r.seconds:7.1f} s  {mb_s:7.1f} MB/s  CPU {r.cpu_seconds:6.1f} s  "
+            f"RSS {r.peak_rss / MiB:6.1f} MiB"
+            + (
+                f"  node RSS {extra['node_peak_rss_mib']} MiB CPU {extra['node_cpu_s']} s"
+                if "node_cpu_s" in extra
+                else ""
+            )
+            + f"  (others {other:.1f} CPU s)"
+        )
         return step, r
 
     def wait_quiet(self) -> None:
@@ -606,14 +706,14 @@ class Bench:
     # lifecycle -----------------------------------------------------------------------
 
     def setup(self) -> None:
-        out = self.args.data or gen_data.default_out(self.args.size, self.args.seed,
-                                                     self.workdir)
+        out = self.args.data or gen_data.default_out(self.args.size, self.args.seed, self.workdir)
         self.manifest = gen_data.generate(self.args.size, self.args.seed, out)
         self.data = out
         self.run_dir.mkdir(parents=True)
         self.sampler.start()
-        self.archive_id = simple([tool("samizdat"), "key", "new", str(self.key_path)],
-                                 env=self.env).strip()
+        self.archive_id = simple(
+            [tool("samizdat"), "key", "new", str(self.key_path)], env=self.env
+        ).strip()
         n1 = self.node("n1")
         n1.init()
         n1.host(self.archive_id)
@@ -632,12 +732,15 @@ class Bench:
 
     def results(self) -> dict:
         return {
-            "meta": machine_info() | {
+            "meta": machine_info()
+            | {
                 "date": datetime.datetime.now().isoformat(timespec="seconds"),
                 "commit": git_commit(),
-                "data": str(self.data), "size": self.manifest.get("size"),
+                "data": str(self.data),
+                "size": self.manifest.get("size"),
                 "seed": self.manifest.get("seed"),
-                "v1": self.manifest.get("v1"), "v2": self.manifest.get("v2"),
+                "v1": self.manifest.get("v1"),
+                "v2": self.manifest.get("v2"),
                 "edits_inserted_bytes": self.manifest.get("inserted_bytes"),
                 "edits_deleted_bytes": self.manifest.get("deleted_bytes"),
                 "page_cache": "data and repositories are in the page cache (not dropped)",
@@ -658,17 +761,24 @@ def scenario_push(b: Bench) -> None:
     key = ["--key", str(b.key_path), "--node", n1.address]
     before = n1.status()
     for version in ("v1", "v2"):
-        step, run = b.run_cli(f"push_{version}", ["push", *key, str(b.data / version)], n1,
-                              b.manifest[version]["bytes"])
+        step, run = b.run_cli(
+            f"push_{version}",
+            ["push", *key, str(b.data / version)],
+            n1,
+            b.manifest[version]["bytes"],
+        )
         after = n1.status()
-        step.extra.update({
-            "new_chunks": after["chunks_stored"] - before["chunks_stored"],
-            "new_stored_bytes": after["bytes_stored"] - before["bytes_stored"],
-            "new_disk_bytes": after["disk_bytes"] - before["disk_bytes"],
-            "store_chunks": after["chunks_stored"], "store_bytes": after["bytes_stored"],
-            "store_disk_bytes": after["disk_bytes"],
-            "cli_summary": run.stdout.strip().splitlines()[-2:],
-        })
+        step.extra.update(
+            {
+                "new_chunks": after["chunks_stored"] - before["chunks_stored"],
+                "new_stored_bytes": after["bytes_stored"] - before["bytes_stored"],
+                "new_disk_bytes": after["disk_bytes"] - before["disk_bytes"],
+                "store_chunks": after["chunks_stored"],
+                "store_bytes": after["bytes_stored"],
+                "store_disk_bytes": after["disk_bytes"],
+                "cli_summary": run.stdout.strip().splitlines()[-2:],
+            }
+        )
         before = after
 
 
@@ -690,13 +800,22 @@ def scenario_restore(b: Bench) -> None:
     try:
         for suffix, base in targets:
             dest = base / "restore-samizdat"
-            step, _ = b.run_cli(f"restore{suffix}", ["restore", "--key", str(b.key_path),
-                                                      "--node", n1.address, str(dest)],
-                                n1, nbytes)
+            step, _ = b.run_cli(
+                f"restore{suffix}",
+                ["restore", "--key", str(b.key_path), "--node", n1.address, str(dest)],
+                n1,
+                nbytes,
+            )
             check_restore(b, step, b.data / "v2", dest)
             floor = base / "cp-floor"
-            b.run_cli(f"restore{suffix}", [], None, nbytes, "cp -a",
-                      cmd=["cp", "-a", str(b.data / "v2"), str(floor)])
+            b.run_cli(
+                f"restore{suffix}",
+                [],
+                None,
+                nbytes,
+                "cp -a",
+                cmd=["cp", "-a", str(b.data / "v2"), str(floor)],
+            )
             b.settle(floor)
     finally:
         if shm is not None:
@@ -707,14 +826,16 @@ def check_restore(b: Bench, step: Step, source: Path, dest: Path) -> None:
     t = time.perf_counter()
     problems = compare_trees(source, dest)
     step.extra["compare_seconds"] = round(time.perf_counter() - t, 1)
-    step.extra["identical"] = not any(not p.startswith("mtime") and not p.startswith("mode")
-                                      for p in problems)
+    step.extra["identical"] = not any(
+        not p.startswith("mtime") and not p.startswith("mode") for p in problems
+    )
     step.extra["differences"] = problems[:20]
     if problems:
         b.say(f"           {len(problems)} difference(s): " + "; ".join(problems[:5]))
     else:
-        b.say(f"           identical to {source.name} (compared in "
-              f"{step.extra['compare_seconds']} s)")
+        b.say(
+            f"           identical to {source.name} (compared in {step.extra['compare_seconds']} s)"
+        )
     if not step.extra["identical"]:
         b.notes.append(f"{step.tool} restore differs from the source: {problems[:5]}")
     if not b.args.keep:
@@ -723,8 +844,12 @@ def check_restore(b: Bench, step: Step, source: Path, dest: Path) -> None:
 
 def scenario_verify(b: Bench) -> None:
     n1 = b.node("n1")
-    b.run_cli("verify", ["verify", "--key", str(b.key_path), "--node", n1.address], n1,
-              b.manifest["v2"]["bytes"])
+    b.run_cli(
+        "verify",
+        ["verify", "--key", str(b.key_path), "--node", n1.address],
+        n1,
+        b.manifest["v2"]["bytes"],
+    )
 
 
 def ensure_peer_tools() -> None:
@@ -732,8 +857,10 @@ def ensure_peer_tools() -> None:
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise BenchError(f"{', '.join(missing)} not installed: run "
-                         "`sudo apt-get install -y restic borgbackup`, or pass --no-peers")
+        raise BenchError(
+            f"{', '.join(missing)} not installed: run "
+            "`sudo apt-get install -y restic borgbackup`, or pass --no-peers"
+        )
     print(f"installing restic and borgbackup with apt-get (missing: {', '.join(missing)})")
     cmd = ["apt-get", "install", "-y", "-q", "restic", "borgbackup"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -741,8 +868,10 @@ def ensure_peer_tools() -> None:
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
         p = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if p.returncode != 0:
-            raise BenchError(f"apt-get install restic borgbackup failed: {p.stderr.strip()[-300:]}"
-                             " (or pass --no-peers)")
+            raise BenchError(
+                f"apt-get install restic borgbackup failed: {p.stderr.strip()[-300:]}"
+                " (or pass --no-peers)"
+            )
 
 
 def scenario_peers(b: Bench) -> None:
@@ -752,45 +881,98 @@ def scenario_peers(b: Bench) -> None:
 
     # restic: default compression (auto) and encryption; repository on the same disk.
     repo = b.run_dir / "restic-repo"
-    env = dict(b.env, RESTIC_PASSWORD=PASSWORD, RESTIC_REPOSITORY=str(repo),
-               RESTIC_CACHE_DIR=str(b.run_dir / "restic-cache"))
+    env = dict(
+        b.env,
+        RESTIC_PASSWORD=PASSWORD,
+        RESTIC_REPOSITORY=str(repo),
+        RESTIC_CACHE_DIR=str(b.run_dir / "restic-cache"),
+    )
     restic = tool("restic")
     b.say(f"  {simple([restic, 'version'], env=env).strip()}")
     simple([restic, "init", "-q"], env=env)
     for version, src in (("v1", v1), ("v2", v2)):
         before = dir_bytes(repo)
-        step, _ = b.run_cli(f"push_{version}", [], None, nbytes[version], "restic", cwd=src,
-                            env=env, cmd=[restic, "backup", "-q", "--host", "bench", "."])
+        step, _ = b.run_cli(
+            f"push_{version}",
+            [],
+            None,
+            nbytes[version],
+            "restic",
+            cwd=src,
+            env=env,
+            cmd=[restic, "backup", "-q", "--host", "bench", "."],
+        )
         step.extra["new_disk_bytes"] = dir_bytes(repo) - before
         step.extra["store_disk_bytes"] = dir_bytes(repo)
     dest = b.run_dir / "restore-restic"
-    step, _ = b.run_cli("restore", [], None, nbytes["v2"], "restic", env=env,
-                        cmd=[restic, "restore", "-q", "latest", "--target", str(dest)])
+    step, _ = b.run_cli(
+        "restore",
+        [],
+        None,
+        nbytes["v2"],
+        "restic",
+        env=env,
+        cmd=[restic, "restore", "-q", "latest", "--target", str(dest)],
+    )
     check_restore(b, step, v2, dest)  # `backup .` restores at the target's root
-    b.run_cli("verify", [], None, nbytes["v2"], "restic", env=env,
-              cmd=[restic, "check", "-q", "--read-data"])
+    b.run_cli(
+        "verify",
+        [],
+        None,
+        nbytes["v2"],
+        "restic",
+        env=env,
+        cmd=[restic, "check", "-q", "--read-data"],
+    )
 
     # borg: repokey encryption, default compression (lz4), default chunker (2 MiB average).
     repo = b.run_dir / "borg-repo"
-    env = dict(b.env, BORG_PASSPHRASE=PASSWORD, BORG_BASE_DIR=str(b.run_dir / "borg-base"),
-               BORG_RELOCATED_REPO_ACCESS_IS_OK="yes",
-               BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes")
+    env = dict(
+        b.env,
+        BORG_PASSPHRASE=PASSWORD,
+        BORG_BASE_DIR=str(b.run_dir / "borg-base"),
+        BORG_RELOCATED_REPO_ACCESS_IS_OK="yes",
+        BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
+    )
     borg = tool("borg")
     b.say(f"  {simple([borg, '--version'], env=env).strip()}")
     simple([borg, "init", "--encryption=repokey", str(repo)], env=env)
     for version, src in (("v1", v1), ("v2", v2)):
         before = dir_bytes(repo)
-        step, _ = b.run_cli(f"push_{version}", [], None, nbytes[version], "borg", cwd=src,
-                            env=env, cmd=[borg, "create", f"{repo}::{version}", "."])
+        step, _ = b.run_cli(
+            f"push_{version}",
+            [],
+            None,
+            nbytes[version],
+            "borg",
+            cwd=src,
+            env=env,
+            cmd=[borg, "create", f"{repo}::{version}", "."],
+        )
         step.extra["new_disk_bytes"] = dir_bytes(repo) - before
         step.extra["store_disk_bytes"] = dir_bytes(repo)
     dest = b.run_dir / "restore-borg"
     dest.mkdir()
-    step, _ = b.run_cli("restore", [], None, nbytes["v2"], "borg", cwd=dest, env=env,
-                        cmd=[borg, "extract", f"{repo}::v2"])
+    step, _ = b.run_cli(
+        "restore",
+        [],
+        None,
+        nbytes["v2"],
+        "borg",
+        cwd=dest,
+        env=env,
+        cmd=[borg, "extract", f"{repo}::v2"],
+    )
     check_restore(b, step, v2, dest)
-    b.run_cli("verify", [], None, nbytes["v2"], "borg", env=env,
-              cmd=[borg, "check", "--verify-data", str(repo)])
+    b.run_cli(
+        "verify",
+        [],
+        None,
+        nbytes["v2"],
+        "borg",
+        env=env,
+        cmd=[borg, "check", "--verify-data", str(repo)],
+    )
 
 
 def free_port() -> int:
@@ -824,8 +1006,10 @@ def timed_backfill(b: Bench, name: str, puller: Node, sources: list[Node]) -> No
     for src in sources:
         src.begin_step()
     b.wait_quiet()
-    b.say(f"  samizdat {name} ({gen_data.human(total)} stored, from "
-          f"{', '.join(s.name for s in sources)}) ...")
+    b.say(
+        f"  samizdat {name} ({gen_data.human(total)} stored, from "
+        f"{', '.join(s.name for s in sources)}) ..."
+    )
     busy0 = busy_cpu_seconds()
     t0 = time.perf_counter()
     puller.start()
@@ -846,16 +1030,29 @@ def timed_backfill(b: Bench, name: str, puller: Node, sources: list[Node]) -> No
         e = src.end_step()
         src_cpu += e["node_cpu_s"]
         extra[f"source_{src.name}_peak_rss_mib"] = e["node_peak_rss_mib"]
-    extra.update(source_cpu_s=round(src_cpu, 2), stored_bytes=total,
-                 stored_mb_s=round(total / seconds / 1e6, 1),
-                 other_cpu_s=round(max(0.0, busy - extra["node_cpu_s"] - src_cpu), 1))
+    extra.update(
+        source_cpu_s=round(src_cpu, 2),
+        stored_bytes=total,
+        stored_mb_s=round(total / seconds / 1e6, 1),
+        other_cpu_s=round(max(0.0, busy - extra["node_cpu_s"] - src_cpu), 1),
+    )
     plaintext = b.manifest["v1"]["bytes"] + b.manifest.get("inserted_bytes", 0)
-    step = Step("samizdat", name, plaintext, round(seconds, 2),
-                round(plaintext / seconds / 1e6, 1), 0.0, 0.0, extra)
+    step = Step(
+        "samizdat",
+        name,
+        plaintext,
+        round(seconds, 2),
+        round(plaintext / seconds / 1e6, 1),
+        0.0,
+        0.0,
+        extra,
+    )
     b.steps.append(step)
-    b.say(f"           {seconds:7.1f} s  {total / seconds / 1e6:7.1f} MB/s stored "
-          f"({step.mb_s:.1f} MB/s plaintext)  node RSS {extra['node_peak_rss_mib']} MiB "
-          f"CPU {extra['node_cpu_s']} s (sources {src_cpu:.1f} s)")
+    b.say(
+        f"           {seconds:7.1f} s  {total / seconds / 1e6:7.1f} MB/s stored "
+        f"({step.mb_s:.1f} MB/s plaintext)  node RSS {extra['node_peak_rss_mib']} MiB "
+        f"CPU {extra['node_cpu_s']} s (sources {src_cpu:.1f} s)"
+    )
 
 
 def scenario_backfill(b: Bench) -> None:
@@ -876,8 +1073,16 @@ def scenario_noop(b: Bench) -> None:
     proxy = ByteCountingProxy(n1.port)
     metrics_port = free_port()
     try:
-        simple([tool("samizdat-node"), "peer", "add", str(n2.dir), n1.node_id,
-                f"127.0.0.1:{proxy.port}"])
+        simple(
+            [
+                tool("samizdat-node"),
+                "peer",
+                "add",
+                str(n2.dir),
+                n1.node_id,
+                f"127.0.0.1:{proxy.port}",
+            ]
+        )
         n2.configure(sync_interval=0.2, metrics_listen=f"127.0.0.1:{metrics_port}")
         n2.start()
         if not n2.snapshots_complete(SNAPSHOTS):
@@ -886,16 +1091,23 @@ def scenario_noop(b: Bench) -> None:
         cost = measure_noop(metrics_port, proxy.reset, n1.node_id, seconds=10.0, settle=2.0)
     finally:
         n2.stop()
-        simple([tool("samizdat-node"), "peer", "add", str(n2.dir), n1.node_id,
-                f"127.0.0.1:{n1.port}"])
+        simple(
+            [tool("samizdat-node"), "peer", "add", str(n2.dir), n1.node_id, f"127.0.0.1:{n1.port}"]
+        )
         n2.configure(sync_interval=0.5)
         proxy.close()
-    b.record("samizdat", "noop_round", rounds=cost.rounds,
-             ms_per_round=round(cost.ms_per_round, 2),
-             bytes_per_round=round(cost.bytes_per_round),
-             store_chunks=n1.status()["chunks_stored"])
-    b.say(f"           {cost.rounds} rounds: {cost.ms_per_round:.1f} ms and "
-          f"{cost.bytes_per_round:.0f} B per round (both directions, TLS included)")
+    b.record(
+        "samizdat",
+        "noop_round",
+        rounds=cost.rounds,
+        ms_per_round=round(cost.ms_per_round, 2),
+        bytes_per_round=round(cost.bytes_per_round),
+        store_chunks=n1.status()["chunks_stored"],
+    )
+    b.say(
+        f"           {cost.rounds} rounds: {cost.ms_per_round:.1f} ms and "
+        f"{cost.bytes_per_round:.0f} B per round (both directions, TLS included)"
+    )
     n2.start()
 
 
@@ -907,10 +1119,24 @@ def scenario_restore3(b: Bench) -> None:
     if n3.proc is None:
         timed_backfill(b, "backfill_2_peers", n3, [n1, n2])
     dest = b.run_dir / "restore3-samizdat"
-    step, run = b.run_cli("restore3", ["restore", "--key", str(b.key_path), "--json",
-                                       "--node", n1.address, "--node", n2.address,
-                                       "--node", n3.address, str(dest)],
-                          n1, b.manifest["v2"]["bytes"])
+    step, run = b.run_cli(
+        "restore3",
+        [
+            "restore",
+            "--key",
+            str(b.key_path),
+            "--json",
+            "--node",
+            n1.address,
+            "--node",
+            n2.address,
+            "--node",
+            n3.address,
+            str(dest),
+        ],
+        n1,
+        b.manifest["v2"]["bytes"],
+    )
     try:
         summary = json.loads(run.stdout)
         step.extra["mib_per_source"] = [s["bytes"] // MiB for s in summary["sources"]]
@@ -954,11 +1180,21 @@ def scenario_scrub(b: Bench) -> None:
     n1.configure(scrub_rate_mb=50, scrub_interval=86400)
     n1.start()
     extra.update(stored_bytes=total)
-    step = Step("samizdat", "scrub", total, round(seconds, 2), round(total / seconds / 1e6, 1),
-                0.0, 0.0, extra)
+    step = Step(
+        "samizdat",
+        "scrub",
+        total,
+        round(seconds, 2),
+        round(total / seconds / 1e6, 1),
+        0.0,
+        0.0,
+        extra,
+    )
     b.steps.append(step)
-    b.say(f"           {seconds:7.2f} s  {step.mb_s:7.1f} MB/s stored bytes re-hashed  "
-          f"node CPU {extra['node_cpu_s']} s")
+    b.say(
+        f"           {seconds:7.2f} s  {step.mb_s:7.1f} MB/s stored bytes re-hashed  "
+        f"node CPU {extra['node_cpu_s']} s"
+    )
 
 
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
@@ -983,33 +1219,52 @@ def machine_info() -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(
-        psutil.virtual_memory().total / (1 << 30), 1), "python": platform.python_version(),
-        "kernel": platform.release()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(psutil.virtual_memory().total / (1 << 30), 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
 
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return ""
 
 
 def print_report(b: Bench) -> None:
-    rows = [("push_v1", "push v1"), ("push_v2", "push v2"), ("restore", "restore v2"),
-            ("restore_tmpfs", "restore shm"), ("restore3", "restore 3n"),
-            ("verify", "verify v2"), ("backfill", "back-fill"),
-            ("backfill_2_peers", "back-fill2"), ("scrub", "scrub")]
+    rows = [
+        ("push_v1", "push v1"),
+        ("push_v2", "push v2"),
+        ("restore", "restore v2"),
+        ("restore_tmpfs", "restore shm"),
+        ("restore3", "restore 3n"),
+        ("verify", "verify v2"),
+        ("backfill", "back-fill"),
+        ("backfill_2_peers", "back-fill2"),
+        ("scrub", "scrub"),
+    ]
     peers = [t for t in ("cp -a", "restic", "borg") if any(s.tool == t for s in b.steps)]
     m = b.manifest
     print()
-    print(f"data: v1 {m['v1']['files']} files {gen_data.human(m['v1']['bytes'])}, "
-          f"v2 {gen_data.human(m['v2']['bytes'])} (edits +{gen_data.human(m['inserted_bytes'])}"
-          f" -{gen_data.human(m['deleted_bytes'])}); in page cache; "
-          f"{os.cpu_count()} cores")
-    head = (f"{'operation':<11} {'MB/s':>7} {'target':>7} {'wall s':>7} {'CPU s':>6} "
-            f"{'CLI RSS':>8} {'node RSS':>8} {'node CPU':>8} {'CPU s/GB':>8} {'others':>6}")
+    print(
+        f"data: v1 {m['v1']['files']} files {gen_data.human(m['v1']['bytes'])}, "
+        f"v2 {gen_data.human(m['v2']['bytes'])} (edits +{gen_data.human(m['inserted_bytes'])}"
+        f" -{gen_data.human(m['deleted_bytes'])}); in page cache; "
+        f"{os.cpu_count()} cores"
+    )
+    head = (
+        f"{'operation':<11} {'MB/s':>7} {'target':>7} {'wall s':>7} {'CPU s':>6} "
+        f"{'CLI RSS':>8} {'node RSS':>8} {'node CPU':>8} {'CPU s/GB':>8} {'others':>6}"
+    )
     for t in peers:
         head += f" | {t + ' MB/s':>11} {'ratio':>6} {'RSS':>6}"
     print(head)
@@ -1023,9 +1278,11 @@ def print_report(b: Bench) -> None:
         ok = "" if not target else (" ok" if s.mb_s >= target[1] else " !!")
         node_cpu = float(s.extra.get("node_cpu_s", 0))  # type: ignore[arg-type]
         cpu_per_gb = (s.cpu_s + node_cpu) / (s.plaintext_bytes / 1e9) if s.plaintext_bytes else 0
-        line = (f"{label:<11} {s.mb_s:>7.1f} {tgt:>5}{ok:<2} {s.seconds:>7.1f} {s.cpu_s:>6.1f} "
-                f"{s.peak_rss_mib:>6.0f}Mi {s.extra.get('node_peak_rss_mib', 0):>6.0f}Mi "
-                f"{node_cpu:>7.1f}s {cpu_per_gb:>8.1f} {s.extra.get('other_cpu_s', 0):>5.1f}s")
+        line = (
+            f"{label:<11} {s.mb_s:>7.1f} {tgt:>5}{ok:<2} {s.seconds:>7.1f} {s.cpu_s:>6.1f} "
+            f"{s.peak_rss_mib:>6.0f}Mi {s.extra.get('node_peak_rss_mib', 0):>6.0f}Mi "
+            f"{node_cpu:>7.1f}s {cpu_per_gb:>8.1f} {s.extra.get('other_cpu_s', 0):>5.1f}s"
+        )
         for t in peers:
             p = b.get(t, key)
             if p is None or not p.mb_s:
@@ -1033,72 +1290,115 @@ def print_report(b: Bench) -> None:
             else:
                 line += f" | {p.mb_s:>11.1f} {s.mb_s / p.mb_s:>5.2f}x {p.peak_rss_mib:>4.0f}Mi"
         print(line)
-    print("ratio = samizdat MB/s / tool MB/s (>1: samizdat faster). RSS = peak resident set. "
-          "CPU s/GB = CLI + node CPU per GB of plaintext;\nothers = CPU seconds used by the rest "
-          "of the machine during the step (a shared machine makes wall times unreliable).")
+    print(
+        "ratio = samizdat MB/s / tool MB/s (>1: samizdat faster). RSS = peak resident set. "
+        "CPU s/GB = CLI + node CPU per GB of plaintext;\nothers = CPU seconds used by the rest "
+        "of the machine during the step (a shared machine makes wall times unreliable)."
+    )
     print()
-    growth = [("samizdat", b.get("samizdat", "push_v2"))] + [(t, b.get(t, "push_v2"))
-                                                             for t in peers]
+    growth = [("samizdat", b.get("samizdat", "push_v2"))] + [
+        (t, b.get(t, "push_v2")) for t in peers
+    ]
     print("store after v1 and growth from v2 (bytes on disk; samizdat also: stored blob bytes)")
     for t, s in growth:
         if s is None:
             continue
         v1s = b.get(t, "push_v1")
         after_v1 = v1s.extra.get("store_disk_bytes", 0) if v1s else 0
-        line = (f"  {t:<9} after v1 {gen_data.human(after_v1):>10}"
-                f" (disk)   v2 adds {gen_data.human(s.extra.get('new_disk_bytes', 0)):>10} (disk)")
+        line = (
+            f"  {t:<9} after v1 {gen_data.human(after_v1):>10}"
+            f" (disk)   v2 adds {gen_data.human(s.extra.get('new_disk_bytes', 0)):>10} (disk)"
+        )
         if "new_stored_bytes" in s.extra:
-            line += (f", {gen_data.human(s.extra['new_stored_bytes'])} in "
-                     f"{s.extra['new_chunks']} new chunks (GetStatus)")
+            line += (
+                f", {gen_data.human(s.extra['new_stored_bytes'])} in "
+                f"{s.extra['new_chunks']} new chunks (GetStatus)"
+            )
         print(line)
     noop = b.get("samizdat", "noop_round")
     if noop is not None:
-        print(f"no-op replication round: {noop.extra['ms_per_round']} ms and "
-              f"{noop.extra['bytes_per_round']} B per round and peer over "
-              f"{noop.extra['rounds']} rounds, store of {noop.extra['store_chunks']} chunks "
-              f"(target < {TARGETS['noop_ms'][1]:.0f} ms, < {TARGETS['noop_bytes'][1]:.0f} B)")
+        print(
+            f"no-op replication round: {noop.extra['ms_per_round']} ms and "
+            f"{noop.extra['bytes_per_round']} B per round and peer over "
+            f"{noop.extra['rounds']} rounds, store of {noop.extra['store_chunks']} chunks "
+            f"(target < {TARGETS['noop_ms'][1]:.0f} ms, < {TARGETS['noop_bytes'][1]:.0f} B)"
+        )
     for t in ["samizdat", *(t for t in peers if t != "cp -a")]:
         r = b.get(t, "restore")
         if r is not None:
             print(f"  {t} restore identical to v2: {r.extra.get('identical')}")
     worst = max((s.peak_rss_mib for s in b.steps if s.tool == "samizdat"), default=0)
-    worst_node = max((float(s.extra.get("node_peak_rss_mib", 0)) for s in b.steps
-                      if s.tool == "samizdat"), default=0)
-    print(f"memory: CLI peak {worst:.0f} MiB, node peak {worst_node:.0f} MiB "
-          f"(target < {TARGETS['rss'][1]:.0f} MiB)")
+    worst_node = max(
+        (float(s.extra.get("node_peak_rss_mib", 0)) for s in b.steps if s.tool == "samizdat"),
+        default=0,
+    )
+    print(
+        f"memory: CLI peak {worst:.0f} MiB, node peak {worst_node:.0f} MiB "
+        f"(target < {TARGETS['rss'][1]:.0f} MiB)"
+    )
     for n in b.notes:
         print(f"note: {n}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Scenarios: " + ", ".join(SCENARIOS))
-    ap.add_argument("--size", type=gen_data.parse_size, default=2 * gen_data.GiB,
-                    help="size of v1 (default 2G)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Scenarios: " + ", ".join(SCENARIOS),
+    )
+    ap.add_argument(
+        "--size", type=gen_data.parse_size, default=2 * gen_data.GiB, help="size of v1 (default 2G)"
+    )
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--workdir", type=Path,
-                    default=Path(os.environ.get("SAMIZDAT_BENCH_DIR", "/tmp/samizdat-bench")),
-                    help="generated data (reused) and run directories (default "
-                         "/tmp/samizdat-bench)")
-    ap.add_argument("--data", type=Path, default=None,
-                    help="use this data dir (v1/, v2/, manifest.json) instead")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(os.environ.get("SAMIZDAT_BENCH_DIR", "/tmp/samizdat-bench")),
+        help="generated data (reused) and run directories (default /tmp/samizdat-bench)",
+    )
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="use this data dir (v1/, v2/, manifest.json) instead",
+    )
     ap.add_argument("--out", type=Path, default=None, help="write results JSON here")
-    ap.add_argument("--only", default=None,
-                    help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)})")
+    ap.add_argument(
+        "--only",
+        default=None,
+        help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)})",
+    )
     ap.add_argument("--no-peers", action="store_true", help="skip the restic/borg comparison")
-    ap.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                    help="record py-spy profiles of the CLI and node into DIR")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the run directory (node store, restores, repositories)")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record py-spy profiles of the CLI and node into DIR",
+    )
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the run directory (node store, restores, repositories)",
+    )
     ap.add_argument("--sample-interval", type=float, default=0.05)
-    ap.add_argument("--quiet-wait", type=float, default=60, metavar="SECONDS",
-                    help="before each step, wait up to this long for other processes to "
-                         "quieten (< 0.2 cores busy); default 60")
-    ap.add_argument("--settle", type=float, default=31.0, metavar="SECONDS",
-                    help="after deleting a restored tree on disk, wait this long before the "
-                         "next step (ext4 without a journal scans recently deleted inodes on "
-                         "every allocation); default 31")
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60,
+        metavar="SECONDS",
+        help="before each step, wait up to this long for other processes to "
+        "quieten (< 0.2 cores busy); default 60",
+    )
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=31.0,
+        metavar="SECONDS",
+        help="after deleting a restored tree on disk, wait this long before the "
+        "next step (ext4 without a journal scans recently deleted inodes on "
+        "every allocation); default 31",
+    )
     ap.add_argument("--timeout", type=float, default=3600, help="per command (seconds)")
     args = ap.parse_args(argv)
     names = args.only.split(",") if args.only else list(SCENARIOS)

@@ -107,13 +107,24 @@ def make_chunker(params: ChunkerParams, native_avg: bool) -> Chunker:
     if native_avg:  # experiment: hand avg to pyfastcdc unchanged (its normalization centre)
         from pyfastcdc.cy import FastCDC
 
-        chunker._cdc = FastCDC(params.avg_size, min_size=params.min_size,
-                               max_size=params.max_size, normalized_chunking=1, seed=SEED)
+        chunker._cdc = FastCDC(
+            params.avg_size,
+            min_size=params.min_size,
+            max_size=params.max_size,
+            normalized_chunking=1,
+            seed=SEED,
+        )
     return chunker
 
 
-def study_one(label: str, params: ChunkerParams, v1: list[Path], v2: list[Path],
-              inserted: int, native_avg: bool = False) -> Result:
+def study_one(
+    label: str,
+    params: ChunkerParams,
+    v1: list[Path],
+    v2: list[Path],
+    inserted: int,
+    native_avg: bool = False,
+) -> Result:
     chunker = make_chunker(params, native_avg)
     seen: set[bytes] = set()
     big_chunks = big_bytes = 0
@@ -158,35 +169,52 @@ def study_one(label: str, params: ChunkerParams, v1: list[Path], v2: list[Path],
     mean_big = big_bytes / max(1, big_chunks)
     per_100gb = int(100e9 / mean_big)
     return Result(
-        label=label, min_size=params.min_size, avg_size=params.avg_size,
-        max_size=params.max_size, v1_chunks=v1_chunks, v1_big_chunks=big_chunks,
-        v1_big_bytes=big_bytes, mean_big_chunk=round(mean_big),
-        v2_new_chunks=new_chunks, v2_new_bytes=new_bytes, v2_new_stored=new_stored,
-        overhead_bytes=new_bytes - inserted, chunks_per_100gb=per_100gb,
+        label=label,
+        min_size=params.min_size,
+        avg_size=params.avg_size,
+        max_size=params.max_size,
+        v1_chunks=v1_chunks,
+        v1_big_chunks=big_chunks,
+        v1_big_bytes=big_bytes,
+        mean_big_chunk=round(mean_big),
+        v2_new_chunks=new_chunks,
+        v2_new_bytes=new_bytes,
+        v2_new_stored=new_stored,
+        overhead_bytes=new_bytes - inserted,
+        chunks_per_100gb=per_100gb,
         list_mb_per_snapshot_100gb=round(per_100gb * LIST_BYTES_PER_ID / 1e6, 1),
         chunk_mb_s=round(chunk_bytes / chunk_time / 1e6) if chunk_time else 0.0,
     )
 
 
 def print_table(results: list[Result], current: tuple[int, int, int]) -> None:
-    base = min((r for r in results if r.label in ("restic-like", "borg-like")),
-               key=lambda r: r.v2_new_stored, default=None)
-    head = (f"{'setting':<12} {'min/avg/max':<14} {'v1 chunks':>9} {'mean big':>9} "
-            f"{'v2 new':>7} {'new MiB':>8} {'stored MiB':>10} {'vs best peer':>12} "
-            f"{'overhead MiB':>12} {'chunks/100GB':>12} {'list MB/snap':>12} {'MB/s':>6}")
+    base = min(
+        (r for r in results if r.label in ("restic-like", "borg-like")),
+        key=lambda r: r.v2_new_stored,
+        default=None,
+    )
+    head = (
+        f"{'setting':<12} {'min/avg/max':<14} {'v1 chunks':>9} {'mean big':>9} "
+        f"{'v2 new':>7} {'new MiB':>8} {'stored MiB':>10} {'vs best peer':>12} "
+        f"{'overhead MiB':>12} {'chunks/100GB':>12} {'list MB/snap':>12} {'MB/s':>6}"
+    )
     print(head)
     print("-" * len(head))
     for r in results:
         mark = " *" if (r.min_size, r.avg_size, r.max_size) == current else ""
         ratio = f"{r.v2_new_stored / base.v2_new_stored:.2f}x" if base else "-"
         sizes = "/".join(fmt_size(x) for x in (r.min_size, r.avg_size, r.max_size))
-        print(f"{(r.label + mark):<12} {sizes:<14}"
-              f" {r.v1_chunks:>9} {r.mean_big_chunk / K:>7.0f}Ki {r.v2_new_chunks:>7} "
-              f"{r.v2_new_bytes / M:>8.1f} {r.v2_new_stored / M:>10.1f} {ratio:>12} "
-              f"{r.overhead_bytes / M:>12.1f} {r.chunks_per_100gb:>12,} "
-              f"{r.list_mb_per_snapshot_100gb:>12.1f} {r.chunk_mb_s:>6.0f}")
-    print("* = current defaults in core/chunker.py; 'vs best peer' = stored growth relative to "
-          "the better of restic-like and borg-like")
+        print(
+            f"{(r.label + mark):<12} {sizes:<14}"
+            f" {r.v1_chunks:>9} {r.mean_big_chunk / K:>7.0f}Ki {r.v2_new_chunks:>7} "
+            f"{r.v2_new_bytes / M:>8.1f} {r.v2_new_stored / M:>10.1f} {ratio:>12} "
+            f"{r.overhead_bytes / M:>12.1f} {r.chunks_per_100gb:>12,} "
+            f"{r.list_mb_per_snapshot_100gb:>12.1f} {r.chunk_mb_s:>6.0f}"
+        )
+    print(
+        "* = current defaults in core/chunker.py; 'vs best peer' = stored growth relative to "
+        "the better of restic-like and borg-like"
+    )
 
 
 def parse_setting(text: str) -> tuple[str, int, int, int]:
@@ -198,42 +226,71 @@ def parse_setting(text: str) -> tuple[str, int, int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=None,
-                    help="bench data dir with v1/, v2/, manifest.json (default: generate)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="bench data dir with v1/, v2/, manifest.json (default: generate)",
+    )
     ap.add_argument("--size", type=gen_data.parse_size, default=2 * gen_data.GiB)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--setting", type=parse_setting, action="append",
-                    help="MIN/AVG/MAX to study instead of the built-in list (repeatable)")
-    ap.add_argument("--native-avg", action="store_true",
-                    help="experiment: pass avg to pyfastcdc as is (Chunker passes avg - min)")
+    ap.add_argument(
+        "--setting",
+        type=parse_setting,
+        action="append",
+        help="MIN/AVG/MAX to study instead of the built-in list (repeatable)",
+    )
+    ap.add_argument(
+        "--native-avg",
+        action="store_true",
+        help="experiment: pass avg to pyfastcdc as is (Chunker passes avg - min)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write results here")
     args = ap.parse_args(argv)
     data = args.data or gen_data.default_out(args.size, args.seed)
-    manifest = gen_data.generate(args.size, args.seed, data) if args.data is None else \
-        json.loads((data / "manifest.json").read_text())
+    manifest = (
+        gen_data.generate(args.size, args.seed, data)
+        if args.data is None
+        else json.loads((data / "manifest.json").read_text())
+    )
     v1, v2 = walk_files(data / "v1"), walk_files(data / "v2")
     inserted = manifest["inserted_bytes"] + sum(
-        (data / "v2" / p).stat().st_size for p in manifest["edits"]["added"])
-    print(f"data {data}: v1 {len(v1)} files {gen_data.human(manifest['v1']['bytes'])}, "
-          f"v2 {len(v2)} files; edits insert {gen_data.human(inserted)} of new content "
-          f"(+ {len(manifest['edits']['notes_edited'])} edited notes)")
+        (data / "v2" / p).stat().st_size for p in manifest["edits"]["added"]
+    )
+    print(
+        f"data {data}: v1 {len(v1)} files {gen_data.human(manifest['v1']['bytes'])}, "
+        f"v2 {len(v2)} files; edits insert {gen_data.human(inserted)} of new content "
+        f"(+ {len(manifest['edits']['notes_edited'])} edited notes)"
+    )
     current = (DEFAULT_MIN, DEFAULT_AVG, DEFAULT_MAX)
     results = []
     for label, mn, avg, mx in args.setting or SETTINGS:
         t = time.perf_counter()
         r = study_one(label, ChunkerParams(mn, avg, mx), v1, v2, inserted, args.native_avg)
         results.append(r)
-        print(f"  {fmt_size(mn)}/{fmt_size(avg)}/{fmt_size(mx)} done in "
-              f"{time.perf_counter() - t:.1f}s", file=sys.stderr)
+        print(
+            f"  {fmt_size(mn)}/{fmt_size(avg)}/{fmt_size(mx)} done in "
+            f"{time.perf_counter() - t:.1f}s",
+            file=sys.stderr,
+        )
     print()
     print_table(results, current)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "data": str(data), "manifest_size": manifest["size"], "seed": manifest["seed"],
-            "inserted_bytes": inserted, "current_defaults": current,
-            "native_avg": args.native_avg,
-            "results": [asdict(r) for r in results]}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "data": str(data),
+                    "manifest_size": manifest["size"],
+                    "seed": manifest["seed"],
+                    "inserted_bytes": inserted,
+                    "current_defaults": current,
+                    "native_avg": args.native_avg,
+                    "results": [asdict(r) for r in results],
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

@@ -146,8 +146,13 @@ def make_plan(total: int, seed: int) -> Plan:
         sizes.append(s)
         left -= s
     years = ["2019", "2020", "2021", "2022", "2023"]
-    facilities = ["facility-north", "facility-east", "detention-centre-7", "prison-12",
-                  "transit-camp"]
+    facilities = [
+        "facility-north",
+        "facility-east",
+        "detention-centre-7",
+        "prison-12",
+        "transit-camp",
+    ]
     videos = []
     cases: list[str] = []
     for i, s in enumerate(sizes):
@@ -157,14 +162,19 @@ def make_plan(total: int, seed: int) -> Plan:
     # Small files: per-case notes + metadata, plus a large "notes" tree of small documents.
     smalls: list[tuple[str, str]] = []
     for case in cases:
-        smalls += [(f"{case}/notes.md", "note"), (f"{case}/metadata.json", "json"),
-                   (f"{case}/transcript.txt", "note")]
+        smalls += [
+            (f"{case}/notes.md", "note"),
+            (f"{case}/metadata.json", "json"),
+            (f"{case}/transcript.txt", "note"),
+        ]
     avg_small = 6 * KiB
     n_extra = max(20, small_budget // avg_small - len(smalls))
     for j in range(n_extra):
         depth = rng.randint(1, 4)
-        parts = ["documents"] + [f"{rng.choice(['src', 'batch', 'box', 'folder'])}-"
-                                 f"{rng.randint(0, 30):02d}" for _ in range(depth)]
+        parts = ["documents"] + [
+            f"{rng.choice(['src', 'batch', 'box', 'folder'])}-{rng.randint(0, 30):02d}"
+            for _ in range(depth)
+        ]
         kind = rng.choices(["note", "json", "csv"], weights=[6, 3, 1])[0]
         ext = {"note": "txt", "json": "json", "csv": "csv"}[kind]
         smalls.append(("/".join(parts) + f"/doc-{j:05d}.{ext}", kind))
@@ -176,7 +186,7 @@ def small_content(rng: random.Random, kind: str, idx: int) -> bytes:
         doc = {
             "id": f"item-{idx:06d}",
             "received": f"20{rng.randint(19, 23)}-{rng.randint(1, 12):02d}-"
-                        f"{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z",
+            f"{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z",
             "source": f"S-{rng.randint(100, 999)}",
             "verified": rng.random() < 0.6,
             "tags": rng.sample(WORDS, 5),
@@ -187,8 +197,10 @@ def small_content(rng: random.Random, kind: str, idx: int) -> bytes:
     if kind == "csv":
         rows = ["time,camera,event,confidence"]
         for _ in range(rng.randint(20, 400)):
-            rows.append(f"{rng.randint(0, 86400)},{rng.randint(1, 40)},"
-                        f"{rng.choice(WORDS)},{rng.random():.3f}")
+            rows.append(
+                f"{rng.randint(0, 86400)},{rng.randint(1, 40)},"
+                f"{rng.choice(WORDS)},{rng.random():.3f}"
+            )
         return ("\n".join(rows) + "\n").encode()
     return text_blob(rng, int(rng.lognormvariate(8.3, 0.9)) + 200).encode()
 
@@ -357,8 +369,11 @@ def generate(size: int, seed: int, out: Path, force: bool = False, quiet: bool =
     manifest_path = out / "manifest.json"
     if manifest_path.exists() and not force:
         m = json.loads(manifest_path.read_text())
-        if m.get("size") == size and m.get("seed") == seed and \
-                m.get("generator_version") == GENERATOR_VERSION:
+        if (
+            m.get("size") == size
+            and m.get("seed") == seed
+            and m.get("generator_version") == GENERATOR_VERSION
+        ):
             if not quiet:
                 print(f"reusing {out} (v1 {human(m['v1']['bytes'])}, v2 {human(m['v2']['bytes'])})")
             return m
@@ -366,8 +381,10 @@ def generate(size: int, seed: int, out: Path, force: bool = False, quiet: bool =
         shutil.rmtree(out)
     free = shutil.disk_usage(out.parent if out.parent.exists() else Path("/")).free
     if free < 2.3 * size:
-        raise SystemExit(f"error: not enough free disk for {human(size)} of bench data "
-                         f"(v1 + v2 need ~{human(2.1 * size)}, {human(free)} free)")
+        raise SystemExit(
+            f"error: not enough free disk for {human(size)} of bench data "
+            f"(v1 + v2 need ~{human(2.1 * size)}, {human(free)} free)"
+        )
     out.mkdir(parents=True)
     t0 = time.perf_counter()
     plan = make_plan(size, seed)
@@ -376,38 +393,54 @@ def generate(size: int, seed: int, out: Path, force: bool = False, quiet: bool =
     edits = write_v2(plan, out / "v1", out / "v2")
     t2 = time.perf_counter()
     manifest = {
-        "generator_version": GENERATOR_VERSION, "size": size, "seed": seed,
-        "v1": tree_totals(out / "v1"), "v2": tree_totals(out / "v2"),
-        "videos": len(plan.videos), "small_files": len(plan.smalls),
+        "generator_version": GENERATOR_VERSION,
+        "size": size,
+        "seed": seed,
+        "v1": tree_totals(out / "v1"),
+        "v2": tree_totals(out / "v2"),
+        "videos": len(plan.videos),
+        "small_files": len(plan.smalls),
         "video_bytes": sum(s for _, s in plan.videos),
         "edits": edits,
-        "inserted_bytes": sum(e["length"] for v in edits["videos"] for e in v["edits"]
-                              if e["op"] in ("insert", "append")),
-        "deleted_bytes": sum(e["length"] for v in edits["videos"] for e in v["edits"]
-                             if e["op"] == "delete"),
+        "inserted_bytes": sum(
+            e["length"]
+            for v in edits["videos"]
+            for e in v["edits"]
+            if e["op"] in ("insert", "append")
+        ),
+        "deleted_bytes": sum(
+            e["length"] for v in edits["videos"] for e in v["edits"] if e["op"] == "delete"
+        ),
         "seconds": {"v1": round(t1 - t0, 2), "v2": round(t2 - t1, 2)},
     }
     del v1
     manifest_path.write_text(json.dumps(manifest, indent=1))
     if not quiet:
-        print(f"generated {out}: v1 {manifest['v1']['files']} files "
-              f"{human(manifest['v1']['bytes'])}"
-              f" in {t1 - t0:.1f}s; v2 {manifest['v2']['files']} files "
-              f"{human(manifest['v2']['bytes'])} in {t2 - t1:.1f}s; "
-              f"{sum(len(v['edits']) for v in edits['videos'])} edits in "
-              f"{len(edits['videos'])} videos (+{human(manifest['inserted_bytes'])} "
-              f"-{human(manifest['deleted_bytes'])}), {len(edits['notes_edited'])} notes edited, "
-              f"{len(edits['deleted'])} deleted, {len(edits['added'])} added")
+        print(
+            f"generated {out}: v1 {manifest['v1']['files']} files "
+            f"{human(manifest['v1']['bytes'])}"
+            f" in {t1 - t0:.1f}s; v2 {manifest['v2']['files']} files "
+            f"{human(manifest['v2']['bytes'])} in {t2 - t1:.1f}s; "
+            f"{sum(len(v['edits']) for v in edits['videos'])} edits in "
+            f"{len(edits['videos'])} videos (+{human(manifest['inserted_bytes'])} "
+            f"-{human(manifest['deleted_bytes'])}), {len(edits['notes_edited'])} notes edited, "
+            f"{len(edits['deleted'])} deleted, {len(edits['added'])} added"
+        )
     return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--size", type=parse_size, default=2 * GiB, help="total size of v1 (2G)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=None,
-                    help="output dir (default /tmp/samizdat-bench/data-SIZE-sSEED)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output dir (default /tmp/samizdat-bench/data-SIZE-sSEED)",
+    )
     ap.add_argument("--force", action="store_true", help="regenerate even if present")
     args = ap.parse_args(argv)
     out = args.out or default_out(args.size, args.seed)

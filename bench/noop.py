@@ -45,8 +45,13 @@ def round_totals(metrics_port: int, peer: str = "") -> tuple[float, float]:
     return count, total
 
 
-def measure_noop(metrics_port: int, reset_bytes: Callable[[], int], peer: str = "",
-                 seconds: float = 5.0, settle: float = 1.0) -> NoopCost:
+def measure_noop(
+    metrics_port: int,
+    reset_bytes: Callable[[], int],
+    peer: str = "",
+    seconds: float = 5.0,
+    settle: float = 1.0,
+) -> NoopCost:
     """Measure over `seconds` after `settle`. `reset_bytes()` returns and zeroes the byte
     counter of the puller's connection to `peer` (every peer if empty)."""
     time.sleep(settle)

@@ -55,8 +55,10 @@ def summarise(path: Path, top: int = 25, lines: bool = False) -> str:
         thread = frames[0] if frames[0].startswith(("thread", "process")) else "?"
         body = frames[1:] if thread != "?" else frames
         # Name threads by their entry function when py-spy gives only an address.
-        entry = next((short(f, False) for f in body if "_bootstrap" not in f
-                      and "threading.py" not in f), thread)
+        entry = next(
+            (short(f, False) for f in body if "_bootstrap" not in f and "threading.py" not in f),
+            thread,
+        )
         threads[f"{thread.split(' ')[0]} {entry}"] += count
         if body:
             self_t[short(body[-1], lines)] += count

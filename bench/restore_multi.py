@@ -62,14 +62,19 @@ class Run:
     cpu: float  # user + system seconds of the process and its children
 
 
-def peak_rss_run(cmd: list[str], env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> Run:
+def peak_rss_run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
     """Run cmd; measure wall time, peak RSS of its process tree and CPU time."""
     peak = 0
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            cwd=cwd, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
     done = threading.Event()
 
     def sample() -> None:
@@ -81,7 +86,8 @@ def peak_rss_run(cmd: list[str], env: dict[str, str] | None = None,
         while not done.wait(0.05):
             try:
                 rss = p.memory_info().rss + sum(
-                    c.memory_info().rss for c in p.children(recursive=True))
+                    c.memory_info().rss for c in p.children(recursive=True)
+                )
             except psutil.Error:
                 break
             peak = max(peak, rss)
@@ -162,9 +168,13 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=2, help="timed runs per configuration")
     ap.add_argument("--no-restic", action="store_true")
     ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--settle", type=float, default=31.0,
-                    help="seconds to wait after deleting a restored tree on disk (ext4 scans "
-                         "inodes deleted in the last 30 s on every allocation)")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=31.0,
+        help="seconds to wait after deleting a restored tree on disk (ext4 scans "
+        "inodes deleted in the last 30 s on every allocation)",
+    )
     ap.add_argument("--out", type=Path, default=HERE / "out" / "restore_multi.json")
     args = ap.parse_args()
 
@@ -175,16 +185,20 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="restore-multi-", dir=args.workdir))
     samizdat = entry_point("samizdat")
     results: dict[str, object] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "kernel": platform.release()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+        },
         "data": {"dir": str(source), "bytes": nbytes, "files": manifest["v1"]["files"]},
         "runs": [],
     }
     nodes: list[NodeProcess] = []
     try:
         key = work / "archive.key"
-        archive_id = subprocess.run([samizdat, "key", "new", str(key)], check=True,
-                                    capture_output=True, text=True).stdout.strip()
+        archive_id = subprocess.run(
+            [samizdat, "key", "new", str(key)], check=True, capture_output=True, text=True
+        ).stdout.strip()
         for i, cc in enumerate(("FR", "DE", "NO")):
             n = NodeProcess(work / f"node{i + 1}", jurisdiction=cc)
             n.init()
@@ -197,13 +211,20 @@ def main() -> int:
         for n in nodes:
             n.start()
         cluster = work / "cluster.toml"
-        cluster.write_text("replicas = 3\n" + "".join(
-            f'\n[[node]]\nname = "{n.name}"\naddress = "{n.hostport}"\nid = "{n.node_id}"\n'
-            for n in nodes))
-        print(f"pushing {gen_data.human(nbytes)} ({manifest['v1']['files']} files) to node1",
-              flush=True)
-        r = peak_rss_run([samizdat, "push", "--key", str(key), "--node", nodes[0].address,
-                          str(source)])
+        cluster.write_text(
+            "replicas = 3\n"
+            + "".join(
+                f'\n[[node]]\nname = "{n.name}"\naddress = "{n.hostport}"\nid = "{n.node_id}"\n'
+                for n in nodes
+            )
+        )
+        print(
+            f"pushing {gen_data.human(nbytes)} ({manifest['v1']['files']} files) to node1",
+            flush=True,
+        )
+        r = peak_rss_run(
+            [samizdat, "push", "--key", str(key), "--node", nodes[0].address, str(source)]
+        )
         if r.code:
             raise SystemExit(f"push failed: {r.err}")
         print(f"  push {nbytes / r.seconds / 1e6:.0f} MB/s; waiting for replication", flush=True)
@@ -219,26 +240,48 @@ def main() -> int:
         }
         restic_env = None
         if not args.no_restic and shutil.which("restic"):
-            restic_env = dict(os.environ, RESTIC_REPOSITORY=str(work / "restic-repo"),
-                              RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=str(work / "rc"))
+            restic_env = dict(
+                os.environ,
+                RESTIC_REPOSITORY=str(work / "restic-repo"),
+                RESTIC_PASSWORD="bench",
+                RESTIC_CACHE_DIR=str(work / "rc"),
+            )
             results["restic_version"] = subprocess.run(
-                ["restic", "version"], capture_output=True, text=True).stdout.strip()
-            subprocess.run(["restic", "init", "-q"], env=restic_env, check=True,
-                           capture_output=True)
-            subprocess.run(["restic", "backup", "-q", "--host", "bench", "."], env=restic_env,
-                           cwd=source, check=True, capture_output=True)
+                ["restic", "version"], capture_output=True, text=True
+            ).stdout.strip()
+            subprocess.run(
+                ["restic", "init", "-q"], env=restic_env, check=True, capture_output=True
+            )
+            subprocess.run(
+                ["restic", "backup", "-q", "--host", "bench", "."],
+                env=restic_env,
+                cwd=source,
+                check=True,
+                capture_output=True,
+            )
         checked: set[str] = set()
 
-        def record(name: str, kind: str, run_no: int, r: Run, node_s: float,
-                   extra: dict[str, object]) -> None:
-            row = {"config": name, "dest": kind, "run": run_no, "seconds": round(r.seconds, 3),
-                   "mb_per_s": round(nbytes / r.seconds / 1e6, 1),
-                   "peak_rss_mib": r.peak_rss // MiB, "client_cpu_s": round(r.cpu, 2),
-                   "node_cpu_s": round(node_s, 2), **extra}
+        def record(
+            name: str, kind: str, run_no: int, r: Run, node_s: float, extra: dict[str, object]
+        ) -> None:
+            row = {
+                "config": name,
+                "dest": kind,
+                "run": run_no,
+                "seconds": round(r.seconds, 3),
+                "mb_per_s": round(nbytes / r.seconds / 1e6, 1),
+                "peak_rss_mib": r.peak_rss // MiB,
+                "client_cpu_s": round(r.cpu, 2),
+                "node_cpu_s": round(node_s, 2),
+                **extra,
+            }
             results["runs"].append(row)  # type: ignore[attr-defined]
-            print(f"  {name:18} {kind:5} run {run_no}: {r.seconds:6.2f}s "
-                  f"{row['mb_per_s']:6.0f} MB/s  cpu {r.cpu:5.1f}s (+nodes {node_s:4.1f}s)  "
-                  f"peak RSS {row['peak_rss_mib']} MiB {extra or ''}", flush=True)
+            print(
+                f"  {name:18} {kind:5} run {run_no}: {r.seconds:6.2f}s "
+                f"{row['mb_per_s']:6.0f} MB/s  cpu {r.cpu:5.1f}s (+nodes {node_s:4.1f}s)  "
+                f"peak RSS {row['peak_rss_mib']} MiB {extra or ''}",
+                flush=True,
+            )
 
         for run_no in range(1, args.runs + 1):
             for kind, base in dest_bases.items():
@@ -249,14 +292,23 @@ def main() -> int:
                     settle(dest, args.settle if kind == "disk" else 0)
                 for name, src_args in configs.items():
                     cpu0 = node_cpu(nodes)
-                    r = peak_rss_run([samizdat, "restore", "--key", str(key), *src_args,
-                                      "--json", str(dest)])
+                    r = peak_rss_run(
+                        [samizdat, "restore", "--key", str(key), *src_args, "--json", str(dest)]
+                    )
                     if r.code:
                         raise SystemExit(f"{name} failed ({r.code}): {r.err}")
                     summary = json.loads(r.out)
-                    record(name, kind, run_no, r, node_cpu(nodes) - cpu0, {
-                        "chunks": summary["chunks_fetched"],
-                        "mib_per_source": [s["bytes"] // MiB for s in summary["sources"]]})
+                    record(
+                        name,
+                        kind,
+                        run_no,
+                        r,
+                        node_cpu(nodes) - cpu0,
+                        {
+                            "chunks": summary["chunks_fetched"],
+                            "mib_per_source": [s["bytes"] // MiB for s in summary["sources"]],
+                        },
+                    )
                     if name not in checked:
                         diffs = same_tree(source, dest)
                         if diffs:
@@ -264,8 +316,9 @@ def main() -> int:
                         checked.add(name)
                     settle(dest, args.settle if kind == "disk" else 0)
                 if restic_env is not None:
-                    r = peak_rss_run(["restic", "restore", "latest", "--target", str(dest)],
-                                     env=restic_env)
+                    r = peak_rss_run(
+                        ["restic", "restore", "latest", "--target", str(dest)], env=restic_env
+                    )
                     if r.code:
                         raise SystemExit(f"restic restore failed: {r.err}")
                     record("restic_local_repo", kind, run_no, r, 0.0, {})

@@ -76,18 +76,31 @@ def main() -> int:
     try:
         t = time.perf_counter()
         write_tree(root / "tree", args.size, args.notes)
-        print(f"wrote {args.size / GiB:.1f} GiB in {time.perf_counter() - t:.0f} s",
-              file=sys.stderr)
-        run = lambda *a: subprocess.run(  # noqa: E731
-            [str(BIN / a[0]), *a[1:]], check=True, capture_output=True, text=True,
-            env=env).stdout.strip()
+        print(
+            f"wrote {args.size / GiB:.1f} GiB in {time.perf_counter() - t:.0f} s", file=sys.stderr
+        )
+
+        def run(*a: str) -> str:
+            return subprocess.run(
+                [str(BIN / a[0]), *a[1:]], check=True, capture_output=True, text=True, env=env
+            ).stdout.strip()
+
         archive = run("samizdat", "key", "new", str(root / "archive.key"))
         node_id = run("samizdat-node", "init", str(root / "node"), "--listen", "127.0.0.1:0")
         run("samizdat-node", "host", str(root / "node"), archive)
         ready = root / "ready"
-        node = subprocess.Popen([str(BIN / "samizdat-node"), "serve", str(root / "node"),
-                                 "--ready-file", str(ready), "--log-level", "warning"],
-                                stdin=subprocess.DEVNULL)
+        node = subprocess.Popen(
+            [
+                str(BIN / "samizdat-node"),
+                "serve",
+                str(root / "node"),
+                "--ready-file",
+                str(ready),
+                "--log-level",
+                "warning",
+            ],
+            stdin=subprocess.DEVNULL,
+        )
         while not (ready.exists() and ready.read_text().strip()):
             if node.poll() is not None:
                 raise SystemExit("node failed to start")
@@ -98,14 +111,24 @@ def main() -> int:
         sampler = Sampler()
         sampler.start()
         try:
-            push = run_measured([str(BIN / "samizdat"), "push", "--key",
-                                 str(root / "archive.key"), "--node",
-                                 f"{node_id}@127.0.0.1:{port}", str(root / "tree")],
-                                sampler, env=env)
+            push = run_measured(
+                [
+                    str(BIN / "samizdat"),
+                    "push",
+                    "--key",
+                    str(root / "archive.key"),
+                    "--node",
+                    f"{node_id}@127.0.0.1:{port}",
+                    str(root / "tree"),
+                ],
+                sampler,
+                env=env,
+            )
         finally:
             sampler.stop()
         result = {
-            "plaintext_gib": round(args.size / GiB, 2), "notes": args.notes,
+            "plaintext_gib": round(args.size / GiB, 2),
+            "notes": args.notes,
             "push_seconds": round(push.seconds, 1),
             "push_mb_s": round(args.size / push.seconds / 1e6, 1),
             "cli_cpu_s": round(push.cpu_seconds, 1),

@@ -54,8 +54,9 @@ NAMES = [("paris", "FR"), ("berlin", "DE"), ("oslo", "NO"), ("bern", "CH"), ("ri
 
 
 def sh(*args: str) -> str:
-    return subprocess.run([str(BIN / args[0]), *args[1:]], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def free_port() -> int:
@@ -92,9 +93,13 @@ def fill(data_dir: Path, key: ArchiveKey, chunks: int, snapshots: int) -> float:
         lists = builder.take_full(final=True)
         store.put_chunks([(bytes(lid), blob) for lid, blob in lists])
         record = pb.SnapshotRecord(
-            sequence=s, tree_chunk_ids=[ids[0]], chunk_list_ids=[bytes(lid) for lid, _ in lists],
-            totals=pb.SnapshotTotals(files=upto, chunks=upto, stored_bytes=16 * upto,
-                                     plaintext_bytes=8 * upto))
+            sequence=s,
+            tree_chunk_ids=[ids[0]],
+            chunk_list_ids=[bytes(lid) for lid, _ in lists],
+            totals=pb.SnapshotTotals(
+                files=upto, chunks=upto, stored_bytes=16 * upto, plaintext_bytes=8 * upto
+            ),
+        )
         snap = sign_snapshot(key, record)
         accept_snapshot(store, snap.signed, hosted, require_complete=True)
         print(f"  snapshot {s}: {upto:,} chunks in {len(lists)} chunk lists", file=sys.stderr)
@@ -130,19 +135,41 @@ def main() -> None:
     nodes = []
     for name, cc in NAMES[: opts.nodes]:
         port = free_port()
-        node_id = sh("samizdat-node", "init", str(root / name), "--listen", f"127.0.0.1:{port}",
-                     "--jurisdiction", cc, "--name", name).splitlines()[-1]
+        node_id = sh(
+            "samizdat-node",
+            "init",
+            str(root / name),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--jurisdiction",
+            cc,
+            "--name",
+            name,
+        ).splitlines()[-1]
         sh("samizdat-node", "host", str(root / name), key.archive_id.hex())
         nodes.append((name, cc, port, node_id))
     for name, _, _, _ in nodes:
         for other, cc, port, node_id in nodes:
             if other != name:
-                sh("samizdat-node", "peer", "add", str(root / name), node_id,
-                   f"127.0.0.1:{port}", "--jurisdiction", cc)
+                sh(
+                    "samizdat-node",
+                    "peer",
+                    "add",
+                    str(root / name),
+                    node_id,
+                    f"127.0.0.1:{port}",
+                    "--jurisdiction",
+                    cc,
+                )
     cluster = root / "cluster.toml"
-    cluster.write_text(f"replicas = {opts.nodes}\n" + "".join(
-        f'\n[[node]]\nname = "{n}"\naddress = "127.0.0.1:{p}"\nid = "{i}"\njurisdiction = "{c}"\n'
-        for n, c, p, i in nodes))
+    cluster.write_text(
+        f"replicas = {opts.nodes}\n"
+        + "".join(
+            f'\n[[node]]\nname = "{n}"\naddress = "127.0.0.1:{p}"\n'
+            f'id = "{i}"\njurisdiction = "{c}"\n'
+            for n, c, p, i in nodes
+        )
+    )
 
     print(f"filling {opts.chunks:,} chunks, {opts.snapshots} snapshots ...", file=sys.stderr)
     fill_seconds = fill(root / nodes[0][0] / "data", key, opts.chunks, opts.snapshots)
@@ -155,8 +182,16 @@ def main() -> None:
     if len(nodes) > 1:
         proxy = ByteCountingProxy(nodes[0][2])
         metrics_port = free_port()
-        sh("samizdat-node", "peer", "add", str(root / nodes[1][0]), nodes[0][3],
-           f"127.0.0.1:{proxy.port}", "--jurisdiction", nodes[0][1])
+        sh(
+            "samizdat-node",
+            "peer",
+            "add",
+            str(root / nodes[1][0]),
+            nodes[0][3],
+            f"127.0.0.1:{proxy.port}",
+            "--jurisdiction",
+            nodes[0][1],
+        )
         toml = root / nodes[1][0] / "node.toml"
         doc = tomlkit.parse(toml.read_text())
         doc["sync_interval"], doc["metrics_listen"] = 0.2, f"127.0.0.1:{metrics_port}"
@@ -167,9 +202,19 @@ def main() -> None:
         for name, _, _, _ in nodes:
             ready = root / f"{name}.ready"
             log = open(root / f"{name}.log", "w")  # noqa: SIM115
-            procs.append(subprocess.Popen(
-                [str(BIN / "samizdat-node"), "serve", str(root / name), "--ready-file",
-                 str(ready)], stdout=log, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(BIN / "samizdat-node"),
+                        "serve",
+                        str(root / name),
+                        "--ready-file",
+                        str(ready),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
             while not ready.exists():
                 if procs[-1].poll() is not None:
                     sys.exit(f"node {name} failed to start; see {log.name}")
@@ -185,9 +230,14 @@ def main() -> None:
                 t = time.monotonic()
                 answer = client.status()
                 samples.append(time.monotonic() - t)
-            rpc.append({"node": name, "median_ms": round(statistics.median(samples) * 1000, 2),
-                        "answer_bytes": answer.ByteSize(),
-                        "chunks_stored": answer.chunks_stored})
+            rpc.append(
+                {
+                    "node": name,
+                    "median_ms": round(statistics.median(samples) * 1000, 2),
+                    "answer_bytes": answer.ByteSize(),
+                    "chunks_stored": answer.chunks_stored,
+                }
+            )
             client.close()
 
         base = [str(BIN / "samizdat")]
@@ -196,34 +246,55 @@ def main() -> None:
         json_times, js = timed([*base, "status", "--cluster", str(cluster), "--json"], opts.runs)
         doc = json.loads(js.stdout)
         result = {
-            "chunks": opts.chunks, "snapshots": opts.snapshots, "nodes": opts.nodes,
+            "chunks": opts.chunks,
+            "snapshots": opts.snapshots,
+            "nodes": opts.nodes,
             "fill_seconds": round(fill_seconds, 1),
             "get_status_rpc": rpc,
             "cli_startup_help_s": round(statistics.median(help_times), 3),
-            "status_text_s": {"median": round(statistics.median(text_times), 3),
-                              "runs": [round(t, 3) for t in text_times],
-                              "exit_code": text.returncode},
-            "status_json_s": {"median": round(statistics.median(json_times), 3),
-                              "runs": [round(t, 3) for t in json_times],
-                              "exit_code": js.returncode, "json_bytes": len(js.stdout)},
+            "status_text_s": {
+                "median": round(statistics.median(text_times), 3),
+                "runs": [round(t, 3) for t in text_times],
+                "exit_code": text.returncode,
+            },
+            "status_json_s": {
+                "median": round(statistics.median(json_times), 3),
+                "runs": [round(t, 3) for t in json_times],
+                "exit_code": js.returncode,
+                "json_bytes": len(js.stdout),
+            },
             "status": doc["status"],
             "complete_copies": [s["replication"]["complete_copies"] for s in doc["snapshots"]],
         }
         if opts.audit:
-            audit_times, audit = timed([*base, "status", "--cluster", str(cluster), "--json",
-                                        "--audit", str(opts.audit), "--key",
-                                        str(root / "archive.key")], max(1, opts.runs // 2))
+            audit_times, audit = timed(
+                [
+                    *base,
+                    "status",
+                    "--cluster",
+                    str(cluster),
+                    "--json",
+                    "--audit",
+                    str(opts.audit),
+                    "--key",
+                    str(root / "archive.key"),
+                ],
+                max(1, opts.runs // 2),
+            )
             adoc = json.loads(audit.stdout)
             result["status_audit_s"] = {
                 "samples_per_node": opts.audit,
                 "median": round(statistics.median(audit_times), 3),
                 "exit_code": audit.returncode,
-                "passed": [n["audit"]["passed"] for n in adoc["nodes"] if n.get("audit")]}
+                "passed": [n["audit"]["passed"] for n in adoc["nodes"] if n.get("audit")],
+            }
         if proxy is not None and metrics_port is not None:
             cost = measure_noop(metrics_port, proxy.reset, nodes[0][3], seconds=10.0)
-            result["noop_round"] = {"rounds": cost.rounds,
-                                    "ms_per_round": round(cost.ms_per_round, 2),
-                                    "bytes_per_round": round(cost.bytes_per_round)}
+            result["noop_round"] = {
+                "rounds": cost.rounds,
+                "ms_per_round": round(cost.ms_per_round, 2),
+                "bytes_per_round": round(cost.bytes_per_round),
+            }
         print(text.stdout, file=sys.stderr)
         print(json.dumps(result, indent=2))
     finally:

@@ -73,8 +73,9 @@ def _parse_list(blob: bytes) -> Sequence[bytes] | None:
     return msg.ids
 
 
-def _draw(snap: Snapshot, count: int, lists: _Lists, sources: list[NodeClient],
-          rng: random.Random) -> list[bytes]:
+def _draw(
+    snap: Snapshot, count: int, lists: _Lists, sources: list[NodeClient], rng: random.Random
+) -> list[bytes]:
     """`count` distinct chunk ids of `snap`, roughly uniform over everything it references."""
     list_ids = list(snap.record.chunk_list_ids)
     if not list_ids:
@@ -126,8 +127,14 @@ def _check(client: NodeClient, samples: dict[bytes, set[bytes]], result: AuditRe
     result.snapshots_passed = {sid for sid, ok in passed.items() if ok}
 
 
-def audit(nodes: list[NodeReport], clients: dict[str, NodeClient], records: dict[bytes, Snapshot],
-          archive_id: bytes, per_node: int, rng: random.Random | None = None) -> None:
+def audit(
+    nodes: list[NodeReport],
+    clients: dict[str, NodeClient],
+    records: dict[bytes, Snapshot],
+    archive_id: bytes,
+    per_node: int,
+    rng: random.Random | None = None,
+) -> None:
     """Audit every reachable node for up to `per_node` chunks of the snapshots of
     `archive_id` it claims to hold completely; store the result in `node.audit`."""
     rng = rng or random.SystemRandom()
@@ -137,10 +144,16 @@ def audit(nodes: list[NodeReport], clients: dict[str, NodeClient], records: dict
         if not n.reachable or not n.hosts(archive_id):
             continue
         claims[n.name] = sorted(
-            (records[sid] for sid, s in n.snapshots.items()
-             if sid in records and bytes(records[sid].archive_id) == archive_id
-             and s.chunks_total and s.chunks_held >= s.chunks_total),
-            key=lambda snap: -snap.record.sequence)
+            (
+                records[sid]
+                for sid, s in n.snapshots.items()
+                if sid in records
+                and bytes(records[sid].archive_id) == archive_id
+                and s.chunks_total
+                and s.chunks_held >= s.chunks_total
+            ),
+            key=lambda snap: -snap.record.sequence,
+        )
     plans: dict[str, dict[bytes, set[bytes]]] = {}
     for n in nodes:
         snaps = claims.get(n.name)
@@ -159,6 +172,8 @@ def audit(nodes: list[NodeReport], clients: dict[str, NodeClient], records: dict
     for name, samples in plans.items():
         by_name[name].audit = AuditResult(sampled=len(samples))
     with ThreadPoolExecutor(max(1, min(8, len(plans)))) as pool:
-        for job in [pool.submit(_check, clients[name], samples, by_name[name].audit)
-                    for name, samples in plans.items()]:
+        for job in [
+            pool.submit(_check, clients[name], samples, by_name[name].audit)
+            for name, samples in plans.items()
+        ]:
             job.result()

@@ -39,8 +39,9 @@ def open_key(path: Path) -> ArchiveKey:
     return load_key(path, passphrase)
 
 
-def node_clients(nodes: tuple[str, ...], cluster: Path | None,
-                 key: ArchiveKey | None = None) -> list[NodeClient]:
+def node_clients(
+    nodes: tuple[str, ...], cluster: Path | None, key: ArchiveKey | None = None
+) -> list[NodeClient]:
     addresses = [NodeAddress.parse(n) for n in nodes]
     if cluster is not None:
         addresses += [n.address for n in load_cluster(cluster).nodes]
@@ -49,12 +50,22 @@ def node_clients(nodes: tuple[str, ...], cluster: Path | None,
     return [NodeClient(a, key) for a in addresses]
 
 
-node_option = click.option("--node", "nodes", multiple=True, metavar="N",
-                           help="Node as NODE_ID@HOST:PORT (TLS) or HOST:PORT (loopback)")
-cluster_option = click.option("--cluster", type=click.Path(path_type=Path), default=None,
-                              help="Cluster file (TOML) naming the nodes")
-key_option = click.option("--key", "key_path", type=click.Path(path_type=Path), required=True,
-                          help="Archive key file")
+node_option = click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    metavar="N",
+    help="Node as NODE_ID@HOST:PORT (TLS) or HOST:PORT (loopback)",
+)
+cluster_option = click.option(
+    "--cluster",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Cluster file (TOML) naming the nodes",
+)
+key_option = click.option(
+    "--key", "key_path", type=click.Path(path_type=Path), required=True, help="Archive key file"
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
@@ -69,8 +80,12 @@ def key() -> None:
 
 @key.command("new")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--passphrase", "ask", is_flag=True,
-              help="Protect the key with a passphrase (Argon2id); or set SAMIZDAT_PASSPHRASE")
+@click.option(
+    "--passphrase",
+    "ask",
+    is_flag=True,
+    help="Protect the key with a passphrase (Argon2id); or set SAMIZDAT_PASSPHRASE",
+)
 def key_new(file: Path, ask: bool) -> None:
     """Create a new archive key in FILE (mode 0600) and print the archive id."""
     passphrase = _passphrase()
@@ -92,11 +107,15 @@ def key_show(file: Path) -> None:
 @key_option
 @node_option
 @cluster_option
-@click.option("--no-cache", is_flag=True,
-              help="Encode every chunk, without the local id cache (~/.cache/samizdat)")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Encode every chunk, without the local id cache (~/.cache/samizdat)",
+)
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-def push(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, no_cache: bool,
-         directory: Path) -> None:
+def push(
+    key_path: Path, nodes: tuple[str, ...], cluster: Path | None, no_cache: bool, directory: Path
+) -> None:
     """Ingest DIRECTORY as a new signed snapshot."""
     from samizdat.client.ingest import push as do_push
     from samizdat.core.memory import tune_allocator
@@ -110,8 +129,7 @@ def push(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, no_cache:
     for client in clients:
         try:
             with terminal.progress_bar("push", None) as advance:
-                stats = do_push(k, client, str(directory), progress=advance,
-                                use_cache=not no_cache)
+                stats = do_push(k, client, str(directory), progress=advance, use_cache=not no_cache)
         except PeerUnavailable as e:
             last = e
             terminal.error(f"{e}; trying the next node")
@@ -163,32 +181,51 @@ def snapshots(nodes: tuple[str, ...], cluster: Path | None, archive: str | None)
                 continue
             seen.add(snap.id)
             r = snap.record
-            rows.append((r.archive_id.hex()[:12], r.sequence, [
-                snap.id.hex()[:16], snap.archive_id.hex()[:12], str(r.sequence),
-                _time(r.created_unix_ns), str(r.totals.files),
-                terminal.human_bytes(r.totals.plaintext_bytes),
-                f"{item.chunks_held}/{item.chunks_total}", client.label,
-            ]))
+            rows.append(
+                (
+                    r.archive_id.hex()[:12],
+                    r.sequence,
+                    [
+                        snap.id.hex()[:16],
+                        snap.archive_id.hex()[:12],
+                        str(r.sequence),
+                        _time(r.created_unix_ns),
+                        str(r.totals.files),
+                        terminal.human_bytes(r.totals.plaintext_bytes),
+                        f"{item.chunks_held}/{item.chunks_total}",
+                        client.label,
+                    ],
+                )
+            )
     if not reachable:
         raise PeerUnavailable("no node could be reached")
     rows.sort(key=lambda t: (t[0], t[1]))
-    terminal.print_table(None, ["snapshot", "archive", "seq", "created", "files", "size",
-                                "chunks held", "node"], [r[2] for r in rows])
+    terminal.print_table(
+        None,
+        ["snapshot", "archive", "seq", "created", "files", "size", "chunks held", "node"],
+        [r[2] for r in rows],
+    )
 
 
 def _mode_string(kind: int, mode: int) -> str:
     from samizdat.v1 import records_pb2 as pb
 
     prefix = {pb.ENTRY_KIND_DIRECTORY: stat.S_IFDIR, pb.ENTRY_KIND_SYMLINK: stat.S_IFLNK}.get(
-        kind, stat.S_IFREG)
+        kind, stat.S_IFREG
+    )
     return stat.filemode(prefix | mode)
 
 
 store_option = click.option(
-    "--store", "stores", multiple=True, type=click.Path(path_type=Path, file_okay=False),
-    help="A copy of a node's data directory (or node directory) to read from, offline")
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print a machine-readable summary (JSON) on stdout")
+    "--store",
+    "stores",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A copy of a node's data directory (or node directory) to read from, offline",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print a machine-readable summary (JSON) on stdout"
+)
 
 
 @cli.command("ls", epilog=EPILOG)
@@ -198,8 +235,14 @@ json_option = click.option("--json", "as_json", is_flag=True,
 @store_option
 @click.argument("snapshot")
 @click.argument("path", required=False, default="")
-def ls(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, stores: tuple[Path, ...],
-       snapshot: str, path: str) -> None:
+def ls(
+    key_path: Path,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    stores: tuple[Path, ...],
+    snapshot: str,
+    path: str,
+) -> None:
     """List the files of SNAPSHOT (id prefix or 'latest'), optionally under PATH."""
     from samizdat.client.fetch import SourcePool
     from samizdat.client.restore import load_tree, normalize_paths, selected
@@ -226,15 +269,18 @@ def ls(key_path: Path, nodes: tuple[str, ...], cluster: Path | None, stores: tup
         name = entry.path.decode("utf-8", "replace")
         if entry.symlink_target:
             name += " -> " + entry.symlink_target.decode("utf-8", "replace")
-        click.echo(f"{_mode_string(entry.kind, entry.mode)} {entry.size:>14} "
-                   f"{_time(entry.mtime_ns)} {name}")
+        click.echo(
+            f"{_mode_string(entry.kind, entry.mode)} {entry.size:>14} "
+            f"{_time(entry.mtime_ns)} {name}"
+        )
 
 
 RESTORE_EPILOG = (
     "Sources: any mix of --node, --cluster and --store; chunks are fetched from all of them "
     "in parallel and every byte is verified. A source that fails or serves bad bytes is "
     "dropped and the others take over. Rerunning an interrupted restore continues it: files "
-    "already complete are kept. " + EPILOG)
+    "already complete are kept. " + EPILOG
+)
 
 
 @cli.command(epilog=RESTORE_EPILOG)
@@ -242,20 +288,29 @@ RESTORE_EPILOG = (
 @node_option
 @cluster_option
 @store_option
-@click.option("--snapshot", default="latest", show_default=True,
-              help="Snapshot id prefix, or 'latest'")
+@click.option(
+    "--snapshot", default="latest", show_default=True, help="Snapshot id prefix, or 'latest'"
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing files in DEST that differ")
 @json_option
 @click.argument("args", nargs=-1, required=True, metavar="[PATH ...] DEST")
-def restore(key_path: Path, nodes: tuple[str, ...], cluster: Path | None,
-            stores: tuple[Path, ...], snapshot: str, overwrite: bool, as_json: bool,
-            args: tuple[str, ...]) -> None:
+def restore(
+    key_path: Path,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    stores: tuple[Path, ...],
+    snapshot: str,
+    overwrite: bool,
+    as_json: bool,
+    args: tuple[str, ...],
+) -> None:
     """Restore a snapshot (or only the PATHs of it) into DEST, verifying every byte."""
     from samizdat.client import restore_cmd
 
     *paths, dest = args
-    restore_cmd.run(open_key(key_path), nodes, cluster, stores, snapshot, dest, paths,
-                    overwrite, as_json)
+    restore_cmd.run(
+        open_key(key_path), nodes, cluster, stores, snapshot, dest, paths, overwrite, as_json
+    )
 
 
 @cli.command(epilog=RESTORE_EPILOG)
@@ -263,19 +318,27 @@ def restore(key_path: Path, nodes: tuple[str, ...], cluster: Path | None,
 @node_option
 @cluster_option
 @store_option
-@click.option("--snapshot", default="latest", show_default=True,
-              help="Snapshot id prefix, or 'latest'")
+@click.option(
+    "--snapshot", default="latest", show_default=True, help="Snapshot id prefix, or 'latest'"
+)
 @json_option
 @click.argument("paths", nargs=-1)
-def verify(key_path: Path, nodes: tuple[str, ...], cluster: Path | None,
-           stores: tuple[Path, ...], snapshot: str, as_json: bool,
-           paths: tuple[str, ...]) -> None:
+def verify(
+    key_path: Path,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    stores: tuple[Path, ...],
+    snapshot: str,
+    as_json: bool,
+    paths: tuple[str, ...],
+) -> None:
     """Fetch, decrypt and check every file of a snapshot (or PATHs) end to end; writes
     nothing."""
     from samizdat.client import restore_cmd
 
-    restore_cmd.run(open_key(key_path), nodes, cluster, stores, snapshot, None, paths,
-                    False, as_json)
+    restore_cmd.run(
+        open_key(key_path), nodes, cluster, stores, snapshot, None, paths, False, as_json
+    )
 
 
 STATUS_EPILOG = (
@@ -289,25 +352,65 @@ STATUS_EPILOG = (
 @cli.command(epilog=STATUS_EPILOG)
 @node_option
 @cluster_option
-@click.option("--json", "as_json", is_flag=True,
-              help="Print JSON (schema: docs/status.schema.json) instead of tables")
-@click.option("--replicas", type=click.IntRange(min=1), default=None,
-              help="Target copies per snapshot [default: the cluster file's, else min(3, nodes)]")
-@click.option("--min-jurisdictions", type=click.IntRange(min=0), default=None,
-              help="Jurisdictions that must hold a complete copy [default: cluster file's "
-                   "min_jurisdictions, else min(replicas, jurisdictions of the nodes)]")
-@click.option("--verified-within", default="7d", show_default=True, metavar="DURATION",
-              help="A copy counts as verified if scrubbed or audited within this (30m, 12h, 7d)")
-@click.option("--audit", type=click.IntRange(min=0), default=0, metavar="N",
-              help="Fetch N random chunks from each node and check them against their ids; "
-                   "needs --key (reading chunks needs the archive key)")
-@click.option("--key", "key_path", type=click.Path(path_type=Path), default=None,
-              help="Archive key file (required by --audit)")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds to wait for each node")
-def status(nodes: tuple[str, ...], cluster: Path | None, as_json: bool, replicas: int | None,
-           min_jurisdictions: int | None, verified_within: str, audit: int,
-           key_path: Path | None, timeout: float) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (schema: docs/status.schema.json) instead of tables",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Target copies per snapshot [default: the cluster file's, else min(3, nodes)]",
+)
+@click.option(
+    "--min-jurisdictions",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Jurisdictions that must hold a complete copy [default: cluster file's "
+    "min_jurisdictions, else min(replicas, jurisdictions of the nodes)]",
+)
+@click.option(
+    "--verified-within",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="A copy counts as verified if scrubbed or audited within this (30m, 12h, 7d)",
+)
+@click.option(
+    "--audit",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Fetch N random chunks from each node and check them against their ids; "
+    "needs --key (reading chunks needs the archive key)",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Archive key file (required by --audit)",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for each node",
+)
+def status(
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    as_json: bool,
+    replicas: int | None,
+    min_jurisdictions: int | None,
+    verified_within: str,
+    audit: int,
+    key_path: Path | None,
+    timeout: float,
+) -> None:
     """Replication health: is every snapshot held by enough nodes, in enough jurisdictions,
     and do those nodes really hold it? Asks every node for its counters (cheap at any
     archive size); --audit N checks N random chunks per node without trusting its word."""
@@ -325,9 +428,13 @@ def status(nodes: tuple[str, ...], cluster: Path | None, as_json: bool, replicas
     if audit and key_path is None:
         raise UsageError("--audit needs --key FILE: reading chunks needs the archive key")
     targets, loaded = targets_from(nodes, cluster)
-    options = Options(replicas=replicas, min_jurisdictions=min_jurisdictions,
-                      verified_window=parse_duration(verified_within), audit=audit,
-                      timeout=timeout)
+    options = Options(
+        replicas=replicas,
+        min_jurisdictions=min_jurisdictions,
+        verified_window=parse_duration(verified_within),
+        audit=audit,
+        timeout=timeout,
+    )
     k = open_key(key_path) if key_path is not None else None
     report = check_status(targets, loaded, options, k)
     code = exit_code(report)

@@ -38,7 +38,8 @@ def load_cluster(path: Path) -> Cluster:
         raise ConfigError(f"{path}: key 'replicas' must be a positive integer")
     min_jurisdictions = doc.get("min_jurisdictions")
     if min_jurisdictions is not None and (
-        not isinstance(min_jurisdictions, int) or isinstance(min_jurisdictions, bool)
+        not isinstance(min_jurisdictions, int)
+        or isinstance(min_jurisdictions, bool)
         or min_jurisdictions < 0
     ):
         raise ConfigError(f"{path}: key 'min_jurisdictions' must be a non-negative integer")
@@ -52,8 +53,9 @@ def load_cluster(path: Path) -> Cluster:
             parsed = NodeAddress.parse(f"{node_id}@{address}" if node_id else address)
         except Exception as e:
             raise ConfigError(f"{where}: {e}") from None
-        nodes.append(ClusterNode(str(n.get("name", address)), parsed,
-                                 str(n.get("jurisdiction", ""))))
+        nodes.append(
+            ClusterNode(str(n.get("name", address)), parsed, str(n.get("jurisdiction", "")))
+        )
     if not nodes:
         raise ConfigError(f"{path}: no [[node]] entries")
     return Cluster(replicas, tuple(nodes), min_jurisdictions)

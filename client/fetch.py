@@ -87,8 +87,7 @@ class SourceReport:
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["busy_seconds"] = round(self.busy_seconds, 3)
-        d["mb_per_s"] = round(self.bytes / self.busy_seconds / 1e6, 1) \
-            if self.busy_seconds else 0.0
+        d["mb_per_s"] = round(self.bytes / self.busy_seconds / 1e6, 1) if self.busy_seconds else 0.0
         return d
 
 
@@ -109,9 +108,13 @@ class SourcePool:
     HasChunks); a false or None claim makes the feeder ask it per LOOKAHEAD ids.
     """
 
-    def __init__(self, sources: Sequence[ChunkSource],
-                 complete: Sequence[bool | None] | None = None, *, streams: int = STREAMS
-                 ) -> None:
+    def __init__(
+        self,
+        sources: Sequence[ChunkSource],
+        complete: Sequence[bool | None] | None = None,
+        *,
+        streams: int = STREAMS,
+    ) -> None:
         if not sources:
             raise ValueError("no sources")
         flags = list(complete) if complete is not None else [True] * len(sources)
@@ -158,8 +161,12 @@ class SourcePool:
             self._drop(src, str(error))
         else:
             src.retry_at = time.monotonic() + min(BACKOFF_MAX, BACKOFF * 2 ** (src.fails - 1))
-            log.info("source %s failed (%s); retrying in %.1fs", src.source.label, error,
-                     src.retry_at - time.monotonic())
+            log.info(
+                "source %s failed (%s); retrying in %.1fs",
+                src.source.label,
+                error,
+                src.retry_at - time.monotonic(),
+            )
 
     def fetch(self, codec: ChunkCodec, refs: Iterable[Ref]) -> OrderedFetch:
         """Start fetching `refs`; the caller takes plaintexts with next() and must close()."""
@@ -187,14 +194,25 @@ class _Slot:
 
 
 class _Job:
-    __slots__ = ("slot", "positions", "holders", "excluded", "started", "runners", "lagging",
-                 "order")
+    __slots__ = (
+        "slot",
+        "positions",
+        "holders",
+        "excluded",
+        "started",
+        "runners",
+        "lagging",
+        "order",
+    )
     _order = itertools.count()
 
-    def __init__(self, slot: _Slot, positions: list[int], holders: int, excluded: int = 0
-                 ) -> None:
+    def __init__(self, slot: _Slot, positions: list[int], holders: int, excluded: int = 0) -> None:
         self.slot, self.positions, self.holders, self.excluded = (
-            slot, positions, holders, excluded)
+            slot,
+            positions,
+            holders,
+            excluded,
+        )
         self.started = 0.0
         self.runners = 0
         self.lagging = 0
@@ -228,9 +246,14 @@ class OrderedFetch:
         for src in pool.sources:
             if not src.dropped:
                 for n in range(pool.streams):
-                    self.threads.append(threading.Thread(
-                        target=self._work, args=(src,), daemon=True,
-                        name=f"fetch-{src.index}-{n}"))
+                    self.threads.append(
+                        threading.Thread(
+                            target=self._work,
+                            args=(src,),
+                            daemon=True,
+                            name=f"fetch-{src.index}-{n}",
+                        )
+                    )
         for t in self.threads:
             t.start()
 
@@ -293,8 +316,11 @@ class OrderedFetch:
                 start = 0
                 while start < len(group):
                     end, size = start, 0
-                    while end < len(group) and end - start < FETCH_IDS and (
-                            end == start or size < FETCH_BYTES):
+                    while (
+                        end < len(group)
+                        and end - start < FETCH_IDS
+                        and (end == start or size < FETCH_BYTES)
+                    ):
                         size += group[end][1] or UNKNOWN_LENGTH
                         end += 1
                     slot = _Slot(seq, group[start:end])
@@ -333,9 +359,14 @@ class OrderedFetch:
 
     def _add_slot(self, slot: _Slot, masks: list[int]) -> None:
         with self.cv:
-            while not self.closing and self.slots and (
+            while (
+                not self.closing
+                and self.slots
+                and (
                     len(self.slots) >= WINDOW_SLOTS
-                    or self.window_bytes + slot.estimate > WINDOW_BYTES):
+                    or self.window_bytes + slot.estimate > WINDOW_BYTES
+                )
+            ):
                 self.cv.wait(WAKE)
             if self.closing:
                 return
@@ -398,11 +429,18 @@ class OrderedFetch:
             return None
         head = self.slots[0]
         for job in self.running:
-            if (job.slot is head and job.holders & src.bit
-                    and not (job.excluded | job.runners) & src.bit
-                    and now - job.started > delay and job.open_positions()):
-                log.info("hedging a slow request of %d chunks on %s", len(job.positions),
-                         src.source.label)
+            if (
+                job.slot is head
+                and job.holders & src.bit
+                and not (job.excluded | job.runners) & src.bit
+                and now - job.started > delay
+                and job.open_positions()
+            ):
+                log.info(
+                    "hedging a slow request of %d chunks on %s",
+                    len(job.positions),
+                    src.source.label,
+                )
                 return job
         return None
 
@@ -444,14 +482,17 @@ class OrderedFetch:
                     break
                 targets = want.get(chunk_id)
                 if targets is None or targets[0] in got:
-                    raise _Corrupt(f"sent chunk {bytes(chunk_id).hex()[:12]} that was not "
-                                   "asked for")
+                    raise _Corrupt(
+                        f"sent chunk {bytes(chunk_id).hex()[:12]} that was not asked for"
+                    )
                 try:
                     plain = self.codec.decode(chunk_id, blob)
                 except ChunkCorrupt as e:
                     if blake3.blake3(blob).digest() != chunk_id:
-                        raise _Corrupt(f"served chunk {chunk_id.hex()[:12]} with bytes that "
-                                       "do not match its id") from None
+                        raise _Corrupt(
+                            f"served chunk {chunk_id.hex()[:12]} with bytes that "
+                            "do not match its id"
+                        ) from None
                     # Authentic bytes that do not decrypt: the archive itself is damaged
                     # (or the key is wrong); no other source can do better.
                     for p in targets:
@@ -463,7 +504,8 @@ class OrderedFetch:
                     if n is not None and len(plain) != n:
                         errors[p] = IntegrityError(
                             f"chunk {chunk_id.hex()[:12]} has {len(plain)} bytes, the tree "
-                            f"records {n}")
+                            f"records {n}"
+                        )
                     else:
                         got[p] = plain
         except _Corrupt as e:

@@ -203,30 +203,35 @@ def _short(raw: bytes) -> str:
 
 
 def _label(snap: Snapshot) -> str:
-    return f"snapshot {_short(snap.id)} (archive {snap.archive_id.hex()[:12]}, " \
-           f"sequence {snap.record.sequence})"
+    return (
+        f"snapshot {_short(snap.id)} (archive {snap.archive_id.hex()[:12]}, "
+        f"sequence {snap.record.sequence})"
+    )
 
 
-def analyse(nodes: list[NodeReport], records: dict[bytes, Snapshot],
-            policy: Policy) -> HealthReport:
+def analyse(
+    nodes: list[NodeReport], records: dict[bytes, Snapshot], policy: Policy
+) -> HealthReport:
     """Compute replication figures and findings from the nodes' answers (see module doc)."""
     findings: list[Finding] = []
     findings += _node_findings(nodes, policy)
     reports = []
-    ordered = sorted(records.values(), key=lambda s: (s.archive_id.hex(), s.record.sequence,
-                                                      s.record.created_unix_ns))
+    ordered = sorted(
+        records.values(),
+        key=lambda s: (s.archive_id.hex(), s.record.sequence, s.record.created_unix_ns),
+    )
     for snap in ordered:
         report = _snapshot_report(snap, nodes, policy)
         reports.append(report)
         findings += _snapshot_findings(report, policy)
     if records == {} and any(n.reachable for n in nodes):
-        findings.append(Finding(Severity.WARNING, "no_snapshots",
-                                "no reachable node holds any snapshot"))
+        findings.append(
+            Finding(Severity.WARNING, "no_snapshots", "no reachable node holds any snapshot")
+        )
     return HealthReport(policy, nodes, reports, findings)
 
 
-def _snapshot_report(snap: Snapshot, nodes: list[NodeReport], policy: Policy
-                     ) -> SnapshotReport:
+def _snapshot_report(snap: Snapshot, nodes: list[NodeReport], policy: Policy) -> SnapshotReport:
     sid, archive = bytes(snap.id), bytes(snap.archive_id)
     holders = [n for n in nodes if n.hosts(archive)]
     stored = {n.name: n.snapshots.get(sid) for n in holders}
@@ -241,8 +246,13 @@ def _snapshot_report(snap: Snapshot, nodes: list[NodeReport], policy: Policy
     for n in holders:
         s = stored[n.name]
         held = s.chunks_held if s is not None else 0
-        h = Holding(n.name, held, s.chunks_total if s is not None else total,
-                    s.bytes_total if s is not None else bytes_total, [])
+        h = Holding(
+            n.name,
+            held,
+            s.chunks_total if s is not None else total,
+            s.bytes_total if s is not None else bytes_total,
+            [],
+        )
         if h.complete:
             per_jurisdiction[n.jurisdiction] += 1
             audit_failed = n.audit is not None and n.audit.failed
@@ -258,9 +268,15 @@ def _snapshot_report(snap: Snapshot, nodes: list[NodeReport], policy: Policy
         holdings.append(h)
     complete = sum(per_jurisdiction.values())
     return SnapshotReport(
-        snapshot=snap, total=total, bytes_total=bytes_total, holdings=holdings,
-        complete_copies=complete, verified_copies=verified, verified_by_scrub=by_scrub,
-        verified_by_audit=by_audit, jurisdictions=dict(sorted(per_jurisdiction.items())),
+        snapshot=snap,
+        total=total,
+        bytes_total=bytes_total,
+        holdings=holdings,
+        complete_copies=complete,
+        verified_copies=verified,
+        verified_by_scrub=by_scrub,
+        verified_by_audit=by_audit,
+        jurisdictions=dict(sorted(per_jurisdiction.items())),
         below_target=chunks_below(policy.replicas, complete, partial, total),
         at_risk=chunks_below(2, complete, partial, total),
         lost=chunks_below(1, complete, partial, total),
@@ -276,29 +292,48 @@ def _snapshot_findings(r: SnapshotReport, policy: Policy) -> list[Finding]:
         out.append(Finding(severity, code, message, node, sid))
 
     if r.complete_copies < policy.replicas:
-        add(Severity.DEGRADED, "snapshot_below_target",
+        add(
+            Severity.DEGRADED,
+            "snapshot_below_target",
             f"{label}: {r.complete_copies} complete copies, target {policy.replicas}; "
-            f"{r.below_target} of {r.total} chunks below target")
+            f"{r.below_target} of {r.total} chunks below target",
+        )
     if r.lost.high > 0:
-        add(Severity.DEGRADED, "chunks_lost",
-            f"{label}: {r.lost} of {r.total} chunks are held by no reachable node")
+        add(
+            Severity.DEGRADED,
+            "chunks_lost",
+            f"{label}: {r.lost} of {r.total} chunks are held by no reachable node",
+        )
     elif r.at_risk.high > 0:
-        add(Severity.DEGRADED if r.at_risk.low else Severity.WARNING, "chunks_at_risk",
-            f"{label}: {r.at_risk} of {r.total} chunks have a single copy")
+        add(
+            Severity.DEGRADED if r.at_risk.low else Severity.WARNING,
+            "chunks_at_risk",
+            f"{label}: {r.at_risk} of {r.total} chunks have a single copy",
+        )
     distinct = len([j for j in r.jurisdictions if j])
     if distinct < policy.min_jurisdictions:
-        add(Severity.DEGRADED, "too_few_jurisdictions",
+        add(
+            Severity.DEGRADED,
+            "too_few_jurisdictions",
             f"{label}: complete copies in {distinct} jurisdiction(s) "
             f"({', '.join(j or '?' for j in r.jurisdictions) or 'none'}), "
-            f"target {policy.min_jurisdictions}")
+            f"target {policy.min_jurisdictions}",
+        )
     if r.complete_copies and r.verified_copies < min(policy.replicas, r.complete_copies):
-        add(Severity.WARNING, "copies_unverified",
+        add(
+            Severity.WARNING,
+            "copies_unverified",
             f"{label}: {r.verified_copies} of {r.complete_copies} complete copies verified "
-            "(scrubbed or audited within the window)")
+            "(scrubbed or audited within the window)",
+        )
     for h in r.holdings:
         if not h.complete and r.complete_copies >= policy.replicas:
-            add(Severity.WARNING, "snapshot_incomplete_on_node",
-                f"{label}: node {h.node} holds {h.held} of {h.total} chunks", h.node)
+            add(
+                Severity.WARNING,
+                "snapshot_incomplete_on_node",
+                f"{label}: node {h.node} holds {h.held} of {h.total} chunks",
+                h.node,
+            )
     return out
 
 
@@ -307,6 +342,7 @@ def _node_findings(nodes: list[NodeReport], policy: Policy) -> list[Finding]:
     names = {n.status.node_id if n.status else n.node_id: n.name for n in nodes}
     versions = {n.status.software_version for n in nodes if n.status is not None}
     for n in nodes:
+
         def add(severity: Severity, code: str, message: str, node: str = n.name) -> None:
             out.append(Finding(severity, code, message, node))
 
@@ -315,50 +351,82 @@ def _node_findings(nodes: list[NodeReport], policy: Policy) -> list[Finding]:
             add(Severity.DEGRADED, "node_unreachable", f"node {n.name} is unreachable: {n.error}")
             continue
         if n.forged_records:
-            add(Severity.DEGRADED, "forged_records",
+            add(
+                Severity.DEGRADED,
+                "forged_records",
                 f"node {n.name} lists {n.forged_records} snapshot record(s) whose signature "
-                "does not verify")
+                "does not verify",
+            )
         if s.quarantined_chunks:
-            add(Severity.DEGRADED, "corrupt_chunks",
+            add(
+                Severity.DEGRADED,
+                "corrupt_chunks",
                 f"node {n.name}: {s.quarantined_chunks} corrupt chunk(s) removed, awaiting "
-                "repair from a peer")
+                "repair from a peer",
+            )
         if n.audit is not None and n.audit.failed:
             a = n.audit
-            detail = a.error or (f"{len(a.missing)} missing and {len(a.corrupt)} corrupt of "
-                                 f"{a.sampled} sampled chunks it claims to hold")
+            detail = a.error or (
+                f"{len(a.missing)} missing and {len(a.corrupt)} corrupt of "
+                f"{a.sampled} sampled chunks it claims to hold"
+            )
             add(Severity.DEGRADED, "audit_failed", f"node {n.name} failed the audit: {detail}")
         if not s.scrub.enabled:
             add(Severity.WARNING, "scrub_disabled", f"node {n.name}: scrub is disabled")
         elif not n.scrub_verified(policy.verified_window):
-            add(Severity.WARNING, "scrub_stale",
-                f"node {n.name}: no scrub pass completed within the verification window")
+            add(
+                Severity.WARNING,
+                "scrub_stale",
+                f"node {n.name}: no scrub pass completed within the verification window",
+            )
         if abs(s.time_unix - n.local_time) > policy.max_clock_skew:
-            add(Severity.WARNING, "clock_skew",
-                f"node {n.name}: clock off by {int(s.time_unix - n.local_time)} s")
+            add(
+                Severity.WARNING,
+                "clock_skew",
+                f"node {n.name}: clock off by {int(s.time_unix - n.local_time)} s",
+            )
         if s.disk_total_bytes and s.disk_free_bytes < policy.low_disk_fraction * s.disk_total_bytes:
-            add(Severity.WARNING, "disk_low",
-                f"node {n.name}: only {s.disk_free_bytes} bytes free on its disk")
+            add(
+                Severity.WARNING,
+                "disk_low",
+                f"node {n.name}: only {s.disk_free_bytes} bytes free on its disk",
+            )
         if len(versions) > 1:
-            add(Severity.WARNING, "version_mismatch",
+            add(
+                Severity.WARNING,
+                "version_mismatch",
                 f"node {n.name} runs samizdat {s.software_version}; the cluster runs "
-                f"{', '.join(sorted(versions))}")
+                f"{', '.join(sorted(versions))}",
+            )
         for p in s.peers:
             if p.revoked:
                 continue
             peer = names.get(p.node_id, p.node_id[:12])
             if p.bad_chunks_received or p.bad_records_received:
-                add(Severity.WARNING, "bad_data_from_peer",
+                add(
+                    Severity.WARNING,
+                    "bad_data_from_peer",
                     f"node {n.name} received {p.bad_chunks_received} bad chunk(s) and "
                     f"{p.bad_records_received} forged record(s) from peer {peer}"
-                    + (f" (last: {p.last_offence})" if p.last_offence else ""))
+                    + (f" (last: {p.last_offence})" if p.last_offence else ""),
+                )
             if not p.last_success_unix or s.time_unix - p.last_success_unix > policy.stale_sync:
-                add(Severity.WARNING, "peer_sync_stale",
+                add(
+                    Severity.WARNING,
+                    "peer_sync_stale",
                     f"node {n.name} has not synced with peer {peer} "
-                    + ("yet" if not p.last_success_unix
-                       else f"for {s.time_unix - p.last_success_unix} s")
-                    + (f": {p.last_error}" if p.last_error else ""))
+                    + (
+                        "yet"
+                        if not p.last_success_unix
+                        else f"for {s.time_unix - p.last_success_unix} s"
+                    )
+                    + (f": {p.last_error}" if p.last_error else ""),
+                )
         if n.jurisdiction and s.jurisdiction and n.jurisdiction != s.jurisdiction:
-            add(Severity.WARNING, "jurisdiction_mismatch",
+            add(
+                Severity.WARNING,
+                "jurisdiction_mismatch",
                 f"node {n.name} says it is in {s.jurisdiction}, the cluster file says "
-                f"{n.jurisdiction}")
+                f"{n.jurisdiction}",
+            )
     return out

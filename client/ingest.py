@@ -86,8 +86,9 @@ class StaleIdCache(IntegrityError):
 class _Uploader:
     """Streams batches of (id, blob) to the node, skipping chunks it already holds."""
 
-    def __init__(self, client: NodeClient, archive_id: bytes, stats: PushStats,
-                 codec: ChunkCodec) -> None:
+    def __init__(
+        self, client: NodeClient, archive_id: bytes, stats: PushStats, codec: ChunkCodec
+    ) -> None:
         self.client, self.archive_id, self.stats = client, archive_id, stats
         self.codec = codec
         self.queue: queue.Queue[list[_Chunk] | None] = queue.Queue(UPLOAD_QUEUE)
@@ -110,7 +111,8 @@ class _Uploader:
                         self.stale = StaleIdCache(
                             f"the local id cache names chunk {chunk_id.hex()[:12]} but it "
                             f"now encodes to {encoded_id.hex()[:12]}; the cache was cleared, "
-                            "run the push again")
+                            "run the push again"
+                        )
                         raise self.stale
                 if size and size + len(blob) > MAX_BATCH_BYTES:
                     yield request
@@ -153,9 +155,15 @@ class _Uploader:
 
 
 class Pusher:
-    def __init__(self, key: ArchiveKey, client: NodeClient, params: ChunkerParams,
-                 progress: Progress | None = None, threads: int = 3,
-                 cache: IdCache | None = None) -> None:
+    def __init__(
+        self,
+        key: ArchiveKey,
+        client: NodeClient,
+        params: ChunkerParams,
+        progress: Progress | None = None,
+        threads: int = 3,
+        cache: IdCache | None = None,
+    ) -> None:
         self.key, self.client, self.cache = key, client, cache
         self.codec = ChunkCodec(key)
         self.chunker = Chunker(key.chunker_seed, params)
@@ -196,8 +204,7 @@ class Pusher:
         return _Chunk(chunk_id, blob, None, len(data), len(blob))
 
     def run(self, source: str, sequence: int) -> PushStats:
-        self.uploader = _Uploader(self.client, bytes(self.key.archive_id), self.stats,
-                                  self.codec)
+        self.uploader = _Uploader(self.client, bytes(self.key.archive_id), self.stats, self.codec)
         try:
             with tempfile.TemporaryFile() as tree_body:
                 entries = self._ingest_tree(source, tree_body)
@@ -221,8 +228,11 @@ class Pusher:
             tree_chunk_ids=tree_ids,
             chunk_list_ids=list_ids,
             totals=pb.SnapshotTotals(
-                files=s.files, directories=s.directories, symlinks=s.symlinks,
-                plaintext_bytes=s.plaintext_bytes, chunks=len(self.lists),
+                files=s.files,
+                directories=s.directories,
+                symlinks=s.symlinks,
+                plaintext_bytes=s.plaintext_bytes,
+                chunks=len(self.lists),
                 stored_bytes=s.stored_bytes,
             ),
             chunker=self.params.to_proto(),
@@ -242,8 +252,7 @@ class Pusher:
                 kind, item = pending.popleft()
                 if kind == "chunk":
                     chunk: _Chunk = item.result()  # type: ignore[attr-defined]
-                    self._current.chunks.append(pb.ChunkRef(id=chunk.chunk_id,
-                                                            length=chunk.length))
+                    self._current.chunks.append(pb.ChunkRef(id=chunk.chunk_id, length=chunk.length))
                     self._record_chunk(chunk)
                     self.progress(chunk.length)
                 elif kind == "start":
@@ -254,8 +263,9 @@ class Pusher:
 
         for src in iter_source(source):
             st = src.st
-            entry = pb.TreeEntry(path=src.path, mode=stat.S_IMODE(st.st_mode),
-                                 mtime_ns=st.st_mtime_ns)
+            entry = pb.TreeEntry(
+                path=src.path, mode=stat.S_IMODE(st.st_mode), mtime_ns=st.st_mtime_ns
+            )
             if stat.S_ISDIR(st.st_mode):
                 entry.kind = pb.ENTRY_KIND_DIRECTORY
                 self.stats.directories += 1
@@ -323,9 +333,14 @@ def next_sequence(client: NodeClient, archive_id: bytes) -> int:
     return max(seqs, default=0) + 1
 
 
-def push(key: ArchiveKey, client: NodeClient, source: str,
-         params: ChunkerParams = ChunkerParams(), progress: Progress | None = None,
-         use_cache: bool = True) -> PushStats:
+def push(
+    key: ArchiveKey,
+    client: NodeClient,
+    source: str,
+    params: ChunkerParams = ChunkerParams(),
+    progress: Progress | None = None,
+    use_cache: bool = True,
+) -> PushStats:
     """Ingest `source` as a new snapshot on the node behind `client` (with the local id cache
     unless `use_cache` is false)."""
     sequence = next_sequence(client, bytes(key.archive_id))

@@ -77,8 +77,9 @@ class RestoreStats:
     sources: list[SourceReport] = field(default_factory=list)
 
 
-def load_tree(pool: SourcePool, codec: ChunkCodec, snap: Snapshot,
-              out: BinaryIO | None = None) -> BinaryIO:
+def load_tree(
+    pool: SourcePool, codec: ChunkCodec, snap: Snapshot, out: BinaryIO | None = None
+) -> BinaryIO:
     """Fetch and decrypt the tree of `snap` into `out` (default: a temporary file); return it
     flushed and positioned at 0."""
     out = out if out is not None else tempfile.TemporaryFile()  # noqa: SIM115 (returned)
@@ -97,8 +98,7 @@ def normalize_paths(paths: list[str] | tuple[str, ...]) -> list[bytes]:
     for text in paths:
         parts = [p for p in os.fsencode(text).split(b"/") if p not in (b"", b".")]
         if b".." in parts:
-            raise UsageError(f"path {text!r}: '..' is not allowed; name a path inside the "
-                             "snapshot")
+            raise UsageError(f"path {text!r}: '..' is not allowed; name a path inside the snapshot")
         if parts:
             out.append(b"/".join(parts))
         else:
@@ -110,9 +110,10 @@ def selected(entry_path: bytes, paths: list[bytes]) -> bool:
     """Is the entry one of `paths`, below one, or a directory above one (created on the way)?"""
     if not paths:
         return True
-    return any(entry_path == p or entry_path.startswith(p + b"/")
-               or p.startswith(entry_path + b"/") for p in paths)
-
+    return any(
+        entry_path == p or entry_path.startswith(p + b"/") or p.startswith(entry_path + b"/")
+        for p in paths
+    )
 
 
 def _shown(path: bytes) -> str:
@@ -155,15 +156,17 @@ class _Bitmap:
 
 
 class Restorer:
-    def __init__(self, key: ArchiveKey, pool: SourcePool, snap: Snapshot,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self, key: ArchiveKey, pool: SourcePool, snap: Snapshot, progress: Progress | None = None
+    ) -> None:
         self.codec = ChunkCodec(key)
         self.pool, self.snap = pool, snap
         self.progress: Progress = progress or _NoProgress()
         self.stats = RestoreStats()
 
-    def run(self, dest_dir: str | None, paths: list[bytes], overwrite: bool = False
-            ) -> RestoreStats:
+    def run(
+        self, dest_dir: str | None, paths: list[bytes], overwrite: bool = False
+    ) -> RestoreStats:
         """Restore (dest_dir given) or verify (dest_dir None) the selected paths."""
         started = time.monotonic()
         dest = SafeDest(dest_dir) if dest_dir is not None else None
@@ -177,9 +180,12 @@ class Restorer:
                 self.progress.total(self.stats.planned_bytes)
                 # Two independent readers of the tree: the feeder thread and the writer.
                 with _reader(tree) as fetch_pass, _reader(tree) as write_pass:
-                    refs = ((ref.id, ref.length)
-                            for i, e in enumerate(self._files(fetch_pass, paths))
-                            if i in needed for ref in e.chunks)
+                    refs = (
+                        (ref.id, ref.length)
+                        for i, e in enumerate(self._files(fetch_pass, paths))
+                        if i in needed
+                        for ref in e.chunks
+                    )
                     with self.pool.fetch(self.codec, refs) as fetch:
                         self._write(write_pass, dest, paths, needed, fetch)
         finally:
@@ -199,8 +205,9 @@ class Restorer:
 
     # ------------------------------------------------------------------ plan
 
-    def _plan(self, tree: BinaryIO, dest: SafeDest | None, paths: list[bytes],
-              overwrite: bool) -> _Bitmap:
+    def _plan(
+        self, tree: BinaryIO, dest: SafeDest | None, paths: list[bytes], overwrite: bool
+    ) -> _Bitmap:
         """Check every entry and return the indices (among selected files) to fetch."""
         needed = _Bitmap()
         symlinks: set[bytes] = set()
@@ -215,9 +222,11 @@ class Restorer:
             parts = path.split(b"/")
             for n in range(1, len(parts)):
                 if b"/".join(parts[:n]) in symlinks:
-                    raise UnsafePath(f"refusing {_shown(path)!r}: it would be written through "
-                                     f"the symlink {_shown(b'/'.join(parts[:n]))!r} of the "
-                                     "snapshot")
+                    raise UnsafePath(
+                        f"refusing {_shown(path)!r}: it would be written through "
+                        f"the symlink {_shown(b'/'.join(parts[:n]))!r} of the "
+                        "snapshot"
+                    )
             if entry.kind == pb.ENTRY_KIND_SYMLINK:
                 symlinks.add(path)
             elif entry.kind not in (pb.ENTRY_KIND_FILE, pb.ENTRY_KIND_DIRECTORY):
@@ -245,10 +254,15 @@ class Restorer:
         if st is None:
             return True
         if stat.S_ISDIR(st.st_mode):
-            raise DestinationNotEmpty(f"{_shown(entry.path)!r} is a directory in the "
-                                      "destination; the snapshot has a file there")
-        if stat.S_ISREG(st.st_mode) and st.st_size == entry.size and \
-                self._hash_matches(dest, entry):
+            raise DestinationNotEmpty(
+                f"{_shown(entry.path)!r} is a directory in the "
+                "destination; the snapshot has a file there"
+            )
+        if (
+            stat.S_ISREG(st.st_mode)
+            and st.st_size == entry.size
+            and self._hash_matches(dest, entry)
+        ):
             self.stats.skipped_files += 1
             self.stats.skipped_bytes += entry.size
             dest.discard_partial(entry.path)
@@ -259,7 +273,8 @@ class Restorer:
         if not overwrite and not ours:
             raise DestinationNotEmpty(
                 f"{_shown(entry.path)!r} already exists in the destination with other "
-                "content (use --overwrite to replace it)")
+                "content (use --overwrite to replace it)"
+            )
         return True
 
     def _plan_other(self, dest: SafeDest, entry: pb.TreeEntry, overwrite: bool) -> None:
@@ -268,27 +283,35 @@ class Restorer:
             return
         if entry.kind == pb.ENTRY_KIND_DIRECTORY:
             if not stat.S_ISDIR(st.st_mode):
-                raise DestinationNotEmpty(f"{_shown(entry.path)!r} exists in the destination "
-                                          "and is not a directory")
+                raise DestinationNotEmpty(
+                    f"{_shown(entry.path)!r} exists in the destination and is not a directory"
+                )
             return
         if stat.S_ISLNK(st.st_mode) and dest.read_symlink(entry.path) == entry.symlink_target:
             return
         if stat.S_ISDIR(st.st_mode) or not overwrite:
-            raise DestinationNotEmpty(f"{_shown(entry.path)!r} already exists in the "
-                                      "destination (use --overwrite to replace it)")
+            raise DestinationNotEmpty(
+                f"{_shown(entry.path)!r} already exists in the "
+                "destination (use --overwrite to replace it)"
+            )
 
     def _hash_matches(self, dest: SafeDest, entry: pb.TreeEntry) -> bool:
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        with os.fdopen(dest.open_read(entry.path), "rb", buffering=0) as f, \
-                os_errors(entry.path):
+        with os.fdopen(dest.open_read(entry.path), "rb", buffering=0) as f, os_errors(entry.path):
             while block := f.read(HASH_BLOCK):
                 hasher.update(block)
         return hasher.digest() == entry.content_hash
 
     # ----------------------------------------------------------------- write
 
-    def _write(self, tree: BinaryIO, dest: SafeDest | None, paths: list[bytes],
-               needed: _Bitmap, fetch: OrderedFetch) -> None:
+    def _write(
+        self,
+        tree: BinaryIO,
+        dest: SafeDest | None,
+        paths: list[bytes],
+        needed: _Bitmap,
+        fetch: OrderedFetch,
+    ) -> None:
         dirs: list[tuple[bytes, int, int]] = []
         file_index = -1
         for entry in iter_tree(tree):
@@ -311,8 +334,9 @@ class Restorer:
         for path, mode, mtime_ns in reversed(dirs):
             dest.set_meta(path, mode, mtime_ns)  # type: ignore[union-attr]
 
-    def _restore_file(self, entry: pb.TreeEntry, dest: SafeDest | None, fetch: OrderedFetch
-                      ) -> None:
+    def _restore_file(
+        self, entry: pb.TreeEntry, dest: SafeDest | None, fetch: OrderedFetch
+    ) -> None:
         shown = _shown(entry.path)
         hasher = blake3.blake3()
         size = 0
@@ -330,8 +354,7 @@ class Restorer:
                     write_all(handle[2], data, entry.path)
                 self.progress.advance(len(data))
             if size != entry.size or hasher.digest() != entry.content_hash:
-                raise IntegrityError(f"{shown}: restored content does not match its recorded "
-                                     "hash")
+                raise IntegrityError(f"{shown}: restored content does not match its recorded hash")
             if handle is not None and dest is not None:
                 with os_errors(entry.path):
                     os.close(handle[2])

@@ -26,8 +26,9 @@ from samizdat.rpc.remote import NodeClient
 RESUME_HINT = "run the same command again to continue where it stopped"
 
 
-def open_sources(key: ArchiveKey, nodes: Sequence[str], cluster: Path | None,
-                 stores: Sequence[Path]) -> list[ChunkSource]:
+def open_sources(
+    key: ArchiveKey, nodes: Sequence[str], cluster: Path | None, stores: Sequence[Path]
+) -> list[ChunkSource]:
     addresses = [NodeAddress.parse(n) for n in nodes]
     if cluster is not None:
         addresses += [n.address for n in load_cluster(cluster).nodes]
@@ -44,8 +45,9 @@ def open_sources(key: ArchiveKey, nodes: Sequence[str], cluster: Path | None,
             s.close()
         raise
     if not sources:
-        raise UsageError("name at least one source: --node NODE_ID@HOST:PORT, --cluster FILE "
-                         "or --store DIR")
+        raise UsageError(
+            "name at least one source: --node NODE_ID@HOST:PORT, --cluster FILE or --store DIR"
+        )
     return sources
 
 
@@ -70,9 +72,17 @@ def _summary(verb: str, found: SourceSnapshot, stats: RestoreStats) -> dict[str,
     }
 
 
-def run(key: ArchiveKey, nodes: Sequence[str], cluster: Path | None, stores: Sequence[Path],
-        snapshot: str, dest: str | None, paths: Sequence[str], overwrite: bool,
-        as_json: bool) -> None:
+def run(
+    key: ArchiveKey,
+    nodes: Sequence[str],
+    cluster: Path | None,
+    stores: Sequence[Path],
+    snapshot: str,
+    dest: str | None,
+    paths: Sequence[str],
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     wanted = normalize_paths(list(paths))
     tune_allocator()
     sources = open_sources(key, nodes, cluster, stores)
@@ -97,8 +107,10 @@ def run(key: ArchiveKey, nodes: Sequence[str], cluster: Path | None, stores: Seq
         except (OutOfSpace, SamizdatError) as e:
             _report_sources(restorer.stats)
             if dest is not None and not isinstance(e, UsageError):
-                e.args = (f"{e} ({restorer.stats.files} files restored so far; after fixing "
-                          f"this, {RESUME_HINT})",)
+                e.args = (
+                    f"{e} ({restorer.stats.files} files restored so far; after fixing "
+                    f"this, {RESUME_HINT})",
+                )
             raise
     finally:
         if pool is not None:
@@ -125,12 +137,18 @@ def run(key: ArchiveKey, nodes: Sequence[str], cluster: Path | None, stores: Seq
 def _report_sources(stats: RestoreStats) -> None:
     for r in stats.sources:
         if r.corrupt_chunks:
-            terminal.error(f"source {r.source} served {r.corrupt_chunks} chunk(s) whose bytes "
-                           f"do not match their id and was dropped; every byte restored was "
-                           f"verified against its id and came from other sources")
+            terminal.error(
+                f"source {r.source} served {r.corrupt_chunks} chunk(s) whose bytes "
+                f"do not match their id and was dropped; every byte restored was "
+                f"verified against its id and came from other sources"
+            )
         elif r.dropped:
-            terminal.error(f"source {r.source} was dropped after {r.failures} failure(s) "
-                           f"({r.reason}); the other sources took over its share")
+            terminal.error(
+                f"source {r.source} was dropped after {r.failures} failure(s) "
+                f"({r.reason}); the other sources took over its share"
+            )
         elif r.failures:
-            terminal.error(f"source {r.source} failed {r.failures} time(s) ({r.reason}); "
-                           f"the other sources took over")
+            terminal.error(
+                f"source {r.source} failed {r.failures} time(s) ({r.reason}); "
+                f"the other sources took over"
+            )

@@ -41,14 +41,17 @@ def os_errors(path: bytes) -> Iterator[None]:
         yield
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OutOfSpace(f"the restore destination is full (writing {_show(path)!r}); "
-                             "free some space and run the same command again to continue"
-                             ) from None
+            raise OutOfSpace(
+                f"the restore destination is full (writing {_show(path)!r}); "
+                "free some space and run the same command again to continue"
+            ) from None
         if e.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise UnsafePath(f"refusing to write {_show(path)!r}: a symlink or file is in "
-                             "the way") from None
-        raise DestinationError(f"cannot write {_show(path)!r} in the destination: "
-                               f"{e.strerror or e}") from None
+            raise UnsafePath(
+                f"refusing to write {_show(path)!r}: a symlink or file is in the way"
+            ) from None
+        raise DestinationError(
+            f"cannot write {_show(path)!r} in the destination: {e.strerror or e}"
+        ) from None
 
 
 class SafeDest:
@@ -145,8 +148,9 @@ class SafeDest:
         except FileExistsError:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"refusing to restore directory {_show(path)!r}: "
-                                 "something else exists there") from None
+                raise UnsafePath(
+                    f"refusing to restore directory {_show(path)!r}: something else exists there"
+                ) from None
         except OSError:
             with os_errors(path):
                 raise
@@ -161,8 +165,9 @@ class SafeDest:
                 if stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=fd) == target:
                     return
                 if not overwrite or stat.S_ISDIR(st.st_mode):
-                    raise UnsafePath(f"refusing to replace {_show(path)!r} in the "
-                                     "destination with a symlink") from None
+                    raise UnsafePath(
+                        f"refusing to replace {_show(path)!r} in the destination with a symlink"
+                    ) from None
                 os.unlink(name, dir_fd=fd)
                 os.symlink(target, name, dir_fd=fd)
 
@@ -198,8 +203,7 @@ class SafeDest:
             try:
                 st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode):
-                    raise UnsafePath(f"refusing to replace directory {_show(name)!r} with a "
-                                     "file")
+                    raise UnsafePath(f"refusing to replace directory {_show(name)!r} with a file")
             except FileNotFoundError:
                 pass
             os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)

@@ -78,8 +78,10 @@ class RemoteSource:
 
     def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
         listing = self.client.list_snapshots(archive_id)
-        return [ListedSnapshot(item.snapshot, item.chunks_held, item.chunks_total)
-                for item in listing.snapshots]
+        return [
+            ListedSnapshot(item.snapshot, item.chunks_held, item.chunks_total)
+            for item in listing.snapshots
+        ]
 
     def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
         return self.client.has_chunks(list(ids))
@@ -109,8 +111,9 @@ class SourceSnapshot:
     unreachable: tuple[str, ...] = ()
 
 
-def list_verified_snapshots(sources: Sequence[ChunkSource], archive_id: bytes
-                            ) -> list[SourceSnapshot]:
+def list_verified_snapshots(
+    sources: Sequence[ChunkSource], archive_id: bytes
+) -> list[SourceSnapshot]:
     """All snapshots of the archive that any reachable source lists, signatures verified,
     sorted by (sequence, time). Forged records are skipped with a warning. Raises
     PeerUnavailable when no source answers."""
@@ -134,15 +137,16 @@ def list_verified_snapshots(sources: Sequence[ChunkSource], archive_id: bytes
             entry[1][index] = item.claims_complete
     if not any(reachable):
         raise PeerUnavailable("no source could be reached: " + "; ".join(why.values()))
-    ordered = sorted(found.values(),
-                     key=lambda t: (t[0].record.sequence, t[0].record.created_unix_ns))
+    ordered = sorted(
+        found.values(), key=lambda t: (t[0].record.sequence, t[0].record.created_unix_ns)
+    )
     down = tuple(f"{sources[i].label} ({why[i]})" for i in sorted(why))
-    return [SourceSnapshot(snap, tuple(flags), tuple(reachable), down)
-            for snap, flags in ordered]
+    return [SourceSnapshot(snap, tuple(flags), tuple(reachable), down) for snap, flags in ordered]
 
 
-def resolve_snapshot(sources: Sequence[ChunkSource], archive_id: bytes, spec: str
-                     ) -> SourceSnapshot:
+def resolve_snapshot(
+    sources: Sequence[ChunkSource], archive_id: bytes, spec: str
+) -> SourceSnapshot:
     """Find a snapshot by id prefix (hex) or 'latest' among the verified records."""
     snaps = list_verified_snapshots(sources, archive_id)
     if not snaps:

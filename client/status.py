@@ -76,8 +76,9 @@ def targets_from(nodes: tuple[str, ...], cluster: Path | None) -> tuple[list[Tar
 
 
 def _ask(target: Target, client: NodeClient, timeout: float) -> NodeReport:
-    report = NodeReport(target.name, str(target.address), target.address.node_id,
-                        target.jurisdiction)
+    report = NodeReport(
+        target.name, str(target.address), target.address.node_id, target.jurisdiction
+    )
     try:
         report.status = client.status(timeout=timeout)
     except SamizdatError as e:
@@ -89,8 +90,9 @@ def _ask(target: Target, client: NodeClient, timeout: float) -> NodeReport:
     return report
 
 
-def collect(targets: list[Target], clients: dict[str, NodeClient], timeout: float
-            ) -> tuple[list[NodeReport], dict[bytes, Snapshot]]:
+def collect(
+    targets: list[Target], clients: dict[str, NodeClient], timeout: float
+) -> tuple[list[NodeReport], dict[bytes, Snapshot]]:
     """GetStatus from every node in parallel; verify the snapshot records they list."""
     with ThreadPoolExecutor(max(1, min(16, len(targets)))) as pool:
         reports = list(pool.map(lambda t: _ask(t, clients[t.name], timeout), targets))
@@ -115,19 +117,22 @@ def collect(targets: list[Target], clients: dict[str, NodeClient], timeout: floa
 
 
 def policy_for(options: Options, cluster: Any, reports: list[NodeReport]) -> Policy:
-    replicas = options.replicas or (cluster.replicas if cluster is not None
-                                    else min(3, len(reports)))
+    replicas = options.replicas or (
+        cluster.replicas if cluster is not None else min(3, len(reports))
+    )
     minimum = options.min_jurisdictions
     if minimum is None and cluster is not None:
         minimum = cluster.min_jurisdictions
     if minimum is None:  # as spread out as the nodes allow, up to one per copy
         minimum = min(replicas, len({r.jurisdiction for r in reports if r.jurisdiction}))
-    return Policy(replicas=replicas, min_jurisdictions=minimum,
-                  verified_window=options.verified_window)
+    return Policy(
+        replicas=replicas, min_jurisdictions=minimum, verified_window=options.verified_window
+    )
 
 
-def check_status(targets: list[Target], cluster: Any, options: Options,
-                 key: ArchiveKey | None = None) -> HealthReport:
+def check_status(
+    targets: list[Target], cluster: Any, options: Options, key: ArchiveKey | None = None
+) -> HealthReport:
     """Ask, audit (when options.audit and a key are given) and analyse."""
     clients = {t.name: NodeClient(t.address, key) for t in targets}
     try:
@@ -150,61 +155,88 @@ def exit_code(report: HealthReport) -> int:
 
 # ------------------------------------------------------------------- JSON (docs/status.md)
 
+
 def _bound(b: Bound) -> dict[str, Any]:
     return {"min": b.low, "max": b.high, "exact": b.exact}
 
 
 def _node_json(n: NodeReport) -> dict[str, Any]:
     s = n.status
-    out: dict[str, Any] = {"name": n.name, "address": n.address, "reachable": s is not None,
-                           "error": n.error, "node_id": n.node_id or None,
-                           "jurisdiction": n.jurisdiction or None}
+    out: dict[str, Any] = {
+        "name": n.name,
+        "address": n.address,
+        "reachable": s is not None,
+        "error": n.error,
+        "node_id": n.node_id or None,
+        "jurisdiction": n.jurisdiction or None,
+    }
     if s is None:
         return out
-    out.update({
-        "name_reported": s.name,
-        "software_version": s.software_version,
-        "hosted_archives": [a.hex() for a in s.hosted_archive_ids],
-        "chunks_stored": s.chunks_stored,
-        "bytes_stored": s.bytes_stored,
-        "disk_free_bytes": s.disk_free_bytes,
-        "disk_total_bytes": s.disk_total_bytes,
-        "quarantined_chunks": s.quarantined_chunks,
-        "clock_skew_seconds": round(s.time_unix - n.local_time),
-        "forged_records": n.forged_records,
-        "scrub": {
-            "enabled": s.scrub.enabled,
-            "rate_mb": s.scrub.rate_mb,
-            "pass_started_unix": s.scrub.pass_started_unix or None,
-            "position_fraction": s.scrub.position_fraction,
-            "chunks_checked": s.scrub.chunks_checked,
-            "bytes_checked": s.scrub.bytes_checked,
-            "passes_completed": s.scrub.passes_completed,
-            "last_pass_completed_unix": s.scrub.last_pass_completed_unix or None,
-            "verified_since_unix": s.scrub.verified_since_unix or None,
-            "corrupt_found": s.scrub.corrupt_found,
-            "repaired": s.scrub.repaired,
-            "pending_repair": s.scrub.pending_repair,
-            "findings": [{"chunk_id": f.chunk_id.hex(), "found_unix": f.found_unix,
-                          "repaired_unix": f.repaired_unix or None, "detail": f.detail}
-                         for f in s.scrub.findings],
-        },
-        "peers": [{
-            "node_id": p.node_id, "name": None, "address": p.address or None,
-            "jurisdiction": p.jurisdiction or None, "revoked": p.revoked,
-            "last_success_unix": p.last_success_unix or None,
-            "last_error": p.last_error or None,
-            "chunks_pulled": p.chunks_pulled, "bytes_pulled": p.bytes_pulled,
-            "bad_chunks_received": p.bad_chunks_received,
-            "bad_records_received": p.bad_records_received,
-            "last_offence": p.last_offence or None,
-            "last_offence_unix": p.last_offence_unix or None,
-        } for p in s.peers],
-        "audit": None if n.audit is None else {
-            "sampled": n.audit.sampled, "ok": n.audit.ok, "missing": n.audit.missing,
-            "corrupt": n.audit.corrupt, "error": n.audit.error, "passed": not n.audit.failed,
-        },
-    })
+    out.update(
+        {
+            "name_reported": s.name,
+            "software_version": s.software_version,
+            "hosted_archives": [a.hex() for a in s.hosted_archive_ids],
+            "chunks_stored": s.chunks_stored,
+            "bytes_stored": s.bytes_stored,
+            "disk_free_bytes": s.disk_free_bytes,
+            "disk_total_bytes": s.disk_total_bytes,
+            "quarantined_chunks": s.quarantined_chunks,
+            "clock_skew_seconds": round(s.time_unix - n.local_time),
+            "forged_records": n.forged_records,
+            "scrub": {
+                "enabled": s.scrub.enabled,
+                "rate_mb": s.scrub.rate_mb,
+                "pass_started_unix": s.scrub.pass_started_unix or None,
+                "position_fraction": s.scrub.position_fraction,
+                "chunks_checked": s.scrub.chunks_checked,
+                "bytes_checked": s.scrub.bytes_checked,
+                "passes_completed": s.scrub.passes_completed,
+                "last_pass_completed_unix": s.scrub.last_pass_completed_unix or None,
+                "verified_since_unix": s.scrub.verified_since_unix or None,
+                "corrupt_found": s.scrub.corrupt_found,
+                "repaired": s.scrub.repaired,
+                "pending_repair": s.scrub.pending_repair,
+                "findings": [
+                    {
+                        "chunk_id": f.chunk_id.hex(),
+                        "found_unix": f.found_unix,
+                        "repaired_unix": f.repaired_unix or None,
+                        "detail": f.detail,
+                    }
+                    for f in s.scrub.findings
+                ],
+            },
+            "peers": [
+                {
+                    "node_id": p.node_id,
+                    "name": None,
+                    "address": p.address or None,
+                    "jurisdiction": p.jurisdiction or None,
+                    "revoked": p.revoked,
+                    "last_success_unix": p.last_success_unix or None,
+                    "last_error": p.last_error or None,
+                    "chunks_pulled": p.chunks_pulled,
+                    "bytes_pulled": p.bytes_pulled,
+                    "bad_chunks_received": p.bad_chunks_received,
+                    "bad_records_received": p.bad_records_received,
+                    "last_offence": p.last_offence or None,
+                    "last_offence_unix": p.last_offence_unix or None,
+                }
+                for p in s.peers
+            ],
+            "audit": None
+            if n.audit is None
+            else {
+                "sampled": n.audit.sampled,
+                "ok": n.audit.ok,
+                "missing": n.audit.missing,
+                "corrupt": n.audit.corrupt,
+                "error": n.audit.error,
+                "passed": not n.audit.failed,
+            },
+        }
+    )
     return out
 
 
@@ -218,33 +250,42 @@ def to_json(report: HealthReport, code: int, generated: float | None = None) -> 
     snapshots = []
     for r in report.snapshots:
         rec = r.snapshot.record
-        snapshots.append({
-            "snapshot_id": r.snapshot.id.hex(),
-            "archive_id": r.snapshot.archive_id.hex(),
-            "sequence": rec.sequence,
-            "created_unix": rec.created_unix_ns // 1_000_000_000,
-            "files": rec.totals.files,
-            "plaintext_bytes": rec.totals.plaintext_bytes,
-            "chunks_total": r.total,
-            "bytes_total": r.bytes_total,
-            "nodes": [{"name": h.node, "chunks_held": h.held, "chunks_total": h.total,
-                       "bytes_total": h.bytes_total,
-                       "bytes_held": h.bytes_total if h.complete else (0 if not h.held else None),
-                       "complete": h.complete, "verified_by": h.verified_by}
-                      for h in r.holdings],
-            "replication": {
-                "target": report.policy.replicas,
-                "complete_copies": r.complete_copies,
-                "verified_copies": r.verified_copies,
-                "verified_by_scrub": r.verified_by_scrub,
-                "verified_by_audit": r.verified_by_audit,
-                "copies_per_jurisdiction": r.jurisdictions,
-                "jurisdictions": len([j for j in r.jurisdictions if j]),
-                "chunks_below_target": _bound(r.below_target),
-                "chunks_at_risk": _bound(r.at_risk),
-                "chunks_lost": _bound(r.lost),
-            },
-        })
+        snapshots.append(
+            {
+                "snapshot_id": r.snapshot.id.hex(),
+                "archive_id": r.snapshot.archive_id.hex(),
+                "sequence": rec.sequence,
+                "created_unix": rec.created_unix_ns // 1_000_000_000,
+                "files": rec.totals.files,
+                "plaintext_bytes": rec.totals.plaintext_bytes,
+                "chunks_total": r.total,
+                "bytes_total": r.bytes_total,
+                "nodes": [
+                    {
+                        "name": h.node,
+                        "chunks_held": h.held,
+                        "chunks_total": h.total,
+                        "bytes_total": h.bytes_total,
+                        "bytes_held": h.bytes_total if h.complete else (0 if not h.held else None),
+                        "complete": h.complete,
+                        "verified_by": h.verified_by,
+                    }
+                    for h in r.holdings
+                ],
+                "replication": {
+                    "target": report.policy.replicas,
+                    "complete_copies": r.complete_copies,
+                    "verified_copies": r.verified_copies,
+                    "verified_by_scrub": r.verified_by_scrub,
+                    "verified_by_audit": r.verified_by_audit,
+                    "copies_per_jurisdiction": r.jurisdictions,
+                    "jurisdictions": len([j for j in r.jurisdictions if j]),
+                    "chunks_below_target": _bound(r.below_target),
+                    "chunks_at_risk": _bound(r.at_risk),
+                    "chunks_lost": _bound(r.lost),
+                },
+            }
+        )
     status = {EXIT_HEALTHY: "healthy", EXIT_DEGRADED: "degraded"}.get(code, "error")
     degraded = [f for f in report.findings if f.severity is Severity.DEGRADED]
     return {
@@ -263,13 +304,21 @@ def to_json(report: HealthReport, code: int, generated: float | None = None) -> 
             "nodes_reachable": report.reachable,
             "snapshots": len(report.snapshots),
             "snapshots_below_target": sum(
-                1 for r in report.snapshots if r.complete_copies < report.policy.replicas),
+                1 for r in report.snapshots if r.complete_copies < report.policy.replicas
+            ),
             "problems": len(degraded),
             "warnings": len(report.findings) - len(degraded),
         },
         "nodes": nodes,
         "snapshots": snapshots,
-        "findings": [{"severity": str(f.severity), "code": f.code, "message": f.message,
-                      "node": f.node, "snapshot_id": f.snapshot_id_hex}
-                     for f in report.findings],
+        "findings": [
+            {
+                "severity": str(f.severity),
+                "code": f.code,
+                "message": f.message,
+                "node": f.node,
+                "snapshot_id": f.snapshot_id_hex,
+            }
+            for f in report.findings
+        ],
     }

@@ -50,8 +50,10 @@ def find_store_dir(path: Path) -> Path:
         return path / "data"
     if not path.exists():
         raise UsageError(f"--store {path}: no such directory")
-    raise UsageError(f"--store {path}: not a samizdat node data directory (no RocksDB "
-                     "CURRENT file here or in its data/ subdirectory)")
+    raise UsageError(
+        f"--store {path}: not a samizdat node data directory (no RocksDB "
+        "CURRENT file here or in its data/ subdirectory)"
+    )
 
 
 def _shadow(store: Path) -> Path:
@@ -86,13 +88,18 @@ class StoreSource:
             raise UsageError(f"--store {path}: cannot read the store: {e}") from None
         missing = [n for n in _NEEDED if n not in names]
         if missing:
-            raise UsageError(f"--store {path}: not a samizdat node store (no column family "
-                             f"{', '.join(missing)})")
+            raise UsageError(
+                f"--store {path}: not a samizdat node store (no column family {', '.join(missing)})"
+            )
         cfs = {n: rdb.Options(raw_mode=True) for n in names if n != "default"}
         self._shadow = _shadow(self.path)
         try:
-            self._db = rdb.Rdict(str(self._shadow), options=opts, column_families=cfs,
-                                 access_type=rdb.AccessType.read_only())
+            self._db = rdb.Rdict(
+                str(self._shadow),
+                options=opts,
+                column_families=cfs,
+                access_type=rdb.AccessType.read_only(),
+            )
         except Exception as e:
             shutil.rmtree(self._shadow, ignore_errors=True)
             raise UsageError(f"--store {path}: cannot open the store read-only: {e}") from None
@@ -117,8 +124,10 @@ class StoreSource:
         found = struct.unpack("<I", raw)[0] if raw and len(raw) == 4 else STORE_FORMAT
         if found != STORE_FORMAT:
             self.close_quietly()
-            raise UsageError(f"--store {given}: store format {found}; this samizdat reads "
-                             f"format {STORE_FORMAT} (upgrade samizdat)")
+            raise UsageError(
+                f"--store {given}: store format {found}; this samizdat reads "
+                f"format {STORE_FORMAT} (upgrade samizdat)"
+            )
 
     def close_quietly(self) -> None:
         self._db.close()
@@ -146,8 +155,9 @@ class StoreSource:
                 if archive_id and record.archive_id != archive_id:
                     continue
             state = self._state.get(snapshot_id)
-            held, total, _ = _STATE.unpack(state) if state and len(state) == _STATE.size \
-                else (0, 0, 0)
+            held, total, _ = (
+                _STATE.unpack(state) if state and len(state) == _STATE.size else (0, 0, 0)
+            )
             out.append(ListedSnapshot(signed, held, total))
         return out
 
@@ -178,4 +188,3 @@ class StoreSource:
 
     def __repr__(self) -> str:
         return f"StoreSource({self.path})"
-

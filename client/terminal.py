@@ -30,15 +30,10 @@ err_console = Console(stderr=True)
 @contextmanager
 def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """Yield an `advance(nbytes)` callback; draws bytes, rate and ETA on a terminal only."""
-    if not err_console.is_terminal:
-        yield lambda n: None
-        return
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), TimeRemainingColumn(), console=err_console, transient=True,
-    ) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
+    with transfer_progress(label) as transfer:
+        if total is not None:
+            transfer.total(total)
+        yield transfer.advance
 
 
 class Transfer:
@@ -63,8 +58,13 @@ def transfer_progress(label: str) -> Iterator[Transfer]:
         yield Transfer(None, None)
         return
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), TimeRemainingColumn(), console=err_console, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
     ) as progress:
         yield Transfer(progress, progress.add_task(label, total=None))
 
@@ -95,6 +95,7 @@ def human_bytes(n: float) -> str:
 
 
 # ------------------------------------------------------------------ `samizdat status`
+
 
 def _ago(seconds: float) -> str:
     seconds = max(0, int(seconds))
@@ -135,27 +136,52 @@ def print_status(report: HealthReport, code: int) -> None:
     console.print(
         f"[bold]samizdat status[/]: {state} - {report.reachable} of {len(report.nodes)} nodes "
         f"reachable, {len(report.snapshots)} snapshot(s); target {policy.replicas} copies in "
-        f">= {policy.min_jurisdictions} jurisdictions", highlight=False)
+        f">= {policy.min_jurisdictions} jurisdictions",
+        highlight=False,
+    )
 
     rows = []
     for n in report.nodes:
         s = n.status
         if s is None:
-            rows.append([n.name, n.jurisdiction or "-", n.node_id[:8] or "-", "-",
-                         "[red]unreachable[/]", "", "", ""])
+            rows.append(
+                [
+                    n.name,
+                    n.jurisdiction or "-",
+                    n.node_id[:8] or "-",
+                    "-",
+                    "[red]unreachable[/]",
+                    "",
+                    "",
+                    "",
+                ]
+            )
             continue
         audit = "-"
         if n.audit is not None:
             a = n.audit
-            audit = (f"[red]FAILED[/] {len(a.missing)} missing, {len(a.corrupt)} corrupt "
-                     f"of {a.sampled}" if a.failed else f"{a.ok}/{a.sampled} ok")
+            audit = (
+                f"[red]FAILED[/] {len(a.missing)} missing, {len(a.corrupt)} corrupt of {a.sampled}"
+                if a.failed
+                else f"{a.ok}/{a.sampled} ok"
+            )
             if a.error:
                 audit = f"[red]FAILED[/] {a.error}"
-        rows.append([n.name, n.jurisdiction or "-", s.node_id[:8], s.software_version,
-                     f"{s.chunks_stored} chunks, {human_bytes(s.bytes_stored)}",
-                     human_bytes(s.disk_free_bytes), _scrub_cell(s), audit])
-    print_table("Nodes", ["node", "jur", "id", "version", "stored", "free disk", "scrub",
-                          "audit"], rows)
+        rows.append(
+            [
+                n.name,
+                n.jurisdiction or "-",
+                s.node_id[:8],
+                s.software_version,
+                f"{s.chunks_stored} chunks, {human_bytes(s.bytes_stored)}",
+                human_bytes(s.disk_free_bytes),
+                _scrub_cell(s),
+                audit,
+            ]
+        )
+    print_table(
+        "Nodes", ["node", "jur", "id", "version", "stored", "free disk", "scrub", "audit"], rows
+    )
 
     names = {(n.status.node_id if n.status else n.node_id): n.name for n in report.nodes}
     rows = []
@@ -167,30 +193,56 @@ def print_status(report: HealthReport, code: int) -> None:
             if p.revoked:
                 rows.append([n.name, peer, "revoked", "", "", ""])
                 continue
-            last = _ago(n.status.time_unix - p.last_success_unix) if p.last_success_unix \
+            last = (
+                _ago(n.status.time_unix - p.last_success_unix)
+                if p.last_success_unix
                 else "[yellow]never[/]"
+            )
             bad = f"{p.bad_chunks_received} chunks, {p.bad_records_received} records"
             if p.bad_chunks_received or p.bad_records_received:
                 bad = f"[red]{bad}[/]"
-            rows.append([n.name, peer, last,
-                         f"{p.chunks_pulled} chunks, {human_bytes(p.bytes_pulled)}", bad,
-                         _clip(p.last_error or p.last_offence, 60)])
+            rows.append(
+                [
+                    n.name,
+                    peer,
+                    last,
+                    f"{p.chunks_pulled} chunks, {human_bytes(p.bytes_pulled)}",
+                    bad,
+                    _clip(p.last_error or p.last_offence, 60),
+                ]
+            )
     if rows:
-        print_table("Peers", ["node", "peer", "last sync", "pulled", "bad data received",
-                              "last error"], rows)
+        print_table(
+            "Peers",
+            ["node", "peer", "last sync", "pulled", "bad data received", "last error"],
+            rows,
+        )
 
     rows = []
     for n in report.nodes:
         if n.status is None:
             continue
         for f in n.status.scrub.findings[:5]:
-            fate = (f"repaired {_ago(n.status.time_unix - f.repaired_unix)}" if f.repaired_unix
-                    else "[red]awaiting repair[/]")
-            rows.append([n.name, f.chunk_id.hex()[:16],
-                         _ago(n.status.time_unix - f.found_unix), _clip(f.detail, 70), fate])
+            fate = (
+                f"repaired {_ago(n.status.time_unix - f.repaired_unix)}"
+                if f.repaired_unix
+                else "[red]awaiting repair[/]"
+            )
+            rows.append(
+                [
+                    n.name,
+                    f.chunk_id.hex()[:16],
+                    _ago(n.status.time_unix - f.found_unix),
+                    _clip(f.detail, 70),
+                    fate,
+                ]
+            )
     if rows:
-        print_table("Corrupt chunks found (latest 5 per node)",
-                    ["node", "chunk", "found", "what", "state"], rows)
+        print_table(
+            "Corrupt chunks found (latest 5 per node)",
+            ["node", "chunk", "found", "what", "state"],
+            rows,
+        )
 
     hosts = [n.name for n in report.nodes]
     down = {n.name for n in report.nodes if not n.reachable}
@@ -211,14 +263,35 @@ def print_status(report: HealthReport, code: int) -> None:
         copies = f"{r.complete_copies}/{policy.replicas}"
         if r.complete_copies < policy.replicas:
             copies = f"[red]{copies}[/]"
-        rows.append([r.snapshot.id.hex()[:16], str(r.snapshot.record.sequence),
-                     human_bytes(r.bytes_total), *cells, copies, str(r.verified_copies),
-                     ", ".join(f"{j or '?'}:{c}" for j, c in r.jurisdictions.items()) or "-",
-                     str(r.below_target), str(r.at_risk)])
+        rows.append(
+            [
+                r.snapshot.id.hex()[:16],
+                str(r.snapshot.record.sequence),
+                human_bytes(r.bytes_total),
+                *cells,
+                copies,
+                str(r.verified_copies),
+                ", ".join(f"{j or '?'}:{c}" for j, c in r.jurisdictions.items()) or "-",
+                str(r.below_target),
+                str(r.at_risk),
+            ]
+        )
     if rows:
-        print_table("Snapshots (chunks held/total per node; v = verified)",
-                    ["snapshot", "seq", "size", *hosts, "copies", "verified", "jurisdictions",
-                     "below target", "single copy"], rows)
+        print_table(
+            "Snapshots (chunks held/total per node; v = verified)",
+            [
+                "snapshot",
+                "seq",
+                "size",
+                *hosts,
+                "copies",
+                "verified",
+                "jurisdictions",
+                "below target",
+                "single copy",
+            ],
+            rows,
+        )
 
     for f in report.findings:
         mark = "[red]problem[/]" if f.severity is Severity.DEGRADED else "[yellow]warning[/]"

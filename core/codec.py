@@ -90,8 +90,9 @@ class ChunkCodec:
             raise ChunkCorrupt(chunk_id.hex(), "unknown blob format")
         nonce = blob[2:HEADER_SIZE]
         try:  # a memoryview: the ciphertext is not copied before decryption
-            payload = self._aead.decrypt(nonce, memoryview(blob)[HEADER_SIZE:],
-                                         blob[:2] + self._aad)
+            payload = self._aead.decrypt(
+                nonce, memoryview(blob)[HEADER_SIZE:], blob[:2] + self._aad
+            )
         except InvalidTag:
             raise ChunkCorrupt(
                 chunk_id.hex(), "does not decrypt under this archive key (wrong key?)"

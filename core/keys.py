@@ -74,8 +74,9 @@ def signed_message(context: str, message: bytes) -> bytes:
     return b"samizdat v1 " + context.encode() + b"\0" + message
 
 
-def verify_archive_signature(archive_id: bytes, context: str, message: bytes,
-                             signature: bytes) -> None:
+def verify_archive_signature(
+    archive_id: bytes, context: str, message: bytes, signature: bytes
+) -> None:
     """Raise SignatureError unless `signature` is the archive key's signature of `message`
     for `context`."""
     try:

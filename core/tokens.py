@@ -62,8 +62,12 @@ def node_token(
     """A peer token signed by a node's identity key."""
     spki = node_key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     claims = _claims(pb.ROLE_PEER, spki, audience, lifetime)
-    return _token(claims, node_key.sign(signed_message(SIGNING_CONTEXT, claims.SerializeToString()),
-                      ec.ECDSA(hashes.SHA256())))
+    return _token(
+        claims,
+        node_key.sign(
+            signed_message(SIGNING_CONTEXT, claims.SerializeToString()), ec.ECDSA(hashes.SHA256())
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,11 @@ def verify_token(raw: bytes, audience: str, now: float | None = None) -> Caller:
             public = load_der_public_key(claims.subject_key)
             if not isinstance(public, ec.EllipticCurvePublicKey):
                 raise AccessDenied("peer token must use an EC node key")
-            public.verify(token.signature, signed_message(SIGNING_CONTEXT, token.claims),
-                          ec.ECDSA(hashes.SHA256()))
+            public.verify(
+                token.signature,
+                signed_message(SIGNING_CONTEXT, token.claims),
+                ec.ECDSA(hashes.SHA256()),
+            )
             return Caller(claims.role, node_id=node_id_of(claims.subject_key))
     except (InvalidSignature, ValueError):
         raise AccessDenied("authentication token signature does not verify") from None

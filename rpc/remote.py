@@ -43,11 +43,17 @@ def peer_tokens(node_key: ec.EllipticCurvePrivateKey) -> TokenSource:
 class NodeClient:
     """Calls on one node. Tokens are minted per role and renewed before they expire."""
 
-    def __init__(self, address: NodeAddress, key: ArchiveKey | None = None, *,
-                 tokens: TokenSource | None = None) -> None:
+    def __init__(
+        self,
+        address: NodeAddress,
+        key: ArchiveKey | None = None,
+        *,
+        tokens: TokenSource | None = None,
+    ) -> None:
         self.address = address
-        self.tokens = tokens if tokens is not None else (
-            archive_tokens(key) if key is not None else None)
+        self.tokens = (
+            tokens if tokens is not None else (archive_tokens(key) if key is not None else None)
+        )
         self._channel: grpc.Channel | None = None
         self._tokens: dict[int, tuple[float, bytes]] = {}
         self._lock = threading.Lock()
@@ -92,8 +98,9 @@ class NodeClient:
 
     def status(self, timeout: float = UNARY_DEADLINE) -> npb.GetStatusResponse:
         try:
-            return self.node_stub.GetStatus(npb.GetStatusRequest(), timeout=timeout,
-                                            metadata=self.metadata(pb.ROLE_READER))
+            return self.node_stub.GetStatus(
+                npb.GetStatusRequest(), timeout=timeout, metadata=self.metadata(pb.ROLE_READER)
+            )
         except grpc.RpcError as e:
             raise self._fail(e) from None
 
@@ -101,7 +108,8 @@ class NodeClient:
         try:
             return self.snapshots_stub.ListSnapshots(
                 npb.ListSnapshotsRequest(archive_id=archive_id, after_position=after),
-                timeout=UNARY_DEADLINE, metadata=self.metadata(pb.ROLE_READER),
+                timeout=UNARY_DEADLINE,
+                metadata=self.metadata(pb.ROLE_READER),
             )
         except grpc.RpcError as e:
             raise self._fail(e) from None
@@ -112,7 +120,8 @@ class NodeClient:
             for i in range(0, len(ids), MAX_BATCH_IDS):
                 response = self.chunks.HasChunks(
                     npb.HasChunksRequest(ids=ids[i : i + MAX_BATCH_IDS]),
-                    timeout=UNARY_DEADLINE, metadata=self.metadata(role),
+                    timeout=UNARY_DEADLINE,
+                    metadata=self.metadata(role),
                 )
                 out.extend(response.present)
         except grpc.RpcError as e:
@@ -123,7 +132,8 @@ class NodeClient:
         """Stream the chunks for `ids` (at most MAX_BATCH_IDS); bytes are NOT yet verified."""
         try:
             yield from self.chunks.GetChunks(
-                npb.GetChunksRequest(ids=ids), timeout=STREAM_DEADLINE,
+                npb.GetChunksRequest(ids=ids),
+                timeout=STREAM_DEADLINE,
                 metadata=self.metadata(pb.ROLE_READER),
             )
         except grpc.RpcError as e:
@@ -140,7 +150,8 @@ class NodeClient:
     def put_snapshot(self, signed: pb.SignedSnapshot) -> npb.PutSnapshotResponse:
         try:
             return self.snapshots_stub.PutSnapshot(
-                npb.PutSnapshotRequest(snapshot=signed), timeout=STREAM_DEADLINE,
+                npb.PutSnapshotRequest(snapshot=signed),
+                timeout=STREAM_DEADLINE,
                 metadata=self.metadata(pb.ROLE_WRITER),
             )
         except grpc.RpcError as e:
@@ -149,7 +160,8 @@ class NodeClient:
     def notify_snapshots(self, archive_id: bytes, timeout: float = 5.0) -> None:
         try:
             self.node_stub.NotifySnapshots(
-                npb.NotifySnapshotsRequest(archive_id=archive_id), timeout=timeout,
+                npb.NotifySnapshotsRequest(archive_id=archive_id),
+                timeout=timeout,
                 metadata=self.metadata(pb.ROLE_PEER),
             )
         except grpc.RpcError as e:

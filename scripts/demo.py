@@ -63,8 +63,11 @@ def wait_replicated(cluster: Path, timeout: float = 120) -> None:
         for n in nodes:
             status = NodeClient(n.address).status()
             snaps = status.snapshots
-            done.append(bool(snaps) and all(s.chunks_held == s.chunks_total for s in snaps)
-                        and all(p.last_success_unix for p in status.peers))
+            done.append(
+                bool(snaps)
+                and all(s.chunks_held == s.chunks_total for s in snaps)
+                and all(p.last_success_unix for p in status.peers)
+            )
         if all(done):
             print("every node holds a complete copy and has synced with every peer", flush=True)
             return
@@ -80,8 +83,17 @@ def main() -> None:
     archive_id = run("samizdat", "key", "new", str(key))
     ids = {}
     for name, cc, port in NODES:
-        ids[name] = run("samizdat-node", "init", str(ROOT / name), "--listen",
-                        f"127.0.0.1:{port}", "--jurisdiction", cc, "--name", name)
+        ids[name] = run(
+            "samizdat-node",
+            "init",
+            str(ROOT / name),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--jurisdiction",
+            cc,
+            "--name",
+            name,
+        )
         run("samizdat-node", "host", str(ROOT / name), archive_id)
         # A short sync interval for the trial: the first node to start finds its peers down
         # and retries them after sync_interval seconds (30 by default).
@@ -90,20 +102,35 @@ def main() -> None:
     for name, _, _ in NODES:
         for other, cc, port in NODES:
             if other != name:
-                run("samizdat-node", "peer", "add", str(ROOT / name), ids[other],
-                    f"127.0.0.1:{port}", "--jurisdiction", cc)
+                run(
+                    "samizdat-node",
+                    "peer",
+                    "add",
+                    str(ROOT / name),
+                    ids[other],
+                    f"127.0.0.1:{port}",
+                    "--jurisdiction",
+                    cc,
+                )
     cluster = ROOT / "cluster.toml"
-    cluster.write_text("replicas = 3\n" + "".join(
-        f'\n[[node]]\nname = "{n}"\naddress = "127.0.0.1:{p}"\nid = "{ids[n]}"\n'
-        f'jurisdiction = "{cc}"\n' for n, cc, p in NODES))
+    cluster.write_text(
+        "replicas = 3\n"
+        + "".join(
+            f'\n[[node]]\nname = "{n}"\naddress = "127.0.0.1:{p}"\nid = "{ids[n]}"\n'
+            f'jurisdiction = "{cc}"\n'
+            for n, cc, p in NODES
+        )
+    )
     procs = {}
     try:
         for name, _, _ in NODES:
             ready = ROOT / f"{name}.ready"
             log = open(ROOT / f"{name}.log", "w")  # noqa: SIM115
             procs[name] = subprocess.Popen(
-                [str(BIN / "samizdat-node"), "serve", str(ROOT / name), "--ready-file",
-                 str(ready)], stdout=log, stderr=subprocess.STDOUT)
+                [str(BIN / "samizdat-node"), "serve", str(ROOT / name), "--ready-file", str(ready)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             while not ready.exists():
                 if procs[name].poll() is not None:
                     sys.exit(f"demo: node {name} failed to start; see {log.name}")
@@ -139,8 +166,10 @@ def main() -> None:
 
 def _check_same(cmp: filecmp.dircmp[str]) -> None:
     if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
-        sys.exit(f"demo: restored tree differs: {cmp.left_only} {cmp.right_only} "
-                 f"{cmp.diff_files} {cmp.funny_files}")
+        sys.exit(
+            f"demo: restored tree differs: {cmp.left_only} {cmp.right_only} "
+            f"{cmp.diff_files} {cmp.funny_files}"
+        )
     _, mismatch, errors = filecmp.cmpfiles(cmp.left, cmp.right, cmp.common_files, shallow=False)
     if mismatch or errors:
         sys.exit(f"demo: restored files differ: {mismatch} {errors}")

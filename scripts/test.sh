@@ -10,7 +10,7 @@
 #
 #   1. proto staleness  scripts/check_proto.sh: checked-in *_pb2* files match proto/*.proto
 #   2. buf lint         proto/ against buf's STANDARD (formerly DEFAULT) rules, see buf.yaml
-#   3. ruff check       lint of the whole repo (format is not checked yet)
+#   3. ruff             lint and format check of the whole repo (`ruff format .` fixes format)
 #   4. mypy             samizdat.core (strict) and samizdat.rpc, see [tool.mypy]
 #   5. import-linter    layer contracts in .importlinter
 #   6. pytest           tests/; collecting no tests at all counts as a failure
@@ -88,6 +88,7 @@ pytest_check() {
 run "proto staleness (scripts/check_proto.sh)" scripts/check_proto.sh
 run "buf lint" node_modules/.bin/buf lint
 run "ruff check" ruff check --output-format=concise .
+run "ruff format --check" ruff format --check .
 run "mypy" mypy_check
 run "import-linter" import_contracts
 run "pytest" pytest_check "$@"

@@ -33,8 +33,10 @@ class _Formatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         msg = record.getMessage().replace("\n", " ")
-        return f'ts={self.formatTime(record)} level={record.levelname.lower()} ' \
-               f'logger={record.name} msg="{msg}"'
+        return (
+            f"ts={self.formatTime(record)} level={record.levelname.lower()} "
+            f'logger={record.name} msg="{msg}"'
+        )
 
 
 def _setup_logging(level: str) -> None:
@@ -155,8 +157,12 @@ def peer_revoke(directory: Path, node_id: str) -> None:
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--log-level", default="info", show_default=True)
-@click.option("--ready-file", type=click.Path(path_type=Path), default=None,
-              help="Write the bound port to this file once serving")
+@click.option(
+    "--ready-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the bound port to this file once serving",
+)
 def serve(directory: Path, log_level: str, ready_file: Path | None) -> None:
     """Run the node in the foreground; SIGTERM stops it cleanly, SIGHUP reloads node.toml,
     SIGUSR1 writes every thread's stack to the log (stderr)."""

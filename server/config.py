@@ -141,9 +141,21 @@ def load_config(directory: Path) -> NodeConfig:
     """Read and validate node.toml; raise ConfigError naming the offending key."""
     doc = _load_doc(directory).unwrap()
     where = str(config_path(directory))
-    known = {"name", "listen", "tls", "jurisdiction", "data_dir", "hosted_archives", "peer",
-             "revoked", "sync_interval", "bandwidth_limit_mb", "scrub_rate_mb", "scrub_interval",
-             "metrics_listen"}
+    known = {
+        "name",
+        "listen",
+        "tls",
+        "jurisdiction",
+        "data_dir",
+        "hosted_archives",
+        "peer",
+        "revoked",
+        "sync_interval",
+        "bandwidth_limit_mb",
+        "scrub_rate_mb",
+        "scrub_interval",
+        "metrics_listen",
+    }
     for key in doc:
         if key not in known:
             raise ConfigError(f"{where}: unknown key '{key}'")

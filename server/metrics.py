@@ -24,40 +24,79 @@ from samizdat.v1 import records_pb2 as pb
 if TYPE_CHECKING:
     from samizdat.server.runtime import NodeRuntime
 
-RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-               30.0, 60.0)
+RPC_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 
 class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.chunks_written = Counter("samizdat_chunks_written", "Chunks written by clients",
-                                      registry=r)
-        self.served_bytes = Counter("samizdat_served_bytes", "Chunk bytes served",
-                                    ["role"], registry=r)
-        self.pulled_chunks = Counter("samizdat_pulled_chunks", "Chunks pulled from peers",
-                                     ["peer"], registry=r)
-        self.pulled_bytes = Counter("samizdat_pulled_bytes", "Chunk bytes pulled from peers",
-                                    ["peer"], registry=r)
-        self.bad_chunks = Counter("samizdat_bad_chunks_received",
-                                  "Chunks from a peer that failed verification", ["peer"],
-                                  registry=r)
+        self.chunks_written = Counter(
+            "samizdat_chunks_written", "Chunks written by clients", registry=r
+        )
+        self.served_bytes = Counter(
+            "samizdat_served_bytes", "Chunk bytes served", ["role"], registry=r
+        )
+        self.pulled_chunks = Counter(
+            "samizdat_pulled_chunks", "Chunks pulled from peers", ["peer"], registry=r
+        )
+        self.pulled_bytes = Counter(
+            "samizdat_pulled_bytes", "Chunk bytes pulled from peers", ["peer"], registry=r
+        )
+        self.bad_chunks = Counter(
+            "samizdat_bad_chunks_received",
+            "Chunks from a peer that failed verification",
+            ["peer"],
+            registry=r,
+        )
         # Set by replication as it fills a snapshot; not exported: the exported
         # samizdat_snapshot_missing_chunks comes from the store counters (NodeCollector).
-        self.missing = Gauge("samizdat_snapshot_missing_chunks",
-                             "Chunks of a snapshot this node lacks", ["snapshot"], registry=None)
-        self.scrub_checked = Counter("samizdat_scrub_checked_bytes", "Bytes re-hashed by scrub",
-                                     registry=r)
-        self.scrub_corrupt = Counter("samizdat_scrub_corrupt_chunks",
-                                     "Corrupt chunks found (by scrub or on read)", registry=r)
-        self.scrub_repaired = Counter("samizdat_scrub_repaired_chunks",
-                                      "Corrupt chunks fetched again from a peer", registry=r)
-        self.round_seconds = Histogram("samizdat_replication_round_seconds",
-                                       "Duration of replication rounds", ["peer"], registry=r)
-        self.rpc_seconds = Histogram("samizdat_rpc_seconds",
-                                     "Duration of RPCs served, by method and outcome",
-                                     ["method", "outcome"], buckets=RPC_BUCKETS, registry=r)
+        self.missing = Gauge(
+            "samizdat_snapshot_missing_chunks",
+            "Chunks of a snapshot this node lacks",
+            ["snapshot"],
+            registry=None,
+        )
+        self.scrub_checked = Counter(
+            "samizdat_scrub_checked_bytes", "Bytes re-hashed by scrub", registry=r
+        )
+        self.scrub_corrupt = Counter(
+            "samizdat_scrub_corrupt_chunks",
+            "Corrupt chunks found (by scrub or on read)",
+            registry=r,
+        )
+        self.scrub_repaired = Counter(
+            "samizdat_scrub_repaired_chunks", "Corrupt chunks fetched again from a peer", registry=r
+        )
+        self.round_seconds = Histogram(
+            "samizdat_replication_round_seconds",
+            "Duration of replication rounds",
+            ["peer"],
+            registry=r,
+        )
+        self.rpc_seconds = Histogram(
+            "samizdat_rpc_seconds",
+            "Duration of RPCs served, by method and outcome",
+            ["method", "outcome"],
+            buckets=RPC_BUCKETS,
+            registry=r,
+        )
 
     def chunks_served(self, caller: Caller, size: int) -> None:
         self.served_bytes.labels(role=str(caller.role)).inc(size)
@@ -76,8 +115,9 @@ class NodeMetrics:
     def serve(self, listen: str) -> int:
         """Start the /metrics HTTP endpoint; return its port."""
         host, _, port = listen.rpartition(":")
-        server, _thread = start_http_server(int(port), addr=host.strip("[]"),
-                                            registry=self.registry)
+        server, _thread = start_http_server(
+            int(port), addr=host.strip("[]"), registry=self.registry
+        )
         return int(server.server_port)
 
 
@@ -89,24 +129,34 @@ class NodeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         node, store = self.node, self.node.store
-        yield GaugeMetricFamily("samizdat_chunks_stored", "Chunks in the store",
-                                value=store.chunk_count)
-        yield GaugeMetricFamily("samizdat_bytes_stored", "Stored chunk bytes",
-                                value=store.chunk_bytes)
-        yield GaugeMetricFamily("samizdat_quarantined_chunks",
-                                "Corrupt chunks removed and not yet fetched again",
-                                value=store.quarantined_count())
+        yield GaugeMetricFamily(
+            "samizdat_chunks_stored", "Chunks in the store", value=store.chunk_count
+        )
+        yield GaugeMetricFamily(
+            "samizdat_bytes_stored", "Stored chunk bytes", value=store.chunk_bytes
+        )
+        yield GaugeMetricFamily(
+            "samizdat_quarantined_chunks",
+            "Corrupt chunks removed and not yet fetched again",
+            value=store.quarantined_count(),
+        )
         usage = shutil.disk_usage(store.path)
-        yield GaugeMetricFamily("samizdat_disk_free_bytes", "Free bytes on the store's disk",
-                                value=usage.free)
+        yield GaugeMetricFamily(
+            "samizdat_disk_free_bytes", "Free bytes on the store's disk", value=usage.free
+        )
 
         labels = ["snapshot", "archive"]
-        held = GaugeMetricFamily("samizdat_snapshot_chunks_held",
-                                 "Chunks of a snapshot held here", labels=labels)
-        total = GaugeMetricFamily("samizdat_snapshot_chunks_total",
-                                  "Chunks a snapshot references", labels=labels)
-        missing = GaugeMetricFamily("samizdat_snapshot_missing_chunks",
-                                    "Chunks of a snapshot this node lacks", labels=labels)
+        held = GaugeMetricFamily(
+            "samizdat_snapshot_chunks_held", "Chunks of a snapshot held here", labels=labels
+        )
+        total = GaugeMetricFamily(
+            "samizdat_snapshot_chunks_total", "Chunks a snapshot references", labels=labels
+        )
+        missing = GaugeMetricFamily(
+            "samizdat_snapshot_missing_chunks",
+            "Chunks of a snapshot this node lacks",
+            labels=labels,
+        )
         for item in node.list_snapshots(b"", 0).snapshots:
             record = pb.SnapshotRecord.FromString(item.snapshot.record)
             values = [item.snapshot_id.hex()[:12], record.archive_id.hex()[:12]]
@@ -116,28 +166,45 @@ class NodeCollector(Collector):
         yield from (held, total, missing)
 
         scrub = node.scrub_status()
-        yield GaugeMetricFamily("samizdat_scrub_enabled", "1 when scrub runs (scrub_rate_mb > 0)",
-                                value=int(scrub.enabled))
-        yield GaugeMetricFamily("samizdat_scrub_position_fraction",
-                                "Progress of the current scrub pass (0..1)",
-                                value=scrub.position_fraction)
-        yield GaugeMetricFamily("samizdat_scrub_pass_chunks_checked",
-                                "Chunks checked in the current scrub pass",
-                                value=scrub.chunks_checked)
-        yield CounterMetricFamily("samizdat_scrub_passes", "Completed scrub passes",
-                                  value=scrub.passes_completed)
-        yield GaugeMetricFamily("samizdat_scrub_verified_since_timestamp_seconds",
-                                "Every chunk held was hash-checked after this time (0: never)",
-                                value=scrub.verified_since_unix)
-        yield GaugeMetricFamily("samizdat_scrub_last_pass_completed_timestamp_seconds",
-                                "End of the last completed scrub pass",
-                                value=scrub.last_pass_completed_unix)
+        yield GaugeMetricFamily(
+            "samizdat_scrub_enabled",
+            "1 when scrub runs (scrub_rate_mb > 0)",
+            value=int(scrub.enabled),
+        )
+        yield GaugeMetricFamily(
+            "samizdat_scrub_position_fraction",
+            "Progress of the current scrub pass (0..1)",
+            value=scrub.position_fraction,
+        )
+        yield GaugeMetricFamily(
+            "samizdat_scrub_pass_chunks_checked",
+            "Chunks checked in the current scrub pass",
+            value=scrub.chunks_checked,
+        )
+        yield CounterMetricFamily(
+            "samizdat_scrub_passes", "Completed scrub passes", value=scrub.passes_completed
+        )
+        yield GaugeMetricFamily(
+            "samizdat_scrub_verified_since_timestamp_seconds",
+            "Every chunk held was hash-checked after this time (0: never)",
+            value=scrub.verified_since_unix,
+        )
+        yield GaugeMetricFamily(
+            "samizdat_scrub_last_pass_completed_timestamp_seconds",
+            "End of the last completed scrub pass",
+            value=scrub.last_pass_completed_unix,
+        )
 
-        last = GaugeMetricFamily("samizdat_peer_last_sync_timestamp_seconds",
-                                 "Last successful sync with a peer", labels=["peer"])
-        bad_records = CounterMetricFamily("samizdat_bad_records_received",
-                                          "Snapshot records from a peer that failed verification",
-                                          labels=["peer"])
+        last = GaugeMetricFamily(
+            "samizdat_peer_last_sync_timestamp_seconds",
+            "Last successful sync with a peer",
+            labels=["peer"],
+        )
+        bad_records = CounterMetricFamily(
+            "samizdat_bad_records_received",
+            "Snapshot records from a peer that failed verification",
+            labels=["peer"],
+        )
         for peer in node.peer_status():
             if peer.revoked:
                 continue
@@ -152,8 +219,9 @@ class _RpcTimer(grpc.ServerInterceptor):
     def __init__(self, histogram: Histogram) -> None:
         self.histogram = histogram
 
-    def intercept_service(self, continuation: Callable[[Any], Any],
-                          handler_call_details: grpc.HandlerCallDetails) -> Any:
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: grpc.HandlerCallDetails
+    ) -> Any:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
@@ -169,6 +237,7 @@ class _RpcTimer(grpc.ServerInterceptor):
                     return result
                 finally:
                     observe.labels(method, outcome).observe(time.perf_counter() - started)
+
             return timed
 
         def streaming(behavior: Callable[..., Any]) -> Callable[..., Any]:
@@ -179,10 +248,13 @@ class _RpcTimer(grpc.ServerInterceptor):
                     outcome = "ok"
                 finally:
                     observe.labels(method, outcome).observe(time.perf_counter() - started)
+
             return timed
 
-        kw = {"request_deserializer": handler.request_deserializer,
-              "response_serializer": handler.response_serializer}
+        kw = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kw)
         if handler.stream_unary:

@@ -54,10 +54,19 @@ def serve(directory: Path, ready_file: Path | None = None) -> None:
     start_workers(node)
     if node.config.metrics_listen:
         metrics_port = node.metrics.serve(node.config.metrics_listen)
-        log.info("metrics on http://%s:%d/metrics", node.config.metrics_listen.rpartition(":")[0],
-                 metrics_port)
-    log.info("node %s (%s) serving on %s port %d tls=%s", node.node_id, node.config.name,
-             node.config.listen, port, node.config.tls)
+        log.info(
+            "metrics on http://%s:%d/metrics",
+            node.config.metrics_listen.rpartition(":")[0],
+            metrics_port,
+        )
+    log.info(
+        "node %s (%s) serving on %s port %d tls=%s",
+        node.node_id,
+        node.config.name,
+        node.config.listen,
+        port,
+        node.config.tls,
+    )
     if ready_file is not None:
         ready_file.write_text(f"{port}\n")
     while not stop.wait(0.5):

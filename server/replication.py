@@ -133,9 +133,10 @@ class Replicator:
 
     def _client(self, cfg: PeerConfig) -> NodeClient:
         client = self.clients.get(cfg.node_id)
-        if client is None or client.address.hostport != NodeAddress.parse(
-            f"{cfg.node_id}@{cfg.address}"
-        ).hostport:
+        if (
+            client is None
+            or client.address.hostport != NodeAddress.parse(f"{cfg.node_id}@{cfg.address}").hostport
+        ):
             if client is not None:
                 client.close()
             address = NodeAddress.parse(f"{cfg.node_id}@{cfg.address}")
@@ -147,13 +148,21 @@ class Replicator:
         out = []
         for cfg in self.node.config.peers:
             s = self._peer(cfg)
-            out.append(npb.PeerSyncStatus(
-                node_id=s.node_id, address=s.address, jurisdiction=s.jurisdiction,
-                last_success_unix=s.last_success_unix, last_error=s.last_error,
-                bad_chunks_received=s.bad_chunks, chunks_pulled=s.chunks_pulled,
-                bytes_pulled=s.bytes_pulled, bad_records_received=s.bad_records,
-                last_offence=s.last_offence, last_offence_unix=s.last_offence_unix,
-            ))
+            out.append(
+                npb.PeerSyncStatus(
+                    node_id=s.node_id,
+                    address=s.address,
+                    jurisdiction=s.jurisdiction,
+                    last_success_unix=s.last_success_unix,
+                    last_error=s.last_error,
+                    bad_chunks_received=s.bad_chunks,
+                    chunks_pulled=s.chunks_pulled,
+                    bytes_pulled=s.bytes_pulled,
+                    bad_records_received=s.bad_records,
+                    last_offence=s.last_offence,
+                    last_offence_unix=s.last_offence_unix,
+                )
+            )
         for node_id in sorted(self.node.config.revoked):
             out.append(npb.PeerSyncStatus(node_id=node_id, revoked=True))
         return out
@@ -230,18 +239,22 @@ class Replicator:
             if bytes(snap.archive_id) not in hosted or self.store.has_snapshot(snap.id):
                 continue
             held, total, nbytes = count_held(self.store, snap)
-            self.store.add_snapshot(snap.id, item.snapshot.SerializeToString(), held, total,
-                                    nbytes)
+            self.store.add_snapshot(snap.id, item.snapshot.SerializeToString(), held, total, nbytes)
             self._retry_at.pop(bytes(snap.id), None)
-            log.info("snapshot=%s archive=%s learned from peer=%s", snap.id.short(),
-                     snap.archive_id.short(), cfg.node_id[:12])
+            log.info(
+                "snapshot=%s archive=%s learned from peer=%s",
+                snap.id.short(),
+                snap.archive_id.short(),
+                cfg.node_id[:12],
+            )
             stored += 1
         state.position = listing.last_position
         state.last_success_unix = int(time.time())
         state.last_error = ""
         self._save(state)
         self.node.metrics.round_seconds.labels(peer=cfg.node_id[:12]).observe(
-            time.monotonic() - started)
+            time.monotonic() - started
+        )
         return stored
 
     def _incomplete(self) -> Iterator[tuple[bytes, Snapshot]]:
@@ -255,8 +268,12 @@ class Replicator:
 
     # ----------------------------------------------------------------- chunks
 
-    def _fill(self, snapshot_id: bytes, snap: Snapshot,
-              peers: list[tuple[PeerConfig, PeerState, NodeClient]]) -> None:
+    def _fill(
+        self,
+        snapshot_id: bytes,
+        snap: Snapshot,
+        peers: list[tuple[PeerConfig, PeerState, NodeClient]],
+    ) -> None:
         before = self.store.snapshot_state(snapshot_id)[0]
         self._pull_ids(list(snap.record.chunk_list_ids), peers)
         held, total, nbytes = count_held(self.store, snap)  # exact, once per fill
@@ -277,10 +294,14 @@ class Replicator:
         elif held == before:
             idle = self._idle_rounds.get(snapshot_id, 0) + 1
             self._idle_rounds[snapshot_id] = idle
-            delay = min(MAX_IDLE_BACKOFF, self.node.config.sync_interval * 2 ** idle)
+            delay = min(MAX_IDLE_BACKOFF, self.node.config.sync_interval * 2**idle)
             self._retry_at[snapshot_id] = time.monotonic() + delay
-            log.info("snapshot=%s still missing %d chunks; no peer has them; retry in %.0fs",
-                     snap.id.short(), total - held, delay)
+            log.info(
+                "snapshot=%s still missing %d chunks; no peer has them; retry in %.0fs",
+                snap.id.short(),
+                total - held,
+                delay,
+            )
         else:
             self._idle_rounds.pop(snapshot_id, None)
 
@@ -294,23 +315,28 @@ class Replicator:
             ids = [cid for cid, _ in decode_chunk_list(list_id, blob)]
             for i in range(0, len(ids), MISSING_BATCH):
                 part = ids[i : i + MISSING_BATCH]
-                pending.extend(c for c, have in zip(part, self.store.has_chunks(part),
-                                                    strict=True) if not have)
+                pending.extend(
+                    c for c, have in zip(part, self.store.has_chunks(part), strict=True) if not have
+                )
                 while len(pending) >= MISSING_BATCH:
                     yield pending[:MISSING_BATCH]
                     pending = pending[MISSING_BATCH:]
         if pending:
             yield pending
 
-    def _pull_ids(self, ids: list[bytes],
-                  peers: list[tuple[PeerConfig, PeerState, NodeClient]]) -> None:
+    def _pull_ids(
+        self, ids: list[bytes], peers: list[tuple[PeerConfig, PeerState, NodeClient]]
+    ) -> None:
         """Fetch `ids` from the peers that hold them, rarest first, in parallel."""
         ids = [c for c, have in zip(ids, self.store.has_chunks(ids), strict=True) if not have]
         remaining = set(ids)
         tried: set[str] = set()
         while remaining:
-            live = [(c, s, cl) for c, s, cl in peers
-                    if c.node_id not in tried and s.banned_until <= time.monotonic()]
+            live = [
+                (c, s, cl)
+                for c, s, cl in peers
+                if c.node_id not in tried and s.banned_until <= time.monotonic()
+            ]
             if not live:
                 return
             holders: dict[bytes, list[int]] = defaultdict(list)
@@ -335,21 +361,29 @@ class Replicator:
                 assignment[best].append(chunk_id)
                 load[best] += 1
             # Jobs interleaved across peers, so every holder serves from the start.
-            parts = [[(index, assigned[i : i + FETCH_BATCH])
-                      for i in range(0, len(assigned), FETCH_BATCH)]
-                     for index, assigned in assignment.items()]
-            order_of_jobs = [job for group in itertools.zip_longest(*parts) for job in group
-                             if job is not None]
+            parts = [
+                [
+                    (index, assigned[i : i + FETCH_BATCH])
+                    for i in range(0, len(assigned), FETCH_BATCH)
+                ]
+                for index, assigned in assignment.items()
+            ]
+            order_of_jobs = [
+                job for group in itertools.zip_longest(*parts) for job in group if job is not None
+            ]
             with ThreadPoolExecutor(PULL_STREAMS, thread_name_prefix="pull") as pool:
-                jobs = [pool.submit(self._fetch_from, live[index], batch)
-                        for index, batch in order_of_jobs]
+                jobs = [
+                    pool.submit(self._fetch_from, live[index], batch)
+                    for index, batch in order_of_jobs
+                ]
                 for job in jobs:
                     remaining -= job.result()
             for index in assignment:
                 tried.add(live[index][0].node_id)
 
-    def _fetch_from(self, peer: tuple[PeerConfig, PeerState, NodeClient],
-                    ids: list[bytes]) -> set[bytes]:
+    def _fetch_from(
+        self, peer: tuple[PeerConfig, PeerState, NodeClient], ids: list[bytes]
+    ) -> set[bytes]:
         """Pull `ids` from one peer; return the ids stored. Stops at the first bad chunk."""
         cfg, state, client = peer
         if state.banned_until > time.monotonic():
@@ -396,6 +430,7 @@ class Replicator:
 
     def hint_peers(self, archive_id: bytes) -> None:
         """Tell peers a new snapshot is here (best effort, in the background)."""
+
         def send() -> None:
             for cfg in self.node.config.peers:
                 try:
@@ -404,4 +439,3 @@ class Replicator:
                     log.debug("hint to peer=%s failed: %s", cfg.node_id[:12], e)
 
         threading.Thread(target=send, name="hint", daemon=True).start()
-

@@ -54,9 +54,12 @@ class NodeRuntime:
         except Exception as e:  # keep serving with the previous config
             log.error("config reload refused: %s", e)
             return
-        log.info("config reloaded: %d peers, %d revoked, %d hosted archives",
-                 len(self.config.peers), len(self.config.revoked),
-                 len(self.config.hosted_archives))
+        log.info(
+            "config reloaded: %d peers, %d revoked, %d hosted archives",
+            len(self.config.peers),
+            len(self.config.revoked),
+            len(self.config.hosted_archives),
+        )
         self.wake.set()
 
     def wake_replication(self) -> None:
@@ -67,8 +70,9 @@ class NodeRuntime:
         if self.replicator is not None:
             self.replicator.hint_peers(bytes(snap.archive_id))
 
-    def list_snapshots(self, archive_id: bytes, after: int, with_records: bool = True
-                       ) -> npb.ListSnapshotsResponse:
+    def list_snapshots(
+        self, archive_id: bytes, after: int, with_records: bool = True
+    ) -> npb.ListSnapshotsResponse:
         response = npb.ListSnapshotsResponse(last_position=after)
         hosted = self.config.hosted_archives
         for position, snapshot_id, signed_bytes in self.store.iter_snapshot_log(after):
@@ -78,8 +82,13 @@ class NodeRuntime:
             if record.archive_id not in hosted or (archive_id and record.archive_id != archive_id):
                 continue
             held, total, nbytes = self.store.snapshot_state(snapshot_id)
-            item = npb.StoredSnapshot(snapshot_id=snapshot_id, position=position,
-                                      chunks_held=held, chunks_total=total, bytes_total=nbytes)
+            item = npb.StoredSnapshot(
+                snapshot_id=snapshot_id,
+                position=position,
+                chunks_held=held,
+                chunks_total=total,
+                bytes_total=nbytes,
+            )
             if with_records:
                 item.snapshot.CopyFrom(signed)
             response.snapshots.append(item)
@@ -88,8 +97,10 @@ class NodeRuntime:
     def peer_status(self) -> list[npb.PeerSyncStatus]:
         if self.replicator is not None:
             return self.replicator.peer_status()
-        return [npb.PeerSyncStatus(node_id=p.node_id, address=p.address,
-                                   jurisdiction=p.jurisdiction) for p in self.config.peers]
+        return [
+            npb.PeerSyncStatus(node_id=p.node_id, address=p.address, jurisdiction=p.jurisdiction)
+            for p in self.config.peers
+        ]
 
     def scrub_status(self) -> npb.ScrubStatus:
         if self.scrubber is not None:

@@ -116,18 +116,27 @@ class Scrubber:
             if st.pass_started_unix and st.cursor_hex:
                 fraction = int(st.cursor_hex[:16], 16) / 2**64
             return npb.ScrubStatus(
-                chunks_checked=st.chunks_checked, bytes_checked=st.bytes_checked,
-                corrupt_found=st.corrupt_found, repaired=st.repaired,
+                chunks_checked=st.chunks_checked,
+                bytes_checked=st.bytes_checked,
+                corrupt_found=st.corrupt_found,
+                repaired=st.repaired,
                 last_pass_completed_unix=st.last_pass_completed_unix,
-                passes_completed=st.passes_completed, position_fraction=fraction,
-                enabled=config.scrub_rate_mb > 0, rate_mb=config.scrub_rate_mb,
+                passes_completed=st.passes_completed,
+                position_fraction=fraction,
+                enabled=config.scrub_rate_mb > 0,
+                rate_mb=config.scrub_rate_mb,
                 pass_started_unix=st.pass_started_unix,
                 verified_since_unix=st.verified_since_unix,
                 pending_repair=self.store.quarantined_count(),
-                findings=[npb.ScrubFinding(chunk_id=bytes.fromhex(f.chunk_hex),
-                                           found_unix=f.found_unix,
-                                           repaired_unix=f.repaired_unix, detail=f.detail)
-                          for f in st.findings],
+                findings=[
+                    npb.ScrubFinding(
+                        chunk_id=bytes.fromhex(f.chunk_hex),
+                        found_unix=f.found_unix,
+                        repaired_unix=f.repaired_unix,
+                        detail=f.detail,
+                    )
+                    for f in st.findings
+                ],
             )
 
     def _save(self) -> None:
@@ -144,8 +153,9 @@ class Scrubber:
 
     def _finding(self, chunk_id: bytes) -> Finding | None:
         hex_id = chunk_id.hex()
-        return next((f for f in self.state.findings
-                     if f.chunk_hex == hex_id and not f.repaired_unix), None)
+        return next(
+            (f for f in self.state.findings if f.chunk_hex == hex_id and not f.repaired_unix), None
+        )
 
     # -------------------------------------------------------------------- loop
 
@@ -207,12 +217,16 @@ class Scrubber:
                     checked.append((chunk_id, size))
                 elif problem:
                     corrupt = True
-                    log.error("scrub: chunk %s is corrupt (%s); quarantined",
-                              chunk_id.hex()[:12], problem)
+                    log.error(
+                        "scrub: chunk %s is corrupt (%s); quarantined", chunk_id.hex()[:12], problem
+                    )
                     self.store.quarantine(chunk_id)
                     self._add_finding(chunk_id, f"scrub: {problem}")
-                if (charged >= budget or len(checked) >= SLICE_CHUNKS
-                        or time.monotonic() - started > SLICE_SECONDS):
+                if (
+                    charged >= budget
+                    or len(checked) >= SLICE_CHUNKS
+                    or time.monotonic() - started > SLICE_SECONDS
+                ):
                     break
         finally:
             ids.close()
@@ -235,8 +249,13 @@ class Scrubber:
         st.last_pass_completed_unix = int(time.time())
         if not st.pass_errors:
             st.verified_since_unix = st.pass_started_unix
-        log.info("scrub pass %d complete: %d chunks, %d bytes, %d unreadable",
-                 st.passes_completed, st.chunks_checked, st.bytes_checked, st.pass_errors)
+        log.info(
+            "scrub pass %d complete: %d chunks, %d bytes, %d unreadable",
+            st.passes_completed,
+            st.chunks_checked,
+            st.bytes_checked,
+            st.pass_errors,
+        )
         st.pass_started_unix, st.cursor_hex = 0, ""
 
     def _check(self, chunk_id: bytes) -> tuple[str | None, int]:
@@ -324,6 +343,11 @@ class Scrubber:
                 referenced |= hit
                 held, total, nbytes = count_held(self.store, snap)
                 self.store.set_snapshot_state(snapshot_id, held, total, nbytes)
-                log.warning("snapshot=%s lost %d chunk(s) to corruption; now %d/%d held",
-                            snap.id.short(), len(hit), held, total)
+                log.warning(
+                    "snapshot=%s lost %d chunk(s) to corruption; now %d/%d held",
+                    snap.id.short(),
+                    len(hit),
+                    held,
+                    total,
+                )
         return referenced, complete

@@ -84,8 +84,9 @@ class _Base:
 
 class ChunkServicer(_Base, rpc.ChunkServiceServicer):
     @_stream_rpc
-    def GetChunks(self, request: npb.GetChunksRequest, context: grpc.ServicerContext
-                  ) -> Iterator[npb.GetChunksResponse]:
+    def GetChunks(
+        self, request: npb.GetChunksRequest, context: grpc.ServicerContext
+    ) -> Iterator[npb.GetChunksResponse]:
         caller = self.caller(context)
         require_reader(caller, self.node.config)
         ids = _check_ids(request.ids)
@@ -104,8 +105,9 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
         yield response
 
     @_rpc
-    def HasChunks(self, request: npb.HasChunksRequest, context: grpc.ServicerContext
-                  ) -> npb.HasChunksResponse:
+    def HasChunks(
+        self, request: npb.HasChunksRequest, context: grpc.ServicerContext
+    ) -> npb.HasChunksResponse:
         caller = self.caller(context)
         if caller.role == pb.ROLE_WRITER:  # a writer asks before uploading
             require_writer(caller, self.node.config, caller.archive_id)
@@ -114,8 +116,9 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
         return npb.HasChunksResponse(present=self.node.store.has_chunks(_check_ids(request.ids)))
 
     @_rpc
-    def PutChunks(self, request_iterator: Iterator[npb.PutChunksRequest],
-                  context: grpc.ServicerContext) -> npb.PutChunksResponse:
+    def PutChunks(
+        self, request_iterator: Iterator[npb.PutChunksRequest], context: grpc.ServicerContext
+    ) -> npb.PutChunksResponse:
         caller = self.caller(context)
         received = stored = nbytes = 0
         archive_id = b""
@@ -136,24 +139,31 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
 
 class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
     @_rpc
-    def PutSnapshot(self, request: npb.PutSnapshotRequest, context: grpc.ServicerContext
-                    ) -> npb.PutSnapshotResponse:
+    def PutSnapshot(
+        self, request: npb.PutSnapshotRequest, context: grpc.ServicerContext
+    ) -> npb.PutSnapshotResponse:
         caller = self.caller(context)
         snap = verify_snapshot(request.snapshot)
         require_writer(caller, self.node.config, bytes(snap.archive_id))
         snap, new = accept_snapshot(
-            self.node.store, request.snapshot, self.node.config.hosted_archives,
+            self.node.store,
+            request.snapshot,
+            self.node.config.hosted_archives,
             require_complete=True,
         )
         if new:
-            log.info("snapshot=%s archive=%s stored from writer", snap.id.short(),
-                     snap.archive_id.short())
+            log.info(
+                "snapshot=%s archive=%s stored from writer",
+                snap.id.short(),
+                snap.archive_id.short(),
+            )
             self.node.snapshot_stored(snap)
         return npb.PutSnapshotResponse(snapshot_id=bytes(snap.id), already_present=not new)
 
     @_rpc
-    def ListSnapshots(self, request: npb.ListSnapshotsRequest, context: grpc.ServicerContext
-                      ) -> npb.ListSnapshotsResponse:
+    def ListSnapshots(
+        self, request: npb.ListSnapshotsRequest, context: grpc.ServicerContext
+    ) -> npb.ListSnapshotsResponse:
         # Signed records are public metadata: anonymous callers may list them. A caller that
         # presents a token must pass the access rules, so a revoked peer is refused.
         if any(k == AUTH_METADATA for k, _ in context.invocation_metadata()):
@@ -163,8 +173,9 @@ class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
 
 class NodeServicer(_Base, rpc.NodeServiceServicer):
     @_rpc
-    def GetStatus(self, request: npb.GetStatusRequest, context: grpc.ServicerContext
-                  ) -> npb.GetStatusResponse:
+    def GetStatus(
+        self, request: npb.GetStatusRequest, context: grpc.ServicerContext
+    ) -> npb.GetStatusResponse:
         node, store = self.node, self.node.store
         disk = shutil.disk_usage(store.path)
         peers = node.peer_status()
@@ -190,8 +201,9 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
         )
 
     @_rpc
-    def NotifySnapshots(self, request: npb.NotifySnapshotsRequest,
-                        context: grpc.ServicerContext) -> npb.NotifySnapshotsResponse:
+    def NotifySnapshots(
+        self, request: npb.NotifySnapshotsRequest, context: grpc.ServicerContext
+    ) -> npb.NotifySnapshotsResponse:
         caller = self.caller(context)
         require_reader(caller, self.node.config)
         self.node.wake_replication()

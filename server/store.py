@@ -34,8 +34,15 @@ from samizdat.core.errors import ChunkCorrupt, OutOfSpace, SamizdatError
 
 log = logging.getLogger(__name__)
 
-_CF_NAMES = ("chunks", "chunk_index", "snapshots", "snapshot_log", "snapshot_state",
-             "quarantine", "node")
+_CF_NAMES = (
+    "chunks",
+    "chunk_index",
+    "snapshots",
+    "snapshot_log",
+    "snapshot_state",
+    "quarantine",
+    "node",
+)
 _COUNT_KEY = b"\x00count"
 _INDEX = struct.Struct("<II")
 _COUNTS = struct.Struct("<QQ")
@@ -71,8 +78,10 @@ class ChunkStore:
         chunk_opts.set_blob_file_size(256 << 20)
         chunk_opts.set_write_buffer_size(write_buffer_mb << 20)
         chunk_opts.set_max_write_buffer_number(2)
-        cfs = {name: (chunk_opts if name == "chunks" else rdb.Options(raw_mode=True))
-               for name in _CF_NAMES}
+        cfs = {
+            name: (chunk_opts if name == "chunks" else rdb.Options(raw_mode=True))
+            for name in _CF_NAMES
+        }
         try:
             self._db = rdb.Rdict(str(path), options=opts, column_families=cfs)
         except Exception as e:  # rocksdict raises plain Exception
@@ -104,8 +113,10 @@ class ChunkStore:
         found = struct.unpack("<I", raw)[0]
         if found != STORE_FORMAT:
             self._db.close()
-            raise StoreError(f"store at {path} has format {found}; this samizdat reads format "
-                             f"{STORE_FORMAT} (upgrade samizdat)")
+            raise StoreError(
+                f"store at {path} has format {found}; this samizdat reads format "
+                f"{STORE_FORMAT} (upgrade samizdat)"
+            )
 
     # ----------------------------------------------------------------- chunks
 
@@ -214,8 +225,9 @@ class ChunkStore:
             batch.delete(chunk_id, self._handle["chunk_index"])
             batch.put(chunk_id, struct.pack("<Q", int(time.time())), self._handle["quarantine"])
             self._count, self._bytes = self._count - 1, self._bytes - size
-            batch.put(_COUNT_KEY, _COUNTS.pack(self._count, self._bytes),
-                      self._handle["chunk_index"])
+            batch.put(
+                _COUNT_KEY, _COUNTS.pack(self._count, self._bytes), self._handle["chunk_index"]
+            )
             self._write(batch, self._synced)
 
     def quarantined_count(self) -> int:
@@ -267,8 +279,9 @@ class ChunkStore:
     def has_snapshot(self, snapshot_id: bytes) -> bool:
         return self._cf["snapshots"].get(snapshot_id) is not None
 
-    def add_snapshot(self, snapshot_id: bytes, signed_bytes: bytes, held: int, total: int,
-                     stored_bytes: int) -> int:
+    def add_snapshot(
+        self, snapshot_id: bytes, signed_bytes: bytes, held: int, total: int, stored_bytes: int
+    ) -> int:
         """Durably store a verified record with its completeness; return its position."""
         with self._lock:
             if self.has_snapshot(snapshot_id):
@@ -278,16 +291,19 @@ class ChunkStore:
             batch = rdb.WriteBatch(raw_mode=True)
             batch.put(snapshot_id, signed_bytes, self._handle["snapshots"])
             batch.put(struct.pack(">Q", position), snapshot_id, self._handle["snapshot_log"])
-            batch.put(snapshot_id, _STATE.pack(held, total, stored_bytes),
-                      self._handle["snapshot_state"])
+            batch.put(
+                snapshot_id, _STATE.pack(held, total, stored_bytes), self._handle["snapshot_state"]
+            )
             batch.put(_POSITION_KEY, struct.pack(">Q", position), self._handle["node"])
             self._write(batch, self._synced)
             return position
 
-    def set_snapshot_state(self, snapshot_id: bytes, held: int, total: int,
-                           stored_bytes: int) -> None:
-        self._cf["snapshot_state"].put(snapshot_id, _STATE.pack(held, total, stored_bytes),
-                                       self._synced)
+    def set_snapshot_state(
+        self, snapshot_id: bytes, held: int, total: int, stored_bytes: int
+    ) -> None:
+        self._cf["snapshot_state"].put(
+            snapshot_id, _STATE.pack(held, total, stored_bytes), self._synced
+        )
 
     def snapshot_state(self, snapshot_id: bytes) -> tuple[int, int, int]:
         raw = self._cf["snapshot_state"].get(snapshot_id)

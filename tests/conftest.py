@@ -19,8 +19,7 @@ from tests.nodeproc import NodeProcess, dump_logs, run_cli
 from tests.trees import build_sample_tree
 
 # No per-example deadline: the suite runs on busy 2-core machines next to node processes.
-settings.register_profile("samizdat", deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("samizdat", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "samizdat"))
 
 
@@ -66,8 +65,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 def _failed(request: pytest.FixtureRequest) -> bool:
-    return any(getattr(request.node, f"rep_{w}", None) is not None
-               and getattr(request.node, f"rep_{w}").failed for w in ("setup", "call"))
+    return any(
+        getattr(request.node, f"rep_{w}", None) is not None
+        and getattr(request.node, f"rep_{w}").failed
+        for w in ("setup", "call")
+    )
 
 
 @pytest.fixture
@@ -83,13 +85,19 @@ def other_key(tmp_path: Path) -> KeyFile:
 
 
 @pytest.fixture
-def node_factory(tmp_path: Path, request: pytest.FixtureRequest
-                 ) -> Iterator[Callable[..., NodeProcess]]:
+def node_factory(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., NodeProcess]]:
     """make(name="n1", *, host=[archive ids], start=True, jurisdiction="") -> NodeProcess."""
     nodes: list[NodeProcess] = []
 
-    def make(name: str = "n1", *, host: list[str] | tuple[str, ...] = (), start: bool = True,
-             jurisdiction: str = "") -> NodeProcess:
+    def make(
+        name: str = "n1",
+        *,
+        host: list[str] | tuple[str, ...] = (),
+        start: bool = True,
+        jurisdiction: str = "",
+    ) -> NodeProcess:
         node = NodeProcess(tmp_path / "nodes" / name, jurisdiction=jurisdiction)
         node.directory.parent.mkdir(parents=True, exist_ok=True)
         nodes.append(node)

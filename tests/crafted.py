@@ -31,22 +31,22 @@ class CraftedSnapshot:
 
 
 def file_entry(path: bytes, content: bytes, mode: int = 0o644) -> tuple[pb.TreeEntry, bytes]:
-    return pb.TreeEntry(path=path, kind=pb.ENTRY_KIND_FILE, mode=mode, mtime_ns=MTIME_NS), \
-        content
+    return pb.TreeEntry(path=path, kind=pb.ENTRY_KIND_FILE, mode=mode, mtime_ns=MTIME_NS), content
 
 
 def dir_entry(path: bytes, mode: int = 0o755) -> tuple[pb.TreeEntry, None]:
-    return pb.TreeEntry(path=path, kind=pb.ENTRY_KIND_DIRECTORY, mode=mode,
-                        mtime_ns=MTIME_NS), None
+    return pb.TreeEntry(path=path, kind=pb.ENTRY_KIND_DIRECTORY, mode=mode, mtime_ns=MTIME_NS), None
 
 
 def symlink_entry(path: bytes, target: bytes) -> tuple[pb.TreeEntry, None]:
-    return pb.TreeEntry(path=path, kind=pb.ENTRY_KIND_SYMLINK, mode=0o777, mtime_ns=MTIME_NS,
-                        symlink_target=target), None
+    return pb.TreeEntry(
+        path=path, kind=pb.ENTRY_KIND_SYMLINK, mode=0o777, mtime_ns=MTIME_NS, symlink_target=target
+    ), None
 
 
-def craft_snapshot(key: ArchiveKey, entries: list[tuple[pb.TreeEntry, bytes | None]],
-                   sequence: int = 1) -> CraftedSnapshot:
+def craft_snapshot(
+    key: ArchiveKey, entries: list[tuple[pb.TreeEntry, bytes | None]], sequence: int = 1
+) -> CraftedSnapshot:
     """Encode `entries` in the given order (no path checks: that is the point) into a signed
     snapshot. File contents become one chunk each."""
     codec = ChunkCodec(key)
@@ -69,10 +69,13 @@ def craft_snapshot(key: ArchiveKey, entries: list[tuple[pb.TreeEntry, bytes | No
     list_id, list_blob = encode_chunk_list((cid, len(b)) for cid, b in blobs.items())
     blobs[bytes(list_id)] = list_blob
     record = pb.SnapshotRecord(
-        sequence=sequence, created_unix_ns=time.time_ns(), tree_chunk_ids=[tree_id],
+        sequence=sequence,
+        created_unix_ns=time.time_ns(),
+        tree_chunk_ids=[tree_id],
         chunk_list_ids=[list_id],
-        totals=pb.SnapshotTotals(files=files, chunks=len(blobs) - 1,
-                                 stored_bytes=sum(map(len, blobs.values()))),
+        totals=pb.SnapshotTotals(
+            files=files, chunks=len(blobs) - 1, stored_bytes=sum(map(len, blobs.values()))
+        ),
     )
     return CraftedSnapshot(sign_snapshot(key, record), list(blobs.items()))
 
@@ -80,6 +83,14 @@ def craft_snapshot(key: ArchiveKey, entries: list[tuple[pb.TreeEntry, bytes | No
 def upload(client, crafted: CraftedSnapshot) -> None:  # type: ignore[no-untyped-def]
     """PutChunks then PutSnapshot through a NodeClient that holds the archive key."""
     archive_id = bytes(crafted.snapshot.archive_id)
-    client.put_chunks(iter([npb.PutChunksRequest(
-        archive_id=archive_id, chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs])]))
+    client.put_chunks(
+        iter(
+            [
+                npb.PutChunksRequest(
+                    archive_id=archive_id,
+                    chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs],
+                )
+            ]
+        )
+    )
     client.put_snapshot(crafted.snapshot.signed)

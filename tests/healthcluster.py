@@ -77,10 +77,13 @@ class Cluster:
             states = {}
             for n in nodes:
                 s = n.status()
-                states[n.name] = ([(x.chunks_held, x.chunks_total) for x in s.snapshots],
-                                  s.quarantined_chunks)
-            if all(snaps and all(h == t for h, t in snaps) and not q
-                   for snaps, q in states.values()):
+                states[n.name] = (
+                    [(x.chunks_held, x.chunks_total) for x in s.snapshots],
+                    s.quarantined_chunks,
+                )
+            if all(
+                snaps and all(h == t for h, t in snaps) and not q for snaps, q in states.values()
+            ):
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"no convergence in {timeout}s: {states}")
@@ -91,8 +94,11 @@ class Cluster:
         node = via or self.nodes[0]
         client = node.client(self.key.key)
         try:
-            item = next(s for s in client.list_snapshots().snapshots
-                        if s.snapshot_id.hex() == self.snapshot_id)
+            item = next(
+                s
+                for s in client.list_snapshots().snapshots
+                if s.snapshot_id.hex() == self.snapshot_id
+            )
             snap = verify_snapshot(item.snapshot)
             out = []
             for list_id in snap.record.chunk_list_ids:
@@ -116,13 +122,20 @@ def read_chunk(node: NodeProcess, key: KeyFile, chunk_id: bytes) -> bytes:
     raise LookupError(f"{node.name} does not serve {chunk_id.hex()[:12]}")
 
 
-def make_cluster(node_factory: Callable[..., NodeProcess], key: KeyFile, tmp_path: Path,
-                 names: tuple[str, ...] = ("paris", "berlin", "oslo"), replicas: int = 3,
-                 per_node: dict[str, dict[str, object]] | None = None,
-                 **config: object) -> Cluster:
+def make_cluster(
+    node_factory: Callable[..., NodeProcess],
+    key: KeyFile,
+    tmp_path: Path,
+    names: tuple[str, ...] = ("paris", "berlin", "oslo"),
+    replicas: int = 3,
+    per_node: dict[str, dict[str, object]] | None = None,
+    **config: object,
+) -> Cluster:
     """Start fully meshed nodes (sync every second by default) and write a cluster file."""
-    nodes = [node_factory(n, host=[key.archive_id], start=False, jurisdiction=JURISDICTIONS[n])
-             for n in names]
+    nodes = [
+        node_factory(n, host=[key.archive_id], start=False, jurisdiction=JURISDICTIONS[n])
+        for n in names
+    ]
     for a in nodes:
         for b in nodes:
             if a is not b:
@@ -131,7 +144,12 @@ def make_cluster(node_factory: Callable[..., NodeProcess], key: KeyFile, tmp_pat
         configure(n, **{"sync_interval": 1, **config, **(per_node or {}).get(n.name, {})})
         n.start()
     file = tmp_path / "cluster.toml"
-    file.write_text(f"replicas = {replicas}\n" + "".join(
-        f'\n[[node]]\nname = "{n.name}"\naddress = "{n.hostport}"\nid = "{n.node_id}"\n'
-        f'jurisdiction = "{n.jurisdiction}"\n' for n in nodes))
+    file.write_text(
+        f"replicas = {replicas}\n"
+        + "".join(
+            f'\n[[node]]\nname = "{n.name}"\naddress = "{n.hostport}"\nid = "{n.node_id}"\n'
+            f'jurisdiction = "{n.jurisdiction}"\n'
+            for n in nodes
+        )
+    )
     return Cluster(nodes, key, file)

@@ -41,16 +41,18 @@ class EvilPeer:
         self.node_id = self.identity.node_id
         self.port = free_port()
         self.mode = mode
-        self.upstream = NodeClient(NodeAddress.parse(upstream_address),
-                                   tokens=peer_tokens(self.identity.key))
+        self.upstream = NodeClient(
+            NodeAddress.parse(upstream_address), tokens=peer_tokens(self.identity.key)
+        )
         self.served_bad = 0
         self.server = grpc.server(futures.ThreadPoolExecutor(8))
         evil = self
 
         class Chunks(rpc.ChunkServiceServicer):
             def HasChunks(self, request, context):  # type: ignore[no-untyped-def]
-                return npb.HasChunksResponse(present=evil.upstream.has_chunks(list(request.ids),
-                                                                              role=pb.ROLE_PEER))
+                return npb.HasChunksResponse(
+                    present=evil.upstream.has_chunks(list(request.ids), role=pb.ROLE_PEER)
+                )
 
             def GetChunks(self, request, context):  # type: ignore[no-untyped-def]
                 yield from evil._corrupt(evil.upstream.get_chunks(list(request.ids)))
@@ -72,8 +74,9 @@ class EvilPeer:
         creds = grpc.ssl_server_credentials([(self.identity.key_pem, self.identity.cert_pem)])
         self.server.add_secure_port(f"127.0.0.1:{self.port}", creds)
 
-    def _corrupt(self, responses: Iterator[npb.GetChunksResponse]
-                 ) -> Iterator[npb.GetChunksResponse]:
+    def _corrupt(
+        self, responses: Iterator[npb.GetChunksResponse]
+    ) -> Iterator[npb.GetChunksResponse]:
         for response in responses:
             chunks = list(response.chunks)
             if self.mode == "flip":
@@ -96,18 +99,26 @@ class EvilPeer:
             record = pb.SnapshotRecord.FromString(item.snapshot.record)
             # 1. tampered: a later sequence under the original signature
             record.sequence += 100
-            tampered = pb.SignedSnapshot(record=record.SerializeToString(),
-                                         signature=item.snapshot.signature)
+            tampered = pb.SignedSnapshot(
+                record=record.SerializeToString(), signature=item.snapshot.signature
+            )
             # 2. signed by another key but naming the real archive
             other = sign_snapshot(impostor, pb.SnapshotRecord.FromString(item.snapshot.record))
             forged_record = pb.SnapshotRecord.FromString(other.signed.record)
             forged_record.archive_id = record.archive_id
-            forged = pb.SignedSnapshot(record=forged_record.SerializeToString(),
-                                       signature=other.signed.signature)
+            forged = pb.SignedSnapshot(
+                record=forged_record.SerializeToString(), signature=other.signed.signature
+            )
             for i, signed in enumerate((tampered, forged)):
-                out.snapshots.append(npb.StoredSnapshot(
-                    snapshot_id=bytes([i]) * 32, snapshot=signed, position=item.position,
-                    chunks_held=item.chunks_total, chunks_total=item.chunks_total))
+                out.snapshots.append(
+                    npb.StoredSnapshot(
+                        snapshot_id=bytes([i]) * 32,
+                        snapshot=signed,
+                        position=item.position,
+                        chunks_held=item.chunks_total,
+                        chunks_total=item.chunks_total,
+                    )
+                )
         return out
 
     @property

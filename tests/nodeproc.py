@@ -62,11 +62,17 @@ def run_cli(
     non-zero exit (tests assert on it)."""
     proc = subprocess.run(
         [entry_point(program), *map(os.fspath, args)],
-        env=_env(env), cwd=cwd, capture_output=True, timeout=timeout,
+        env=_env(env),
+        cwd=cwd,
+        capture_output=True,
+        timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
-    return (proc.returncode, proc.stdout.decode("utf-8", "replace"),
-            proc.stderr.decode("utf-8", "replace"))
+    return (
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+    )
 
 
 def run_node_cli(*args: str | os.PathLike[str], timeout: float = 60.0) -> tuple[int, str, str]:
@@ -74,12 +80,19 @@ def run_node_cli(*args: str | os.PathLike[str], timeout: float = 60.0) -> tuple[
     return run_cli(*args, timeout=timeout, program="samizdat-node")
 
 
-def spawn_cli(*args: str | os.PathLike[str], env: Mapping[str, str] | None = None,
-              cwd: str | os.PathLike[str] | None = None) -> subprocess.Popen[bytes]:
+def spawn_cli(
+    *args: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.Popen[bytes]:
     """Start the real `samizdat` CLI without waiting (for kill-midway tests)."""
     return subprocess.Popen(
-        [entry_point("samizdat"), *map(os.fspath, args)], env=_env(env), cwd=cwd,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        [entry_point("samizdat"), *map(os.fspath, args)],
+        env=_env(env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -95,8 +108,14 @@ class NodeProcess:
     >>> node.address   # 'NODE_ID@127.0.0.1:PORT'
     """
 
-    def __init__(self, directory: Path, *, port: int | None = None, name: str | None = None,
-                 jurisdiction: str = "") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        name: str | None = None,
+        jurisdiction: str = "",
+    ) -> None:
         self.directory = Path(directory)
         self.port = port or free_port()
         self.name = name or self.directory.name
@@ -116,8 +135,14 @@ class NodeProcess:
         return out
 
     def init(self) -> NodeProcess:
-        args = ["init", str(self.directory), "--listen", f"127.0.0.1:{self.port}",
-                "--name", self.name]
+        args = [
+            "init",
+            str(self.directory),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--name",
+            self.name,
+        ]
         if self.jurisdiction:
             args += ["--jurisdiction", self.jurisdiction]
         self.node_id = self._cli(*args).strip().splitlines()[-1]
@@ -126,8 +151,9 @@ class NodeProcess:
     def host(self, archive_id: str) -> None:
         self._cli("host", str(self.directory), archive_id)
 
-    def peer_add(self, other: NodeProcess | str, address: str | None = None,
-                 jurisdiction: str = "") -> None:
+    def peer_add(
+        self, other: NodeProcess | str, address: str | None = None, jurisdiction: str = ""
+    ) -> None:
         """Add a peer: another NodeProcess, or a node id plus HOST:PORT."""
         if isinstance(other, NodeProcess):
             node_id, hostport = other.node_id, f"127.0.0.1:{other.port}"
@@ -173,9 +199,19 @@ class NodeProcess:
         log.flush()
         self._log_handle = log
         self.proc = subprocess.Popen(
-            [entry_point("samizdat-node"), "serve", str(self.directory), "--log-level", "debug",
-             "--ready-file", str(self.ready_file)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env(),
+            [
+                entry_point("samizdat-node"),
+                "serve",
+                str(self.directory),
+                "--log-level",
+                "debug",
+                "--ready-file",
+                str(self.ready_file),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_env(),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -207,8 +243,9 @@ class NodeProcess:
                 self.proc.kill()
                 self.proc.wait(timeout)
                 self._reap()
-                raise NodeError(f"node {self.name} ignored SIGTERM for {timeout}s:\n"
-                                f"{self.logs()}") from None
+                raise NodeError(
+                    f"node {self.name} ignored SIGTERM for {timeout}s:\n{self.logs()}"
+                ) from None
         code = self.proc.returncode
         self._reap()
         return code

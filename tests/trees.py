@@ -52,8 +52,11 @@ def build_sample_tree(root: Path, *, big_size: int = 3 << 20, seed: int = 1) -> 
         os.makedirs(p(rel), exist_ok=True)
 
     files: list[tuple[bytes, int, bytes]] = [
-        ("évidence/notes — résumé.txt".encode(), 0o644,
-         ("Témoignage n° 1: « ok »\n" * 2000).encode()),
+        (
+            "évidence/notes — résumé.txt".encode(),
+            0o644,
+            ("Témoignage n° 1: « ok »\n" * 2000).encode(),
+        ),
         ("évidence/日本語 ディレクトリ/動画.bin".encode(), 0o600, rng.randbytes(big_size)),
         ("évidence/日本語 ディレクトリ/深い/🎥 clip.dat".encode(), 0o640, rng.randbytes(70_000)),
         ("Привет/пустой".encode(), 0o644, b""),
@@ -123,8 +126,9 @@ def tree_differences(expected: dict[bytes, Node], actual: dict[bytes, Node]) -> 
                 if getattr(a, attr) != getattr(b, attr):
                     diffs.append(f"{name}: {attr} {getattr(a, attr)!r} != {getattr(b, attr)!r}")
             if a.content != b.content:
-                diffs.append(f"{name}: content differs ({len(a.content)} vs {len(b.content)} "
-                             "bytes)")
+                diffs.append(
+                    f"{name}: content differs ({len(a.content)} vs {len(b.content)} bytes)"
+                )
     return diffs
 
 

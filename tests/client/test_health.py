@@ -42,28 +42,56 @@ DAY = 86400.0
 
 
 def snapshot(sequence: int) -> Snapshot:
-    record = pb.SnapshotRecord(sequence=sequence, chunk_list_ids=[bytes([sequence]) * 32],
-                               totals=pb.SnapshotTotals(chunks=99, stored_bytes=1000),
-                               created_unix_ns=NOW * 10**9)
+    record = pb.SnapshotRecord(
+        sequence=sequence,
+        chunk_list_ids=[bytes([sequence]) * 32],
+        totals=pb.SnapshotTotals(chunks=99, stored_bytes=1000),
+        created_unix_ns=NOW * 10**9,
+    )
     return sign_snapshot(KEY, record)
 
 
-def node(name: str, jurisdiction: str, holdings: list[tuple[Snapshot, int]], *, total: int = 100,
-         verified_since: int = NOW - 3600, quarantined: int = 0) -> NodeReport:
+def node(
+    name: str,
+    jurisdiction: str,
+    holdings: list[tuple[Snapshot, int]],
+    *,
+    total: int = 100,
+    verified_since: int = NOW - 3600,
+    quarantined: int = 0,
+) -> NodeReport:
     status = npb.GetStatusResponse(
-        node_id=name * 4, name=name, jurisdiction=jurisdiction, software_version="0.1.0",
-        hosted_archive_ids=[ARCHIVE], chunks_stored=total, bytes_stored=1000,
-        disk_free_bytes=10**12, disk_total_bytes=2 * 10**12, quarantined_chunks=quarantined,
+        node_id=name * 4,
+        name=name,
+        jurisdiction=jurisdiction,
+        software_version="0.1.0",
+        hosted_archive_ids=[ARCHIVE],
+        chunks_stored=total,
+        bytes_stored=1000,
+        disk_free_bytes=10**12,
+        disk_total_bytes=2 * 10**12,
+        quarantined_chunks=quarantined,
         time_unix=NOW,
-        scrub=npb.ScrubStatus(enabled=True, rate_mb=50, verified_since_unix=verified_since,
-                              passes_completed=1, last_pass_completed_unix=verified_since,
-                              pending_repair=quarantined),
+        scrub=npb.ScrubStatus(
+            enabled=True,
+            rate_mb=50,
+            verified_since_unix=verified_since,
+            passes_completed=1,
+            last_pass_completed_unix=verified_since,
+            pending_repair=quarantined,
+        ),
     )
-    report = NodeReport(name, f"127.0.0.1:{len(name)}", name * 4, jurisdiction, status,
-                        local_time=NOW)
+    report = NodeReport(
+        name, f"127.0.0.1:{len(name)}", name * 4, jurisdiction, status, local_time=NOW
+    )
     for snap, held in holdings:
-        item = npb.StoredSnapshot(snapshot_id=bytes(snap.id), snapshot=snap.signed,
-                                  chunks_held=held, chunks_total=total, bytes_total=1000)
+        item = npb.StoredSnapshot(
+            snapshot_id=bytes(snap.id),
+            snapshot=snap.signed,
+            chunks_held=held,
+            chunks_total=total,
+            bytes_total=1000,
+        )
         status.snapshots.append(item)
         report.snapshots[bytes(snap.id)] = item
     return report
@@ -86,15 +114,22 @@ def codes(report) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
 
 # ------------------------------------------------------------------------------ bounds
 
+
 def brute_force_below(r: int, holdings: list[set[int]], total: int) -> int:
     return sum(1 for c in range(total) if sum(c in h for h in holdings) < r)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 4), st.integers(1, 12), st.lists(st.integers(0, 12), max_size=5),
-       st.integers(0, 3), st.randoms(use_true_random=False))
+@given(
+    st.integers(1, 4),
+    st.integers(1, 12),
+    st.lists(st.integers(0, 12), max_size=5),
+    st.integers(0, 3),
+    st.randoms(use_true_random=False),
+)
 def test_chunks_below_bounds_contain_every_possible_truth(
-        r: int, total: int, partial: list[int], complete: int, rng: random.Random) -> None:
+    r: int, total: int, partial: list[int], complete: int, rng: random.Random
+) -> None:
     partial = [min(h, total - 1) for h in partial]  # partial nodes lack at least one chunk
     bound = chunks_below(r, complete, partial, total)
     assert 0 <= bound.low <= bound.high <= total
@@ -121,14 +156,17 @@ def test_bounds_are_tight(r: int) -> None:
     total = 5
     for held in itertools.product(range(total), repeat=3):
         b = chunks_below(r, 0, list(held), total)
-        truths = {brute_force_below(r, [set(x), set(y), set(z)], total)
-                  for x in itertools.combinations(range(total), held[0])
-                  for y in itertools.combinations(range(total), held[1])
-                  for z in itertools.combinations(range(total), held[2])}
+        truths = {
+            brute_force_below(r, [set(x), set(y), set(z)], total)
+            for x in itertools.combinations(range(total), held[0])
+            for y in itertools.combinations(range(total), held[1])
+            for z in itertools.combinations(range(total), held[2])
+        }
         assert (b.low, b.high) == (min(truths), max(truths)), held
 
 
 # ---------------------------------------------------------------------------- findings
+
 
 def test_healthy_cluster_has_no_findings_and_exit_0() -> None:
     s1, s2 = snapshot(1), snapshot(2)
@@ -145,8 +183,11 @@ def test_healthy_cluster_has_no_findings_and_exit_0() -> None:
 
 def test_unreachable_node_and_snapshots_below_target_are_named() -> None:
     s1, s2 = snapshot(1), snapshot(2)
-    nodes = [node("a", "FR", [(s1, 100), (s2, 100)]), node("b", "DE", [(s1, 100), (s2, 40)]),
-             down("c")]
+    nodes = [
+        node("a", "FR", [(s1, 100), (s2, 100)]),
+        node("b", "DE", [(s1, 100), (s2, 40)]),
+        down("c"),
+    ]
     report = analyse(nodes, records(s1, s2), POLICY)
     assert exit_code(report) == EXIT_DEGRADED
     unreachable = [f for f in report.findings if f.code == "node_unreachable"]
@@ -168,11 +209,19 @@ def test_no_reachable_node_is_exit_2() -> None:
 
 def test_jurisdictions_verification_and_node_problems() -> None:
     s1 = snapshot(1)
-    nodes = [node("a", "FR", [(s1, 100)]), node("b", "FR", [(s1, 100)], verified_since=0),
-             node("c", "FR", [(s1, 100)], quarantined=2, verified_since=NOW - 30 * 86400)]
-    nodes[0].status.peers.append(npb.PeerSyncStatus(  # type: ignore[union-attr]
-        node_id="bbbb", last_success_unix=NOW - 5, bad_chunks_received=3,
-        last_offence="served a bad chunk"))
+    nodes = [
+        node("a", "FR", [(s1, 100)]),
+        node("b", "FR", [(s1, 100)], verified_since=0),
+        node("c", "FR", [(s1, 100)], quarantined=2, verified_since=NOW - 30 * 86400),
+    ]
+    nodes[0].status.peers.append(
+        npb.PeerSyncStatus(  # type: ignore[union-attr]
+            node_id="bbbb",
+            last_success_unix=NOW - 5,
+            bad_chunks_received=3,
+            last_offence="served a bad chunk",
+        )
+    )
     report = analyse(nodes, records(s1), POLICY)
     found = codes(report)
     assert ("degraded", "too_few_jurisdictions") in found
@@ -187,8 +236,10 @@ def test_jurisdictions_verification_and_node_problems() -> None:
 
 def test_audit_turns_claims_into_verified_copies_or_exposes_a_liar() -> None:
     s1 = snapshot(1)
-    nodes = [node(n, j, [(s1, 100)], verified_since=0)
-             for n, j in (("a", "FR"), ("b", "DE"), ("c", "NO"))]
+    nodes = [
+        node(n, j, [(s1, 100)], verified_since=0)
+        for n, j in (("a", "FR"), ("b", "DE"), ("c", "NO"))
+    ]
     nodes[0].audit = AuditResult(sampled=5, ok=5, snapshots_passed={bytes(s1.id)})
     nodes[1].audit = AuditResult(sampled=5, ok=5, snapshots_passed={bytes(s1.id)})
     nodes[2].audit = AuditResult(sampled=5, ok=3, missing=["ab" * 32, "cd" * 32])
@@ -205,8 +256,11 @@ def test_audit_turns_claims_into_verified_copies_or_exposes_a_liar() -> None:
 
 def test_node_missing_a_snapshot_record_counts_as_holding_nothing() -> None:
     s1, s2 = snapshot(1), snapshot(2)
-    nodes = [node("a", "FR", [(s1, 100), (s2, 100)]), node("b", "DE", [(s1, 100)]),
-             node("c", "NO", [(s1, 100), (s2, 100)])]
+    nodes = [
+        node("a", "FR", [(s1, 100), (s2, 100)]),
+        node("b", "DE", [(s1, 100)]),
+        node("c", "NO", [(s1, 100), (s2, 100)]),
+    ]
     report = analyse(nodes, records(s1, s2), Policy(2, 2, 7 * DAY))
     assert exit_code(report) == EXIT_HEALTHY  # two complete copies meet a target of 2
     late = [f for f in report.findings if f.code == "snapshot_incomplete_on_node"]

@@ -57,7 +57,8 @@ def test_boundaries_differ_across_seeds(data_seed: int, a: int, b: int) -> None:
     # ~50 cut points: a collision of all of them is impossible
     data = random.Random(data_seed).randbytes(200_000)
     assert cuts(list(Chunker(a, SMALL).iter_buffer(data))) != cuts(
-        list(Chunker(b, SMALL).iter_buffer(data)))
+        list(Chunker(b, SMALL).iter_buffer(data))
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2**63 - 1, 2**63, 2**63 + 5, 2**64 - 1])
@@ -71,8 +72,7 @@ def test_every_64_bit_seed_is_accepted(seed: int) -> None:
 def test_archive_keys_derive_usable_distinct_seeds() -> None:
     keys = [ArchiveKey.generate() for _ in range(16)]
     data = random.Random(3).randbytes(300_000)
-    boundaries = {tuple(cuts(list(Chunker(k.chunker_seed, SMALL).iter_buffer(data))))
-                  for k in keys}
+    boundaries = {tuple(cuts(list(Chunker(k.chunker_seed, SMALL).iter_buffer(data)))) for k in keys}
     assert len(boundaries) == len(keys)
 
 

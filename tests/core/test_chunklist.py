@@ -10,8 +10,9 @@ from samizdat.core.chunklist import MAX_IDS, ChunkListBuilder, decode_chunk_list
 from samizdat.core.errors import ChunkCorrupt
 from samizdat.core.ids import ChunkId
 
-pairs = st.lists(st.tuples(st.binary(min_size=32, max_size=32), st.integers(0, 2**32 - 1)),
-                 max_size=50)
+pairs = st.lists(
+    st.tuples(st.binary(min_size=32, max_size=32), st.integers(0, 2**32 - 1)), max_size=50
+)
 
 
 @given(pairs)
@@ -35,8 +36,9 @@ def test_builder_dedups_and_cuts_at_max_ids() -> None:
         encode_chunk_list((i.to_bytes(32, "big"), 1) for i in range(MAX_IDS + 1))
 
 
-@pytest.mark.parametrize("blob", [b"", b"XXXX", b"SZCL\xff\xff", b"SZCL\x08\x02",
-                                  b"SZCL\x08\x01\x12\x03abc\x1a\x01\x05"])
+@pytest.mark.parametrize(
+    "blob", [b"", b"XXXX", b"SZCL\xff\xff", b"SZCL\x08\x02", b"SZCL\x08\x01\x12\x03abc\x1a\x01\x05"]
+)
 def test_malformed_lists_are_chunk_corrupt(blob: bytes) -> None:
     with pytest.raises(ChunkCorrupt):
         decode_chunk_list(ChunkId.of(blob), blob)

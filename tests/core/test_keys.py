@@ -61,8 +61,11 @@ def _flip_in_key_file(src: Path, dest: Path, where: str, index: int) -> None:
     or the check value, located by parsing (not by offset, so new fields cannot move it)."""
     key = load_key(src)
     raw = bytearray(src.read_bytes())
-    part = {"signing seed": key.signing_seed, "master secret": key.master_secret,
-            "check value": read_key_file(src).secrets_check}[where]
+    part = {
+        "signing seed": key.signing_seed,
+        "master secret": key.master_secret,
+        "check value": read_key_file(src).secrets_check,
+    }[where]
     assert len(part) >= 16 and raw.count(part) == 1
     raw[raw.find(part) + index] ^= 0xFF
     dest.write_bytes(bytes(raw))
@@ -84,8 +87,7 @@ def test_corrupt_missing_and_foreign_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("where", ["signing seed", "master secret", "check value"])
 @pytest.mark.parametrize("index", [0, 5, 15])
-def test_any_damage_to_a_plain_key_file_is_detected(tmp_path: Path, where: str,
-                                                    index: int) -> None:
+def test_any_damage_to_a_plain_key_file_is_detected(tmp_path: Path, where: str, index: int) -> None:
     # A flipped master-secret bit used to load silently as another key that still signed
     # as the archive: its snapshots could not be decrypted with the real key.
     path = tmp_path / "k.key"
@@ -111,8 +113,9 @@ def test_archive_signature() -> None:
     with pytest.raises(SignatureError):
         verify_archive_signature(bytes(key.archive_id), "snapshot record", b"messagE", sig)
     with pytest.raises(SignatureError):
-        verify_archive_signature(bytes(ArchiveKey.generate().archive_id), "snapshot record",
-                                 b"message", sig)
+        verify_archive_signature(
+            bytes(ArchiveKey.generate().archive_id), "snapshot record", b"message", sig
+        )
     # A signature made for one purpose never passes for another (domain separation).
     with pytest.raises(SignatureError):
         verify_archive_signature(bytes(key.archive_id), "auth token", b"message", sig)

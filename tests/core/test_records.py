@@ -18,12 +18,18 @@ OTHER = ArchiveKey(signing_seed=b"\x13" * 32, master_secret=b"\x14" * 32)
 ids = st.binary(min_size=32, max_size=32)
 records = st.builds(
     lambda seq, t, tree, lists, n: pb.SnapshotRecord(
-        sequence=seq, created_unix_ns=t, tree_chunk_ids=tree, chunk_list_ids=lists,
+        sequence=seq,
+        created_unix_ns=t,
+        tree_chunk_ids=tree,
+        chunk_list_ids=lists,
         totals=pb.SnapshotTotals(files=n, chunks=len(lists), plaintext_bytes=n * 7),
         chunker=pb.ChunkerParams(min_size=1, avg_size=2, max_size=3),
     ),
-    st.integers(0, 2**64 - 1), st.integers(1, 2**62), st.lists(ids, max_size=5),
-    st.lists(ids, max_size=5), st.integers(0, 2**40),
+    st.integers(0, 2**64 - 1),
+    st.integers(1, 2**62),
+    st.lists(ids, max_size=5),
+    st.lists(ids, max_size=5),
+    st.integers(0, 2**40),
 )
 
 

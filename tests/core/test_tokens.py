@@ -77,23 +77,31 @@ def test_forged_tokens_are_denied() -> None:
     t = pb.AuthToken.FromString(token)
     claims = pb.AuthClaims.FromString(t.claims)
     claims.role = pb.ROLE_WRITER
-    escalated = pb.AuthToken(claims=claims.SerializeToString(),
-                             signature=t.signature).SerializeToString()
+    escalated = pb.AuthToken(
+        claims=claims.SerializeToString(), signature=t.signature
+    ).SerializeToString()
     with pytest.raises(AccessDenied, match="does not verify"):
         verify_token(escalated, NODE)
     # a node key claiming a peer identity it does not hold
-    node_key, impostor = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
-        ec.SECP256R1())
+    node_key, impostor = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
     from cryptography.hazmat.primitives import hashes
 
-    stolen = _resign(node_token(node_key, NODE), lambda c: None,
-                     lambda raw: impostor.sign(signed_message("auth token", raw),
-                                               ec.ECDSA(hashes.SHA256())))
+    stolen = _resign(
+        node_token(node_key, NODE),
+        lambda c: None,
+        lambda raw: impostor.sign(signed_message("auth token", raw), ec.ECDSA(hashes.SHA256())),
+    )
     with pytest.raises(AccessDenied, match="does not verify"):
         verify_token(stolen, NODE)
     # no role
-    roleless = _resign(token, lambda c: setattr(c, "role", pb.ROLE_UNSPECIFIED),
-                       lambda raw: KEY.sign("auth token", raw))
+    roleless = _resign(
+        token,
+        lambda c: setattr(c, "role", pb.ROLE_UNSPECIFIED),
+        lambda raw: KEY.sign("auth token", raw),
+    )
     with pytest.raises(AccessDenied, match="no valid role"):
         verify_token(roleless, NODE)
 

@@ -13,24 +13,36 @@ from samizdat.core.tree import TREE_VERSION, check_relative_path, iter_tree, wri
 from samizdat.v1 import records_pb2 as pb
 
 component = st.binary(min_size=1, max_size=20).filter(
-    lambda b: b not in (b".", b"..") and b"/" not in b and b"\0" not in b and b"\\" not in b)
+    lambda b: b not in (b".", b"..") and b"/" not in b and b"\0" not in b and b"\\" not in b
+)
 safe_paths = st.lists(component, min_size=1, max_size=5).map(b"/".join)
 entries = st.builds(
     lambda path, kind, mode, mtime, size, target, chash, n: pb.TreeEntry(
-        path=path, kind=kind, mode=mode, mtime_ns=mtime, size=size, symlink_target=target,
+        path=path,
+        kind=kind,
+        mode=mode,
+        mtime_ns=mtime,
+        size=size,
+        symlink_target=target,
         content_hash=chash,
-        chunks=[pb.ChunkRef(id=bytes([i]) * 32, length=i * 1000) for i in range(n)]),
-    safe_paths, st.sampled_from([pb.ENTRY_KIND_FILE, pb.ENTRY_KIND_DIRECTORY,
-                                 pb.ENTRY_KIND_SYMLINK]),
-    st.integers(0, 0o7777), st.integers(-(2**63), 2**63 - 1), st.integers(0, 2**64 - 1),
-    st.binary(max_size=50), st.binary(max_size=32), st.integers(0, 4),
+        chunks=[pb.ChunkRef(id=bytes([i]) * 32, length=i * 1000) for i in range(n)],
+    ),
+    safe_paths,
+    st.sampled_from([pb.ENTRY_KIND_FILE, pb.ENTRY_KIND_DIRECTORY, pb.ENTRY_KIND_SYMLINK]),
+    st.integers(0, 0o7777),
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(0, 2**64 - 1),
+    st.binary(max_size=50),
+    st.binary(max_size=32),
+    st.integers(0, 4),
 )
 
 
 def serialize(items: list[pb.TreeEntry], count: int | None = None) -> bytes:
     out = io.BytesIO()
-    write_message(out, pb.TreeHeader(version=TREE_VERSION,
-                                     entry_count=len(items) if count is None else count))
+    write_message(
+        out, pb.TreeHeader(version=TREE_VERSION, entry_count=len(items) if count is None else count)
+    )
     for e in items:
         write_message(out, e)
     return out.getvalue()
@@ -44,8 +56,9 @@ def test_write_iter_round_trip(items: list[pb.TreeEntry]) -> None:
 
 @given(st.lists(entries, min_size=1, max_size=10), st.data())
 @settings(max_examples=100, deadline=None)
-def test_truncated_stream_is_an_integrity_error(items: list[pb.TreeEntry],
-                                                data: st.DataObject) -> None:
+def test_truncated_stream_is_an_integrity_error(
+    items: list[pb.TreeEntry], data: st.DataObject
+) -> None:
     raw = serialize(items)
     cut = data.draw(st.integers(0, len(raw) - 1))
     with pytest.raises(IntegrityError):
@@ -75,16 +88,34 @@ def test_bad_header_is_an_integrity_error() -> None:
         list(iter_tree(io.BytesIO(b"\x05\xff\xff\xff\xff\xff")))
 
 
-UNSAFE = [b"../x", b"/abs", b"a/../b", b"a//b", b".", b"..", b"", b"a/", b"/", b"./a",
-          b"a/.", b"a\0b", b"a\\..\\b", b"x/../../etc/passwd"]
+UNSAFE = [
+    b"../x",
+    b"/abs",
+    b"a/../b",
+    b"a//b",
+    b".",
+    b"..",
+    b"",
+    b"a/",
+    b"/",
+    b"./a",
+    b"a/.",
+    b"a\0b",
+    b"a\\..\\b",
+    b"x/../../etc/passwd",
+]
 
 
 @pytest.mark.parametrize("path", UNSAFE, ids=[repr(p) for p in UNSAFE])
 def test_unsafe_paths_are_refused(path: bytes) -> None:
     with pytest.raises(UnsafePath, match="unsafe path"):
         check_relative_path(path)
-    raw = serialize([pb.TreeEntry(path=b"ok", kind=pb.ENTRY_KIND_DIRECTORY),
-                     pb.TreeEntry(path=path, kind=pb.ENTRY_KIND_FILE)])
+    raw = serialize(
+        [
+            pb.TreeEntry(path=b"ok", kind=pb.ENTRY_KIND_DIRECTORY),
+            pb.TreeEntry(path=path, kind=pb.ENTRY_KIND_FILE),
+        ]
+    )
     with pytest.raises(UnsafePath):
         list(iter_tree(io.BytesIO(raw)))
 
@@ -94,8 +125,10 @@ def test_safe_paths_split_into_their_components(path: bytes) -> None:
     assert b"/".join(check_relative_path(path)) == path
 
 
-@pytest.mark.parametrize("path", ["évidence/日本語/🎥 clip.dat".encode(), b"raw-\xff-name",
-                                  b"...", b"..a", b"a..", b".hidden"])
+@pytest.mark.parametrize(
+    "path",
+    ["évidence/日本語/🎥 clip.dat".encode(), b"raw-\xff-name", b"...", b"..a", b"a..", b".hidden"],
+)
 def test_unusual_but_safe_paths_are_accepted(path: bytes) -> None:
     assert check_relative_path(path)
 

@@ -24,8 +24,11 @@ def cache_path(key: KeyFile) -> Path:
 
 
 def test_cache_hits_still_upload_what_a_fresh_node_lacks(
-        node_factory: Callable[..., NodeProcess], archive_key: KeyFile, sample_tree: Path,
-        tmp_path: Path) -> None:
+    node_factory: Callable[..., NodeProcess],
+    archive_key: KeyFile,
+    sample_tree: Path,
+    tmp_path: Path,
+) -> None:
     first = node_factory("first", host=[archive_key.archive_id])
     _, uploaded_first = push(archive_key, first, sample_tree)
     assert cache_path(archive_key).is_dir()
@@ -39,8 +42,11 @@ def test_cache_hits_still_upload_what_a_fresh_node_lacks(
 
 
 def test_wrong_cache_entry_stops_the_push_and_clears_the_cache(
-        node_factory: Callable[..., NodeProcess], archive_key: KeyFile, sample_tree: Path,
-        tmp_path: Path) -> None:
+    node_factory: Callable[..., NodeProcess],
+    archive_key: KeyFile,
+    sample_tree: Path,
+    tmp_path: Path,
+) -> None:
     first = node_factory("first", host=[archive_key.archive_id])
     push(archive_key, first, sample_tree)
     # Point every cached entry at a wrong id (a damaged or tampered cache).
@@ -52,8 +58,7 @@ def test_wrong_cache_entry_stops_the_push_and_clears_the_cache(
     assert entries
 
     fresh = node_factory("fresh", host=[archive_key.archive_id])
-    code, _, err = run_cli("push", "--key", archive_key.path, "--node", fresh.address,
-                           sample_tree)
+    code, _, err = run_cli("push", "--key", archive_key.path, "--node", fresh.address, sample_tree)
     assert code == 1 and "local id cache" in err and "run the push again" in err, err
     assert "Traceback" not in err
     assert not cache_path(archive_key).exists()
@@ -64,10 +69,12 @@ def test_wrong_cache_entry_stops_the_push_and_clears_the_cache(
     assert_same_tree(sample_tree, tmp_path / "restored")
 
 
-def test_no_cache_flag_leaves_no_cache(node: NodeProcess, archive_key: KeyFile,
-                                       sample_tree: Path) -> None:
-    code, out, err = run_cli("push", "--key", archive_key.path, "--node", node.address,
-                             "--no-cache", sample_tree)
+def test_no_cache_flag_leaves_no_cache(
+    node: NodeProcess, archive_key: KeyFile, sample_tree: Path
+) -> None:
+    code, out, err = run_cli(
+        "push", "--key", archive_key.path, "--node", node.address, "--no-cache", sample_tree
+    )
     assert code == 0, err
     assert UPLOADED.search(out)
     assert not cache_path(archive_key).exists()

@@ -41,12 +41,18 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def test_metrics_endpoint_reports_store_snapshots_pulls_scrub_and_rpc_latency(
-        node_factory: Callable[..., NodeProcess], archive_key: KeyFile, tmp_path: Path) -> None:
+    node_factory: Callable[..., NodeProcess], archive_key: KeyFile, tmp_path: Path
+) -> None:
     ports = {"paris": free_port(), "berlin": free_port()}
-    c = make_cluster(node_factory, archive_key, tmp_path, names=("paris", "berlin"),
-                     replicas=2, scrub_interval=1,
-                     per_node={n: {"metrics_listen": f"127.0.0.1:{p}"}
-                               for n, p in ports.items()})
+    c = make_cluster(
+        node_factory,
+        archive_key,
+        tmp_path,
+        names=("paris", "berlin"),
+        replicas=2,
+        scrub_interval=1,
+        per_node={n: {"metrics_listen": f"127.0.0.1:{p}"} for n, p in ports.items()},
+    )
     snapshot_id = c.push(make_tree(tmp_path / "src"))
     c.wait_complete()
     code, _, err = run_cli("status", "--cluster", c.file)
@@ -55,19 +61,27 @@ def test_metrics_endpoint_reports_store_snapshots_pulls_scrub_and_rpc_latency(
     paris, berlin = c.node("paris"), c.node("berlin")
     samples, families = scrape(ports["berlin"])
     status = berlin.status()
-    for family in ("samizdat_chunks_stored", "samizdat_bytes_stored",
-                   "samizdat_snapshot_missing_chunks", "samizdat_pulled_chunks",
-                   "samizdat_pulled_bytes", "samizdat_bad_chunks_received",
-                   "samizdat_scrub_position_fraction", "samizdat_scrub_checked_bytes",
-                   "samizdat_scrub_passes", "samizdat_rpc_seconds",
-                   "samizdat_peer_last_sync_timestamp_seconds"):
+    for family in (
+        "samizdat_chunks_stored",
+        "samizdat_bytes_stored",
+        "samizdat_snapshot_missing_chunks",
+        "samizdat_pulled_chunks",
+        "samizdat_pulled_bytes",
+        "samizdat_bad_chunks_received",
+        "samizdat_scrub_position_fraction",
+        "samizdat_scrub_checked_bytes",
+        "samizdat_scrub_passes",
+        "samizdat_rpc_seconds",
+        "samizdat_peer_last_sync_timestamp_seconds",
+    ):
         assert family in families, family
     assert value(samples, "samizdat_chunks_stored") == status.chunks_stored > 0
     assert value(samples, "samizdat_bytes_stored") == status.bytes_stored
     snap = {"snapshot": snapshot_id[:12], "archive": archive_key.archive_id[:12]}
     assert value(samples, "samizdat_snapshot_missing_chunks", **snap) == 0
-    assert value(samples, "samizdat_snapshot_chunks_held", **snap) == \
-        status.snapshots[0].chunks_total
+    assert (
+        value(samples, "samizdat_snapshot_chunks_held", **snap) == status.snapshots[0].chunks_total
+    )
     peer = {"peer": paris.node_id[:12]}
     assert value(samples, "samizdat_pulled_chunks_total", **peer) == status.chunks_stored
     assert value(samples, "samizdat_pulled_bytes_total", **peer) == status.bytes_stored
@@ -76,11 +90,12 @@ def test_metrics_endpoint_reports_store_snapshots_pulls_scrub_and_rpc_latency(
     assert value(samples, "samizdat_scrub_verified_since_timestamp_seconds") > 0
     assert value(samples, "samizdat_peer_last_sync_timestamp_seconds", **peer) > 0
     # RPC latencies: the status call above, and the peer's pulls from this node.
-    get_status = value(samples, "samizdat_rpc_seconds_count", method="GetStatus",
-                       outcome="ok")
+    get_status = value(samples, "samizdat_rpc_seconds_count", method="GetStatus", outcome="ok")
     assert get_status >= 1
-    assert value(samples, "samizdat_rpc_seconds_bucket", method="GetStatus", outcome="ok",
-                 le="+Inf") == get_status
+    assert (
+        value(samples, "samizdat_rpc_seconds_bucket", method="GetStatus", outcome="ok", le="+Inf")
+        == get_status
+    )
     # Paris lists berlin's snapshots in each of its rounds; its first round may have found
     # berlin not yet up, so wait for the next one.
     listed = ("samizdat_rpc_seconds_count", (("method", "ListSnapshots"), ("outcome", "ok")))
@@ -102,5 +117,4 @@ def test_metrics_endpoint_reports_store_snapshots_pulls_scrub_and_rpc_latency(
     finally:
         client.close()
     samples, _ = scrape(ports["paris"])
-    assert value(samples, "samizdat_rpc_seconds_count", method="GetChunks",
-                 outcome="error") >= 1
+    assert value(samples, "samizdat_rpc_seconds_count", method="GetChunks", outcome="error") >= 1

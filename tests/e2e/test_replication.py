@@ -47,16 +47,17 @@ def push(key: KeyFile, node: NodeProcess, src: Path) -> str:
 
 
 def holdings(node: NodeProcess) -> dict[str, tuple[int, int]]:
-    return {s.snapshot_id.hex(): (s.chunks_held, s.chunks_total)
-            for s in node.status().snapshots}
+    return {s.snapshot_id.hex(): (s.chunks_held, s.chunks_total) for s in node.status().snapshots}
 
 
 def wait_complete(nodes: list[NodeProcess], snapshot_ids: set[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
         states = {n.name: holdings(n) for n in nodes}
-        if all(set(h) >= snapshot_ids and all(h[s][0] == h[s][1] for s in snapshot_ids)
-               for h in states.values()):
+        if all(
+            set(h) >= snapshot_ids and all(h[s][0] == h[s][1] for s in snapshot_ids)
+            for h in states.values()
+        ):
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"no convergence in {timeout}s: {states}")
@@ -84,10 +85,13 @@ def assert_restores(key: KeyFile, node: NodeProcess, src: Path, dest: Path) -> N
 Factory = Callable[..., NodeProcess]
 
 
-def cluster(node_factory: Factory, key: KeyFile, names: list[str], **config: object
-            ) -> list[NodeProcess]:
-    nodes = [node_factory(n, host=[key.archive_id], start=False, jurisdiction=j)
-             for n, j in zip(names, ["FR", "DE", "NO", "CH"], strict=False)]
+def cluster(
+    node_factory: Factory, key: KeyFile, names: list[str], **config: object
+) -> list[NodeProcess]:
+    nodes = [
+        node_factory(n, host=[key.archive_id], start=False, jurisdiction=j)
+        for n, j in zip(names, ["FR", "DE", "NO", "CH"], strict=False)
+    ]
     mesh(nodes)
     for n in nodes:
         configure(n, **config)
@@ -95,8 +99,9 @@ def cluster(node_factory: Factory, key: KeyFile, names: list[str], **config: obj
     return nodes
 
 
-def test_push_to_one_node_reaches_every_peer(node_factory: Factory, archive_key: KeyFile,
-                                             tmp_path: Path) -> None:
+def test_push_to_one_node_reaches_every_peer(
+    node_factory: Factory, archive_key: KeyFile, tmp_path: Path
+) -> None:
     # A long interval: only the push hint can make B and C pull within the test's time.
     a, b, c = cluster(node_factory, archive_key, ["a", "b", "c"], sync_interval=120)
     time.sleep(0.5)  # let the start-up rounds pass
@@ -109,8 +114,9 @@ def test_push_to_one_node_reaches_every_peer(node_factory: Factory, archive_key:
     assert_restores(archive_key, c, src2, tmp_path / "restored")
 
 
-def test_sigkill_mid_replication_then_convergence(node_factory: Factory, archive_key: KeyFile,
-                                                  tmp_path: Path) -> None:
+def test_sigkill_mid_replication_then_convergence(
+    node_factory: Factory, archive_key: KeyFile, tmp_path: Path
+) -> None:
     a, b, c = cluster(node_factory, archive_key, ["a", "b", "c"], sync_interval=0.5)
     for n in (b, c):  # slow pulls down so that the kill lands mid-transfer
         configure(n, bandwidth_limit_mb=3)
@@ -137,11 +143,13 @@ def test_sigkill_mid_replication_then_convergence(node_factory: Factory, archive
     assert_restores(archive_key, c, src, tmp_path / "restored")
 
 
-def test_empty_node_backfills_whole_archive(node_factory: Factory, archive_key: KeyFile,
-                                           tmp_path: Path) -> None:
+def test_empty_node_backfills_whole_archive(
+    node_factory: Factory, archive_key: KeyFile, tmp_path: Path
+) -> None:
     a, b = cluster(node_factory, archive_key, ["a", "b"], sync_interval=1)
-    snaps = {push(archive_key, a, make_tree(tmp_path / f"s{i}", 3 << 20, seed=10 + i))
-             for i in range(2)}
+    snaps = {
+        push(archive_key, a, make_tree(tmp_path / f"s{i}", 3 << 20, seed=10 + i)) for i in range(2)
+    }
     wait_complete([a, b], snaps)
     d = node_factory("d", host=[archive_key.archive_id], start=False, jurisdiction="CH")
     d.peer_add(b)
@@ -154,7 +162,8 @@ def test_empty_node_backfills_whole_archive(node_factory: Factory, archive_key: 
 
 @pytest.mark.parametrize("mode", ["flip", "swap"])
 def test_peer_serving_bad_chunks_is_rejected_and_recorded(
-        node_factory: Factory, archive_key: KeyFile, tmp_path: Path, mode: str) -> None:
+    node_factory: Factory, archive_key: KeyFile, tmp_path: Path, mode: str
+) -> None:
     honest = node_factory("honest", host=[archive_key.archive_id], start=False)
     receiver = node_factory("receiver", host=[archive_key.archive_id], start=False)
     configure(receiver, sync_interval=0.5)
@@ -180,7 +189,8 @@ def test_peer_serving_bad_chunks_is_rejected_and_recorded(
 
 
 def test_forged_snapshot_records_never_stored_or_propagated(
-        node_factory: Factory, archive_key: KeyFile, tmp_path: Path) -> None:
+    node_factory: Factory, archive_key: KeyFile, tmp_path: Path
+) -> None:
     honest = node_factory("honest", host=[archive_key.archive_id], start=False)
     receiver = node_factory("receiver", host=[archive_key.archive_id], start=False)
     downstream = node_factory("downstream", host=[archive_key.archive_id], start=False)
@@ -207,8 +217,9 @@ def test_forged_snapshot_records_never_stored_or_propagated(
         evil.stop()
 
 
-def test_revoked_node_is_refused_by_every_peer(node_factory: Factory, archive_key: KeyFile,
-                                               tmp_path: Path) -> None:
+def test_revoked_node_is_refused_by_every_peer(
+    node_factory: Factory, archive_key: KeyFile, tmp_path: Path
+) -> None:
     a, b, c = cluster(node_factory, archive_key, ["a", "b", "c"], sync_interval=0.5)
     first = push(archive_key, a, make_tree(tmp_path / "s1", 1 << 20, seed=6))
     wait_complete([a, b, c], {first})
@@ -239,9 +250,9 @@ def _rounds(metrics_port: int) -> float:
     return total
 
 
-def test_noop_round_cost_does_not_grow_with_archive(node_factory: Factory,
-                                                    archive_key: KeyFile,
-                                                    tmp_path: Path) -> None:
+def test_noop_round_cost_does_not_grow_with_archive(
+    node_factory: Factory, archive_key: KeyFile, tmp_path: Path
+) -> None:
     a = node_factory("a", host=[archive_key.archive_id], start=True)
     b = node_factory("b", host=[archive_key.archive_id], start=False)
     proxy = ByteCountingProxy(a.port)

@@ -31,8 +31,7 @@ def push(key: KeyFile, node: NodeProcess, src: Path) -> tuple[str, int]:
 
 
 def restore(key: KeyFile, node: NodeProcess, dest: Path, *extra: str) -> str:
-    code, out, err = run_cli("restore", "--key", key.path, "--node", node.address, *extra,
-                             dest)
+    code, out, err = run_cli("restore", "--key", key.path, "--node", node.address, *extra, dest)
     assert code == 0, f"restore failed ({code}): {err}"
     return out
 
@@ -58,11 +57,16 @@ def test_push_snapshots_ls_restore_verify_round_trip(
     assert listed == expected
     assert "link-to-notes -> évidence/notes — résumé.txt" in out
     assert "-rw-------" in out and "3145728" in out  # mode and size of 動画.bin
-    code, out, _ = run_cli("ls", "--key", archive_key.path, "--node", node.address,
-                           snap_id[:10], "Привет")
+    code, out, _ = run_cli(
+        "ls", "--key", archive_key.path, "--node", node.address, snap_id[:10], "Привет"
+    )
     assert code == 0
-    assert sorted(line.split(maxsplit=4)[-1].split(" -> ")[0] for line in out.splitlines()) \
-        == ["Привет", "Привет/run.sh", "Привет/to-dir", "Привет/пустой"]
+    assert sorted(line.split(maxsplit=4)[-1].split(" -> ")[0] for line in out.splitlines()) == [
+        "Привет",
+        "Привет/run.sh",
+        "Привет/to-dir",
+        "Привет/пустой",
+    ]
 
     dest = tmp_path / "restored"
     out = restore(archive_key, node, dest)
@@ -177,19 +181,31 @@ def test_node_directory_holds_no_plaintext(
         "head of an incompressible file": incompressible[:64],
     }
     # Positive control: the same scan finds every needle in the plaintext source.
-    source = all_files_bytes(src) + [("names", os.fsencode(" ".join(
-        str(p) for p in src.rglob("*"))))]
-    source.append(("hashes", b"".join(blake3.blake3(d).digest() + blake3.blake3(d).hexdigest()
-                                      .encode() for _, d in source)))
-    missed = [w for w, n in needles.items() if "NFD" not in w
-              and not any(n in data for _, data in source)]
+    source = all_files_bytes(src) + [
+        ("names", os.fsencode(" ".join(str(p) for p in src.rglob("*"))))
+    ]
+    source.append(
+        (
+            "hashes",
+            b"".join(
+                blake3.blake3(d).digest() + blake3.blake3(d).hexdigest().encode() for _, d in source
+            ),
+        )
+    )
+    missed = [
+        w for w, n in needles.items() if "NFD" not in w and not any(n in data for _, data in source)
+    ]
     assert not missed, f"scan cannot see {missed}"
 
     scanned = all_files_bytes(node.directory)
     scanned.append((str(node.log_path), node.log_path.read_bytes()))
     assert sum(len(data) for _, data in scanned) > len(incompressible)  # the data is there
-    found = [f"{what} in {path}" for path, data in scanned
-             for what, needle in needles.items() if needle in data]
+    found = [
+        f"{what} in {path}"
+        for path, data in scanned
+        for what, needle in needles.items()
+        if needle in data
+    ]
     assert not found, "plaintext on the node's disk:\n" + "\n".join(found)
 
     # And the data is all there.

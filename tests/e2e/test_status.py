@@ -34,8 +34,7 @@ def findings(doc: dict, code: str) -> list[dict]:  # type: ignore[type-arg]
     return [f for f in doc["findings"] if f["code"] == code]
 
 
-def test_healthy_cluster_exits_0_with_every_snapshot_complete_everywhere(
-        cluster: Cluster) -> None:
+def test_healthy_cluster_exits_0_with_every_snapshot_complete_everywhere(cluster: Cluster) -> None:
     started = time.monotonic()
     code, out, err = cluster.status()
     elapsed = time.monotonic() - started
@@ -51,8 +50,10 @@ def test_healthy_cluster_exits_0_with_every_snapshot_complete_everywhere(
     [snap] = doc["snapshots"]
     assert snap["snapshot_id"] == cluster.snapshot_id
     assert [n["name"] for n in snap["nodes"]] == ["paris", "berlin", "oslo"]
-    assert all(n["complete"] and n["chunks_held"] == n["chunks_total"] == snap["chunks_total"]
-               for n in snap["nodes"])
+    assert all(
+        n["complete"] and n["chunks_held"] == n["chunks_total"] == snap["chunks_total"]
+        for n in snap["nodes"]
+    )
     rep = snap["replication"]
     assert (rep["complete_copies"], rep["jurisdictions"]) == (3, 3)
     assert rep["copies_per_jurisdiction"] == {"DE": 1, "FR": 1, "NO": 1}
@@ -84,8 +85,9 @@ def test_stopped_node_is_named_with_the_snapshots_below_target(cluster: Cluster)
     assert (code, doc["status"]) == (1, "degraded")
     [down] = findings(doc, "node_unreachable")
     assert down["node"] == "berlin" and down["severity"] == "degraded"
-    assert [f["snapshot_id"] for f in findings(doc, "snapshot_below_target")] == \
-        [cluster.snapshot_id]
+    assert [f["snapshot_id"] for f in findings(doc, "snapshot_below_target")] == [
+        cluster.snapshot_id
+    ]
     berlin = next(n for n in doc["nodes"] if n["name"] == "berlin")
     assert berlin["reachable"] is False and berlin["error"]
     rep = doc["snapshots"][0]["replication"]
@@ -156,15 +158,20 @@ def test_scrub_finds_flipped_byte_repairs_it_from_a_peer(cluster: Cluster) -> No
 
 
 def test_audit_exposes_a_node_claiming_chunks_it_does_not_hold(
-        node_factory: Factory, archive_key: KeyFile, tmp_path: Path) -> None:
+    node_factory: Factory, archive_key: KeyFile, tmp_path: Path
+) -> None:
     # oslo never scrubs, so nothing but an audit can find out what happened to its disk.
-    c = make_cluster(node_factory, archive_key, tmp_path, scrub_interval=1,
-                     per_node={"oslo": {"scrub_rate_mb": 0}})
+    c = make_cluster(
+        node_factory,
+        archive_key,
+        tmp_path,
+        scrub_interval=1,
+        per_node={"oslo": {"scrub_rate_mb": 0}},
+    )
     c.push(make_tree(tmp_path / "src"))
     c.wait_complete()
     oslo = c.node("oslo")
-    victims = [(cid, read_chunk(oslo, c.key, cid)) for cid, size in c.chunks()
-               if size > 100_000]
+    victims = [(cid, read_chunk(oslo, c.key, cid)) for cid, size in c.chunks() if size > 100_000]
     assert len(victims) >= 3
     oslo.stop()
     for _, blob in victims:  # its index (and so every counter) still claims them
@@ -185,8 +192,9 @@ def test_audit_exposes_a_node_claiming_chunks_it_does_not_hold(
     assert audits["paris"]["passed"] and audits["berlin"]["passed"]
     assert audits["paris"]["ok"] == audits["paris"]["sampled"] >= len(victims)
     assert not audits["oslo"]["passed"]
-    assert set(audits["oslo"]["missing"]) | set(audits["oslo"]["corrupt"]) == \
-        {cid.hex() for cid, _ in victims}
+    assert set(audits["oslo"]["missing"]) | set(audits["oslo"]["corrupt"]) == {
+        cid.hex() for cid, _ in victims
+    }
     [failed] = findings(doc, "audit_failed")
     assert failed["node"] == "oslo" and failed["severity"] == "degraded"
     holders = {n["name"]: n for n in doc["snapshots"][0]["nodes"]}

@@ -42,14 +42,18 @@ def snapshot_ids(node: NodeProcess) -> set[bytes]:
 
 
 def test_restore_and_verify_with_an_unrelated_key_fail_cleanly(
-    node: NodeProcess, archive_key: KeyFile, other_key: KeyFile, sample_tree: Path,
+    node: NodeProcess,
+    archive_key: KeyFile,
+    other_key: KeyFile,
+    sample_tree: Path,
     tmp_path: Path,
 ) -> None:
     pushed(node, archive_key, sample_tree)
     dest = tmp_path / "dest"
     for command in (["restore", dest], ["verify"], ["ls", "latest"]):
-        code, out, err = run_cli(command[0], "--key", other_key.path, "--node", node.address,
-                                 *command[1:])
+        code, out, err = run_cli(
+            command[0], "--key", other_key.path, "--node", node.address, *command[1:]
+        )
         assert code == 2, (command, code, err)  # nothing to read with this key here
         assert "does not host the archive of the presented key" in err, err
         assert "Traceback" not in err
@@ -72,8 +76,7 @@ def test_restore_with_a_damaged_key_of_the_same_archive_writes_nothing(
     wrong = ArchiveKey(archive_key.key.signing_seed, os.urandom(32))
     save_key(wrong, tmp_path / "wrong.key")
     dest = tmp_path / "dest"
-    code, _, err = run_cli("restore", "--key", tmp_path / "wrong.key", "--node", node.address,
-                           dest)
+    code, _, err = run_cli("restore", "--key", tmp_path / "wrong.key", "--node", node.address, dest)
     assert code == 1
     assert "does not decrypt under this archive key (wrong key?)" in err, err
     assert "Traceback" not in err
@@ -81,8 +84,9 @@ def test_restore_with_a_damaged_key_of_the_same_archive_writes_nothing(
     code, _, err = run_cli("verify", "--key", tmp_path / "wrong.key", "--node", node.address)
     assert code == 1 and "wrong key" in err
     # The right key still restores everything.
-    code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address,
-                           tmp_path / "ok")
+    code, _, err = run_cli(
+        "restore", "--key", archive_key.path, "--node", node.address, tmp_path / "ok"
+    )
     assert code == 0, err
     assert_same_tree(sample_tree, tmp_path / "ok")
 
@@ -93,15 +97,24 @@ def test_passphrase_protected_key(node_factory, tmp_path: Path, sample_tree: Pat
     assert code == 0, err
     archive_id = out.strip()
     node = node_factory("np", host=[archive_id])
-    code, _, err = run_cli("push", "--key", tmp_path / "p.key", "--node", node.address,
-                           sample_tree, env=env)
+    code, _, err = run_cli(
+        "push", "--key", tmp_path / "p.key", "--node", node.address, sample_tree, env=env
+    )
     assert code == 0, err
-    code, _, err = run_cli("restore", "--key", tmp_path / "p.key", "--node", node.address,
-                           tmp_path / "dest", env={"SAMIZDAT_PASSPHRASE": "wrong"})
+    code, _, err = run_cli(
+        "restore",
+        "--key",
+        tmp_path / "p.key",
+        "--node",
+        node.address,
+        tmp_path / "dest",
+        env={"SAMIZDAT_PASSPHRASE": "wrong"},
+    )
     assert code == 1 and "wrong passphrase" in err
     assert not (tmp_path / "dest").exists()
-    code, _, err = run_cli("restore", "--key", tmp_path / "p.key", "--node", node.address,
-                           tmp_path / "dest")
+    code, _, err = run_cli(
+        "restore", "--key", tmp_path / "p.key", "--node", node.address, tmp_path / "dest"
+    )
     assert code == 1 and "protected by a passphrase" in err
     code, _, err = run_cli("key", "new", tmp_path / "p.key", env=env)
     assert code == 2 and "refusing to overwrite" in err
@@ -118,21 +131,28 @@ def test_snapshot_with_a_bad_signature_is_rejected(
     crafted = craft_snapshot(archive_key.key, [file_entry(b"a.txt", b"forged content")])
     client = node.client(archive_key.key)
     try:
-        client.put_chunks(iter([npb.PutChunksRequest(
-            archive_id=bytes(archive_key.key.archive_id),
-            chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs])]))
+        client.put_chunks(
+            iter(
+                [
+                    npb.PutChunksRequest(
+                        archive_id=bytes(archive_key.key.archive_id),
+                        chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs],
+                    )
+                ]
+            )
+        )
         signed = crafted.snapshot.signed
         record = pb.SnapshotRecord.FromString(signed.record)
         record.sequence = 1000  # altered after signing
-        altered = pb.SignedSnapshot(record=record.SerializeToString(deterministic=True),
-                                    signature=signed.signature)
+        altered = pb.SignedSnapshot(
+            record=record.SerializeToString(deterministic=True), signature=signed.signature
+        )
         with pytest.raises(SignatureError, match="does not verify"):
             client.put_snapshot(altered)
         flipped = bytearray(signed.signature)
         flipped[10] ^= 0x01
         with pytest.raises(SignatureError, match="does not verify"):
-            client.put_snapshot(pb.SignedSnapshot(record=signed.record,
-                                                  signature=bytes(flipped)))
+            client.put_snapshot(pb.SignedSnapshot(record=signed.record, signature=bytes(flipped)))
         # signed by an impostor key but naming our archive
         impostor = ArchiveKey.generate()
         raw = signed.record
@@ -168,9 +188,16 @@ def test_snapshot_for_an_archive_the_node_does_not_host_is_rejected(
         with pytest.raises(AccessDenied, match="writer token signed by this archive"):
             ours.put_snapshot(crafted.snapshot.signed)
         with pytest.raises(AccessDenied):
-            ours.put_chunks(iter([npb.PutChunksRequest(
-                archive_id=bytes(other_key.key.archive_id),
-                chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs])]))
+            ours.put_chunks(
+                iter(
+                    [
+                        npb.PutChunksRequest(
+                            archive_id=bytes(other_key.key.archive_id),
+                            chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs],
+                        )
+                    ]
+                )
+            )
     finally:
         ours.close()
     status = node.status()
@@ -206,9 +233,16 @@ def test_snapshot_referencing_missing_chunks_is_rejected(
     try:
         with pytest.raises(IncompleteSnapshot, match="missing"):
             client.put_snapshot(crafted.snapshot.signed)  # no chunks uploaded at all
-        client.put_chunks(iter([npb.PutChunksRequest(
-            archive_id=bytes(archive_key.key.archive_id),
-            chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs[1:]])]))
+        client.put_chunks(
+            iter(
+                [
+                    npb.PutChunksRequest(
+                        archive_id=bytes(archive_key.key.archive_id),
+                        chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs[1:]],
+                    )
+                ]
+            )
+        )
         with pytest.raises(IncompleteSnapshot, match="1 of"):
             client.put_snapshot(crafted.snapshot.signed)
         assert list(node.status().snapshots) == []
@@ -232,22 +266,53 @@ def test_chunk_whose_bytes_do_not_match_its_id_is_rejected_on_put(
     client = node.client(archive_key.key)
     try:
         with pytest.raises(IntegrityError, match=f"chunk {lie_id.hex()[:12]} is corrupt"):
-            client.put_chunks(iter([npb.PutChunksRequest(
-                archive_id=archive_id,
-                chunks=[npb.Chunk(id=good_id, data=good), npb.Chunk(id=lie_id, data=lie)])]))
+            client.put_chunks(
+                iter(
+                    [
+                        npb.PutChunksRequest(
+                            archive_id=archive_id,
+                            chunks=[
+                                npb.Chunk(id=good_id, data=good),
+                                npb.Chunk(id=lie_id, data=lie),
+                            ],
+                        )
+                    ]
+                )
+            )
         # Nothing of the refused batch was stored.
         assert client.has_chunks([good_id, lie_id], role=pb.ROLE_WRITER) == [False, False]
         # A lie cannot overwrite a chunk that is already there either.
-        client.put_chunks(iter([npb.PutChunksRequest(
-            archive_id=archive_id, chunks=[npb.Chunk(id=good_id, data=good)])]))
+        client.put_chunks(
+            iter(
+                [
+                    npb.PutChunksRequest(
+                        archive_id=archive_id, chunks=[npb.Chunk(id=good_id, data=good)]
+                    )
+                ]
+            )
+        )
         with pytest.raises(IntegrityError, match="do not match the id"):
-            client.put_chunks(iter([npb.PutChunksRequest(
-                archive_id=archive_id, chunks=[npb.Chunk(id=good_id, data=lie)])]))
+            client.put_chunks(
+                iter(
+                    [
+                        npb.PutChunksRequest(
+                            archive_id=archive_id, chunks=[npb.Chunk(id=good_id, data=lie)]
+                        )
+                    ]
+                )
+            )
         blobs = [c for r in client.get_chunks([good_id]) for c in r.chunks]
         assert [(c.id, c.data) for c in blobs] == [(good_id, good)]
         with pytest.raises(IntegrityError, match="is corrupt"):  # a 5-byte id
-            client.put_chunks(iter([npb.PutChunksRequest(
-                archive_id=archive_id, chunks=[npb.Chunk(id=b"short", data=good)])]))
+            client.put_chunks(
+                iter(
+                    [
+                        npb.PutChunksRequest(
+                            archive_id=archive_id, chunks=[npb.Chunk(id=b"short", data=good)]
+                        )
+                    ]
+                )
+            )
     finally:
         client.close()
     status = node.status()
@@ -261,14 +326,22 @@ def test_node_keeps_serving_after_refusals(
     try:
         for _ in range(3):
             with pytest.raises(IntegrityError):
-                client.put_chunks(iter([npb.PutChunksRequest(
-                    archive_id=bytes(archive_key.key.archive_id),
-                    chunks=[npb.Chunk(id=bytes(32), data=b"junk")])]))
+                client.put_chunks(
+                    iter(
+                        [
+                            npb.PutChunksRequest(
+                                archive_id=bytes(archive_key.key.archive_id),
+                                chunks=[npb.Chunk(id=bytes(32), data=b"junk")],
+                            )
+                        ]
+                    )
+                )
     finally:
         client.close()
     pushed(node, archive_key, sample_tree)
-    code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address,
-                           tmp_path / "dest")
+    code, _, err = run_cli(
+        "restore", "--key", archive_key.path, "--node", node.address, tmp_path / "dest"
+    )
     assert code == 0, err
     assert_same_tree(sample_tree, tmp_path / "dest")
     assert make_key_file  # re-exported helper stays importable for other suites

@@ -25,19 +25,24 @@ BIG = "évidence/日本語 ディレクトリ/動画.bin"  # 3 MiB, incompressib
 SMALL = "Привет/run.sh"  # 18 bytes: stored inline in an SST table
 
 
-def file_chunks(data_dir: Path, key: ArchiveKey
-                ) -> tuple[pb.SnapshotRecord, dict[str, list[bytes]]]:
+def file_chunks(
+    data_dir: Path, key: ArchiveKey
+) -> tuple[pb.SnapshotRecord, dict[str, list[bytes]]]:
     """Decode the stored snapshot's tree (with the key) from a stopped node's store; return
     the record and path -> chunk ids."""
     store = ChunkStore(data_dir)
     try:
-        (_, _, signed_bytes), = list(store.iter_snapshot_log())
+        ((_, _, signed_bytes),) = list(store.iter_snapshot_log())
         snap = verify_snapshot(pb.SignedSnapshot.FromString(signed_bytes))
         codec = ChunkCodec(key)
-        tree = b"".join(codec.decode(cid, store.get_chunk(cid))  # type: ignore[arg-type]
-                        for cid in snap.record.tree_chunk_ids)
-        return snap.record, {e.path.decode("utf-8", "replace"): [r.id for r in e.chunks]
-                             for e in iter_tree(io.BytesIO(tree))}
+        tree = b"".join(
+            codec.decode(cid, store.get_chunk(cid))  # type: ignore[arg-type]
+            for cid in snap.record.tree_chunk_ids
+        )
+        return snap.record, {
+            e.path.decode("utf-8", "replace"): [r.id for r in e.chunks]
+            for e in iter_tree(io.BytesIO(tree))
+        }
     finally:
         store.close()
 
@@ -62,16 +67,16 @@ def assert_no_wrong_file(src: Path, dest: Path) -> None:
         name = rel.decode("utf-8", "replace")
         assert b"samizdat-partial" not in rel, f"partial file left behind: {name}"
         if node.kind == "file":
-            assert rel in source and source[rel].content == node.content, \
+            assert rel in source and source[rel].content == node.content, (
                 f"wrong bytes under a final name: {name}"
+            )
 
 
 @pytest.mark.parametrize("victim", [BIG, SMALL], ids=["blob-file", "sst-table"])
 def test_flipped_byte_on_disk_fails_restore_and_verify_naming_the_file(
     node: NodeProcess, archive_key: KeyFile, sample_tree: Path, tmp_path: Path, victim: str
 ) -> None:
-    code, _, err = run_cli("push", "--key", archive_key.path, "--node", node.address,
-                           sample_tree)
+    code, _, err = run_cli("push", "--key", archive_key.path, "--node", node.address, sample_tree)
     assert code == 0, err
     node.stop()
     record, chunks = file_chunks(node.data_dir, archive_key.key)
@@ -82,8 +87,7 @@ def test_flipped_byte_on_disk_fails_restore_and_verify_naming_the_file(
     node.start()
 
     dest = tmp_path / "dest"
-    code, out, err = run_cli("restore", "--key", archive_key.path, "--node", node.address,
-                             dest)
+    code, out, err = run_cli("restore", "--key", archive_key.path, "--node", node.address, dest)
     assert code == 1, (code, out, err)
     # A flipped byte in an SST data block makes every small value of that 4 KiB block
     # unreadable, often including the (small) tree chunk itself: then no file can be named,
@@ -118,8 +122,15 @@ def test_flipped_byte_on_disk_fails_restore_and_verify_naming_the_file(
         return
     # Restoring the other files still works (nothing else was lost).
     others = [p for p in ("top level.txt", "évidence/notes — résumé.txt") if p != victim]
-    code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address,
-                           *others, tmp_path / "partial-restore")
+    code, _, err = run_cli(
+        "restore",
+        "--key",
+        archive_key.path,
+        "--node",
+        node.address,
+        *others,
+        tmp_path / "partial-restore",
+    )
     assert code == 0, err
     for p in others:
         assert (tmp_path / "partial-restore" / p).read_bytes() == (sample_tree / p).read_bytes()

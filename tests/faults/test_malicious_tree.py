@@ -29,31 +29,40 @@ def outside(tmp_path: Path) -> Path:
 
 
 def snapshot_of(outside: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(outside)): p.read_bytes() if p.is_file() else b"<dir>"
-            for p in sorted(outside.rglob("*"))}
+    return {
+        str(p.relative_to(outside)): p.read_bytes() if p.is_file() else b"<dir>"
+        for p in sorted(outside.rglob("*"))
+    }
 
 
 def cases(outside: Path) -> dict[str, list]:  # type: ignore[type-arg]
     abs_target = os.fsencode(outside / "pwned.txt")
     return {
-        "dotdot": [dir_entry(b"a"), file_entry(b"a/ok.txt", b"fine"),
-                   file_entry(b"../outside/pwned.txt", PAYLOAD)],
+        "dotdot": [
+            dir_entry(b"a"),
+            file_entry(b"a/ok.txt", b"fine"),
+            file_entry(b"../outside/pwned.txt", PAYLOAD),
+        ],
         "dotdot-inside": [dir_entry(b"a"), file_entry(b"a/../../outside/pwned.txt", PAYLOAD)],
         "absolute": [file_entry(b"ok.txt", b"fine"), file_entry(abs_target, PAYLOAD)],
-        "absolute-dir": [dir_entry(os.fsencode(outside)),
-                         file_entry(abs_target, PAYLOAD)],
+        "absolute-dir": [dir_entry(os.fsencode(outside)), file_entry(abs_target, PAYLOAD)],
         "symlink-then-write-through": [
             symlink_entry(b"link", os.fsencode(outside)),
-            file_entry(b"link/pwned.txt", PAYLOAD)],
+            file_entry(b"link/pwned.txt", PAYLOAD),
+        ],
         "relative-symlink-then-write-through": [
             symlink_entry(b"up", b"../outside"),
-            file_entry(b"up/pwned.txt", PAYLOAD)],
+            file_entry(b"up/pwned.txt", PAYLOAD),
+        ],
         "symlink-overwrites-sentinel": [
             symlink_entry(b"s", os.fsencode(outside / "sentinel.txt")),
-            file_entry(b"s", PAYLOAD)],  # must replace the link, not write through it
+            file_entry(b"s", PAYLOAD),
+        ],  # must replace the link, not write through it
         "symlink-dir-then-nested-dir": [
             symlink_entry(b"d", os.fsencode(outside)),
-            dir_entry(b"d/sub"), file_entry(b"d/sub/pwned.txt", PAYLOAD)],
+            dir_entry(b"d/sub"),
+            file_entry(b"d/sub/pwned.txt", PAYLOAD),
+        ],
         "empty-component": [file_entry(b"a//pwned.txt", PAYLOAD)],
         "dot": [file_entry(b".", PAYLOAD)],
     }
@@ -76,13 +85,24 @@ EXPECTED = {
     "empty-component": _unsafe("a//pwned.txt"),
     "dot": _unsafe("."),
 }
-SYMLINK_CASES = {"symlink-then-write-through", "relative-symlink-then-write-through",
-                 "symlink-dir-then-nested-dir"}
+SYMLINK_CASES = {
+    "symlink-then-write-through",
+    "relative-symlink-then-write-through",
+    "symlink-dir-then-nested-dir",
+}
 
-CASE_NAMES = ["dotdot", "dotdot-inside", "absolute", "absolute-dir",
-              "symlink-then-write-through", "relative-symlink-then-write-through",
-              "symlink-overwrites-sentinel", "symlink-dir-then-nested-dir",
-              "empty-component", "dot"]
+CASE_NAMES = [
+    "dotdot",
+    "dotdot-inside",
+    "absolute",
+    "absolute-dir",
+    "symlink-then-write-through",
+    "relative-symlink-then-write-through",
+    "symlink-overwrites-sentinel",
+    "symlink-dir-then-nested-dir",
+    "empty-component",
+    "dot",
+]
 
 
 @pytest.mark.parametrize("case", CASE_NAMES)
@@ -97,8 +117,7 @@ def test_restore_never_writes_outside_dest(
         client.close()
     before = snapshot_of(outside)
     dest = tmp_path / "dest"
-    code, out, err = run_cli("restore", "--key", archive_key.path, "--node", node.address,
-                             dest)
+    code, out, err = run_cli("restore", "--key", archive_key.path, "--node", node.address, dest)
     assert snapshot_of(outside) == before, f"{case}: restore wrote outside DEST"
     assert not (tmp_path / "pwned.txt").exists()
     assert not Path("/pwned.txt").exists()
@@ -123,8 +142,9 @@ def test_verify_and_ls_refuse_unsafe_trees(
     finally:
         client.close()
     for command in (["verify"], ["ls", "latest"]):
-        code, _, err = run_cli(command[0], "--key", archive_key.path, "--node", node.address,
-                               *command[1:])
+        code, _, err = run_cli(
+            command[0], "--key", archive_key.path, "--node", node.address, *command[1:]
+        )
         assert code == 1, (command, err)
         assert "refusing unsafe path in tree: '../outside/pwned.txt'" in err, err
 
@@ -134,8 +154,9 @@ def test_symlink_already_in_dest_is_not_followed(
 ) -> None:
     """DEST already holds a symlink (planted, or left by an earlier restore) where the tree
     has a directory: the restore must not write through it."""
-    crafted = craft_snapshot(archive_key.key, [dir_entry(b"pre"),
-                                               file_entry(b"pre/pwned.txt", PAYLOAD)])
+    crafted = craft_snapshot(
+        archive_key.key, [dir_entry(b"pre"), file_entry(b"pre/pwned.txt", PAYLOAD)]
+    )
     client = node.client(archive_key.key)
     try:
         upload(client, crafted)
@@ -146,8 +167,9 @@ def test_symlink_already_in_dest_is_not_followed(
     os.symlink(outside, dest / "pre")
     before = snapshot_of(outside)
     for extra in ([], ["--overwrite"]):
-        code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address,
-                               *extra, dest)
+        code, _, err = run_cli(
+            "restore", "--key", archive_key.path, "--node", node.address, *extra, dest
+        )
         assert snapshot_of(outside) == before, "restore wrote through a symlink in DEST"
         assert code in (1, 2) and "Traceback" not in err, err
         assert "'pre" in err, err

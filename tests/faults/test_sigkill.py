@@ -32,8 +32,9 @@ def big_source(root: Path, files: int = 3, size: int = 16 << 20) -> Path:
     return root
 
 
-def kill_push_midway(node: NodeProcess, key: KeyFile, src: Path,
-                     kill_node: bool = False) -> subprocess.Popen[bytes]:
+def kill_push_midway(
+    node: NodeProcess, key: KeyFile, src: Path, kill_node: bool = False
+) -> subprocess.Popen[bytes]:
     """Start a push; SIGKILL the CLI (or the node) once the node has stored some chunks but
     before the push completes. Returns the (finished) CLI process."""
     client = node.client()
@@ -44,8 +45,10 @@ def kill_push_midway(node: NodeProcess, key: KeyFile, src: Path,
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 out, err = proc.communicate()
-                pytest.fail(f"push finished ({proc.returncode}) before it could be killed; "
-                            f"use more data. {err.decode()}")
+                pytest.fail(
+                    f"push finished ({proc.returncode}) before it could be killed; "
+                    f"use more data. {err.decode()}"
+                )
             if client.status(timeout=5).chunks_stored > base:
                 break
             time.sleep(0.01)
@@ -153,8 +156,7 @@ def test_node_killed_mid_push_restarts_consistent(
 def test_acknowledged_snapshot_survives_node_sigkill(
     node: NodeProcess, archive_key: KeyFile, sample_tree: Path, tmp_path: Path
 ) -> None:
-    code, _, err = run_cli("push", "--key", archive_key.path, "--node", node.address,
-                           sample_tree)
+    code, _, err = run_cli("push", "--key", archive_key.path, "--node", node.address, sample_tree)
     assert code == 0, err
     node.kill()  # immediately: no clean shutdown, no final flush
     node.start()

@@ -71,9 +71,14 @@ class Cluster:
 
 
 def write_cluster_file(path: Path, nodes: Sequence[NodeProcess]) -> Path:
-    path.write_text("replicas = 3\n" + "".join(
-        f'\n[[node]]\nname = "{n.name}"\naddress = "{n.hostport}"\nid = "{n.node_id}"\n'
-        f'jurisdiction = "{n.jurisdiction}"\n' for n in nodes))
+    path.write_text(
+        "replicas = 3\n"
+        + "".join(
+            f'\n[[node]]\nname = "{n.name}"\naddress = "{n.hostport}"\nid = "{n.node_id}"\n'
+            f'jurisdiction = "{n.jurisdiction}"\n'
+            for n in nodes
+        )
+    )
     return path
 
 
@@ -94,8 +99,9 @@ def wait_replicated(nodes: Sequence[NodeProcess], timeout: float = 120.0) -> Non
 def start_cluster(base: Path, key: KeyFile, source: Path, count: int = 3) -> Cluster:
     """`count` peered nodes hosting the archive; `source` pushed to the first and replicated."""
     nodes = []
-    for name, cc in zip(("paris", "berlin", "oslo", "quito"), ("FR", "DE", "NO", "EC"),
-                        strict=False):
+    for name, cc in zip(
+        ("paris", "berlin", "oslo", "quito"), ("FR", "DE", "NO", "EC"), strict=False
+    ):
         if len(nodes) == count:
             break
         n = NodeProcess(base / "nodes" / name, jurisdiction=cc)
@@ -139,11 +145,13 @@ class FreshMachine:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / ".cache"),
-                "XDG_CONFIG_HOME": str(self.home / ".config")}
+        return {
+            "HOME": str(self.home),
+            "XDG_CACHE_HOME": str(self.home / ".cache"),
+            "XDG_CONFIG_HOME": str(self.home / ".config"),
+        }
 
-    def run(self, *args: str | os.PathLike[str], timeout: float = 180.0
-            ) -> tuple[int, str, str]:
+    def run(self, *args: str | os.PathLike[str], timeout: float = 180.0) -> tuple[int, str, str]:
         return run_cli(*args, env=self.env, cwd=self.cwd, timeout=timeout)
 
     def spawn(self, *args: str | os.PathLike[str]) -> subprocess.Popen[bytes]:
@@ -163,8 +171,11 @@ def completed_files(dest: Path, source: Path, under: str = "videos") -> list[str
     d = dest / under
     if not d.is_dir():
         return []
-    return sorted(p.name for p in d.iterdir() if not p.name.endswith(".samizdat-partial")
-                  and not p.name.startswith("."))
+    return sorted(
+        p.name
+        for p in d.iterdir()
+        if not p.name.endswith(".samizdat-partial") and not p.name.startswith(".")
+    )
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.01) -> bool:  # type: ignore[no-untyped-def]

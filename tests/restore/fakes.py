@@ -13,8 +13,9 @@ from samizdat.core.errors import PeerUnavailable
 from samizdat.core.keys import ArchiveKey
 
 
-def make_chunks(key: ArchiveKey, count: int, size: int = 20_000, seed: int = 1
-                ) -> tuple[list[tuple[bytes, int]], dict[bytes, bytes], dict[bytes, bytes]]:
+def make_chunks(
+    key: ArchiveKey, count: int, size: int = 20_000, seed: int = 1
+) -> tuple[list[tuple[bytes, int]], dict[bytes, bytes], dict[bytes, bytes]]:
     """(refs in order, {id: blob}, {id: plaintext}) for `count` random chunks."""
     codec = ChunkCodec(key)
     refs, blobs, plain = [], {}, {}
@@ -37,10 +38,18 @@ class FakeSource:
     after which every call blocks until `release` is set; extra: an id it sends unasked.
     """
 
-    def __init__(self, name: str, blobs: dict[bytes, bytes], *, delay: float = 0.0,
-                 die_after: int | None = None, corrupt: set[bytes] | None = None,
-                 lacks: set[bytes] | None = None, stall_after: int | None = None,
-                 extra: bytes | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        blobs: dict[bytes, bytes],
+        *,
+        delay: float = 0.0,
+        die_after: int | None = None,
+        corrupt: set[bytes] | None = None,
+        lacks: set[bytes] | None = None,
+        stall_after: int | None = None,
+        extra: bytes | None = None,
+    ) -> None:
         self.name, self.blobs, self.delay = name, blobs, delay
         self.die_after, self.corrupt, self.lacks = die_after, corrupt or set(), lacks or set()
         self.stall_after, self.extra = stall_after, extra
@@ -78,8 +87,9 @@ class FakeSource:
                 continue
             with self.lock:
                 if self.die_after is not None and self.served >= self.die_after:
-                    raise PeerUnavailable(f"node {self.name} is unreachable or failed: "
-                                          "connection reset")
+                    raise PeerUnavailable(
+                        f"node {self.name} is unreachable or failed: connection reset"
+                    )
                 self.served += 1
             blob = self.blobs[chunk_id]
             if chunk_id in self.corrupt:

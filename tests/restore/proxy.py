@@ -20,8 +20,9 @@ class _Chunks(rpc.ChunkServiceServicer):
     def __init__(self, proxy: LyingProxy) -> None:
         self.proxy = proxy
 
-    def GetChunks(self, request: npb.GetChunksRequest, context: grpc.ServicerContext
-                  ) -> Iterator[npb.GetChunksResponse]:
+    def GetChunks(
+        self, request: npb.GetChunksRequest, context: grpc.ServicerContext
+    ) -> Iterator[npb.GetChunksResponse]:
         p = self.proxy
         if p.mode == "withhold":
             yield npb.GetChunksResponse(missing_ids=list(request.ids))
@@ -36,8 +37,9 @@ class _Chunks(rpc.ChunkServiceServicer):
                     p.flipped += 1
             yield response
 
-    def HasChunks(self, request: npb.HasChunksRequest, context: grpc.ServicerContext
-                  ) -> npb.HasChunksResponse:
+    def HasChunks(
+        self, request: npb.HasChunksRequest, context: grpc.ServicerContext
+    ) -> npb.HasChunksResponse:
         return npb.HasChunksResponse(present=self.proxy.upstream.has_chunks(list(request.ids)))
 
 
@@ -45,8 +47,9 @@ class _Snapshots(rpc.SnapshotServiceServicer):
     def __init__(self, proxy: LyingProxy) -> None:
         self.proxy = proxy
 
-    def ListSnapshots(self, request: npb.ListSnapshotsRequest, context: grpc.ServicerContext
-                      ) -> npb.ListSnapshotsResponse:
+    def ListSnapshots(
+        self, request: npb.ListSnapshotsRequest, context: grpc.ServicerContext
+    ) -> npb.ListSnapshotsResponse:
         return self.proxy.upstream.list_snapshots(request.archive_id, request.after_position)
 
 
@@ -137,8 +140,9 @@ class CuttableTcpProxy:
             conns, self.conns = self.conns, []
         for c in conns:
             try:  # RST, as a dropped link eventually looks to the peer
-                c.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_LINGER,
-                             struct.pack("ii", 1, 0))
+                c.setsockopt(
+                    self._socket.SOL_SOCKET, self._socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
                 c.close()
             except OSError:
                 pass

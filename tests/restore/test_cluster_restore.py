@@ -47,8 +47,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def machine(cluster: Cluster, tmp_path: Path, request: pytest.FixtureRequest
-            ) -> Iterator[FreshMachine]:
+def machine(
+    cluster: Cluster, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[FreshMachine]:
     m = FreshMachine.create(tmp_path, cluster)
     yield m
     for proxy in cluster.proxies:
@@ -68,16 +69,18 @@ def by_label(c: Cluster, summary: dict) -> dict[str, dict]:  # type: ignore[type
     return {s["source"]: s for s in summary["sources"]}
 
 
-def test_full_restore_with_one_node_stopped_beforehand(cluster: Cluster,
-                                                       machine: FreshMachine) -> None:
+def test_full_restore_with_one_node_stopped_beforehand(
+    cluster: Cluster, machine: FreshMachine
+) -> None:
     paris = cluster.by_name("paris")  # the node the archive was pushed to
     paris.stop()
     code, summary, err = machine.restore("--cluster", "cluster.toml")
     assert code == 0, err
     assert_same_tree(cluster.source, machine.cwd / "restored")
     assert summary is not None and summary["snapshot"] == cluster.snapshot_id
-    assert summary["files"] == len([n for n in read_tree(cluster.source).values()
-                                    if n.kind == "file"])
+    assert summary["files"] == len(
+        [n for n in read_tree(cluster.source).values() if n.kind == "file"]
+    )
     assert any(cluster.label(paris) in u for u in summary["unreachable"]), summary
     assert "unusable" in err and cluster.label(paris) in err
     used = {s["source"]: s["chunks"] for s in summary["sources"]}
@@ -87,12 +90,12 @@ def test_full_restore_with_one_node_stopped_beforehand(cluster: Cluster,
     assert machine.home_is_untouched()
 
 
-def test_node_killed_with_sigkill_during_restore(cluster: Cluster,
-                                                 machine: FreshMachine) -> None:
+def test_node_killed_with_sigkill_during_restore(cluster: Cluster, machine: FreshMachine) -> None:
     victim = cluster.by_name("berlin")
     dest = machine.cwd / "restored"
-    proc = machine.spawn("restore", "--key", "archive.key", "--cluster", "cluster.toml",
-                         "--json", "restored")
+    proc = machine.spawn(
+        "restore", "--key", "archive.key", "--cluster", "cluster.toml", "--json", "restored"
+    )
     try:
         started = wait_for(lambda: len(completed_files(dest, cluster.source)) >= 3, 120)
         assert started and proc.poll() is None, "restore finished before the node was killed"
@@ -112,14 +115,16 @@ def test_node_killed_with_sigkill_during_restore(cluster: Cluster,
     assert cluster.label(victim) in err.decode()  # reported to the user
 
 
-def test_malicious_node_serving_wrong_bytes_is_demoted(cluster: Cluster,
-                                                       machine: FreshMachine) -> None:
+def test_malicious_node_serving_wrong_bytes_is_demoted(
+    cluster: Cluster, machine: FreshMachine
+) -> None:
     oslo = cluster.by_name("oslo")
     liar = LyingProxy(oslo.client(cluster.key.key), mode="flip", every=3)
     cluster.proxies.append(liar)
     paris, berlin = cluster.by_name("paris"), cluster.by_name("berlin")
-    code, summary, err = machine.restore("--node", liar.address, "--node", paris.address,
-                                         "--node", berlin.address)
+    code, summary, err = machine.restore(
+        "--node", liar.address, "--node", paris.address, "--node", berlin.address
+    )
     assert code == 0, err
     assert_same_tree(cluster.source, machine.cwd / "restored")
     assert summary is not None
@@ -131,7 +136,8 @@ def test_malicious_node_serving_wrong_bytes_is_demoted(cluster: Cluster,
 
 
 def test_malicious_only_source_fails_without_writing_wrong_bytes(
-        cluster: Cluster, machine: FreshMachine) -> None:
+    cluster: Cluster, machine: FreshMachine
+) -> None:
     liar = LyingProxy(cluster.by_name("oslo").client(cluster.key.key), mode="flip", every=40)
     cluster.proxies.append(liar)
     code, _, err = machine.restore("--node", liar.address)
@@ -146,22 +152,24 @@ def test_malicious_only_source_fails_without_writing_wrong_bytes(
 def test_withholding_node_is_routed_around(cluster: Cluster, machine: FreshMachine) -> None:
     liar = LyingProxy(cluster.by_name("oslo").client(cluster.key.key), mode="withhold")
     cluster.proxies.append(liar)
-    code, summary, err = machine.restore("--node", liar.address,
-                                         "--node", cluster.by_name("paris").address)
+    code, summary, err = machine.restore(
+        "--node", liar.address, "--node", cluster.by_name("paris").address
+    )
     assert code == 0, err
     assert_same_tree(cluster.source, machine.cwd / "restored")
     assert summary is not None and by_label(cluster, summary)[liar.address]["chunks"] == 0
 
 
-def test_interrupted_restore_resumes_and_fetches_less(cluster: Cluster,
-                                                      machine: FreshMachine) -> None:
-    code, out, err = machine.run("verify", "--key", "archive.key", "--cluster", "cluster.toml",
-                                 "--json")
+def test_interrupted_restore_resumes_and_fetches_less(
+    cluster: Cluster, machine: FreshMachine
+) -> None:
+    code, out, err = machine.run(
+        "verify", "--key", "archive.key", "--cluster", "cluster.toml", "--json"
+    )
     assert code == 0, err
     total_chunks = json.loads(out)["chunks_fetched"]
     dest = machine.cwd / "restored"
-    args = ["restore", "--key", "archive.key", "--cluster", "cluster.toml", "--json",
-            "restored"]
+    args = ["restore", "--key", "archive.key", "--cluster", "cluster.toml", "--json", "restored"]
     proc = machine.spawn(*args)
     try:
         assert wait_for(lambda: len(completed_files(dest, cluster.source)) >= VIDEOS // 3, 120)
@@ -180,8 +188,7 @@ def test_interrupted_restore_resumes_and_fetches_less(cluster: Cluster,
     summary = json.loads(out)
     assert_same_tree(cluster.source, dest)  # no partial file left over either
     assert summary["skipped_files"] >= len(done_before)
-    assert 0 < summary["chunks_fetched"] < total_chunks, (summary["chunks_fetched"],
-                                                           total_chunks)
+    assert 0 < summary["chunks_fetched"] < total_chunks, (summary["chunks_fetched"], total_chunks)
     # A third run has nothing left to fetch but the tree.
     code, out, err = machine.run(*args)
     assert code == 0, err
@@ -191,28 +198,33 @@ def test_interrupted_restore_resumes_and_fetches_less(cluster: Cluster,
     assert code == 0 and "chunks fetched" in out
 
 
-def test_partial_restore_of_files_and_directories(cluster: Cluster,
-                                                  machine: FreshMachine) -> None:
+def test_partial_restore_of_files_and_directories(cluster: Cluster, machine: FreshMachine) -> None:
     wanted = ["videos/clip-03.bin", "évidence/日本語 ディレクトリ", "top level.txt"]
-    code, _, err = machine.run("restore", "--key", "archive.key", "--cluster",
-                               "cluster.toml", *wanted, "part")
+    code, _, err = machine.run(
+        "restore", "--key", "archive.key", "--cluster", "cluster.toml", *wanted, "part"
+    )
     assert code == 0, err
     original = read_tree(cluster.source)
     restored = read_tree(machine.cwd / "part")
-    expect = {rel for rel in original
-              if any(rel == w.encode() or rel.startswith(w.encode() + b"/") for w in wanted)}
+    expect = {
+        rel
+        for rel in original
+        if any(rel == w.encode() or rel.startswith(w.encode() + b"/") for w in wanted)
+    }
     parents = {b"videos", "évidence".encode()}
     assert set(restored) == expect | parents, set(restored) ^ (expect | parents)
     for rel in expect:
         assert restored[rel] == original[rel], rel
 
     # A path the snapshot does not have: a clear usage error, nothing written.
-    code, out, err = machine.run("restore", "--key", "archive.key", "--cluster",
-                                 "cluster.toml", "videos/nope.bin", "none")
+    code, out, err = machine.run(
+        "restore", "--key", "archive.key", "--cluster", "cluster.toml", "videos/nope.bin", "none"
+    )
     assert code == 2 and "not in the snapshot: videos/nope.bin" in err, err
     assert not (machine.cwd / "none").exists() or not any((machine.cwd / "none").iterdir())
-    code, _, err = machine.run("restore", "--key", "archive.key", "--cluster",
-                               "cluster.toml", "../etc", "none")
+    code, _, err = machine.run(
+        "restore", "--key", "archive.key", "--cluster", "cluster.toml", "../etc", "none"
+    )
     assert code == 2 and "'..' is not allowed" in err
 
 
@@ -225,12 +237,16 @@ def test_verify_from_cluster_writes_nothing(cluster: Cluster, machine: FreshMach
 
 
 def _listing(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
-def test_restore_from_a_copied_node_directory(cluster: Cluster, machine: FreshMachine,
-                                              tmp_path: Path) -> None:
+def test_restore_from_a_copied_node_directory(
+    cluster: Cluster, machine: FreshMachine, tmp_path: Path
+) -> None:
     """A stopped node's directory copied with cp -a (a disk carried across a border): no
     node process, no network source, the same verification."""
     oslo = cluster.by_name("oslo")
@@ -243,8 +259,12 @@ def test_restore_from_a_copied_node_directory(cluster: Cluster, machine: FreshMa
     mounted = False
     if os.geteuid() == 0 and shutil.which("mount"):  # mount it read-only, as one should
         ro.mkdir()
-        mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(carried), str(ro)],
-                                 capture_output=True).returncode == 0
+        mounted = (
+            subprocess.run(
+                ["mount", "--bind", "-o", "ro", str(carried), str(ro)], capture_output=True
+            ).returncode
+            == 0
+        )
         if mounted:
             subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
     store = ro if mounted else carried
@@ -262,8 +282,9 @@ def test_restore_from_a_copied_node_directory(cluster: Cluster, machine: FreshMa
     assert _listing(carried) == before, "the carried store was modified"
 
 
-def test_corrupted_store_copy_is_detected(cluster: Cluster, machine: FreshMachine,
-                                          tmp_path: Path) -> None:
+def test_corrupted_store_copy_is_detected(
+    cluster: Cluster, machine: FreshMachine, tmp_path: Path
+) -> None:
     """The carried disk was tampered with: the flipped chunk is refused, every file written
     is authentic, and adding a live node as a second source completes the restore."""
     from tests.damage import blob_files
@@ -282,14 +303,16 @@ def test_corrupted_store_copy_is_detected(cluster: Cluster, machine: FreshMachin
     assert code == 1 and "Traceback" not in err, err
     assert "not available from any source" in err or "corrupt" in err, err
     assert_nothing_wrong_in_dest(cluster.source, machine.cwd / "from-copy")
-    code, summary, err = machine.restore("--store", str(carried), "--node",
-                                         cluster.by_name("paris").address, dest="from-copy")
+    code, summary, err = machine.restore(
+        "--store", str(carried), "--node", cluster.by_name("paris").address, dest="from-copy"
+    )
     assert code == 0, err
     assert_same_tree(cluster.source, machine.cwd / "from-copy")
 
 
-def test_ctrl_c_leaves_no_partial_file_and_rerun_continues(cluster: Cluster,
-                                                          machine: FreshMachine) -> None:
+def test_ctrl_c_leaves_no_partial_file_and_rerun_continues(
+    cluster: Cluster, machine: FreshMachine
+) -> None:
     dest = machine.cwd / "restored"
     args = ["restore", "--key", "archive.key", "--cluster", "cluster.toml", "restored"]
     proc = machine.spawn(*args)
@@ -315,8 +338,15 @@ def test_lost_network_mid_restore_recovers(cluster: Cluster, machine: FreshMachi
     link = CuttableTcpProxy(paris.port)
     try:
         dest = machine.cwd / "restored"
-        proc = machine.spawn("restore", "--key", "archive.key", "--json",
-                             "--node", f"{paris.node_id}@127.0.0.1:{link.port}", "restored")
+        proc = machine.spawn(
+            "restore",
+            "--key",
+            "archive.key",
+            "--json",
+            "--node",
+            f"{paris.node_id}@127.0.0.1:{link.port}",
+            "restored",
+        )
         try:
             assert wait_for(lambda: len(completed_files(dest, cluster.source)) >= 2, 120)
             assert proc.poll() is None

@@ -67,15 +67,15 @@ def test_faster_source_takes_more(key, chunks) -> None:  # type: ignore[no-untyp
 def test_source_dying_mid_restore_is_dropped_and_others_take_over(key, chunks) -> None:  # type: ignore[no-untyped-def]
     refs, blobs, plain = chunks
     dying = FakeSource("dying", blobs, die_after=40)
-    pool = SourcePool([dying, FakeSource("b", blobs, delay=0.001),
-                       FakeSource("c", blobs, delay=0.001)])
+    pool = SourcePool(
+        [dying, FakeSource("b", blobs, delay=0.001), FakeSource("c", blobs, delay=0.001)]
+    )
     assert fetch_all(key, pool, refs) == expected(refs, plain)
     report = {r.source: r for r in pool.reports()}["dying"]
     assert report.failures >= 1 and report.chunks == 40, report
     assert "connection reset" in report.reason
     # given more work, it is dropped for good after a few attempts
-    more = SourcePool([FakeSource("dying", blobs, die_after=0),
-                       FakeSource("b", blobs, delay=0.01)])
+    more = SourcePool([FakeSource("dying", blobs, die_after=0), FakeSource("b", blobs, delay=0.01)])
     assert fetch_all(key, more, refs) == expected(refs, plain)
     report = {r.source: r for r in more.reports()}["dying"]
     assert report.dropped and report.failures >= fetch_mod.MAX_FAILURES, report
@@ -129,8 +129,9 @@ def test_partial_sources_are_asked_and_combined(key, chunks) -> None:  # type: i
 def test_source_claiming_everything_but_lacking_some(key, chunks) -> None:  # type: ignore[no-untyped-def]
     refs, blobs, plain = chunks
     lacks = {refs[i][0] for i in range(0, len(refs), 3)}
-    pool = SourcePool([FakeSource("gappy", blobs, lacks=lacks),
-                       FakeSource("full", blobs, delay=0.003)])
+    pool = SourcePool(
+        [FakeSource("gappy", blobs, lacks=lacks), FakeSource("full", blobs, delay=0.003)]
+    )
     assert fetch_all(key, pool, refs) == expected(refs, plain)
     assert not any(r.dropped for r in pool.reports())
 

@@ -20,8 +20,11 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def listing(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -75,8 +78,9 @@ def test_tampered_records_are_listed_but_refused(store_dir) -> None:  # type: ig
     """A store is untrusted: a forged record in it never resolves."""
     node_dir, key, items = store_dir
     store = ChunkStore(node_dir / "data")
-    forged = sign_snapshot(ArchiveKey.generate(),
-                           pb.SnapshotRecord(sequence=99, tree_chunk_ids=[items[1][0]]))
+    forged = sign_snapshot(
+        ArchiveKey.generate(), pb.SnapshotRecord(sequence=99, tree_chunk_ids=[items[1][0]])
+    )
     record = pb.SnapshotRecord.FromString(forged.signed.record)
     record.archive_id = bytes(key.archive_id)  # claims our archive, signed by another key
     raw = record.SerializeToString()

@@ -37,13 +37,18 @@ def make_node(directory: Path, **config: object) -> NodeRuntime:
     return NodeRuntime(directory)
 
 
-def store_snapshot(node: NodeRuntime, n: int = 20, size: int = 5000
-                   ) -> tuple[Snapshot, list[tuple[bytes, bytes]]]:
+def store_snapshot(
+    node: NodeRuntime, n: int = 20, size: int = 5000
+) -> tuple[Snapshot, list[tuple[bytes, bytes]]]:
     codec = ChunkCodec(KEY)
     chunks = [codec.encode(os.urandom(size)) for _ in range(n)]
     list_id, list_blob = encode_chunk_list((cid, len(b)) for cid, b in chunks)
-    record = pb.SnapshotRecord(sequence=1, tree_chunk_ids=[chunks[0][0]],
-                               chunk_list_ids=[list_id], totals=pb.SnapshotTotals(chunks=n))
+    record = pb.SnapshotRecord(
+        sequence=1,
+        tree_chunk_ids=[chunks[0][0]],
+        chunk_list_ids=[list_id],
+        totals=pb.SnapshotTotals(chunks=n),
+    )
     snap = sign_snapshot(KEY, record)
     node.store.put_chunks([*chunks, (list_id, list_blob)])
     accept_snapshot(node.store, snap.signed, node.config.hosted_archives, require_complete=True)
@@ -78,7 +83,8 @@ def test_clean_pass_verifies_everything(node: NodeRuntime) -> None:
 
 
 def test_corrupt_chunk_is_quarantined_counted_and_released_when_fetched_again(
-        node: NodeRuntime) -> None:
+    node: NodeRuntime,
+) -> None:
     snap, chunks = store_snapshot(node)
     victim_id, victim_blob = chunks[3]
     node.store._cf["chunks"].put(victim_id, b"rot" + victim_blob[3:])  # bypass verification

@@ -26,9 +26,12 @@ def build(key: ArchiveKey, n: int = 4) -> tuple[Snapshot, list[tuple[bytes, byte
     codec = ChunkCodec(key)
     chunks = [codec.encode(os.urandom(3000)) for _ in range(n)]
     list_id, list_blob = encode_chunk_list((cid, len(b)) for cid, b in chunks)
-    record = pb.SnapshotRecord(sequence=1, tree_chunk_ids=[chunks[0][0]],
-                               chunk_list_ids=[list_id],
-                               totals=pb.SnapshotTotals(chunks=n))
+    record = pb.SnapshotRecord(
+        sequence=1,
+        tree_chunk_ids=[chunks[0][0]],
+        chunk_list_ids=[list_id],
+        totals=pb.SnapshotTotals(chunks=n),
+    )
     return sign_snapshot(key, record), [*chunks, (list_id, list_blob)]
 
 
@@ -54,8 +57,7 @@ def test_complete_snapshot_is_stored_once(store: ChunkStore) -> None:
 def test_bad_signature_is_refused_and_nothing_stored(store: ChunkStore) -> None:
     snap, blobs = build(KEY)
     store.put_chunks(blobs)
-    forged = pb.SignedSnapshot(record=snap.signed.record,
-                               signature=bytes(64))
+    forged = pb.SignedSnapshot(record=snap.signed.record, signature=bytes(64))
     with pytest.raises(SignatureError):
         accept_snapshot(store, forged, HOSTED, require_complete=True)
     # a record claiming KEY's archive, signed by another key
