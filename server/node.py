@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from concurrent import futures
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from samizdat.server.runtime import NodeRuntime
 from samizdat.server.service import add_servicers
 
 log = logging.getLogger(__name__)
+
+CONTROL_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
 def build_server(node: NodeRuntime) -> tuple[grpc.Server, int]:
@@ -41,13 +42,17 @@ def build_server(node: NodeRuntime) -> tuple[grpc.Server, int]:
 
 
 def serve(directory: Path, ready_file: Path | None = None) -> None:
-    """Run the node in the foreground until SIGTERM or SIGINT; SIGHUP reloads node.toml."""
+    """Run the node in the foreground until SIGTERM or SIGINT; SIGHUP reloads node.toml.
+
+    Call it from the main thread before any other thread exists: it blocks the control
+    signals in every thread and takes them with `sigwait`, so no signal handler ever runs.
+    (A handler interrupts the main thread between any two bytecodes, also while it holds a
+    lock; `Event.set()` from a SIGTERM handler deadlocked when the signal landed inside the
+    main thread's own `Event.wait()`, and the node then ignored SIGTERM for good.)
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, CONTROL_SIGNALS)  # inherited by every thread
     node = NodeRuntime(directory)
     server, port = build_server(node)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: node.reload())
     server.start()
     from samizdat.server.workers import start_workers
 
@@ -69,9 +74,9 @@ def serve(directory: Path, ready_file: Path | None = None) -> None:
     )
     if ready_file is not None:
         ready_file.write_text(f"{port}\n")
-    while not stop.wait(0.5):
-        pass
-    log.info("stopping")
+    while (received := signal.sigwait(CONTROL_SIGNALS)) == signal.SIGHUP:
+        node.reload()
+    log.info("stopping (%s)", signal.Signals(received).name)
     server.stop(grace=5).wait()
     node.close()
     log.info("stopped cleanly")
