@@ -81,6 +81,7 @@ class SourceReport:
     busy_seconds: float = 0.0
     failures: int = 0
     corrupt_chunks: int = 0
+    overtaken: int = 0  # batches it was still fetching when another source delivered them
     dropped: bool = False
     reason: str = ""
 
@@ -552,6 +553,7 @@ class OrderedFetch:
                     if job.runners & other.bit & ~job.lagging:
                         job.lagging |= other.bit
                         other.lagging += 1
+                        other.report.overtaken += 1
             elif job.runners:
                 pass  # a hedge is still running it
             else:

@@ -152,3 +152,8 @@ def _report_sources(stats: RestoreStats) -> None:
                 f"source {r.source} failed {r.failures} time(s) ({r.reason}); "
                 f"the other sources took over"
             )
+        elif r.overtaken:
+            terminal.error(
+                f"source {r.source} was slow or stopped answering: {r.overtaken} batch(es) "
+                f"came from other sources instead"
+            )

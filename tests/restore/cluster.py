@@ -24,6 +24,7 @@ from tests.trees import build_sample_tree, read_tree
 
 VIDEOS = 24
 VIDEO_SIZE = 4 << 20
+SLOW_LINK_RATE = 8e6  # bytes/s per node: a full restore over three slow links takes ~4 s
 
 
 def build_archive(root: Path, seed: int = 5) -> Path:
@@ -70,12 +71,16 @@ class Cluster:
                 n.kill()
 
 
-def write_cluster_file(path: Path, nodes: Sequence[NodeProcess]) -> Path:
+def write_cluster_file(
+    path: Path, nodes: Sequence[NodeProcess], addresses: dict[str, str] | None = None
+) -> Path:
+    """The cluster file of `nodes`; `addresses` (by node name) overrides where they listen."""
+    where = addresses or {}
     path.write_text(
         "replicas = 3\n"
         + "".join(
-            f'\n[[node]]\nname = "{n.name}"\naddress = "{n.hostport}"\nid = "{n.node_id}"\n'
-            f'jurisdiction = "{n.jurisdiction}"\n'
+            f'\n[[node]]\nname = "{n.name}"\naddress = "{where.get(n.name, n.hostport)}"\n'
+            f'id = "{n.node_id}"\njurisdiction = "{n.jurisdiction}"\n'
             for n in nodes
         )
     )
@@ -161,6 +166,21 @@ class FreshMachine:
         """`samizdat restore --key archive.key ARGS --json DEST`; (code, summary, stderr)."""
         code, out, err = self.run("restore", "--key", "archive.key", *args, "--json", dest)
         return code, (json.loads(out) if code == 0 else None), err
+
+    def slow_links(self, cluster: Cluster, rate: float = SLOW_LINK_RATE) -> dict[str, str]:
+        """Put every node behind a `rate`-limited TCP proxy and point this machine's
+        cluster.toml at the proxies (same pinned ids), so a restore takes seconds and can be
+        interrupted mid-way. Returns node name -> source label as the CLI reports it. The
+        proxies stop with the cluster's other proxies."""
+        from tests.restore.proxy import CuttableTcpProxy
+
+        addresses = {}
+        for n in cluster.nodes:
+            link = CuttableTcpProxy(n.port, rate=rate)
+            cluster.proxies.append(link)
+            addresses[n.name] = f"127.0.0.1:{link.port}"
+        write_cluster_file(self.cwd / "cluster.toml", cluster.nodes, addresses)
+        return {n.name: f"{n.node_id[:8]}@{addresses[n.name]}" for n in cluster.nodes}
 
     def home_is_untouched(self) -> bool:
         return not any(self.home.iterdir())

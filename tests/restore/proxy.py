@@ -78,14 +78,19 @@ class LyingProxy:
 class CuttableTcpProxy:
     """A loopback TCP proxy to a node that can lose the network: `cut()` resets every
     connection and refuses new ones until `restore()`. TLS passes through untouched, so the
-    client still pins the node's certificate."""
+    client still pins the node's certificate. With `rate` (bytes per second, each direction
+    of each connection) it is also a slow link, so a restore takes long enough to interrupt
+    it at a chosen point however fast the machine is."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, rate: float | None = None) -> None:
         import socket
         import threading
 
         self._socket, self._threading = socket, threading
         self.target_port = target_port
+        self.rate = rate
+        self.flowing = threading.Event()  # cleared by freeze(): a black hole, nothing closes
+        self.flowing.set()
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port = probe.getsockname()[1]
@@ -110,30 +115,51 @@ class CuttableTcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            upstream = self._socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                upstream = self._socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # the node is down: so is the link
+                client.close()
+                continue
             with self.lock:
                 self.conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src, dst) -> None:  # type: ignore[no-untyped-def]
+    def _pipe(self, src, dst) -> None:  # type: ignore[no-untyped-def]
+        import time
+
         try:
             while data := src.recv(1 << 16):
+                self.flowing.wait()
                 dst.sendall(data)
+                if self.rate:
+                    time.sleep(len(data) / self.rate)
         except OSError:
             pass
         for s in (src, dst):
+            try:  # shutdown wakes the other pipe's recv; close() alone would not end it
+                s.shutdown(self._socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 s.close()
             except OSError:
                 pass
+
+    def freeze(self) -> None:
+        """Stop forwarding in both directions without closing anything: the link turns into a
+        black hole (a seized node's traffic dropped by a firewall, say)."""
+        self.flowing.clear()
 
     def cut(self) -> None:
         import struct
 
         self.cuts += 1
         if self.listener is not None:
+            try:  # wakes the accept thread; close() alone leaves the port listening
+                self.listener.shutdown(self._socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.listener.close()
             self.listener = None
         with self.lock:
@@ -143,9 +169,13 @@ class CuttableTcpProxy:
                 c.setsockopt(
                     self._socket.SOL_SOCKET, self._socket.SO_LINGER, struct.pack("ii", 1, 0)
                 )
+                c.shutdown(self._socket.SHUT_RDWR)  # as in _pipe: close() alone may not
                 c.close()
             except OSError:
                 pass
 
     def close(self) -> None:
+        self.flowing.set()
         self.cut()
+
+    stop = close

@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import make_key_file
 from tests.nodeproc import NodeProcess, dump_logs
 from tests.restore.cluster import (
+    SLOW_LINK_RATE,
     VIDEOS,
     Cluster,
     FreshMachine,
@@ -92,6 +93,7 @@ def test_full_restore_with_one_node_stopped_beforehand(
 
 def test_node_killed_with_sigkill_during_restore(cluster: Cluster, machine: FreshMachine) -> None:
     victim = cluster.by_name("berlin")
+    labels = machine.slow_links(cluster)
     dest = machine.cwd / "restored"
     proc = machine.spawn(
         "restore", "--key", "archive.key", "--cluster", "cluster.toml", "--json", "restored"
@@ -107,12 +109,12 @@ def test_node_killed_with_sigkill_during_restore(cluster: Cluster, machine: Fres
     assert proc.returncode == 0, err.decode()
     assert_same_tree(cluster.source, dest)
     summary = json.loads(out)
-    report = by_label(cluster, summary)[cluster.label(victim)]
+    report = by_label(cluster, summary)[labels[victim.name]]
     assert report["chunks"] > 0, report  # it served before it died
-    assert report["failures"] >= 1, report  # ... and its failure was noticed and survived
+    assert report["failures"] >= 1, (summary, err)  # ... its failure noticed and survived
     others = sum(s["chunks"] for s in summary["sources"] if s is not report)
     assert others > report["chunks"]
-    assert cluster.label(victim) in err.decode()  # reported to the user
+    assert labels[victim.name] in err.decode()  # reported to the user
 
 
 def test_malicious_node_serving_wrong_bytes_is_demoted(
@@ -168,6 +170,7 @@ def test_interrupted_restore_resumes_and_fetches_less(
     )
     assert code == 0, err
     total_chunks = json.loads(out)["chunks_fetched"]
+    machine.slow_links(cluster)
     dest = machine.cwd / "restored"
     args = ["restore", "--key", "archive.key", "--cluster", "cluster.toml", "--json", "restored"]
     proc = machine.spawn(*args)
@@ -313,11 +316,13 @@ def test_corrupted_store_copy_is_detected(
 def test_ctrl_c_leaves_no_partial_file_and_rerun_continues(
     cluster: Cluster, machine: FreshMachine
 ) -> None:
+    machine.slow_links(cluster)
     dest = machine.cwd / "restored"
     args = ["restore", "--key", "archive.key", "--cluster", "cluster.toml", "restored"]
     proc = machine.spawn(*args)
     try:
         assert wait_for(lambda: len(completed_files(dest, cluster.source)) >= 2, 120)
+        assert proc.poll() is None, "restore finished before it could be interrupted"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -335,7 +340,7 @@ def test_lost_network_mid_restore_recovers(cluster: Cluster, machine: FreshMachi
     """The only source's network drops (every connection reset, new ones refused) for two
     seconds in the middle of the restore: it backs off, reconnects and finishes."""
     paris = cluster.by_name("paris")
-    link = CuttableTcpProxy(paris.port)
+    link = CuttableTcpProxy(paris.port, rate=3 * SLOW_LINK_RATE)
     try:
         dest = machine.cwd / "restored"
         proc = machine.spawn(
@@ -363,3 +368,31 @@ def test_lost_network_mid_restore_recovers(cluster: Cluster, machine: FreshMachi
         assert report["failures"] >= 1 and not report["dropped"], report
     finally:
         link.close()
+
+
+def test_node_whose_link_goes_silent_mid_restore_is_routed_around(
+    cluster: Cluster, machine: FreshMachine
+) -> None:
+    """A black hole, not a closed connection: the node's traffic stops with nothing reset
+    (a seized node behind a firewall that drops its packets). The restore finishes from the
+    others, and names the silent node."""
+    labels = machine.slow_links(cluster)
+    silent = cluster.proxies[1]
+    silent_label = labels[cluster.nodes[1].name]
+    dest = machine.cwd / "restored"
+    proc = machine.spawn(
+        "restore", "--key", "archive.key", "--cluster", "cluster.toml", "--json", "restored"
+    )
+    try:
+        assert wait_for(lambda: len(completed_files(dest, cluster.source)) >= 3, 120)
+        assert proc.poll() is None, "restore finished before the link went silent"
+        silent.freeze()  # type: ignore[attr-defined]
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    assert proc.returncode == 0, err.decode()
+    assert_same_tree(cluster.source, dest)
+    report = by_label(cluster, json.loads(out))[silent_label]
+    assert report["overtaken"] >= 1 and not report["dropped"], report
+    assert f"source {silent_label} was slow or stopped answering" in err.decode()
