@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -70,6 +70,28 @@ def by_label(c: Cluster, summary: dict) -> dict[str, dict]:  # type: ignore[type
     return {s["source"]: s for s in summary["sources"]}
 
 
+def restore_through(
+    cluster: Cluster, machine: FreshMachine, event: Callable[[], object], *sources: str
+) -> tuple[dict, str]:  # type: ignore[type-arg]
+    """A full restore from `sources` (default: the machine's cluster.toml) during which
+    `event` happens, once three videos are complete; it must still finish and match the
+    source tree. Returns the --json summary and stderr."""
+    dest = machine.cwd / "restored"
+    where = sources or ("--cluster", "cluster.toml")
+    proc = machine.spawn("restore", "--key", "archive.key", *where, "--json", "restored")
+    try:
+        assert wait_for(lambda: len(completed_files(dest, cluster.source)) >= 3, 120)
+        assert proc.poll() is None, "restore finished before the event"
+        event()
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    assert proc.returncode == 0, err.decode()
+    assert_same_tree(cluster.source, dest)
+    return json.loads(out), err.decode()
+
+
 def test_full_restore_with_one_node_stopped_beforehand(
     cluster: Cluster, machine: FreshMachine
 ) -> None:
@@ -94,27 +116,13 @@ def test_full_restore_with_one_node_stopped_beforehand(
 def test_node_killed_with_sigkill_during_restore(cluster: Cluster, machine: FreshMachine) -> None:
     victim = cluster.by_name("berlin")
     labels = machine.slow_links(cluster)
-    dest = machine.cwd / "restored"
-    proc = machine.spawn(
-        "restore", "--key", "archive.key", "--cluster", "cluster.toml", "--json", "restored"
-    )
-    try:
-        started = wait_for(lambda: len(completed_files(dest, cluster.source)) >= 3, 120)
-        assert started and proc.poll() is None, "restore finished before the node was killed"
-        victim.kill()
-        out, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            kill(proc)
-    assert proc.returncode == 0, err.decode()
-    assert_same_tree(cluster.source, dest)
-    summary = json.loads(out)
+    summary, err = restore_through(cluster, machine, victim.kill)
     report = by_label(cluster, summary)[labels[victim.name]]
     assert report["chunks"] > 0, report  # it served before it died
     assert report["failures"] >= 1, (summary, err)  # ... its failure noticed and survived
     others = sum(s["chunks"] for s in summary["sources"] if s is not report)
     assert others > report["chunks"]
-    assert labels[victim.name] in err.decode()  # reported to the user
+    assert labels[victim.name] in err  # reported to the user
 
 
 def test_malicious_node_serving_wrong_bytes_is_demoted(
@@ -341,30 +349,16 @@ def test_lost_network_mid_restore_recovers(cluster: Cluster, machine: FreshMachi
     seconds in the middle of the restore: it backs off, reconnects and finishes."""
     paris = cluster.by_name("paris")
     link = CuttableTcpProxy(paris.port, rate=3 * SLOW_LINK_RATE)
+
+    def lose_network() -> None:
+        link.cut()
+        time.sleep(2)
+        link.restore()
+
     try:
-        dest = machine.cwd / "restored"
-        proc = machine.spawn(
-            "restore",
-            "--key",
-            "archive.key",
-            "--json",
-            "--node",
-            f"{paris.node_id}@127.0.0.1:{link.port}",
-            "restored",
-        )
-        try:
-            assert wait_for(lambda: len(completed_files(dest, cluster.source)) >= 2, 120)
-            assert proc.poll() is None
-            link.cut()
-            time.sleep(2)
-            link.restore()
-            out, err = proc.communicate(timeout=180)
-        finally:
-            if proc.poll() is None:
-                kill(proc)
-        assert proc.returncode == 0, err.decode()
-        assert_same_tree(cluster.source, dest)
-        (report,) = json.loads(out)["sources"]
+        address = f"{paris.node_id}@127.0.0.1:{link.port}"
+        summary, _ = restore_through(cluster, machine, lose_network, "--node", address)
+        (report,) = summary["sources"]
         assert report["failures"] >= 1 and not report["dropped"], report
     finally:
         link.close()
@@ -379,20 +373,7 @@ def test_node_whose_link_goes_silent_mid_restore_is_routed_around(
     labels = machine.slow_links(cluster)
     silent = cluster.proxies[1]
     silent_label = labels[cluster.nodes[1].name]
-    dest = machine.cwd / "restored"
-    proc = machine.spawn(
-        "restore", "--key", "archive.key", "--cluster", "cluster.toml", "--json", "restored"
-    )
-    try:
-        assert wait_for(lambda: len(completed_files(dest, cluster.source)) >= 3, 120)
-        assert proc.poll() is None, "restore finished before the link went silent"
-        silent.freeze()  # type: ignore[attr-defined]
-        out, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            kill(proc)
-    assert proc.returncode == 0, err.decode()
-    assert_same_tree(cluster.source, dest)
-    report = by_label(cluster, json.loads(out))[silent_label]
+    summary, err = restore_through(cluster, machine, silent.freeze)  # type: ignore[attr-defined]
+    report = by_label(cluster, summary)[silent_label]
     assert report["overtaken"] >= 1 and not report["dropped"], report
-    assert f"source {silent_label} was slow or stopped answering" in err.decode()
+    assert f"source {silent_label} was slow or stopped answering" in err
