@@ -1064,13 +1064,13 @@ def scenario_noop(b: Bench) -> None:
     """The cost of a replication round that finds nothing new (n2 pulling from n1)."""
     sys.path.insert(0, str(HERE.parent))
     from noop import measure_noop  # noqa: I001 (bench/ sibling module)
-    from tests.netfaults import ByteCountingProxy
+    from tests.netfaults import TcpLink
 
     n1, n2 = b.node("n1"), b.node("n2")
     if n2.proc is None:
         scenario_backfill(b)
     n2.stop()
-    proxy = ByteCountingProxy(n1.port)
+    proxy = TcpLink(n1.port)
     metrics_port = free_port()
     try:
         simple(

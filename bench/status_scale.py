@@ -47,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 from noop import measure_noop  # noqa: E402
 
-from tests.netfaults import ByteCountingProxy  # noqa: E402
+from tests.netfaults import TcpLink  # noqa: E402
 
 BIN = Path(sys.executable).parent
 NAMES = [("paris", "FR"), ("berlin", "DE"), ("oslo", "NO"), ("bern", "CH"), ("riga", "LV")]
@@ -180,7 +180,7 @@ def main() -> None:
     # every 0.2 s, with its metrics endpoint on (bench/noop.py).
     proxy = metrics_port = None
     if len(nodes) > 1:
-        proxy = ByteCountingProxy(nodes[0][2])
+        proxy = TcpLink(nodes[0][2])
         metrics_port = free_port()
         sh(
             "samizdat-node",

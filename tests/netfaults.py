@@ -3,13 +3,16 @@
 - `EvilPeer`: a real gRPC server with its own node identity and pinned TLS certificate that
   proxies an honest node but corrupts what it serves (flipped bytes, wrong ids, forged
   snapshot records).
-- `ByteCountingProxy`: a TCP proxy that counts the bytes crossing it in both directions.
+- `TcpLink`: a TCP proxy standing for the network: counts bytes, limits the rate, cuts the
+  connections or turns into a black hole.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -134,52 +137,105 @@ class EvilPeer:
         self.upstream.close()
 
 
-class ByteCountingProxy:
-    """Forwards TCP connections from a loopback port to `target`, counting bytes."""
+class TcpLink:
+    """A loopback TCP proxy standing for the network between a client and a node. TLS passes
+    through untouched, so the client still pins the node's certificate.
 
-    def __init__(self, target_port: int) -> None:
+    - `bytes`/`reset()`: bytes that crossed it, both directions;
+    - `rate` (bytes per second, each direction of each connection): a slow link, so a
+      transfer takes long enough to interrupt it at a chosen point however fast the machine;
+    - `cut()`: every connection reset, new ones refused until `restore()`;
+    - `freeze()`: a black hole, nothing forwarded and nothing closed.
+    """
+
+    def __init__(self, target_port: int, rate: float | None = None) -> None:
         self.target_port = target_port
+        self.rate = rate
         self.port = free_port()
         self.bytes = 0
         self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._conns: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self.restore()
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
+    def restore(self) -> None:
+        """Accept connections (again)."""
+        listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:  # the target is down: so is the proxied connection
+            except OSError:  # the node is down: so is the link
                 client.close()
                 continue
+            with self._lock:
+                self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
-            while data := src.recv(65536):
+            while data := src.recv(1 << 16):
+                self._flowing.wait()
                 with self._lock:
                     self.bytes += len(data)
                 dst.sendall(data)
+                if self.rate:
+                    time.sleep(len(data) / self.rate)
         except OSError:
             pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        for s in (src, dst):
+            _close(s)
 
     def reset(self) -> int:
+        """Bytes counted since the last reset."""
         with self._lock:
             value, self.bytes = self.bytes, 0
         return value
 
+    def freeze(self) -> None:
+        """Stop forwarding in both directions without closing anything (a seized node's
+        traffic dropped by a firewall, say)."""
+        self._flowing.clear()
+
+    def cut(self) -> None:
+        """Reset every connection and refuse new ones until `restore()`."""
+        if self._listener is not None:
+            _close(self._listener)
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:  # RST, as a dropped link eventually looks to the peer
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            _close(c)
+
     def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
+        self._flowing.set()
+        self.cut()
+
+    stop = close
+
+
+def _close(s: socket.socket) -> None:
+    """Close a socket another thread may be blocked on: shutdown wakes that thread's
+    accept/recv (close alone would leave the socket open until the call returns)."""
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        s.close()
+    except OSError:
+        pass

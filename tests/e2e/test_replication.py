@@ -14,7 +14,7 @@ import pytest
 import tomlkit
 
 from tests.conftest import KeyFile
-from tests.netfaults import ByteCountingProxy, EvilPeer
+from tests.netfaults import EvilPeer, TcpLink
 from tests.nodeproc import NodeProcess, free_port, run_cli
 
 pytestmark = pytest.mark.timeout(150)
@@ -255,7 +255,7 @@ def test_noop_round_cost_does_not_grow_with_archive(
 ) -> None:
     a = node_factory("a", host=[archive_key.archive_id], start=True)
     b = node_factory("b", host=[archive_key.archive_id], start=False)
-    proxy = ByteCountingProxy(a.port)
+    proxy = TcpLink(a.port)
     metrics_port = free_port()
     try:
         a.peer_add(b)

@@ -15,6 +15,7 @@ import pytest
 
 from samizdat.server.store import ChunkStore
 from tests.conftest import KeyFile
+from tests.netfaults import TcpLink
 from tests.nodeproc import NodeProcess, run_cli, spawn_cli
 from tests.trees import assert_same_tree
 
@@ -35,12 +36,15 @@ def big_source(root: Path, files: int = 3, size: int = 16 << 20) -> Path:
 def kill_push_midway(
     node: NodeProcess, key: KeyFile, src: Path, kill_node: bool = False
 ) -> subprocess.Popen[bytes]:
-    """Start a push; SIGKILL the CLI (or the node) once the node has stored some chunks but
-    before the push completes. Returns the (finished) CLI process."""
+    """Start a push over a slow link (so it cannot finish first however fast the machine);
+    SIGKILL the CLI (or the node) once the node has stored some chunks. Returns the
+    (finished) CLI process."""
     client = node.client()
+    link = TcpLink(node.port, rate=16e6)
     try:
         base = client.status(timeout=5).chunks_stored
-        proc = spawn_cli("push", "--key", key.path, "--node", node.address, src)
+        address = f"{node.node_id}@127.0.0.1:{link.port}"
+        proc = spawn_cli("push", "--key", key.path, "--node", address, src)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -55,18 +59,19 @@ def kill_push_midway(
         else:
             proc.kill()
             pytest.fail("the node never received a chunk")
+        if kill_node:
+            node.kill()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                pytest.fail("push hangs after its node died")
+        else:
+            proc.kill()
+            proc.wait(10)
     finally:
         client.close()
-    if kill_node:
-        node.kill()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail("push hangs after its node died")
-    else:
-        proc.kill()
-        proc.wait(10)
+        link.close()
     return proc
 
 

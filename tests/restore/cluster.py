@@ -172,11 +172,11 @@ class FreshMachine:
         cluster.toml at the proxies (same pinned ids), so a restore takes seconds and can be
         interrupted mid-way. Returns node name -> source label as the CLI reports it. The
         proxies stop with the cluster's other proxies."""
-        from tests.restore.proxy import CuttableTcpProxy
+        from tests.netfaults import TcpLink
 
         addresses = {}
         for n in cluster.nodes:
-            link = CuttableTcpProxy(n.port, rate=rate)
+            link = TcpLink(n.port, rate=rate)
             cluster.proxies.append(link)
             addresses[n.name] = f"127.0.0.1:{link.port}"
         write_cluster_file(self.cwd / "cluster.toml", cluster.nodes, addresses)

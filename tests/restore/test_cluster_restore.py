@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_key_file
+from tests.netfaults import TcpLink
 from tests.nodeproc import NodeProcess, dump_logs
 from tests.restore.cluster import (
     SLOW_LINK_RATE,
@@ -32,7 +33,7 @@ from tests.restore.cluster import (
     start_cluster,
     wait_for,
 )
-from tests.restore.proxy import CuttableTcpProxy, LyingProxy
+from tests.restore.proxy import LyingProxy
 from tests.trees import assert_same_tree, read_tree
 
 pytestmark = pytest.mark.timeout(240)
@@ -348,7 +349,7 @@ def test_lost_network_mid_restore_recovers(cluster: Cluster, machine: FreshMachi
     """The only source's network drops (every connection reset, new ones refused) for two
     seconds in the middle of the restore: it backs off, reconnects and finishes."""
     paris = cluster.by_name("paris")
-    link = CuttableTcpProxy(paris.port, rate=3 * SLOW_LINK_RATE)
+    link = TcpLink(paris.port, rate=3 * SLOW_LINK_RATE)
 
     def lose_network() -> None:
         link.cut()
