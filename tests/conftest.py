@@ -7,6 +7,7 @@ logs of all of them are printed when the test fails).
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,12 @@ from tests.trees import build_sample_tree
 # No per-example deadline: the suite runs on busy 2-core machines next to node processes.
 settings.register_profile("samizdat", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "samizdat"))
+
+# A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored in
+# every child: the CLIs the suite spawns would then shrug off the Ctrl-C tests' SIGINT.
+# A handled signal is reset to its default on exec, so take it back here.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
