@@ -384,13 +384,16 @@ class Replicator:
     def _fetch_from(
         self, peer: tuple[PeerConfig, PeerState, NodeClient], ids: list[bytes]
     ) -> set[bytes]:
-        """Pull `ids` from one peer; return the ids stored. Stops at the first bad chunk."""
+        """Pull `ids` from one peer; return the ids stored. Stops at the first bad chunk. A
+        stream that ends cleanly without some requested ids, neither sent nor reported
+        missing (a truncated stream), is an offence too."""
         cfg, state, client = peer
         if state.banned_until > time.monotonic():
             return set()
-        wanted, got = set(ids), set()
+        wanted, got, missing = set(ids), set(), set()
         try:
             for response in client.get_chunks(ids):
+                missing.update(response.missing_ids)
                 batch = []
                 for chunk in response.chunks:
                     if chunk.id not in wanted:
@@ -405,6 +408,13 @@ class Replicator:
                 state.bytes_pulled += nbytes
                 self.node.metrics.pulled_chunks.labels(peer=cfg.node_id[:12]).inc(len(batch))
                 self.node.metrics.pulled_bytes.labels(peer=cfg.node_id[:12]).inc(nbytes)
+            unaccounted = len(wanted - got - missing)
+            if unaccounted:
+                self._offence(
+                    state,
+                    f"ended a stream without {unaccounted} requested chunk(s), neither sent "
+                    "nor reported missing",
+                )
         except ChunkCorrupt as e:
             self._offence(state, f"served a bad chunk: {e}", chunks=1)
         except SamizdatError as e:

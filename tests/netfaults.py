@@ -35,7 +35,9 @@ class EvilPeer:
 
     - "flip": every chunk has one byte flipped;
     - "swap": chunks are returned under the id of another requested chunk;
-    - "forge": snapshot records are forged (tampered, or signed by another key).
+    - "forge": snapshot records are forged (tampered, or signed by another key);
+    - "truncate": every GetChunks stream ends early, cleanly, after half the chunks of its
+      first message, without naming the rest missing.
     """
 
     def __init__(self, directory: Path, upstream_address: str, mode: str) -> None:
@@ -82,6 +84,10 @@ class EvilPeer:
     ) -> Iterator[npb.GetChunksResponse]:
         for response in responses:
             chunks = list(response.chunks)
+            if self.mode == "truncate":
+                self.served_bad += len(chunks) - len(chunks) // 2
+                yield npb.GetChunksResponse(chunks=chunks[: len(chunks) // 2])
+                return
             if self.mode == "flip":
                 for c in chunks:
                     data = bytearray(c.data)
