@@ -128,8 +128,12 @@ def push(
     last: SamizdatError | None = None
     for client in clients:
         try:
-            with terminal.progress_bar("push", None) as advance:
-                stats = do_push(k, client, str(directory), progress=advance, use_cache=not no_cache)
+            with terminal.transfer_progress("push") as transfer:
+                if terminal.err_console.is_terminal:  # the ETA needs the total size
+                    _size_in_background(directory, transfer)
+                stats = do_push(
+                    k, client, str(directory), progress=transfer.advance, use_cache=not no_cache
+                )
         except PeerUnavailable as e:
             last = e
             terminal.error(f"{e}; trying the next node")
@@ -145,6 +149,26 @@ def push(
         )
         return
     raise last if last else UsageError("no node given")
+
+
+def _size_in_background(directory: Path, transfer: terminal.Transfer) -> None:
+    """Sum the sizes of the regular files under `directory` in a thread (a walk of stat
+    calls, no reads) and give the progress bar its total, so it can show an ETA."""
+    import stat
+    import threading
+
+    from samizdat.client.walk import iter_source
+
+    def scan() -> None:
+        try:
+            total = sum(
+                e.st.st_size for e in iter_source(str(directory)) if stat.S_ISREG(e.st.st_mode)
+            )
+        except (OSError, SamizdatError):
+            return  # the push itself reports what is wrong with the directory
+        transfer.total(total)
+
+    threading.Thread(target=scan, name="push-size", daemon=True).start()
 
 
 def len_unique(stats: object) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +25,6 @@ console = Console()
 if not console.is_terminal:  # piped: do not wrap tables at 80 columns
     console = Console(width=160)
 err_console = Console(stderr=True)
-
-
-@contextmanager
-def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """Yield an `advance(nbytes)` callback; draws bytes, rate and ETA on a terminal only."""
-    with transfer_progress(label) as transfer:
-        if total is not None:
-            transfer.total(total)
-        yield transfer.advance
 
 
 class Transfer:
