@@ -14,13 +14,14 @@ from typing import Protocol
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from samizdat.core.errors import SamizdatError
+from samizdat.core.errors import PeerUnavailable, SamizdatError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.tokens import TOKEN_LIFETIME, archive_token, node_token
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.channel import open_channel
 from samizdat.rpc.errors import error_from_rpc
 from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_IDS, STREAM_DEADLINE, UNARY_DEADLINE
+from samizdat.rpc.stall import StallGuard
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
@@ -129,15 +130,32 @@ class NodeClient:
         return out
 
     def get_chunks(self, ids: list[bytes]) -> Iterator[npb.GetChunksResponse]:
-        """Stream the chunks for `ids` (at most MAX_BATCH_IDS); bytes are NOT yet verified."""
+        """Stream the chunks for `ids` (at most MAX_BATCH_IDS); bytes are NOT yet verified.
+        Raises PeerUnavailable if the node sends nothing for STALL_SECONDS."""
+        call = self.chunks.GetChunks(
+            npb.GetChunksRequest(ids=ids),
+            timeout=STREAM_DEADLINE,
+            metadata=self.metadata(pb.ROLE_READER),
+        )
+        guard = StallGuard(call)
         try:
-            yield from self.chunks.GetChunks(
-                npb.GetChunksRequest(ids=ids),
-                timeout=STREAM_DEADLINE,
-                metadata=self.metadata(pb.ROLE_READER),
-            )
+            while True:
+                guard.waiting()
+                try:
+                    response = next(call)
+                except StopIteration:
+                    return
+                guard.received()
+                yield response
         except grpc.RpcError as e:
+            if guard.fired:
+                raise PeerUnavailable(
+                    f"node {self.label} sent nothing for {guard.limit:.0f}s; gave up on the call"
+                ) from None
             raise self._fail(e) from None
+        finally:
+            guard.close()
+            call.cancel()  # no-op once the call has ended; frees it if the caller stopped early
 
     def put_chunks(self, requests: Iterable[npb.PutChunksRequest]) -> npb.PutChunksResponse:
         try:

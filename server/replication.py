@@ -61,10 +61,11 @@ class PeerState:
     last_offence_unix: int = 0
     chunks_pulled: int = 0
     bytes_pulled: int = 0
-    banned_until: float = field(default=0.0, repr=False)
+    banned_until: float = field(default=0.0, repr=False)  # after an offence
+    failed_round: int = field(default=-1, repr=False)  # the last round a call to it failed
 
     def to_json(self) -> bytes:
-        d = {k: v for k, v in self.__dict__.items() if k != "banned_until"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("banned_until", "failed_round")}
         return json.dumps(d).encode()
 
 
@@ -176,6 +177,16 @@ class Replicator:
         log.warning("peer=%s offence: %s", state.node_id[:12], what)
         self._save(state)
 
+    def _usable(self, state: PeerState) -> bool:
+        """Not backed off after an offence, and no call to it failed in this round (so a
+        black-holed peer costs a round one timeout, not one per batch of the fill)."""
+        return state.banned_until <= time.monotonic() and state.failed_round != self.rounds
+
+    def _unreachable(self, state: PeerState, error: SamizdatError) -> None:
+        state.last_error = str(error)
+        state.failed_round = self.rounds
+        log.info("peer=%s unreachable: %s", state.node_id[:12], error)
+
     # ------------------------------------------------------------------- loop
 
     def start(self) -> None:
@@ -193,11 +204,10 @@ class Replicator:
             node.maybe_reload()
 
     def live_peers(self) -> list[tuple[PeerConfig, PeerState, NodeClient]]:
-        now = time.monotonic()
         out = []
         for cfg in self.node.config.peers:
             state = self._peer(cfg)
-            if state.banned_until > now:
+            if not self._usable(state):
                 continue
             out.append((cfg, state, self._client(cfg)))
         return out
@@ -222,8 +232,7 @@ class Replicator:
         try:
             listing = client.list_snapshots(b"", state.position)
         except SamizdatError as e:
-            state.last_error = str(e)
-            log.info("peer=%s unreachable: %s", cfg.node_id[:12], e)
+            self._unreachable(state, e)
             return 0
         if listing.last_position < state.position:  # the peer's store was replaced
             state.position = 0
@@ -332,11 +341,7 @@ class Replicator:
         remaining = set(ids)
         tried: set[str] = set()
         while remaining:
-            live = [
-                (c, s, cl)
-                for c, s, cl in peers
-                if c.node_id not in tried and s.banned_until <= time.monotonic()
-            ]
+            live = [(c, s, cl) for c, s, cl in peers if c.node_id not in tried and self._usable(s)]
             if not live:
                 return
             holders: dict[bytes, list[int]] = defaultdict(list)
@@ -345,7 +350,7 @@ class Replicator:
                 try:
                     present = client.has_chunks(order, role=pb.ROLE_PEER)
                 except SamizdatError as e:
-                    state.last_error = str(e)
+                    self._unreachable(state, e)
                     tried.add(cfg.node_id)
                     continue
                 for chunk_id, have in zip(order, present, strict=True):
@@ -373,13 +378,17 @@ class Replicator:
             ]
             with ThreadPoolExecutor(PULL_STREAMS, thread_name_prefix="pull") as pool:
                 jobs = [
-                    pool.submit(self._fetch_from, live[index], batch)
+                    (index, batch, pool.submit(self._fetch_from, live[index], batch))
                     for index, batch in order_of_jobs
                 ]
-                for job in jobs:
-                    remaining -= job.result()
-            for index in assignment:
-                tried.add(live[index][0].node_id)
+                for index, batch, job in jobs:
+                    got = job.result()
+                    remaining -= got
+                    if len(got) < len(batch):  # failed, or lacked what it claimed
+                        tried.add(live[index][0].node_id)
+            if not tried.isdisjoint(c.node_id for c, _, _ in live):
+                continue  # what the others were assigned goes to the peers left
+            return  # every holder delivered everything assigned; nothing left to ask
 
     def _fetch_from(
         self, peer: tuple[PeerConfig, PeerState, NodeClient], ids: list[bytes]
@@ -388,7 +397,7 @@ class Replicator:
         stream that ends cleanly without some requested ids, neither sent nor reported
         missing (a truncated stream), is an offence too."""
         cfg, state, client = peer
-        if state.banned_until > time.monotonic():
+        if not self._usable(state):
             return set()
         wanted, got, missing = set(ids), set(), set()
         try:
@@ -418,8 +427,7 @@ class Replicator:
         except ChunkCorrupt as e:
             self._offence(state, f"served a bad chunk: {e}", chunks=1)
         except SamizdatError as e:
-            state.last_error = str(e)
-            log.info("peer=%s pull failed: %s", cfg.node_id[:12], e)
+            self._unreachable(state, e)
         return got
 
     def _advance(self, chunks: int) -> None:

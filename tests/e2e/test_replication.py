@@ -314,3 +314,36 @@ def test_noop_round_cost_does_not_grow_with_archive(
         assert big_cost < small_cost * 1.5 + 200
     finally:
         proxy.close()
+
+
+def test_peer_whose_link_goes_silent_mid_backfill_is_routed_around(
+    node_factory: Factory, archive_key: KeyFile, tmp_path: Path
+) -> None:
+    """A black hole, not a closed connection: a peer's traffic stops mid-transfer with
+    nothing reset (a seized node behind a firewall). The puller gives up on the silent call
+    after STALL_SECONDS, asks nothing more of that peer in this round, and gets the chunks
+    it was assigned from the other peer (before: a keepalive timeout per call, then a unary
+    deadline in the next round before the rest was asked of anyone: 80 s instead of 15)."""
+    a, b = cluster(node_factory, archive_key, ["a", "b"], sync_interval=0.5)
+    src = make_tree(tmp_path / "src", 12 << 20, seed=12)
+    snap = push(archive_key, a, src)
+    wait_complete([a, b], {snap}, timeout=60)
+    link = TcpLink(a.port, rate=2e6)
+    try:
+        d = node_factory("d", host=[archive_key.archive_id], start=False)
+        d.peer_add(a.node_id, f"127.0.0.1:{link.port}")
+        d.peer_add(b)
+        a.peer_add(d)
+        b.peer_add(d)
+        configure(d, sync_interval=0.5)
+        d.start()
+        deadline = time.monotonic() + 30
+        while holdings(d).get(snap, (0, 1))[0] == 0:
+            assert time.monotonic() < deadline, "back-fill never started"
+            time.sleep(0.05)
+        link.freeze()
+        wait_complete([d], {snap}, timeout=60)
+        assert "sent nothing for" in d.logs(), d.logs()
+    finally:
+        link.close()
+    assert_restores(archive_key, d, src, tmp_path / "restored")
