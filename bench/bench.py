@@ -574,6 +574,12 @@ class Step:
     peak_rss_mib: float
     extra: dict[str, object] = field(default_factory=dict)
 
+    @classmethod
+    def node_side(cls, name: str, nbytes: int, seconds: float, extra: dict[str, object]) -> Step:
+        """A step that runs inside node processes only (no CLI CPU or RSS of its own)."""
+        return cls("samizdat", name, nbytes, round(seconds, 2), round(nbytes / seconds / 1e6, 1),
+                   0.0, 0.0, extra)  # fmt: skip
+
 
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
@@ -1037,16 +1043,7 @@ def timed_backfill(b: Bench, name: str, puller: Node, sources: list[Node]) -> No
         other_cpu_s=round(max(0.0, busy - extra["node_cpu_s"] - src_cpu), 1),
     )
     plaintext = b.manifest["v1"]["bytes"] + b.manifest.get("inserted_bytes", 0)
-    step = Step(
-        "samizdat",
-        name,
-        plaintext,
-        round(seconds, 2),
-        round(plaintext / seconds / 1e6, 1),
-        0.0,
-        0.0,
-        extra,
-    )
+    step = Step.node_side(name, plaintext, seconds, extra)
     b.steps.append(step)
     b.say(
         f"           {seconds:7.1f} s  {total / seconds / 1e6:7.1f} MB/s stored "
@@ -1180,16 +1177,7 @@ def scenario_scrub(b: Bench) -> None:
     n1.configure(scrub_rate_mb=50, scrub_interval=86400)
     n1.start()
     extra.update(stored_bytes=total)
-    step = Step(
-        "samizdat",
-        "scrub",
-        total,
-        round(seconds, 2),
-        round(total / seconds / 1e6, 1),
-        0.0,
-        0.0,
-        extra,
-    )
+    step = Step.node_side("scrub", total, seconds, extra)
     b.steps.append(step)
     b.say(
         f"           {seconds:7.2f} s  {step.mb_s:7.1f} MB/s stored bytes re-hashed  "
