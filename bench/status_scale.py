@@ -90,7 +90,7 @@ def fill(data_dir: Path, key: ArchiveKey, chunks: int, snapshots: int) -> float:
         builder = ChunkListBuilder()
         for cid in ids[:upto]:
             builder.add(cid, 16)
-        lists = builder.take_full(final=True)
+        lists = builder.finish()
         store.put_chunks([(bytes(lid), blob) for lid, blob in lists])
         record = pb.SnapshotRecord(
             sequence=s,

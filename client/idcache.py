@@ -25,7 +25,10 @@ import rocksdict as rdb
 log = logging.getLogger(__name__)
 
 FORMAT_KEY = b"\x00format"
-FORMAT = b"1"
+# 2: ids of version 2 (padded) blobs. A cache of an older format names blobs of an older
+# format, which a push must not reference any more: it is emptied.
+FORMAT = b"2"
+OLDER_FORMATS = (b"1",)
 _VALUE = struct.Struct(">32sI")  # chunk id, blob length
 
 
@@ -50,6 +53,13 @@ class IdCache:
         self._nowal = rdb.WriteOptions()
         self._nowal.disable_wal = True
         stamp = self._db.get(FORMAT_KEY)
+        if stamp in OLDER_FORMATS:
+            log.info("id cache %s has the older format %r: emptied", path, stamp)
+            self._db.close()
+            shutil.rmtree(path)
+            path.mkdir(mode=0o700)
+            self._db = rdb.Rdict(str(path), options=opts)
+            stamp = None
         if stamp is None:
             self._db.put(FORMAT_KEY, FORMAT)
         elif stamp != FORMAT:

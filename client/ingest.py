@@ -6,6 +6,11 @@ in order, recorded in the tree and chunk lists, and new ones go to an upload thr
 the node which it lacks (HasChunks) and streams only those (PutChunks). Memory is bounded by
 the in-flight window, whatever the size of the tree.
 
+Order: what the node sees must not line up a file's chunks. Each upload batch (up to
+BATCH_CHUNKS chunks or BATCH_BYTES) is shuffled before it is offered (HasChunks) and sent
+(PutChunks), and chunk lists are sorted by id (samizdat.core.chunklist); the node's store
+writes each flush in key order (docs/format.md, "What a node can and cannot learn").
+
 With the local id cache (samizdat.client.idcache) a chunk encoded by an earlier push is only
 hashed: its cached id goes into the tree and its plaintext travels to the upload thread, which
 encodes it only if the node lacks it (and stops the push if it no longer encodes to the
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import stat
 import tempfile
 import threading
@@ -49,6 +55,7 @@ UPLOAD_QUEUE = 2
 BATCH_CHUNKS = 512
 BATCH_BYTES = 8 << 20
 SMALL_FILE = 1 << 20  # files up to this size are read whole (see Pusher._file_chunks)
+_shuffle = random.SystemRandom().shuffle
 
 
 @dataclass
@@ -99,6 +106,7 @@ class _Uploader:
 
     def _requests(self) -> Iterator[npb.PutChunksRequest]:
         while (batch := self.queue.get()) is not None:
+            _shuffle(batch)  # neither HasChunks nor PutChunks may follow the tree's order
             present = self.client.has_chunks([c.chunk_id for c in batch], role=pb.ROLE_WRITER)
             request, size = npb.PutChunksRequest(archive_id=self.archive_id), 0
             for (chunk_id, blob, plaintext, _, _), have in zip(batch, present, strict=True):
@@ -210,7 +218,7 @@ class Pusher:
                 entries = self._ingest_tree(source, tree_body)
                 tree_ids = self._store_tree(tree_body, entries)
             list_ids = []
-            for list_id, blob in self.lists.take_full(final=True):
+            for list_id, blob in self.lists.finish():
                 self.batch.append(_Chunk(list_id, blob, None, len(blob), len(blob)))
                 list_ids.append(list_id)
             self._flush_batch()

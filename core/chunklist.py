@@ -2,37 +2,70 @@
 
 Blob layout: magic `SZCL` followed by a serialized `ChunkList`. A chunk list is stored as a
 chunk (id = BLAKE3 of the blob) and lets a node work out what it must hold without the key.
+
+Version 2 (written) lists every id of a snapshot once, all lists together strictly ascending
+by id, so a list keeps no trace of the tree's order, and pads the blob with a `padding` field
+to `padded_length` of its unpadded size. Version 1 (read only) kept first-seen (tree) order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import DecodeError
 
 from samizdat.core.errors import ChunkCorrupt
 from samizdat.core.ids import ChunkId
+from samizdat.core.padding import padded_length
 from samizdat.v1 import records_pb2 as pb
 
 MAGIC = b"SZCL"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_IDS = 32 * 1024
+_PADDING_TAG = 1  # field 4, length-delimited: one tag byte
+
+
+def _varint_size(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
 
 
 def encode_chunk_list(entries: Iterable[tuple[bytes, int]]) -> tuple[ChunkId, bytes]:
-    """Serialize (id, stored size) pairs (at most MAX_IDS) into a chunk-list blob."""
+    """Serialize (id, stored size) pairs (at most MAX_IDS, strictly ascending ids) into a
+    padded version 2 chunk-list blob."""
     msg = pb.ChunkList(version=VERSION)
     for chunk_id, size in entries:
         msg.ids.append(chunk_id)
         msg.sizes.append(size)
     if len(msg.ids) > MAX_IDS:
         raise ValueError("chunk list too long")
+    if not _ascending(msg.ids):
+        raise ValueError("chunk list ids must be strictly ascending")
+    msg.padding = bytes(_fill_for(len(MAGIC) + msg.ByteSize()))
     blob = MAGIC + msg.SerializeToString()
     return ChunkId.of(blob), blob
 
 
+def _ascending(ids: Sequence[bytes]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(ids))
+
+
+def _fill_for(bare: int) -> int:
+    """The number of padding bytes that brings a `bare`-byte blob to a padded length (the
+    smallest reachable one: the field costs a tag and a varint length besides the fill)."""
+    target = padded_length(bare + 3)
+    while True:
+        for prefix in range(_PADDING_TAG + 1, _PADDING_TAG + 5):
+            fill = target - bare - prefix
+            if fill > 0 and _PADDING_TAG + _varint_size(fill) == prefix:
+                return fill
+        target = padded_length(target + 1)
+
+
 def decode_chunk_list(chunk_id: bytes, blob: bytes) -> list[tuple[bytes, int]]:
-    """Parse a chunk-list blob (its id already verified) into (id, stored size) pairs."""
+    """Parse a chunk-list blob (its id already verified) into (id, stored size) pairs.
+    Version 2 lists must be strictly ascending by id."""
     msg = pb.ChunkList()
     if not blob.startswith(MAGIC):
         raise ChunkCorrupt(chunk_id.hex(), "not a chunk list")
@@ -41,37 +74,38 @@ def decode_chunk_list(chunk_id: bytes, blob: bytes) -> list[tuple[bytes, int]]:
     except DecodeError:
         raise ChunkCorrupt(chunk_id.hex(), "malformed chunk list") from None
     if (
-        msg.version != VERSION
+        msg.version not in READABLE_VERSIONS
         or len(msg.ids) > MAX_IDS
         or len(msg.ids) != len(msg.sizes)
         or any(len(i) != 32 for i in msg.ids)
+        or (msg.version >= 2 and not _ascending(msg.ids))
     ):
         raise ChunkCorrupt(chunk_id.hex(), "malformed chunk list")
     return list(zip(msg.ids, msg.sizes, strict=True))
 
 
 class ChunkListBuilder:
-    """Collects the ids of a snapshot in first-seen order and cuts them into chunk lists."""
+    """Collects the distinct ids of a snapshot with their stored sizes and, at the end, cuts
+    them in id order into chunk lists."""
 
     def __init__(self) -> None:
-        self._seen: set[bytes] = set()
-        self._pending: list[tuple[bytes, int]] = []
+        self._sizes: dict[bytes, int] = {}
 
     def add(self, chunk_id: bytes, stored_size: int) -> bool:
         """Record a referenced chunk; return False if it was already recorded."""
-        if chunk_id in self._seen:
+        if chunk_id in self._sizes:
             return False
-        self._seen.add(chunk_id)
-        self._pending.append((chunk_id, stored_size))
+        self._sizes[chunk_id] = stored_size
         return True
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._sizes)
 
-    def take_full(self, final: bool = False) -> list[tuple[ChunkId, bytes]]:
-        """Return encoded chunk lists for the ids gathered so far (all of them if `final`)."""
-        out = []
-        while len(self._pending) >= MAX_IDS or (final and self._pending):
-            part, self._pending = self._pending[:MAX_IDS], self._pending[MAX_IDS:]
-            out.append(encode_chunk_list(part))
-        return out
+    def finish(self) -> list[tuple[ChunkId, bytes]]:
+        """Encode every id gathered, sorted, as chunk lists of MAX_IDS ids (the last one
+        shorter)."""
+        ids = sorted(self._sizes)
+        return [
+            encode_chunk_list((i, self._sizes[i]) for i in ids[start : start + MAX_IDS])
+            for start in range(0, len(ids), MAX_IDS)
+        ]

@@ -361,7 +361,8 @@ class Replicator:
             # Rarest first, each to the least-loaded holder.
             load = [0] * len(live)
             assignment: dict[int, list[bytes]] = defaultdict(list)
-            for chunk_id in sorted(holders, key=lambda c: len(holders[c])):
+            # Ties in id order: the pull order keeps no trace of a (version 1) list's order.
+            for chunk_id in sorted(holders, key=lambda c: (len(holders[c]), c)):
                 best = min(holders[chunk_id], key=lambda i: load[i])
                 assignment[best].append(chunk_id)
                 load[best] += 1

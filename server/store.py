@@ -138,7 +138,6 @@ class ChunkStore:
         for chunk_id, blob in items:
             if len(chunk_id) != 32 or blake3.blake3(blob).digest() != chunk_id:
                 raise ChunkCorrupt(bytes(chunk_id).hex(), "bytes do not match the id")
-        now = int(time.time())
         with self._lock:
             present = self.has_chunks([cid for cid, _ in items])
             batch = rdb.WriteBatch(raw_mode=True)
@@ -149,7 +148,9 @@ class ChunkStore:
                     continue
                 seen.add(chunk_id)
                 batch.put(chunk_id, blob, self._handle["chunks"])
-                batch.put(chunk_id, _INDEX.pack(len(blob), now), self._handle["chunk_index"])
+                # Verified time 0 ("not yet by scrub"), not the arrival time: the index must
+                # not keep the order in which chunks arrived (docs/format.md, "Node store").
+                batch.put(chunk_id, _INDEX.pack(len(blob), 0), self._handle["chunk_index"])
                 stored += 1
                 stored_bytes += len(blob)
             if not stored:

@@ -66,7 +66,7 @@ def craft_snapshot(
         write_message(stream, entry)
     tree_id, tree_blob = codec.encode(stream.getvalue())
     blobs[bytes(tree_id)] = tree_blob
-    list_id, list_blob = encode_chunk_list((cid, len(b)) for cid, b in blobs.items())
+    list_id, list_blob = encode_chunk_list(sorted((cid, len(b)) for cid, b in blobs.items()))
     blobs[bytes(list_id)] = list_blob
     record = pb.SnapshotRecord(
         sequence=sequence,

@@ -1,4 +1,5 @@
-"""Chunk codec: decode(encode(x)) == x, deterministic, and every tampering is ChunkCorrupt."""
+"""Chunk codec: decode(encode(x)) == x, deterministic, padded to a bucket size, and every
+tampering is ChunkCorrupt."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samizdat.core.codec import HEADER_SIZE, ChunkCodec, verify_blob
+from samizdat.core.codec import HEADER_SIZE, OVERHEAD, ChunkCodec, verify_blob
 from samizdat.core.errors import ChunkCorrupt
 from samizdat.core.keys import ArchiveKey
+from samizdat.core.padding import padded_length
 
 KEY = ArchiveKey(signing_seed=b"\x01" * 32, master_secret=b"\x02" * 32)
 OTHER = ArchiveKey(signing_seed=b"\x03" * 32, master_secret=b"\x04" * 32)
@@ -71,9 +73,9 @@ def test_tampered_blob_with_recomputed_id_fails_authentication(
 
 
 def test_header_tampering_is_refused() -> None:
-    _, blob = CODEC.encode(b"hello world " * 100)  # compressible: flags = zstd
-    assert blob[1] == 1
-    for pos, value in ((0, 2), (1, 0), (1, 3)):
+    _, blob = CODEC.encode(b"hello world " * 100)  # compressible: flags = zstd (encrypted)
+    assert blob[:2] == b"\x02\x00"
+    for pos, value in ((0, 1), (0, 3), (1, 1), (1, 2)):
         bad = bytearray(blob)
         bad[pos] = value
         forged_id = blake3.blake3(bytes(bad)).digest()
@@ -98,11 +100,44 @@ def test_wrong_key_is_chunk_corrupt_naming_the_key(other: ArchiveKey) -> None:
 
 
 def test_incompressible_chunks_are_stored_raw_and_compressible_ones_shrink() -> None:
-    raw = os.urandom(10_000)
+    raw = os.urandom(100_000)
     _, blob = CODEC.encode(raw)
-    assert blob[1] == 0 and len(blob) == HEADER_SIZE + len(raw) + 16
+    assert len(blob) == OVERHEAD + padded_length(len(raw) + 2)  # flags, payload, marker
     _, blob = CODEC.encode(b"a" * 100_000)
-    assert blob[1] == 1 and len(blob) < 1000
+    assert len(blob) == OVERHEAD + 512
+    assert blob[1] == 0  # whether a chunk compressed is encrypted too
+
+
+@given(st.integers(0, 300_000), st.integers(0, 2**32))
+@settings(max_examples=100, deadline=None)
+def test_stored_size_names_only_the_bucket(length: int, seed: int) -> None:
+    """Every payload length of a bucket gives the same blob size; the blob size is the
+    bucket's, whatever the contents."""
+    data = blake3.blake3(seed.to_bytes(8, "little")).digest(length=length)  # incompressible
+    _, blob = CODEC.encode(data)
+    size = len(blob) - OVERHEAD
+    assert padded_length(size) == size >= length + 2
+    lowest = max(0, length - 1)
+    while lowest and padded_length(lowest) == size:  # the smallest length of the bucket
+        lowest = lowest - 1 if lowest < 4096 else max(0, lowest - 4096)
+    other = blake3.blake3(b"other").digest(length=lowest + 1)
+    if padded_length(len(other) + 2) == size:
+        assert len(CODEC.encode(other)[1]) == len(blob)
+
+
+def test_bad_padding_is_refused_even_under_the_right_key() -> None:
+    """A v2 body must end in 0x80 and zeros and carry known flags; a writer bug or forgery
+    that gets that wrong (re-encrypted under the key, so the tag is valid) is ChunkCorrupt."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    _, blob = CODEC.encode(os.urandom(1000))
+    nonce = blob[2:HEADER_SIZE]
+    for body in (bytes(1024), b"\x00abc" + bytes(1020), b"\x04abc\x80" + bytes(1019)):
+        forged = blob[:HEADER_SIZE] + AESGCM(KEY.encryption_key).encrypt(
+            nonce, body, blob[:2] + bytes(KEY.archive_id)
+        )
+        with pytest.raises(ChunkCorrupt, match="padding"):
+            CODEC.decode(blake3.blake3(forged).digest(), forged)
 
 
 def test_plaintext_never_appears_in_the_blob() -> None:

@@ -42,7 +42,7 @@ def store_snapshot(
 ) -> tuple[Snapshot, list[tuple[bytes, bytes]]]:
     codec = ChunkCodec(KEY)
     chunks = [codec.encode(os.urandom(size)) for _ in range(n)]
-    list_id, list_blob = encode_chunk_list((cid, len(b)) for cid, b in chunks)
+    list_id, list_blob = encode_chunk_list(sorted((cid, len(b)) for cid, b in chunks))
     record = pb.SnapshotRecord(
         sequence=1,
         tree_chunk_ids=[chunks[0][0]],

@@ -25,7 +25,7 @@ def build(key: ArchiveKey, n: int = 4) -> tuple[Snapshot, list[tuple[bytes, byte
     """A snapshot of `n` data chunks (the first one doubles as the 'tree') and its blobs."""
     codec = ChunkCodec(key)
     chunks = [codec.encode(os.urandom(3000)) for _ in range(n)]
-    list_id, list_blob = encode_chunk_list((cid, len(b)) for cid, b in chunks)
+    list_id, list_blob = encode_chunk_list(sorted((cid, len(b)) for cid, b in chunks))
     record = pb.SnapshotRecord(
         sequence=1,
         tree_chunk_ids=[chunks[0][0]],

@@ -138,3 +138,28 @@ def test_wrong_bytes_under_valid_checksums_are_quarantined(store: ChunkStore) ->
     assert store.get_chunk(cid) is None
     assert store.quarantined_count() == 1
     assert store.has_chunks([cid]) == [False]
+
+
+def test_nothing_on_disk_keeps_the_arrival_order(tmp_path: Path) -> None:
+    """A disk reader must not line up chunks by the order they arrived: within a flush the
+    blob file holds them in key order, and the index holds no arrival time."""
+    store = ChunkStore(tmp_path / "data")
+    try:
+        items = [chunk(2000 + i) for i in range(60)]  # arrival order: random ids
+        assert [c for c, _ in items] != sorted(c for c, _ in items)
+        for start in range(0, len(items), 7):  # several PutChunks batches, one flush
+            store.put_chunks(items[start : start + 7])
+        store.sync_chunks()
+        assert all(v[4:] == bytes(4) for v in _index_values(store, items))
+    finally:
+        store.close()
+    files = blob_files(tmp_path / "data")
+    assert len(files) == 1
+    data = files[0].read_bytes()
+    offsets = {cid: data.find(blob) for cid, blob in items}
+    assert all(o >= 0 for o in offsets.values())
+    assert sorted(offsets, key=offsets.__getitem__) == sorted(offsets)  # key order
+
+
+def _index_values(store: ChunkStore, items: list[tuple[bytes, bytes]]) -> list[bytes]:
+    return [store._cf["chunk_index"][cid] for cid, _ in items]

@@ -1,7 +1,8 @@
 """Known-answer vectors: the persisted formats must not change by accident.
 
 If a format changes on purpose, bump its version, document it in docs/format.md, and add new
-vectors next to these (old snapshots must stay readable).
+vectors next to these (old snapshots must stay readable: the vectors of every older version
+must still decode).
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ NONCE_KEY = "e019ba55358e19d54de93cf07c64a09d8ace260e38d874fc722c8cbbac2f6b80"
 CHUNKER_SEED = 7988931694793350777
 
 RAW_CHUNK = b"\x00\x01\x02"  # does not shrink under zstd: stored uncompressed
+# Version 1 blobs (unpadded; written before the format step, still read).
 RAW_CHUNK_ID = "f3a1b4af86a1e5f7adf51f723cae15e093a5516a26d77de2f47f51dcef4537b3"
 RAW_CHUNK_BLOB = "01005d2ceddd4dbcdcc34f855b12491f1c6729155a1db9f4cd713ae77b5bf0da8b"
+# Version 2 (padded): flags byte, 3 bytes and marker pad to 512, + 30 bytes of header and tag.
+# The id pins every byte of the blob.
+RAW_CHUNK_V2_ID = "2f7948409e49f7122b95d2edf10dc1df8e9134d36c26a9c0144ecb908d08e89f"
+RAW_CHUNK_V2_HEAD = "02008237085188675cfd69ab323c"  # version, 0, nonce
 
 ZSTD_CHUNK = b"samizdat known-answer vector\n" * 10
 ZSTD_CHUNK_ID = "3f5bdd308b1fd9fcf008777b30054ce2c05e54839045a77e0063882741ca0656"
@@ -36,8 +42,31 @@ ZSTD_CHUNK_BLOB = (
     "43894aabced74427473f62a6153b2ff4a57d2dc17612a03b22f7977138f0ab82eb5a"
 )
 
+ZSTD_CHUNK_V2_ID = "01e54b840c5614058abfef91b802246ce4b63b041001950cf918ba8fbe296492"
+ZSTD_CHUNK_V2_BLOB = (
+    "02009e24094c89e067de06df5748f72d7421d6ad9f0c87af9ba8ebfefe23344aa0e9a5f642623bf255d6a743"
+    "f011f038fad45c9e72a64be32f81cf35c03747bdf17babad6192bd6d05e9d8cb08babbc5cab918f3b2efed4e"
+    "8569bdc37d403d5d46277b8e79aa8b699103133fbc501c9e393c2e7c5e33d231241794a41e8674b69b338d6b"
+    "ca5cc0996e5a4433e5587ef769b5e8fc9d62023ec391f406f9518284b8fcbdd3bea7881a713ec779b4629140"
+    "ca455de16a07b2a62be6c704b3d8c542824b57fe55ab7a04cee5c38e2c62b33fa9915df5e522ef04e8ff55a4"
+    "0d8e3ab570664e718965ac92e9b4b6946c3796ece97bde29097c9c2b334661f530035072b57973b09cf45571"
+    "b036e0b021d9e24b2900e922b825c2513a19e86320033a538cc4def526bd75db7dd2f0b9052536fdd60a2296"
+    "db991e4192eb9dfeab39609e318c49d33463ce2b6b03cd8543fccf87342170fa7a56207bcad19e44db38a3ae"
+    "b4ba77ecb4eb7acf3d42fbdfd12ac962e01a1af756c1152d6a35679c107f1f30aa003254c3225983c3e0fc49"
+    "78e957c67d529b777bf41bcb15b1a3907d7cbdb9abbab2545d8ed2a662f6fa4a396709917ed634ba7d9fcf46"
+    "e3bb0ae82efa55daf412a913ca2900b73b9a982fed859be6078554e01eaaf2fd7b7a99af852df68d81dc00cb"
+    "0299d474bea2bc597b652fe53a0138f45ca74a88cd3d75f4548e83a1dc7ec5fc745b2d365b854b8d67cf43b7"
+    "0e7f3bae52d1290bd2850cabab03"
+)
+
+# Version 1 chunk list (tree order, unpadded; still read).
 CHUNK_LIST_ID = "48971f450414a7f2850f57abd942a62e7c941af4f2bdf9149c80dd1b8b7128df"
 CHUNK_LIST_BLOB = "535a434c08011220" + "00" * 32 + "1220" + "ff" * 32 + "1a0601ffffffff0f"
+# Version 2: ids ascending, then field 4 (padding) of 427 zero bytes: 512 bytes in all.
+CHUNK_LIST_V2_ID = "8ab0538522f5bd84b616d7d637cd25ffaf7d93aa8be86bc95bebc69c68dda1dc"
+CHUNK_LIST_V2_BLOB = (
+    "535a434c08021220" + "00" * 32 + "1220" + "ff" * 32 + "1a0601ffffffff0f" + "22ab03" + "00" * 427
+)
 
 SNAPSHOT_ID = "0cf9e4fd2c776da46760dc2d0392311e35cec71b553c48d080eb25209b43dc0a"
 SNAPSHOT_RECORD = (
@@ -150,18 +179,30 @@ def test_key_derivation() -> None:
 def test_chunk_blob_format() -> None:
     codec = ChunkCodec(KEY)
     chunk_id, blob = codec.encode(RAW_CHUNK)
-    assert (chunk_id.hex(), blob.hex()) == (RAW_CHUNK_ID, RAW_CHUNK_BLOB)
+    assert (chunk_id.hex(), blob[:14].hex(), len(blob)) == (RAW_CHUNK_V2_ID, RAW_CHUNK_V2_HEAD, 542)
+    assert codec.decode(chunk_id, blob) == RAW_CHUNK
     # zstd output may vary between library versions; decoding a stored blob may not.
-    blob = bytes.fromhex(ZSTD_CHUNK_BLOB)
-    assert blake3.blake3(blob).hexdigest() == ZSTD_CHUNK_ID
-    assert codec.decode(bytes.fromhex(ZSTD_CHUNK_ID), blob) == ZSTD_CHUNK
+    blob = bytes.fromhex(ZSTD_CHUNK_V2_BLOB)
+    assert blake3.blake3(blob).hexdigest() == ZSTD_CHUNK_V2_ID
+    assert codec.decode(bytes.fromhex(ZSTD_CHUNK_V2_ID), blob) == ZSTD_CHUNK
+
+
+def test_version_1_chunk_blobs_still_decode() -> None:
+    codec = ChunkCodec(KEY)
+    for chunk_id, blob, plaintext in (
+        (RAW_CHUNK_ID, RAW_CHUNK_BLOB, RAW_CHUNK),
+        (ZSTD_CHUNK_ID, ZSTD_CHUNK_BLOB, ZSTD_CHUNK),
+    ):
+        assert codec.decode(bytes.fromhex(chunk_id), bytes.fromhex(blob)) == plaintext
 
 
 def test_chunk_list_format() -> None:
     entries = [(bytes(32), 1), (b"\xff" * 32, 2**32 - 1)]
     list_id, blob = encode_chunk_list(entries)
-    assert (list_id.hex(), blob.hex()) == (CHUNK_LIST_ID, CHUNK_LIST_BLOB)
+    assert (list_id.hex(), blob.hex()) == (CHUNK_LIST_V2_ID, CHUNK_LIST_V2_BLOB)
     assert decode_chunk_list(list_id, blob) == entries
+    old = bytes.fromhex(CHUNK_LIST_BLOB)  # version 1 still reads
+    assert decode_chunk_list(bytes.fromhex(CHUNK_LIST_ID), old) == entries
 
 
 def test_snapshot_record_format() -> None:

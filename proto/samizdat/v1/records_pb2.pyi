@@ -107,14 +107,16 @@ class TreeEntry(_message.Message):
     def __init__(self, path: _Optional[bytes] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., mode: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., size: _Optional[int] = ..., symlink_target: _Optional[bytes] = ..., content_hash: _Optional[bytes] = ..., chunks: _Optional[_Iterable[_Union[ChunkRef, _Mapping]]] = ...) -> None: ...
 
 class ChunkList(_message.Message):
-    __slots__ = ("version", "ids", "sizes")
+    __slots__ = ("version", "ids", "sizes", "padding")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     SIZES_FIELD_NUMBER: _ClassVar[int]
+    PADDING_FIELD_NUMBER: _ClassVar[int]
     version: int
     ids: _containers.RepeatedScalarFieldContainer[bytes]
     sizes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, version: _Optional[int] = ..., ids: _Optional[_Iterable[bytes]] = ..., sizes: _Optional[_Iterable[int]] = ...) -> None: ...
+    padding: bytes
+    def __init__(self, version: _Optional[int] = ..., ids: _Optional[_Iterable[bytes]] = ..., sizes: _Optional[_Iterable[int]] = ..., padding: _Optional[bytes] = ...) -> None: ...
 
 class ChunkerParams(_message.Message):
     __slots__ = ("min_size", "avg_size", "max_size")
