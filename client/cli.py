@@ -1,7 +1,8 @@
 """`samizdat`: the custodian's and restorer's command line.
 
 Exit codes: 0 success (status: healthy); 1 failure (status: degraded; integrity or missing
-data); 2 usage, configuration or connection error.
+data); 2 usage, configuration or connection error; 3 (restore, verify) finished, but some
+files are damaged and listed.
 """
 
 from __future__ import annotations
@@ -302,8 +303,12 @@ def ls(
 RESTORE_EPILOG = (
     "Sources: any mix of --node, --cluster and --store; chunks are fetched from all of them "
     "in parallel and every byte is verified. A source that fails or serves bad bytes is "
-    "dropped and the others take over. Rerunning an interrupted restore continues it: files "
-    "already complete are kept. " + EPILOG
+    "dropped and the others take over (a --store copy with damaged chunks stays a source for "
+    "the rest). A file that needs a chunk no source can serve is not written under its name; "
+    "the others are restored, and the damaged ones are listed at the end. Rerunning continues "
+    "the restore: files already complete are kept, missing ones are tried again. "
+    "Exit codes: 0 complete; 3 finished, but some files are damaged (listed on stderr and in "
+    "--json); 1 failure; 2 usage or connection error; 130 interrupted."
 )
 
 
@@ -316,6 +321,12 @@ RESTORE_EPILOG = (
     "--snapshot", default="latest", show_default=True, help="Snapshot id prefix, or 'latest'"
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing files in DEST that differ")
+@click.option(
+    "--salvage-partial",
+    is_flag=True,
+    help="Write what verifies of a damaged file as NAME.samizdat-salvaged (lost ranges "
+    "zero-filled, listed in NAME.samizdat-salvaged.json), never under NAME",
+)
 @json_option
 @click.argument("args", nargs=-1, required=True, metavar="[PATH ...] DEST")
 def restore(
@@ -325,6 +336,7 @@ def restore(
     stores: tuple[Path, ...],
     snapshot: str,
     overwrite: bool,
+    salvage_partial: bool,
     as_json: bool,
     args: tuple[str, ...],
 ) -> None:
@@ -332,12 +344,31 @@ def restore(
     from samizdat.client import restore_cmd
 
     *paths, dest = args
-    restore_cmd.run(
-        open_key(key_path), nodes, cluster, stores, snapshot, dest, paths, overwrite, as_json
+    sys.exit(
+        restore_cmd.run(
+            open_key(key_path),
+            nodes,
+            cluster,
+            stores,
+            snapshot,
+            dest,
+            paths,
+            overwrite,
+            as_json,
+            salvage=salvage_partial,
+        )
     )
 
 
-@cli.command(epilog=RESTORE_EPILOG)
+VERIFY_EPILOG = (
+    "Sources as for restore. Every file is checked, however many are damaged; the damaged "
+    "ones (with their lost chunks and why no source could serve them) are listed at the end. "
+    "Exit codes: 0 every file verified; 3 some files are damaged (listed on stderr and in "
+    "--json); 1 failure; 2 usage or connection error; 130 interrupted."
+)
+
+
+@cli.command(epilog=VERIFY_EPILOG)
 @key_option
 @node_option
 @cluster_option
@@ -360,8 +391,10 @@ def verify(
     nothing."""
     from samizdat.client import restore_cmd
 
-    restore_cmd.run(
-        open_key(key_path), nodes, cluster, stores, snapshot, None, paths, False, as_json
+    sys.exit(
+        restore_cmd.run(
+            open_key(key_path), nodes, cluster, stores, snapshot, None, paths, False, as_json
+        )
     )
 
 

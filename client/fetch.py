@@ -15,8 +15,12 @@ the decrypted plaintexts back in exactly that order (`OrderedFetch.next`). Insid
 - A source that fails (unreachable, killed mid-stream, refusing) is suspended with backoff and
   dropped after a few consecutive failures; its jobs return to the queue for the other holders.
   A source that sends bytes that do not match their id, or a chunk it was not asked for, is
-  dropped at once and reported. Ids a source turns out to lack go back to the queue with that
-  source excluded; an id no remaining source can serve fails with ChunkNotFound.
+  dropped at once and reported. A *local copy* (`ChunkSource.damage_is_local`: a store
+  directory on a disk at hand) is damaged, not malicious: a blob of it that does not match its
+  id counts as missing from it, and it stays a source for everything else. Ids a source turns
+  out to lack go back to the queue with that source excluded; an id no remaining source can
+  serve fails with ChunkNotFound naming why each source could not serve it, and the consumer
+  goes on with the next ref (restore lists such files and restores the others).
 - When the consumer has waited more than a few job-times for a job that is still in flight on
   a slow or stalled source, an idle source that holds it fetches it too (hedging); the first
   verified answer wins.
@@ -81,6 +85,7 @@ class SourceReport:
     busy_seconds: float = 0.0
     failures: int = 0
     corrupt_chunks: int = 0
+    damaged_chunks: int = 0  # a local copy's chunks that did not match their ids (not dropped)
     overtaken: int = 0  # batches it was still fetching when another source delivered them
     dropped: bool = False
     reason: str = ""
@@ -182,7 +187,7 @@ class SourcePool:
 
 
 class _Slot:
-    __slots__ = ("seq", "ids", "lengths", "plain", "filled", "errors", "estimate")
+    __slots__ = ("seq", "ids", "lengths", "plain", "filled", "errors", "estimate", "damaged")
 
     def __init__(self, seq: int, refs: list[Ref]) -> None:
         self.seq = seq
@@ -191,6 +196,7 @@ class _Slot:
         self.plain: list[bytes | None] = [None] * len(refs)
         self.filled = bytearray(len(refs))
         self.errors: dict[int, SamizdatError] = {}
+        self.damaged: dict[int, int] = {}  # position -> mask of local copies damaged there
         self.estimate = sum(UNKNOWN_LENGTH if n is None else n for n in self.lengths)
 
 
@@ -261,7 +267,8 @@ class OrderedFetch:
     # ------------------------------------------------------------- consumer
 
     def next(self) -> bytes:
-        """The plaintext of the next ref. Raises ChunkNotFound, IntegrityError, or whatever
+        """The plaintext of the next ref. Raises ChunkNotFound or IntegrityError for a ref
+        that cannot be served (the next call goes on with the following ref), or whatever
         stopped the feeder."""
         with self.cv:
             while True:
@@ -280,6 +287,8 @@ class OrderedFetch:
                         self.waiting_since = 0.0
                         return data  # type: ignore[return-value]
                     if p in slot.errors:
+                        self.pos += 1
+                        self.waiting_since = 0.0
                         raise slot.errors[p]
                 if self.fatal is not None:
                     raise self.fatal
@@ -397,12 +406,18 @@ class OrderedFetch:
         bisect.insort(self.pending, job, key=lambda j: j.order)
 
     def _fail_unservable(self, job: _Job) -> None:
-        dropped = [s.source.label for s in self.pool.sources if s.dropped]
+        slot = job.slot
         for p in job.open_positions():
-            err = ChunkNotFound(job.slot.ids[p].hex())
-            if dropped:
-                err.args = (f"{err}; dropped sources: {', '.join(dropped)}",)
-            job.slot.errors[p] = err
+            damaged = slot.damaged.get(p, 0)
+            why = {}
+            for s in self.pool.sources:
+                if damaged & s.bit:
+                    why[s.source.label] = "damaged copy"
+                elif s.dropped:
+                    why[s.source.label] = f"dropped: {s.report.reason}"
+                else:
+                    why[s.source.label] = "does not hold it"
+            slot.errors[p] = ChunkNotFound(slot.ids[p].hex(), why)
 
     def _recheck_pending(self) -> None:
         """After a source was dropped: fail queued jobs nobody can serve any more."""
@@ -473,6 +488,7 @@ class OrderedFetch:
             want.setdefault(slot.ids[p], []).append(p)
         got: dict[int, bytes] = {}
         errors: dict[int, SamizdatError] = {}
+        damaged: list[int] = []  # positions whose blob is damaged in this local copy
         nbytes = 0
         corrupt: str | None = None
         failure: BaseException | None = None
@@ -490,6 +506,9 @@ class OrderedFetch:
                     plain = self.codec.decode(chunk_id, blob)
                 except ChunkCorrupt as e:
                     if blake3.blake3(blob).digest() != chunk_id:
+                        if src.source.damage_is_local:  # a damaged disk, not an adversary
+                            damaged.extend(targets)
+                            continue
                         raise _Corrupt(
                             f"served chunk {chunk_id.hex()[:12]} with bytes that "
                             "do not match its id"
@@ -526,7 +545,10 @@ class OrderedFetch:
             for p, err in errors.items():
                 if not slot.filled[p]:
                     slot.errors.setdefault(p, err)
+            for p in damaged:
+                slot.damaged[p] = slot.damaged.get(p, 0) | src.bit
             report = src.report
+            report.damaged_chunks += len(damaged)
             report.chunks += delivered
             report.bytes += nbytes
             report.busy_seconds += elapsed

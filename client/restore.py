@@ -13,7 +13,10 @@ Passes over the decrypted tree (kept in a temporary file, never in memory):
    of the marked files stream in through a bounded window and are appended to
    `.NAME.samizdat-partial`, which is renamed to NAME only once its hash matches. An
    interrupted restore therefore never leaves a file that looks complete, and rerunning the
-   same command continues where it stopped;
+   same command continues where it stopped. A file with a chunk no source can serve is not
+   written under its name (or, with `salvage`, kept as NAME.samizdat-salvaged: see
+   samizdat.client.salvage); it goes into the damage report (samizdat.client.damage) and
+   the restore goes on with the next file;
 3. directory modes and times are applied last, deepest first.
 """
 
@@ -30,8 +33,16 @@ from typing import BinaryIO, Protocol
 
 import blake3
 
+from samizdat.client.damage import (
+    DamagedFile,
+    DamageReport,
+    LostChunk,
+    lost_chunk,
+    sidecar_bytes,
+)
 from samizdat.client.fetch import OrderedFetch, SourcePool, SourceReport
-from samizdat.client.safefs import SafeDest, os_errors, write_all
+from samizdat.client.safefs import SafeDest, os_errors, partial_name, write_all
+from samizdat.client.salvage import keep_salvage, remove_salvage
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import (
     ChunkNotFound,
@@ -75,6 +86,7 @@ class RestoreStats:
     bytes_fetched: int = 0
     seconds: float = 0.0
     sources: list[SourceReport] = field(default_factory=list)
+    damage: DamageReport = field(default_factory=DamageReport)
 
 
 def load_tree(
@@ -157,10 +169,16 @@ class _Bitmap:
 
 class Restorer:
     def __init__(
-        self, key: ArchiveKey, pool: SourcePool, snap: Snapshot, progress: Progress | None = None
+        self,
+        key: ArchiveKey,
+        pool: SourcePool,
+        snap: Snapshot,
+        progress: Progress | None = None,
+        *,
+        salvage: bool = False,
     ) -> None:
         self.codec = ChunkCodec(key)
-        self.pool, self.snap = pool, snap
+        self.pool, self.snap, self.salvage = pool, snap, salvage
         self.progress: Progress = progress or _NoProgress()
         self.stats = RestoreStats()
 
@@ -337,29 +355,43 @@ class Restorer:
     def _restore_file(
         self, entry: pb.TreeEntry, dest: SafeDest | None, fetch: OrderedFetch
     ) -> None:
-        shown = _shown(entry.path)
+        """Fetch one file into its partial file and give it its name once it verifies; a
+        file with lost chunks goes into the damage report instead (salvaged if asked)."""
         hasher = blake3.blake3()
-        size = 0
+        lost: list[LostChunk] = []
+        offset = 0
         handle = dest.open_partial(entry.path) if dest is not None else None
         try:
-            for _ in entry.chunks:
+            for index, ref in enumerate(entry.chunks):
                 try:
                     data = fetch.next()
                 except (IntegrityError, ChunkNotFound) as e:
-                    e.args = (f"{shown}: {e}",)
-                    raise
-                hasher.update(data)
-                size += len(data)
-                if handle is not None:
+                    if isinstance(e, ChunkNotFound) and not self.pool.alive_mask:
+                        # Every source was dropped: nothing more can come; stop here.
+                        e.args = (f"{_shown(entry.path)}: {e}",)
+                        raise
+                    lost.append(lost_chunk(index, ref.id, offset, ref.length, e))
+                    if handle is not None and self.salvage:  # a hole: reads as zeros
+                        os.lseek(handle[2], ref.length, os.SEEK_CUR)
+                    offset += ref.length
+                    self.progress.advance(ref.length)
+                    continue
+                offset += len(data)
+                if not lost:
+                    hasher.update(data)
+                if handle is not None and (self.salvage or not lost):
                     write_all(handle[2], data, entry.path)
                 self.progress.advance(len(data))
-            if size != entry.size or hasher.digest() != entry.content_hash:
-                raise IntegrityError(f"{shown}: restored content does not match its recorded hash")
+            if lost or offset != entry.size or hasher.digest() != entry.content_hash:
+                owned, handle = handle, None
+                self._damaged(entry, dest, lost, owned, offset)
+                return
             if handle is not None and dest is not None:
                 with os_errors(entry.path):
                     os.close(handle[2])
                 handle = (handle[0], handle[1], -1)
                 dest.commit(handle[0], handle[1], entry.mode, entry.mtime_ns)
+                remove_salvage(handle[0], handle[1])
         except BaseException:
             if handle is not None and dest is not None:
                 if handle[2] >= 0:
@@ -370,4 +402,44 @@ class Restorer:
             if handle is not None:
                 os.close(handle[0])
         self.stats.files += 1
-        self.stats.bytes += size
+        self.stats.bytes += offset
+
+    def _damaged(
+        self,
+        entry: pb.TreeEntry,
+        dest: SafeDest | None,
+        lost: list[LostChunk],
+        handle: tuple[int, bytes, int] | None,
+        end: int,
+    ) -> None:
+        """Report a file that did not verify; keep its salvage copy if asked, else remove
+        its partial file. Closes `handle`."""
+        damaged = DamagedFile(entry.path, entry.size, len(entry.chunks), lost)
+        if not lost:
+            damaged.problem = "restored content does not match its recorded hash"
+        # Salvage what verified, if anything did: a copy of nothing but zeros is no use.
+        salvage = self.salvage and 0 < len(lost) < len(entry.chunks)
+        if handle is not None and dest is not None:
+            parent_fd, name, fd = handle
+            try:
+                kept = None
+                with os_errors(entry.path):
+                    if salvage:
+                        os.ftruncate(fd, end)  # a lost last chunk: zeros up to the size
+                    fd, closing = -1, fd
+                    os.close(closing)
+                if salvage:
+                    sidecar = sidecar_bytes(self.snap.id.hex(), damaged, entry.content_hash)
+                    kept = keep_salvage(parent_fd, name, partial_name(name), sidecar, entry.path)
+                if kept is None:
+                    dest.discard(parent_fd, name)
+                else:
+                    folder = entry.path.rpartition(b"/")[0]
+                    damaged.salvaged_as, damaged.sidecar = (
+                        (folder + b"/" if folder else b"") + n for n in kept
+                    )
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+                os.close(parent_fd)
+        self.stats.damage.add(damaged)

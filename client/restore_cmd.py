@@ -2,6 +2,9 @@
 
 Sources are every `--node`, every node of `--cluster`, and every `--store` (a copied node data
 directory). Unreachable ones are reported and skipped; the rest are used in parallel.
+
+Files that cannot be restored or verified (chunks no source can serve) are listed at the end
+(samizdat.client.damage) and the command exits with EXIT_INCOMPLETE.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 from samizdat.client import terminal
 from samizdat.client.cluster import load_cluster
+from samizdat.client.damage import EXIT_INCOMPLETE
 from samizdat.client.fetch import SourcePool
 from samizdat.client.restore import Restorer, RestoreStats, normalize_paths
 from samizdat.client.sources import ChunkSource, RemoteSource, SourceSnapshot, resolve_snapshot
@@ -69,6 +73,9 @@ def _summary(verb: str, found: SourceSnapshot, stats: RestoreStats) -> dict[str,
         "mb_per_s": round(stats.bytes / stats.seconds / 1e6, 1) if stats.seconds else 0.0,
         "sources": [r.as_dict() for r in stats.sources],
         "unreachable": list(found.unreachable),
+        "complete": not stats.damage,
+        "damaged_files": len(stats.damage.files),
+        "damaged": stats.damage.as_list(),
     }
 
 
@@ -82,7 +89,10 @@ def run(
     paths: Sequence[str],
     overwrite: bool,
     as_json: bool,
-) -> None:
+    salvage: bool = False,
+) -> int:
+    """Restore into `dest` (verify if None); return the exit code (0, or EXIT_INCOMPLETE
+    when some files are damaged); raise for failures."""
     wanted = normalize_paths(list(paths))
     tune_allocator()
     sources = open_sources(key, nodes, cluster, stores)
@@ -95,7 +105,7 @@ def run(
         complete = [c for c, ok in zip(found.complete, found.reachable, strict=True) if ok]
         pool = SourcePool(usable, complete)
         verb = "restored" if dest is not None else "verified"
-        restorer = Restorer(key, pool, found.snapshot)
+        restorer = Restorer(key, pool, found.snapshot, salvage=salvage)
         try:
             with terminal.transfer_progress(verb[:-1] if dest else "verify") as progress:
                 restorer.progress = progress
@@ -106,6 +116,7 @@ def run(
             sys.exit(130)
         except (OutOfSpace, SamizdatError) as e:
             _report_sources(restorer.stats)
+            _report_damage(verb, restorer.stats)
             if dest is not None and not isinstance(e, UsageError):
                 e.args = (
                     f"{e} ({restorer.stats.files} files restored so far; after fixing "
@@ -119,10 +130,12 @@ def run(
             for s in sources:
                 s.close()
     _report_sources(stats)
+    _report_damage(verb, stats)
+    code = EXIT_INCOMPLETE if stats.damage else 0
     if as_json:
         json.dump(_summary(verb, found, stats), sys.stdout, indent=1)
         sys.stdout.write("\n")
-        return
+        return code
     rate = stats.bytes / stats.seconds / 1e6 if stats.seconds else 0.0
     used = sum(1 for r in stats.sources if r.chunks)
     terminal.say(
@@ -131,11 +144,29 @@ def run(
         f"{stats.symlinks} symlinks in {stats.seconds:.1f}s ({rate:.0f} MB/s); "
         f"{stats.skipped_files} files already complete; {stats.chunks_fetched} chunks "
         f"fetched ({terminal.human_bytes(stats.bytes_fetched)}) from {used} source(s)"
+        + (
+            f"; {len(stats.damage.files)} file(s) damaged (listed on stderr)"
+            if stats.damage
+            else ""
+        )
     )
+    return code
+
+
+def _report_damage(verb: str, stats: RestoreStats) -> None:
+    lines = stats.damage.lines(verb)
+    if lines:
+        terminal.error("\n".join(lines))
 
 
 def _report_sources(stats: RestoreStats) -> None:
     for r in stats.sources:
+        if r.damaged_chunks and not r.dropped:
+            terminal.error(
+                f"source {r.source} has {r.damaged_chunks} damaged chunk(s) (bytes that do "
+                f"not match their id, or unreadable); they were taken from other sources "
+                f"where any had them, and it stayed a source for everything else"
+            )
         if r.corrupt_chunks:
             terminal.error(
                 f"source {r.source} served {r.corrupt_chunks} chunk(s) whose bytes "

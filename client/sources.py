@@ -50,6 +50,13 @@ class ChunkSource(Protocol):
         """Short name for messages (node id prefix and address, or a directory)."""
         ...
 
+    @property
+    def damage_is_local(self) -> bool:
+        """True for a copy on a disk at hand (a store directory): a blob of it that does not
+        match its id is damage, not malice, and counts as missing from it only. A remote
+        node that serves such bytes is dropped (samizdat.client.fetch)."""
+        ...
+
     def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
         """Signed records of the archive this source holds. Raises PeerUnavailable."""
         ...
@@ -60,7 +67,8 @@ class ChunkSource(Protocol):
 
     def get_chunks(self, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
         """Yield (id, blob) for the requested ids the source holds (at most MAX_BATCH_IDS),
-        unverified, in any order; ids it lacks are left out. Raises PeerUnavailable."""
+        unverified, in any order; ids it lacks are left out. A local copy yields b"" for a
+        blob it holds but cannot read. Raises PeerUnavailable."""
         ...
 
     def close(self) -> None: ...
@@ -75,6 +83,10 @@ class RemoteSource:
     @property
     def label(self) -> str:
         return self.client.label
+
+    @property
+    def damage_is_local(self) -> bool:
+        return False
 
     def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
         listing = self.client.list_snapshots(archive_id)

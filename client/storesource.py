@@ -11,6 +11,7 @@ Only the column families restore needs are read: `chunks` (id -> blob), `snapsho
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import struct
@@ -25,6 +26,8 @@ from google.protobuf.message import DecodeError
 from samizdat.client.sources import ListedSnapshot
 from samizdat.core.errors import PeerUnavailable, UsageError
 from samizdat.v1 import records_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 _STATE = struct.Struct("<QQQ")
 _NEEDED = ("chunks", "snapshots", "snapshot_state")
@@ -137,6 +140,10 @@ class StoreSource:
     def label(self) -> str:
         return f"store:{self.path}"
 
+    @property
+    def damage_is_local(self) -> bool:
+        return True
+
     def _check_open(self) -> None:
         if self._closed:
             raise PeerUnavailable(f"{self.label} is closed")
@@ -175,9 +182,11 @@ class StoreSource:
             try:
                 blob = self._chunks.get(chunk_id, read_opt=self._blob_read)
             except Exception as e:  # rocksdict raises plain Exception
-                if "corruption" not in str(e).lower():
-                    raise
-                continue  # a structurally damaged record: missing here, fetched elsewhere
+                # A structurally damaged or truncated blob file ("Corruption: ..."), a blob
+                # file that is gone ("IO error: No such file or directory"), a bad sector:
+                # this chunk is damaged in this copy; the rest of it is still read.
+                log.info("%s: chunk %s is unreadable: %s", self.label, chunk_id.hex()[:12], e)
+                blob = b""
             if blob is not None:
                 yield chunk_id, bytes(blob)
 

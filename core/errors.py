@@ -44,11 +44,17 @@ class WrongKey(IntegrityError):
 
 
 class ChunkNotFound(SamizdatError):
-    """No reachable source holds a chunk."""
+    """No reachable source holds a chunk. `why` says, per source label, why that source
+    could not serve it ("does not hold it", "damaged copy", "dropped: ...")."""
 
-    def __init__(self, chunk_id_hex: str) -> None:
+    def __init__(self, chunk_id_hex: str, why: dict[str, str] | None = None) -> None:
         self.chunk_id_hex = chunk_id_hex
-        super().__init__(f"chunk {chunk_id_hex[:12]} is not available from any source")
+        self.why = dict(why or {})
+        detail = "; ".join(f"{label}: {reason}" for label, reason in self.why.items())
+        super().__init__(
+            f"chunk {chunk_id_hex[:12]} is not available from any source"
+            + (f" ({detail})" if detail else "")
+        )
 
 
 class SnapshotNotFound(SamizdatError):

@@ -37,7 +37,7 @@ from samizdat.core.errors import SamizdatError
 from samizdat.core.records import verify_snapshot
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import count_held
-from samizdat.server.store import StoreError
+from samizdat.server.store import StoreError, is_damage
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
@@ -264,7 +264,7 @@ class Scrubber:
         try:
             blob = self.store.read_raw(chunk_id)
         except Exception as e:  # rocksdict raises plain Exception, e.g. "Corruption: ..."
-            if "corruption" in str(e).lower():
+            if is_damage(e):
                 return f"unreadable: {e}", 0
             log.error("scrub: chunk %s unreadable: %s", chunk_id.hex()[:12], e)
             with self._lock:

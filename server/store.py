@@ -56,6 +56,15 @@ class StoreError(SamizdatError):
     """The store could not be opened or written."""
 
 
+def is_damage(err: Exception) -> bool:
+    """Is this RocksDB read error damage to the stored data (quarantine the chunk) rather than
+    a passing failure? A structurally broken or truncated file ("Corruption: ...") or a blob
+    file that is gone ("IO error: No such file or directory") is: the bytes cannot come back
+    from this disk, only from a peer."""
+    text = str(err).lower()
+    return "corruption" in text or "no such file or directory" in text
+
+
 def _is_no_space(err: Exception) -> bool:
     text = str(err).lower()
     return "no space" in text or "enospc" in text
@@ -196,8 +205,9 @@ class ChunkStore:
             blob = self._cf["chunks"].get(chunk_id, read_opt=self._blob_read)
         except Exception as e:  # rocksdict raises plain Exception
             # RocksDB still refuses structurally damaged files ("Corruption: ..." for a bad
-            # blob header or footer); flipped bytes inside a blob reach the BLAKE3 check.
-            if "corruption" not in str(e).lower():
+            # blob header or footer, a truncated or missing blob file); flipped bytes inside
+            # a blob reach the BLAKE3 check.
+            if not is_damage(e):
                 raise StoreError(f"store read failed: {e}") from None
             blob = b""
         if blob is None:

@@ -35,7 +35,8 @@ class FakeSource:
     delay: seconds per get_chunks call; die_after: raise PeerUnavailable once this many chunks
     were served in total (a node killed mid-stream); corrupt: ids whose bytes it flips;
     lacks: ids it does not hold although it claims the whole snapshot; stall_after: calls
-    after which every call blocks until `release` is set; extra: an id it sends unasked.
+    after which every call blocks until `release` is set; extra: an id it sends unasked;
+    local: a copy on a disk at hand (`damage_is_local`), whose `corrupt` ids are damage.
     """
 
     def __init__(
@@ -49,10 +50,11 @@ class FakeSource:
         lacks: set[bytes] | None = None,
         stall_after: int | None = None,
         extra: bytes | None = None,
+        local: bool = False,
     ) -> None:
         self.name, self.blobs, self.delay = name, blobs, delay
         self.die_after, self.corrupt, self.lacks = die_after, corrupt or set(), lacks or set()
-        self.stall_after, self.extra = stall_after, extra
+        self.stall_after, self.extra, self.local = stall_after, extra, local
         self.release = threading.Event()
         self.served = 0
         self.calls = 0
@@ -63,6 +65,10 @@ class FakeSource:
     @property
     def label(self) -> str:
         return self.name
+
+    @property
+    def damage_is_local(self) -> bool:
+        return self.local
 
     def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
         return []

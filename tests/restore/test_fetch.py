@@ -148,12 +148,60 @@ def test_chunk_nobody_holds(key, chunks) -> None:  # type: ignore[no-untyped-def
     assert refs[10][0].hex()[:12] in str(err.value)
 
 
+def test_fetch_goes_on_past_chunks_nobody_holds(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    refs, blobs, plain = chunks
+    gone = {refs[i][0] for i in (3, 200, 201, 599)}
+    pool = SourcePool([FakeSource("a", blobs, lacks=gone), FakeSource("b", blobs, lacks=gone)])
+    got, lost = [], []
+    with pool.fetch(ChunkCodec(key), iter(refs)) as f:
+        for chunk_id, _ in refs:
+            try:
+                got.append(f.next())
+            except ChunkNotFound as e:
+                lost.append(chunk_id)
+                assert e.why == {"a": "does not hold it", "b": "does not hold it"}, e.why
+    assert lost == [refs[i][0] for i in (3, 200, 201, 599)]
+    assert got == [plain[i] for i, _ in refs if i not in gone]
+    assert not any(r.dropped for r in pool.reports())
+
+
+def test_damaged_local_copy_stays_a_source_for_everything_else(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    """A store copy on a failing disk is damaged, not malicious: its bad chunks count as
+    missing from it, and it still serves the rest (a remote node would be dropped)."""
+    refs, blobs, plain = chunks
+    bad = {refs[i][0] for i in range(7, len(refs), 50)}
+    copy = FakeSource("copy", blobs, corrupt=bad, local=True)
+    pool = SourcePool([copy])
+    got, lost = [], {}
+    with pool.fetch(ChunkCodec(key), iter(refs)) as f:
+        for chunk_id, _ in refs:
+            try:
+                got.append(f.next())
+            except ChunkNotFound as e:
+                lost[chunk_id] = e.why
+    assert set(lost) == bad and all(w == {"copy": "damaged copy"} for w in lost.values())
+    assert got == [plain[i] for i, _ in refs if i not in bad]
+    (report,) = pool.reports()
+    assert not report.dropped and report.damaged_chunks == len(bad), report
+    assert report.chunks == len(refs) - len(bad) and report.corrupt_chunks == 0
+
+    # With a healthy second source, the damaged chunks come from it; the copy serves the rest.
+    healthy = FakeSource("healthy", blobs, delay=0.02)
+    copy = FakeSource("copy", blobs, corrupt=bad, local=True)
+    pool = SourcePool([copy, healthy])
+    assert fetch_all(key, pool, refs) == expected(refs, plain)
+    by = {r.source: r for r in pool.reports()}
+    assert not by["copy"].dropped and by["copy"].chunks > len(refs) // 2, by
+    assert bad <= set(healthy.requested)
+
+
 def test_all_sources_dead(key, chunks) -> None:  # type: ignore[no-untyped-def]
     refs, blobs, _ = chunks
     pool = SourcePool([FakeSource("a", blobs, die_after=0), FakeSource("b", blobs, die_after=0)])
     with pool.fetch(ChunkCodec(key), iter(refs)) as f, pytest.raises(ChunkNotFound) as err:
         f.next()
-    assert "dropped sources: a, b" in str(err.value)
+    assert err.value.why.keys() == {"a", "b"}
+    assert all(why.startswith("dropped: ") for why in err.value.why.values()), err.value.why
     assert all(r.dropped for r in pool.reports())
 
 

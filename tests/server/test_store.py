@@ -128,6 +128,33 @@ def test_flipped_byte_in_blob_file_is_quarantined_and_reported_absent(tmp_path: 
         s.close()
 
 
+@pytest.mark.parametrize("harm", ["truncate", "delete"])
+def test_truncated_or_missing_blob_file_quarantines_its_chunks(tmp_path: Path, harm: str) -> None:
+    """A blob file cut short or gone: its chunks are reported absent and quarantined (so that
+    replication fetches them again and restorers are told "missing"), never a read error that
+    would make callers drop the node; chunks in other blob files are still served."""
+    path = tmp_path / "data"
+    s = ChunkStore(path)
+    lost, kept = [chunk() for _ in range(3)], [chunk() for _ in range(3)]
+    s.put_chunks(lost)
+    s.sync_chunks()  # one blob file per flush
+    s.put_chunks(kept)
+    s.close()
+    first = blob_files(path)[0]
+    assert lost[0][1] in first.read_bytes() and kept[0][1] not in first.read_bytes()
+    if harm == "truncate":
+        os.truncate(first, first.stat().st_size // 2)
+    else:
+        first.unlink()
+    s = ChunkStore(path)
+    try:
+        assert [s.get_chunk(cid) for cid, _ in lost] == [None] * 3
+        assert s.quarantined_count() == 3
+        assert [s.get_chunk(cid) for cid, _ in kept] == [blob for _, blob in kept]
+    finally:
+        s.close()
+
+
 def test_wrong_bytes_under_valid_checksums_are_quarantined(store: ChunkStore) -> None:
     """Bytes that RocksDB considers intact but that do not hash to their key (a bug, or an
     adversary rewriting the store consistently) are caught by the BLAKE3 check on read."""
