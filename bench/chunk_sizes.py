@@ -2,7 +2,8 @@
 """Chunk-size study: FastCDC parameters vs. store growth after edits and chunk count.
 
 For each (min, avg, max) setting it chunks every file of v1 and v2 of the bench data with the
-real `samizdat.core.chunker.Chunker` (secret-seeded FastCDC, each file on its own), identifies
+real `samizdat.core.chunker.Chunker` (keyed decision over FastCDC candidates, each file on its
+own; `--plain-fastcdc`: the FastCDC-only chunker used before the format step), identifies
 chunks by BLAKE3 of their plaintext (equal plaintext <=> equal blob under one archive key, so
 this counts exactly the chunks a node would store), and reports:
 
@@ -30,8 +31,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import blake3
 import zstandard
@@ -49,6 +52,7 @@ from samizdat.core.chunker import (  # noqa: E402
 
 K, M = 1024, 1024 * 1024
 SEED = 0x5EED_CAFE_F00D_1234
+CUT_KEY = bytes(range(32))
 BLOB_OVERHEAD = 2 + 12 + 16  # header + nonce + GCM tag
 LIST_BYTES_PER_ID = 38  # ChunkList: id (32 + 2 framing) + size varint (~4)
 BIG_FILE = 16 * M  # files at least this large count as "large" (videos)
@@ -102,19 +106,27 @@ def fmt_size(n: int) -> str:
     return f"{n // M}M" if n % M == 0 else f"{n // K}K"
 
 
-def make_chunker(params: ChunkerParams, native_avg: bool) -> Chunker:
-    chunker = Chunker(SEED, params)
-    if native_avg:  # experiment: hand avg to pyfastcdc unchanged (its normalization centre)
+class PlainFastCDC:
+    """The chunker before the keyed decision (ChunkerParams.algorithm 0), for comparison."""
+
+    def __init__(self, params: ChunkerParams) -> None:
         from pyfastcdc.cy import FastCDC
 
-        chunker._cdc = FastCDC(
-            params.avg_size,
+        self._cdc = FastCDC(
+            max(256, params.avg_size - params.min_size),
             min_size=params.min_size,
             max_size=params.max_size,
             normalized_chunking=1,
             seed=SEED,
         )
-    return chunker
+
+    def iter_chunks(self, stream: BinaryIO) -> Iterator[bytes]:
+        for chunk in self._cdc.cut_stream(stream):
+            yield bytes(chunk.data)
+
+
+def make_chunker(params: ChunkerParams, plain_fastcdc: bool) -> Chunker | PlainFastCDC:
+    return PlainFastCDC(params) if plain_fastcdc else Chunker(SEED, CUT_KEY, params)
 
 
 def study_one(
@@ -123,9 +135,9 @@ def study_one(
     v1: list[Path],
     v2: list[Path],
     inserted: int,
-    native_avg: bool = False,
+    plain_fastcdc: bool = False,
 ) -> Result:
-    chunker = make_chunker(params, native_avg)
+    chunker = make_chunker(params, plain_fastcdc)
     seen: set[bytes] = set()
     big_chunks = big_bytes = 0
     chunk_time = 0.0
@@ -241,9 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         help="MIN/AVG/MAX to study instead of the built-in list (repeatable)",
     )
     ap.add_argument(
-        "--native-avg",
+        "--plain-fastcdc",
         action="store_true",
-        help="experiment: pass avg to pyfastcdc as is (Chunker passes avg - min)",
+        help="study the chunker before the keyed decision (FastCDC alone) for comparison",
     )
     ap.add_argument("--json", type=Path, default=None, help="write results here")
     args = ap.parse_args(argv)
@@ -266,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for label, mn, avg, mx in args.setting or SETTINGS:
         t = time.perf_counter()
-        r = study_one(label, ChunkerParams(mn, avg, mx), v1, v2, inserted, args.native_avg)
+        r = study_one(label, ChunkerParams(mn, avg, mx), v1, v2, inserted, args.plain_fastcdc)
         results.append(r)
         print(
             f"  {fmt_size(mn)}/{fmt_size(avg)}/{fmt_size(mx)} done in "
@@ -285,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                     "seed": manifest["seed"],
                     "inserted_bytes": inserted,
                     "current_defaults": current,
-                    "native_avg": args.native_avg,
+                    "plain_fastcdc": args.plain_fastcdc,
                     "results": [asdict(r) for r in results],
                 },
                 indent=1,

@@ -174,7 +174,7 @@ class Pusher:
     ) -> None:
         self.key, self.client, self.cache = key, client, cache
         self.codec = ChunkCodec(key)
-        self.chunker = Chunker(key.chunker_seed, params)
+        self.chunker = Chunker.for_archive(key, params)
         self.params = params
         self.progress = progress or (lambda n: None)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="encode")

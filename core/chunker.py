@@ -1,8 +1,22 @@
-"""Content-defined chunking with FastCDC (pyfastcdc, Cython, releases the GIL).
+"""Content-defined chunking whose cut points a known file does not reveal without the key.
 
-The gear table is perturbed by a 64-bit seed derived from the archive's master secret, so
-chunk boundaries of a known file cannot be predicted without the key. Sizes are recorded in
-every snapshot (ChunkerParams) and may change between snapshots.
+Two steps per chunk (docs/format.md, "Chunking"):
+
+1. **Candidates**: pyfastcdc (FastCDC 2020 in Cython; its gear scan runs without the GIL),
+   seeded with the archive's 64-bit chunker seed, cuts the bytes after the chunk's minimum
+   size into small pieces, about `(avg - min) / 24` bytes apart; each piece's end is a
+   candidate cut point. Candidates depend only on nearby content, so edits resynchronize.
+2. **Keyed decision**: a candidate becomes the cut if BLAKE3 keyed with the archive's
+   chunker cut key (256 bits) over the 64 bytes before it, read as a u64, is below a
+   threshold: 1/(2n) before the average size, 4/(2n) after it (n = candidates from minimum
+   to average), else the chunk ends at the maximum size.
+
+Step 2 is the fix of Truong, Merz, Scarlata, Günther and Paterson ("Breaking and Fixing
+Content-Defined Chunking", CCS 2025) for rolling-hash chunkers: the cut decision passes
+through a pseudo-random function, so observed cut points give no equations about the
+secrets (the seeded gear hash alone can be recovered from chunk sizes of known data, as the
+paper and Alexeev, Percival and Zhang, eprint 2025/532, show), and without the cut key the
+cut points of a known file cannot be predicted.
 """
 
 from __future__ import annotations
@@ -11,17 +25,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import blake3
 from pyfastcdc.cy import FastCDC
 
+from samizdat.core.keys import ArchiveKey
 from samizdat.v1 import records_pb2 as pb
 
 # Chosen by measurement on the bench data (bench/README.md, "Chunk sizes").
-# 64K/256K/1M: measured mean chunk ~275 KiB (~355k chunks per 100 GB of video), store growth
-# after shifting edits 18 % below restic-like 512K/1M/8M and 54 % below borg-like 2 MiB.
 DEFAULT_MIN = 64 * 1024
 DEFAULT_AVG = 256 * 1024
 DEFAULT_MAX = 1024 * 1024
 READ_SIZE = 8 * 1024 * 1024
+WINDOW = 64  # bytes before a candidate that the keyed decision reads (the gear hash's span)
+CANDIDATES_TO_AVG = 24
+AFTER_AVG_FACTOR = 4
+ALGORITHM = 1  # ChunkerParams.algorithm: keyed candidates (0: FastCDC, before the format step)
 _SEED_MASK = (1 << 63) - 1
 
 
@@ -33,32 +51,84 @@ class ChunkerParams:
 
     def to_proto(self) -> pb.ChunkerParams:
         return pb.ChunkerParams(
-            min_size=self.min_size, avg_size=self.avg_size, max_size=self.max_size
+            min_size=self.min_size,
+            avg_size=self.avg_size,
+            max_size=self.max_size,
+            algorithm=ALGORITHM,
         )
 
 
 class Chunker:
     """Splits byte streams into content-defined chunks. Not shared between threads."""
 
-    def __init__(self, seed: int, params: ChunkerParams = ChunkerParams()) -> None:
+    def __init__(self, seed: int, cut_key: bytes, params: ChunkerParams = ChunkerParams()) -> None:
+        if len(cut_key) != 32:
+            raise ValueError("the chunker cut key must be 32 bytes")
         self.params = params
+        gap = max(256, (params.avg_size - params.min_size) // CANDIDATES_TO_AVG)
         # pyfastcdc computes `seed << 1` as a uint64 and raises OverflowError for seeds with
         # the top bit set (half of all keys), and ignores a seed of 0: keep 63 bits, never 0.
-        seed = (seed & _SEED_MASK) or 1
-        # pyfastcdc's avg_size excludes min_size (cut-point skipping); pass the gap.
-        self._cdc = FastCDC(
-            max(256, params.avg_size - params.min_size),
-            min_size=params.min_size,
-            max_size=params.max_size,
-            normalized_chunking=1,
-            seed=seed,
+        self._candidates = FastCDC(
+            gap,
+            min_size=WINDOW,
+            max_size=max(1024, 4 * gap),
+            normalized_chunking=0,
+            seed=(seed & _SEED_MASK) or 1,
         )
+        before_avg = max(1, (params.avg_size - params.min_size) // gap)
+        self._below_avg = (1 << 64) // (2 * before_avg)
+        self._above_avg = min((1 << 64) - 1, self._below_avg * AFTER_AVG_FACTOR)
+        self._key = cut_key
 
-    def iter_chunks(self, stream: BinaryIO) -> Iterator[bytes]:
-        """Yield the chunks of `stream` as independent bytes objects (bounded memory)."""
-        for chunk in self._cdc.cut_stream(stream):
-            yield bytes(chunk.data)
+    @classmethod
+    def for_archive(cls, key: ArchiveKey, params: ChunkerParams = ChunkerParams()) -> Chunker:
+        return cls(key.chunker_seed, key.chunker_cut_key, params)
+
+    def _chunk_end(self, view: memoryview, start: int) -> int:
+        """Where the chunk starting at `start` ends, given the bytes in `view` (all the rest
+        of the input, or at least max_size of it)."""
+        limit = min(len(view), start + self.params.max_size)
+        first = start + self.params.min_size
+        if first >= limit:
+            return limit
+        avg_end = start + self.params.avg_size
+        for piece in self._candidates.cut_buf(view[first:limit]):
+            end: int = first + piece.offset + piece.length
+            if end >= limit:
+                break
+            window = view[max(start, end - WINDOW) : end]
+            value = int.from_bytes(blake3.blake3(window, key=self._key).digest(8), "little")
+            if value < (self._below_avg if end < avg_end else self._above_avg):
+                return end
+        return limit
 
     def iter_buffer(self, data: bytes | memoryview) -> Iterator[bytes]:
-        for chunk in self._cdc.cut_buf(data):
-            yield bytes(chunk.data)
+        """Yield the chunks of an in-memory buffer as independent bytes objects."""
+        view = memoryview(data)
+        start = 0
+        while start < len(view):
+            end = self._chunk_end(view, start)
+            yield bytes(view[start:end])
+            start = end
+
+    def iter_chunks(self, stream: BinaryIO, read_size: int = READ_SIZE) -> Iterator[bytes]:
+        """Yield the chunks of `stream` (memory: read_size plus one chunk); the cut points are
+        those of iter_buffer over the whole stream."""
+        buf = bytearray(self.params.max_size + read_size)
+        filled, eof = 0, False
+        with memoryview(buf) as view:
+            while True:
+                while not eof and filled < len(buf):
+                    got = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+                    eof = not got
+                    filled += got or 0
+                start, data = 0, view[:filled]
+                while start < filled and (eof or filled - start >= self.params.max_size):
+                    end = self._chunk_end(data, start)
+                    yield bytes(data[start:end])
+                    start = end
+                data.release()
+                if eof and start >= filled:
+                    return
+                view[: filled - start] = view[start:filled]  # the unfinished rest to the front
+                filled -= start

@@ -45,6 +45,7 @@ class ArchiveKey:
     encryption_key: bytes = field(init=False, repr=False)
     nonce_key: bytes = field(init=False, repr=False)
     chunker_seed: int = field(init=False, repr=False)
+    chunker_cut_key: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.signing_seed) != 32 or len(self.master_secret) != 32:
@@ -55,6 +56,7 @@ class ArchiveKey:
         object.__setattr__(self, "nonce_key", _derive(self.master_secret, "chunk nonce"))
         seed = int.from_bytes(_derive(self.master_secret, "chunker seed")[:8], "little")
         object.__setattr__(self, "chunker_seed", seed)
+        object.__setattr__(self, "chunker_cut_key", _derive(self.master_secret, "chunker cut key"))
 
     @classmethod
     def generate(cls) -> ArchiveKey:

@@ -1,10 +1,12 @@
-"""FastCDC chunker: chunks concatenate to the input; boundaries depend on the seed only."""
+"""Chunker: chunks concatenate to the input, stream and buffer cut alike, boundaries depend
+on the keys, edits resynchronize, and the keyed decision is what places the cuts."""
 
 from __future__ import annotations
 
 import io
 import random
 
+import blake3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +16,11 @@ from samizdat.core.keys import ArchiveKey
 
 SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
 seeds = st.integers(min_value=0, max_value=2**64 - 1)
+
+
+def chunker(seed: int, params: ChunkerParams = SMALL) -> Chunker:
+    """A chunker whose cut key also comes from `seed` (tests only)."""
+    return Chunker(seed, blake3.blake3(seed.to_bytes(8, "little")).digest(), params)
 
 
 def cuts(chunks: list[bytes]) -> list[int]:
@@ -27,7 +34,7 @@ def cuts(chunks: list[bytes]) -> list[int]:
 @given(data=st.binary(max_size=100_000), seed=seeds)
 @settings(max_examples=60, deadline=None)
 def test_chunks_concatenate_to_the_input(data: bytes, seed: int) -> None:
-    chunks = list(Chunker(seed, SMALL).iter_buffer(data))
+    chunks = list(chunker(seed).iter_buffer(data))
     assert b"".join(chunks) == data
     assert all(chunks), "no empty chunks"
     assert all(len(c) <= SMALL.max_size for c in chunks)
@@ -40,25 +47,33 @@ def test_stream_and_buffer_cut_identically_and_deterministically(
     data_seed: int, size: int, seed: int
 ) -> None:
     data = random.Random(data_seed).randbytes(size)
-    by_buffer = list(Chunker(seed, SMALL).iter_buffer(data))
-    by_stream = list(Chunker(seed, SMALL).iter_chunks(io.BytesIO(data)))
-    again = list(Chunker(seed, SMALL).iter_buffer(data))
+    by_buffer = list(chunker(seed).iter_buffer(data))
+    by_stream = list(chunker(seed).iter_chunks(io.BytesIO(data)))
+    by_small_reads = list(chunker(seed).iter_chunks(io.BytesIO(data), read_size=5000))
+    assert by_small_reads == by_stream
+    again = list(chunker(seed).iter_buffer(data))
     assert by_buffer == by_stream == again
     assert b"".join(by_stream) == data
 
 
 @given(data_seed=st.integers(0, 2**32), a=seeds, b=seeds)
 @settings(max_examples=30, deadline=None)
-def test_boundaries_differ_across_seeds(data_seed: int, a: int, b: int) -> None:
-    # Seeds equal in their low 63 bits are the same seed (pyfastcdc limit; see chunker.py).
-    mask = (1 << 63) - 1
-    if (a & mask or 1) == (b & mask or 1):
+def test_boundaries_differ_across_keys(data_seed: int, a: int, b: int) -> None:
+    if a == b:
         return
     # ~50 cut points: a collision of all of them is impossible
     data = random.Random(data_seed).randbytes(200_000)
-    assert cuts(list(Chunker(a, SMALL).iter_buffer(data))) != cuts(
-        list(Chunker(b, SMALL).iter_buffer(data))
-    )
+    assert cuts(list(chunker(a).iter_buffer(data))) != cuts(list(chunker(b).iter_buffer(data)))
+
+
+def test_the_cut_key_alone_moves_the_cuts() -> None:
+    """Same gear seed (same candidates), different cut keys: different cut points. Knowing
+    or recovering the seed does not give the cuts."""
+    data = random.Random(5).randbytes(400_000)
+    by_key = {
+        tuple(cuts(list(Chunker(7, bytes([k]) * 32, SMALL).iter_buffer(data)))) for k in range(8)
+    }
+    assert len(by_key) == 8
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2**63 - 1, 2**63, 2**63 + 5, 2**64 - 1])
@@ -66,13 +81,13 @@ def test_every_64_bit_seed_is_accepted(seed: int) -> None:
     # Regression: seeds with the top bit set (half of all archive keys) raised OverflowError
     # inside pyfastcdc, so `samizdat push` failed for those keys.
     data = random.Random(seed).randbytes(50_000)
-    assert b"".join(Chunker(seed, SMALL).iter_buffer(data)) == data
+    assert b"".join(chunker(seed).iter_buffer(data)) == data
 
 
 def test_archive_keys_derive_usable_distinct_seeds() -> None:
     keys = [ArchiveKey.generate() for _ in range(16)]
     data = random.Random(3).randbytes(300_000)
-    boundaries = {tuple(cuts(list(Chunker(k.chunker_seed, SMALL).iter_buffer(data)))) for k in keys}
+    boundaries = {tuple(cuts(list(Chunker.for_archive(k, SMALL).iter_buffer(data)))) for k in keys}
     assert len(boundaries) == len(keys)
 
 
@@ -80,7 +95,14 @@ def test_edit_in_the_middle_changes_only_nearby_chunks() -> None:
     rng = random.Random(4)
     data = rng.randbytes(2_000_000)
     edited = data[:1_000_000] + b"INSERTED" + data[1_000_000:]
-    chunker = Chunker(12345)  # default sizes
-    before, after = set(chunker.iter_buffer(data)), list(chunker.iter_buffer(edited))
+    default = chunker(12345, ChunkerParams())  # default sizes
+    before, after = set(default.iter_buffer(data)), list(default.iter_buffer(edited))
     new = [c for c in after if c not in before]
     assert 1 <= len(new) <= 3, f"{len(new)} of {len(after)} chunks changed"
+
+
+def test_sizes_stay_near_the_configured_average() -> None:
+    data = random.Random(6).randbytes(8 << 20)
+    sizes = [len(c) for c in chunker(99, ChunkerParams()).iter_buffer(data)]
+    mean = sum(sizes[:-1]) / len(sizes[:-1])
+    assert 200 << 10 < mean < 350 << 10, mean  # ~271 KiB expected; 30 chunks, wide margin

@@ -88,85 +88,23 @@ TREE_STREAM = (
     + "1003"
 )
 
+CHUNKER_CUT_KEY = "532b48b9243cda2a786ca9d97bcf18d60183d2c310aa87d7913a84ca10297c88"
+# Cut points of the keyed chunker (ChunkerParams.algorithm 1).
 CUTS_SMALL = [
-    14770,
-    7063,
-    14509,
-    17619,
-    23725,
-    19078,
-    6452,
-    7513,
-    5184,
-    4318,
-    26089,
-    5000,
-    9965,
-    22935,
-    29754,
-    28998,
-    15535,
-    30863,
-    31795,
-    7846,
-    7026,
-    32274,
-    9262,
-    18249,
-    21751,
-    12624,
-    14766,
-    22427,
-    43200,
-    11631,
-    65536,
-    8312,
-    10157,
-    12717,
-    16654,
-    30921,
-    12607,
-    6891,
-    27605,
-    14948,
-    12815,
-    37394,
-    27234,
-    24576,
-    22172,
-    15441,
-    17886,
-    26593,
-    11649,
-    6025,
-    19322,
-    31284,
-    15280,
-    17416,
-    29040,
-    5880,
-]
+    19365, 5694, 42594, 24116, 6073, 13519, 24107, 6572, 21417, 5730, 16960, 21550, 22878,
+    16084, 8601, 23324, 4334, 12018, 24487, 24678, 22047, 18819, 5667, 22282, 18114, 10810,
+    27450, 22620, 33481, 6228, 16695, 29678, 12343, 5517, 16931, 25802, 34101, 13975, 17279,
+    13784, 31640, 17399, 19034, 16827, 17969, 6308, 8478, 21104, 12270, 21306, 38798, 8578,
+    25453, 30599, 13609, 25564, 15916,
+]  # fmt: skip
 
 # A key whose derived seed has the top bit set: pins how the chunker folds it to 63 bits.
 HIGH_SEED_KEY = ArchiveKey(signing_seed=bytes(range(32)), master_secret=bytes([64]) * 32)
 HIGH_SEED = 13996867567057294518
 CUTS_HIGH_SEED = [
-    35095,
-    10577,
-    15682,
-    14557,
-    10678,
-    6584,
-    13304,
-    36557,
-    19945,
-    29574,
-    16721,
-    15789,
-    18885,
-    13094,
-    5102,
-]
+    24759, 23494, 12304, 12643, 23034, 6717, 10113, 18728, 23738, 7408, 18981, 25444, 17538,
+    11455, 5043, 18019, 2726,
+]  # fmt: skip
 
 
 def test_key_derivation() -> None:
@@ -174,6 +112,7 @@ def test_key_derivation() -> None:
     assert KEY.encryption_key.hex() == ENCRYPTION_KEY
     assert KEY.nonce_key.hex() == NONCE_KEY
     assert KEY.chunker_seed == CHUNKER_SEED
+    assert KEY.chunker_cut_key.hex() == CHUNKER_CUT_KEY
 
 
 def test_chunk_blob_format() -> None:
@@ -214,8 +153,9 @@ def test_snapshot_record_format() -> None:
         totals=pb.SnapshotTotals(
             files=1, directories=2, symlinks=3, plaintext_bytes=4, chunks=5, stored_bytes=6
         ),
-        # Explicit sizes: the vector must not move when the defaults are retuned.
-        chunker=ChunkerParams(128 * 1024, 256 * 1024, 2 * 1024 * 1024).to_proto(),
+        # Explicit sizes: the vector must not move when the defaults are retuned (a record
+        # of before the chunker's `algorithm` field: it stays 0, unset).
+        chunker=pb.ChunkerParams(min_size=128 * 1024, avg_size=256 * 1024, max_size=2 << 20),
     )
     snap = sign_snapshot(KEY, record)
     assert snap.signed.record.hex() == SNAPSHOT_RECORD
@@ -246,12 +186,12 @@ def test_tree_stream_format() -> None:
 
 def test_chunker_cut_points() -> None:
     data = blake3.blake3(b"chunker vector").digest(length=1 << 20)
-    chunker = Chunker(KEY.chunker_seed, ChunkerParams(4096, 16384, 65536))
+    chunker = Chunker.for_archive(KEY, ChunkerParams(4096, 16384, 65536))
     assert [len(c) for c in chunker.iter_buffer(data)] == CUTS_SMALL
 
 
 def test_chunker_cut_points_for_a_seed_with_the_top_bit_set() -> None:
     assert HIGH_SEED_KEY.chunker_seed == HIGH_SEED >= 2**63
     data = blake3.blake3(b"chunker vector").digest(length=256 << 10)
-    chunker = Chunker(HIGH_SEED_KEY.chunker_seed, ChunkerParams(4096, 16384, 65536))
+    chunker = Chunker.for_archive(HIGH_SEED_KEY, ChunkerParams(4096, 16384, 65536))
     assert [len(c) for c in chunker.iter_buffer(data)] == CUTS_HIGH_SEED

@@ -119,14 +119,16 @@ class ChunkList(_message.Message):
     def __init__(self, version: _Optional[int] = ..., ids: _Optional[_Iterable[bytes]] = ..., sizes: _Optional[_Iterable[int]] = ..., padding: _Optional[bytes] = ...) -> None: ...
 
 class ChunkerParams(_message.Message):
-    __slots__ = ("min_size", "avg_size", "max_size")
+    __slots__ = ("min_size", "avg_size", "max_size", "algorithm")
     MIN_SIZE_FIELD_NUMBER: _ClassVar[int]
     AVG_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     min_size: int
     avg_size: int
     max_size: int
-    def __init__(self, min_size: _Optional[int] = ..., avg_size: _Optional[int] = ..., max_size: _Optional[int] = ...) -> None: ...
+    algorithm: int
+    def __init__(self, min_size: _Optional[int] = ..., avg_size: _Optional[int] = ..., max_size: _Optional[int] = ..., algorithm: _Optional[int] = ...) -> None: ...
 
 class SnapshotTotals(_message.Message):
     __slots__ = ("files", "directories", "symlinks", "plaintext_bytes", "chunks", "stored_bytes")
