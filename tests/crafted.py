@@ -16,6 +16,7 @@ from samizdat.core.records import Snapshot, sign_snapshot
 from samizdat.core.tree import TREE_VERSION, write_message
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
+from tests.legacy import encode_v1_blob, encode_v1_chunk_list
 
 MTIME_NS = 1_650_000_000_000_000_000
 
@@ -45,11 +46,16 @@ def symlink_entry(path: bytes, target: bytes) -> tuple[pb.TreeEntry, None]:
 
 
 def craft_snapshot(
-    key: ArchiveKey, entries: list[tuple[pb.TreeEntry, bytes | None]], sequence: int = 1
+    key: ArchiveKey,
+    entries: list[tuple[pb.TreeEntry, bytes | None]],
+    sequence: int = 1,
+    legacy: bool = False,
 ) -> CraftedSnapshot:
     """Encode `entries` in the given order (no path checks: that is the point) into a signed
-    snapshot. File contents become one chunk each."""
+    snapshot. File contents become one chunk each. `legacy`: version 1 blobs and chunk list
+    (tests/legacy.py), as written before the version 2 format step."""
     codec = ChunkCodec(key)
+    encode = (lambda data: encode_v1_blob(key, data)) if legacy else codec.encode
     blobs: dict[bytes, bytes] = {}
     stream = io.BytesIO()
     write_message(stream, pb.TreeHeader(version=TREE_VERSION, entry_count=len(entries)))
@@ -60,13 +66,16 @@ def craft_snapshot(
             entry.size = len(content)
             entry.content_hash = blake3.blake3(content).digest()
             if content:
-                chunk_id, blob = codec.encode(content)
+                chunk_id, blob = encode(content)
                 blobs[bytes(chunk_id)] = blob
                 entry.chunks.append(pb.ChunkRef(id=chunk_id, length=len(content)))
         write_message(stream, entry)
-    tree_id, tree_blob = codec.encode(stream.getvalue())
+    tree_id, tree_blob = encode(stream.getvalue())
     blobs[bytes(tree_id)] = tree_blob
-    list_id, list_blob = encode_chunk_list(sorted((cid, len(b)) for cid, b in blobs.items()))
+    listed = [(cid, len(b)) for cid, b in blobs.items()]
+    list_id, list_blob = (
+        encode_v1_chunk_list(listed) if legacy else encode_chunk_list(sorted(listed))
+    )
     blobs[bytes(list_id)] = list_blob
     record = pb.SnapshotRecord(
         sequence=sequence,

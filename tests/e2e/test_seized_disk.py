@@ -25,8 +25,6 @@ from pathlib import Path
 import blake3
 import pytest
 import zstandard
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pyfastcdc.cy import FastCDC
 
 from samizdat.core.chunklist import MAGIC, decode_chunk_list
 from samizdat.core.codec import OVERHEAD, ChunkCodec
@@ -37,6 +35,7 @@ from samizdat.server.store import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
 from tests.e2e.test_single_node import push
+from tests.legacy import encode_v1_blob, encode_v1_chunk_list, v1_cuts
 from tests.nodeproc import NodeProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -190,25 +189,15 @@ def test_the_same_attack_confirms_known_files_on_the_old_layout(tmp_path: Path) 
     format, not a lookalike."""
     files = make_files()
     store = ChunkStore(tmp_path / "data")
-    fastcdc = FastCDC(
-        192 << 10,
-        min_size=64 << 10,
-        max_size=1 << 20,
-        normalized_chunking=1,
-        seed=KEY.chunker_seed & (2**63 - 1),
-    )
     codec = ChunkCodec(KEY)
-    ids, blobs = [], {}
+    blobs: dict[bytes, bytes] = {}  # first-seen order
     for _, data in sorted(files.archive().items()):  # tree order
-        for piece in (bytes(c.data) for c in fastcdc.cut_buf(data)):
-            chunk_id, blob = _encode_v1(piece)
+        for piece in v1_cuts(KEY, data):
+            chunk_id, blob = encode_v1_blob(KEY, piece)
             assert codec.decode(chunk_id, blob) == piece
-            if chunk_id not in blobs:
-                ids.append(chunk_id)
-                blobs[chunk_id] = blob
-    listed = pb.ChunkList(version=1, ids=ids, sizes=[len(blobs[i]) for i in ids])
-    list_blob = MAGIC + listed.SerializeToString()
-    list_id = blake3.blake3(list_blob).digest()
+            blobs.setdefault(chunk_id, blob)
+    ids = list(blobs)
+    list_id, list_blob = encode_v1_chunk_list([(i, len(blobs[i])) for i in ids])
     try:
         store.put_chunks([*blobs.items(), (list_id, list_blob)])
         snap = sign_snapshot(
@@ -226,15 +215,3 @@ def test_the_same_attack_confirms_known_files_on_the_old_layout(tmp_path: Path) 
     known, decoys = result["notes"]
     assert known == 24 and decoys <= 4, result  # an exact size shared by chance, at most
     shutil.rmtree(tmp_path / "data")
-
-
-def _encode_v1(plaintext: bytes) -> tuple[bytes, bytes]:
-    """A version 1 blob (docs/format.md §6, "Version 1")."""
-    compressed = zstandard.ZstdCompressor(level=1).compress(plaintext)
-    flags, payload = (1, compressed) if len(compressed) < len(plaintext) else (0, plaintext)
-    nonce = blake3.blake3(bytes([flags]) + payload, key=KEY.nonce_key).digest(length=12)
-    header = bytes([1, flags]) + nonce
-    blob = header + AESGCM(KEY.encryption_key).encrypt(
-        nonce, payload, header[:2] + bytes(KEY.archive_id)
-    )
-    return blake3.blake3(blob).digest(), blob
