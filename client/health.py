@@ -364,6 +364,14 @@ def _node_findings(nodes: list[NodeReport], policy: Policy) -> list[Finding]:
                 f"node {n.name}: {s.quarantined_chunks} corrupt chunk(s) removed, awaiting "
                 "repair from a peer",
             )
+        if s.unrepairable_chunks:
+            add(
+                Severity.DEGRADED,
+                "unrepairable_chunks",
+                f"node {n.name}: {s.unrepairable_chunks} corrupt chunk(s) that no reachable "
+                "peer holds: unless one gets them back, the files they belong to are damaged "
+                "in every copy; `samizdat verify --key FILE` names those files",
+            )
         if n.audit is not None and n.audit.failed:
             a = n.audit
             detail = a.error or (

@@ -182,6 +182,7 @@ def _node_json(n: NodeReport) -> dict[str, Any]:
             "disk_free_bytes": s.disk_free_bytes,
             "disk_total_bytes": s.disk_total_bytes,
             "quarantined_chunks": s.quarantined_chunks,
+            "unrepairable_chunks": s.unrepairable_chunks,
             "clock_skew_seconds": round(s.time_unix - n.local_time),
             "forged_records": n.forged_records,
             "scrub": {

@@ -140,6 +140,11 @@ class NodeCollector(Collector):
             "Corrupt chunks removed and not yet fetched again",
             value=store.quarantined_count(),
         )
+        yield GaugeMetricFamily(
+            "samizdat_unrepairable_chunks",
+            "Quarantined chunks that no reachable peer held at the last repair attempt",
+            value=node.unrepairable_count(),
+        )
         usage = shutil.disk_usage(store.path)
         yield GaugeMetricFamily(
             "samizdat_disk_free_bytes", "Free bytes on the store's disk", value=usage.free

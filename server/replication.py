@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -111,6 +111,10 @@ class Replicator:
         self.rounds = 0
         self._progress: _FillProgress | None = None
         self._progress_lock = threading.Lock()
+        # Quarantined chunks that no reachable peer claimed when last asked (in memory: after
+        # a restart, known again at the next repair attempt).
+        self._unsupplied: set[bytes] = set()
+        self._supply_lock = threading.Lock()  # not _lock: a round holds that throughout
         self.thread = threading.Thread(target=self._loop, name="replication", daemon=True)
 
     # ------------------------------------------------------------------ state
@@ -343,6 +347,8 @@ class Replicator:
         while remaining:
             live = [(c, s, cl) for c, s, cl in peers if c.node_id not in tried and self._usable(s)]
             if not live:
+                if not tried:  # no usable peer at all: nobody can repair anything
+                    self._note_supply(ids, ())
                 return
             holders: dict[bytes, list[int]] = defaultdict(list)
             order = [c for c in ids if c in remaining]
@@ -356,6 +362,8 @@ class Replicator:
                 for chunk_id, have in zip(order, present, strict=True):
                     if have:
                         holders[chunk_id].append(index)
+            if not tried:  # every usable peer was asked: note who can repair what
+                self._note_supply(order, holders.keys())
             if not holders:
                 return
             # Rarest first, each to the least-loaded holder.
@@ -390,6 +398,26 @@ class Replicator:
             if not tried.isdisjoint(c.node_id for c, _, _ in live):
                 continue  # what the others were assigned goes to the peers left
             return  # every holder delivered everything assigned; nothing left to ask
+
+    def _note_supply(self, ids: list[bytes], claimed: Iterable[bytes]) -> None:
+        """Remember which of the quarantined `ids` no reachable peer claims to hold."""
+        have = set(claimed)
+        flags = self.store.quarantined(ids)
+        with self._supply_lock:
+            for chunk_id, quarantined in zip(ids, flags, strict=True):
+                if quarantined and chunk_id not in have:
+                    self._unsupplied.add(chunk_id)
+                else:
+                    self._unsupplied.discard(chunk_id)
+
+    def unrepairable_count(self) -> int:
+        """Quarantined chunks that no reachable peer held at the last repair attempt."""
+        with self._supply_lock:
+            ids = list(self._unsupplied)
+        still = {c for c, q in zip(ids, self.store.quarantined(ids), strict=True) if q}
+        with self._supply_lock:
+            self._unsupplied -= set(ids) - still  # repaired since: forgotten
+        return len(still)
 
     def _fetch_from(
         self, peer: tuple[PeerConfig, PeerState, NodeClient], ids: list[bytes]

@@ -102,6 +102,10 @@ class NodeRuntime:
             for p in self.config.peers
         ]
 
+    def unrepairable_count(self) -> int:
+        """Quarantined chunks no reachable peer held at the last repair attempt."""
+        return self.replicator.unrepairable_count() if self.replicator is not None else 0
+
     def scrub_status(self) -> npb.ScrubStatus:
         if self.scrubber is not None:
             return self.scrubber.status()

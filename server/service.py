@@ -194,6 +194,7 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             disk_total_bytes=disk.total,
             time_unix=int(time.time()),
             quarantined_chunks=store.quarantined_count(),
+            unrepairable_chunks=node.unrepairable_count(),
             peers=peers,
             scrub=node.scrub_status(),
             # With the signed records (O(snapshots)), so that callers count only genuine ones.

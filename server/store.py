@@ -245,6 +245,12 @@ class ChunkStore:
         # An Rdict is not iterable itself (no __iter__): .keys() is needed here.
         return sum(1 for _ in self._cf["quarantine"].keys())  # noqa: SIM118
 
+    def quarantined(self, ids: list[bytes]) -> list[bool]:
+        """One flag per id: is it quarantined (found corrupt, not yet fetched again)?"""
+        if not ids:
+            return []
+        return [v is not None for v in self._cf["quarantine"].get(ids)]
+
     def iter_quarantine(self) -> Iterator[tuple[bytes, int, bool]]:
         """Yield (chunk id, quarantined at unix, accounted) for every quarantined chunk."""
         for key, value in self._cf["quarantine"].items():

@@ -59,6 +59,7 @@ def node(
     total: int = 100,
     verified_since: int = NOW - 3600,
     quarantined: int = 0,
+    unrepairable: int = 0,
 ) -> NodeReport:
     status = npb.GetStatusResponse(
         node_id=name * 4,
@@ -71,6 +72,7 @@ def node(
         disk_free_bytes=10**12,
         disk_total_bytes=2 * 10**12,
         quarantined_chunks=quarantined,
+        unrepairable_chunks=unrepairable,
         time_unix=NOW,
         scrub=npb.ScrubStatus(
             enabled=True,
@@ -212,7 +214,14 @@ def test_jurisdictions_verification_and_node_problems() -> None:
     nodes = [
         node("a", "FR", [(s1, 100)]),
         node("b", "FR", [(s1, 100)], verified_since=0),
-        node("c", "FR", [(s1, 100)], quarantined=2, verified_since=NOW - 30 * 86400),
+        node(
+            "c",
+            "FR",
+            [(s1, 100)],
+            quarantined=2,
+            unrepairable=1,
+            verified_since=NOW - 30 * 86400,
+        ),
     ]
     nodes[0].status.peers.append(
         npb.PeerSyncStatus(  # type: ignore[union-attr]
@@ -226,6 +235,8 @@ def test_jurisdictions_verification_and_node_problems() -> None:
     found = codes(report)
     assert ("degraded", "too_few_jurisdictions") in found
     assert ("degraded", "corrupt_chunks") in found
+    (lost,) = [f for f in report.findings if f.code == "unrepairable_chunks"]
+    assert lost.node == "c" and "1 corrupt chunk(s) that no reachable peer holds" in lost.message
     assert ("warning", "copies_unverified") in found
     assert ("warning", "scrub_stale") in found
     bad = [f for f in report.findings if f.code == "bad_data_from_peer"]

@@ -24,8 +24,9 @@ from tests.damage import (
     stored_blobs,
     truncate_file,
 )
+from tests.healthcluster import make_cluster, make_tree
 from tests.nodeproc import NodeProcess, run_cli
-from tests.restore.cluster import assert_nothing_wrong_in_dest
+from tests.restore.cluster import assert_nothing_wrong_in_dest, wait_for
 from tests.trees import assert_same_tree, build_sample_tree, read_tree
 
 pytestmark = pytest.mark.timeout(180)
@@ -248,3 +249,52 @@ def test_salvage_partial_writes_what_verifies_beside_the_name(
     )
     assert code == 0, err
     assert_same_tree(damaged.source, dest)
+
+
+def test_chunk_no_peer_can_supply_is_counted_by_nodes_and_named_by_verify(
+    node_factory, archive_key: KeyFile, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Both copies of a chunk are damaged: each node quarantines its own and no peer can
+    supply it. Nodes (no key) count it; verify (with the key) names the file it breaks; a
+    custodian's new push brings it back and the count goes to zero everywhere."""
+    cluster = make_cluster(
+        node_factory, archive_key, tmp_path, names=("paris", "berlin"), replicas=2
+    )
+    src = make_tree(tmp_path / "src")
+    cluster.push(src)
+    cluster.wait_complete()
+    for n in cluster.nodes:
+        n.stop()
+    _, files = latest_files(cluster.nodes[0].data_dir, archive_key.key)
+    victim = files[b"videos/v1.bin"][1]
+    for n in cluster.nodes:
+        blob = stored_blobs(n.data_dir, [victim])[victim]
+        flip_on_disk(n.data_dir, blob[200:232])
+        n.start()
+
+    code, out, err = run_cli(
+        "verify", "--json", "--key", archive_key.path, "--cluster", cluster.file
+    )
+    assert code == EXIT_INCOMPLETE, err
+    summary = json.loads(out)
+    assert _listed(summary) == {b"videos/v1.bin"}
+    (lost,) = summary["damaged"][0]["lost_chunks"]
+    assert lost["chunk"] == victim.hex() and set(lost["sources"].values()) == {
+        "does not hold it"
+    }, lost
+
+    def unrepairable() -> list[int]:
+        return [n.status().unrepairable_chunks for n in cluster.nodes]
+
+    assert wait_for(lambda: unrepairable() == [1, 1], 60, interval=0.2), unrepairable()
+    code, report = cluster.status_json()
+    assert code == 1
+    named = {f["node"] for f in report["findings"] if f["code"] == "unrepairable_chunks"}
+    assert named == {"paris", "berlin"}, report["findings"]
+    assert all(n["unrepairable_chunks"] == 1 for n in report["nodes"])
+
+    cluster.push(src)  # a custodian still holds the files: the chunk comes back
+    cluster.wait_complete()
+    assert wait_for(lambda: unrepairable() == [0, 0], 60, interval=0.2), unrepairable()
+    code, out, err = run_cli("verify", "--key", archive_key.path, "--cluster", cluster.file)
+    assert code == 0, err
