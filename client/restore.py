@@ -391,7 +391,7 @@ class Restorer:
                     os.close(handle[2])
                 handle = (handle[0], handle[1], -1)
                 dest.commit(handle[0], handle[1], entry.mode, entry.mtime_ns)
-                remove_salvage(handle[0], handle[1])
+                remove_salvage(handle[0], handle[1], entry.path)
         except BaseException:
             if handle is not None and dest is not None:
                 if handle[2] >= 0:
