@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (status: healthy); 1 failure (status: degraded; integrity or missing
 data); 2 usage, configuration or connection error; 3 (restore, verify) finished, but some
-files are damaged and listed.
+files are damaged and listed, or (push) snapshot stored, but some files or directories could
+not be read and are not in it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from samizdat.core.keys import ArchiveKey, load_key, read_key_file, save_key
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.remote import NodeClient
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 EPILOG = "Exit codes: 0 success, 1 failure or degraded, 2 usage or connection error."
+PUSH_EPILOG = (
+    "Exit codes: 0 success, 1 failure, 2 usage or connection error, 3 snapshot stored but "
+    "some files could not be read (each named on stderr; they are not in the snapshot)."
+)
 
 
 def _passphrase() -> str | None:
@@ -104,7 +109,7 @@ def key_show(file: Path) -> None:
     click.echo(read_key_file(file).archive_id.hex())
 
 
-@cli.command(epilog=EPILOG)
+@cli.command(epilog=PUSH_EPILOG)
 @key_option
 @node_option
 @cluster_option
@@ -133,7 +138,12 @@ def push(
                 if terminal.err_console.is_terminal:  # the ETA needs the total size
                     _size_in_background(directory, transfer)
                 stats = do_push(
-                    k, client, str(directory), progress=transfer.advance, use_cache=not no_cache
+                    k,
+                    client,
+                    str(directory),
+                    progress=transfer.advance,
+                    use_cache=not no_cache,
+                    warn=terminal.warning,
                 )
         except PeerUnavailable as e:
             last = e
@@ -148,6 +158,14 @@ def push(
             f"({len_unique(stats)} unique); uploaded {stats.uploaded_chunks} chunks, "
             f"{terminal.human_bytes(stats.uploaded_bytes)}"
         )
+        if stats.not_saved:
+            n = stats.not_saved
+            terminal.warning(
+                f"{n} {'entry' if n == 1 else 'entries'} could not be read and "
+                f"{'is' if n == 1 else 'are'} not in the snapshot (named above); the rest "
+                "was saved"
+            )
+            sys.exit(EXIT_INCOMPLETE)
         return
     raise last if last else UsageError("no node given")
 
@@ -163,7 +181,9 @@ def _size_in_background(directory: Path, transfer: terminal.Transfer) -> None:
     def scan() -> None:
         try:
             total = sum(
-                e.st.st_size for e in iter_source(str(directory)) if stat.S_ISREG(e.st.st_mode)
+                e.st.st_size
+                for e in iter_source(str(directory), on_skip=lambda path, reason: None)
+                if stat.S_ISREG(e.st.st_mode)
             )
         except (OSError, SamizdatError):
             return  # the push itself reports what is wrong with the directory

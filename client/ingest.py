@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import queue
 import random
-import stat
 import tempfile
 import threading
 from collections import deque
@@ -34,11 +33,12 @@ from typing import BinaryIO, NamedTuple
 import blake3
 
 from samizdat.client.idcache import IdCache
-from samizdat.client.walk import iter_source
+from samizdat.client.treeentry import EntryMaker
+from samizdat.client.walk import SourceGone, guard_reads, iter_source, shown
 from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
-from samizdat.core.errors import IntegrityError, UsageError
+from samizdat.core.errors import IntegrityError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot, sign_snapshot
 from samizdat.core.tree import TREE_VERSION, write_message
@@ -69,10 +69,12 @@ class PushStats:
     uploaded_chunks: int = 0
     uploaded_bytes: int = 0
     stored_bytes: int = 0
+    not_saved: int = 0  # entries that vanished, changed type or could not be read
     snapshot: Snapshot | None = field(default=None, repr=False)
 
 
 Progress = Callable[[int], None]
+Warn = Callable[[str], None]
 
 
 class _Chunk(NamedTuple):
@@ -171,8 +173,11 @@ class Pusher:
         progress: Progress | None = None,
         threads: int = 3,
         cache: IdCache | None = None,
+        warn: Warn | None = None,
     ) -> None:
         self.key, self.client, self.cache = key, client, cache
+        self.warn = warn or (lambda text: None)
+        self.entries = EntryMaker()
         self.codec = ChunkCodec(key)
         self.chunker = Chunker.for_archive(key, params)
         self.params = params
@@ -192,6 +197,11 @@ class Pusher:
             self.batch_bytes += chunk.blob_length
             if len(self.batch) >= BATCH_CHUNKS or self.batch_bytes >= BATCH_BYTES:
                 self._flush_batch()
+
+    def _skip(self, path: bytes, reason: str) -> None:
+        """An entry that could not be saved: the push goes on without it."""
+        self.stats.not_saved += 1
+        self.warn(f"not saved: {shown(path)}: {reason}")
 
     def _flush_batch(self) -> None:
         if self.batch:
@@ -242,6 +252,7 @@ class Pusher:
                 plaintext_bytes=s.plaintext_bytes,
                 chunks=len(self.lists),
                 stored_bytes=s.stored_bytes,
+                not_saved=s.not_saved,
             ),
             chunker=self.params.to_proto(),
         )
@@ -265,37 +276,39 @@ class Pusher:
                     self.progress(chunk.length)
                 elif kind == "start":
                     self._current = item  # type: ignore[assignment]
+                elif kind == "drop":  # a file that failed midway: its chunks stay unused
+                    pass
                 else:  # "end": entry complete
                     write_message(out, item)  # type: ignore[arg-type]
                     count += 1
 
-        for src in iter_source(source):
-            st = src.st
-            entry = pb.TreeEntry(
-                path=src.path, mode=stat.S_IMODE(st.st_mode), mtime_ns=st.st_mtime_ns
-            )
-            if stat.S_ISDIR(st.st_mode):
-                entry.kind = pb.ENTRY_KIND_DIRECTORY
+        for src in iter_source(source, self._skip):
+            try:
+                entry, f = self.entries.make(src)
+            except SourceGone as e:
+                self._skip(src.path, str(e))
+                continue
+            if entry.kind == pb.ENTRY_KIND_DIRECTORY:
                 self.stats.directories += 1
-            elif stat.S_ISLNK(st.st_mode):
-                entry.kind = pb.ENTRY_KIND_SYMLINK
-                entry.symlink_target = os.readlink(src.full)
+            elif entry.kind == pb.ENTRY_KIND_SYMLINK:
                 self.stats.symlinks += 1
             else:
-                entry.kind = pb.ENTRY_KIND_FILE
+                assert f is not None
                 pending.append(("start", entry))
                 hasher = blake3.blake3()
                 size = 0
-                try:
-                    f = open(src.full, "rb")  # noqa: SIM115
-                except OSError as e:
-                    raise UsageError(f"cannot read {os.fsdecode(src.full)}: {e.strerror}") from None
                 with f:
-                    for data in self._file_chunks(f, st.st_size):
-                        hasher.update(data)
-                        size += len(data)
-                        pending.append(("chunk", self.pool.submit(self._encode, data)))
-                        drain(WINDOW)
+                    try:
+                        chunks = self._file_chunks(f, os.fstat(f.fileno()).st_size)
+                        for data in guard_reads(chunks):
+                            hasher.update(data)
+                            size += len(data)
+                            pending.append(("chunk", self.pool.submit(self._encode, data)))
+                            drain(WINDOW)
+                    except SourceGone as e:  # the file failed midway (an I/O error)
+                        self._skip(src.path, str(e))
+                        pending.append(("drop", entry))
+                        continue
                 entry.size = size
                 entry.content_hash = hasher.digest()
                 self.stats.files += 1
@@ -348,13 +361,15 @@ def push(
     params: ChunkerParams = ChunkerParams(),
     progress: Progress | None = None,
     use_cache: bool = True,
+    warn: Warn | None = None,
 ) -> PushStats:
     """Ingest `source` as a new snapshot on the node behind `client` (with the local id cache
-    unless `use_cache` is false)."""
+    unless `use_cache` is false). Entries that vanish, change type or cannot be read are
+    left out, each reported to `warn`, and counted in `PushStats.not_saved`."""
     sequence = next_sequence(client, bytes(key.archive_id))
     cache = IdCache.open_for(bytes(key.archive_id)) if use_cache else None
     try:
-        return Pusher(key, client, params, progress, cache=cache).run(source, sequence)
+        return Pusher(key, client, params, progress, cache=cache, warn=warn).run(source, sequence)
     finally:
         if cache is not None:
             cache.close()

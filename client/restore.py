@@ -10,8 +10,8 @@ Passes over the decrypted tree (kept in a temporary file, never in memory):
    snapshot lacks, entries in DEST that are in the way), and marks which files to fetch:
    files already in DEST with their recorded hash are skipped (resume);
 2. fetch (a feeder thread) and write (this thread) run together over the same order: chunks
-   of the marked files stream in through a bounded window and are appended to
-   `.NAME.samizdat-partial`, which is renamed to NAME only once its hash matches. An
+   of the marked files stream in through a bounded window and are appended to a partial
+   file beside NAME (samizdat.client.safefs), renamed to NAME only once its hash matches. An
    interrupted restore therefore never leaves a file that looks complete, and rerunning the
    same command continues where it stopped. A file with a chunk no source can serve is not
    written under its name (or, with `salvage`, kept as NAME.samizdat-salvaged: see
@@ -41,7 +41,8 @@ from samizdat.client.damage import (
     sidecar_bytes,
 )
 from samizdat.client.fetch import OrderedFetch, SourcePool, SourceReport
-from samizdat.client.safefs import SafeDest, os_errors, partial_name, write_all
+from samizdat.client.hardlinks import LinkGroups
+from samizdat.client.safefs import SafeDest, SparseWriter, os_errors, partial_name, set_xattrs
 from samizdat.client.salvage import keep_salvage, remove_salvage
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import (
@@ -87,6 +88,7 @@ class RestoreStats:
     seconds: float = 0.0
     sources: list[SourceReport] = field(default_factory=list)
     damage: DamageReport = field(default_factory=DamageReport)
+    xattrs_refused: int = 0  # extended attributes the destination file system refused
 
 
 def load_tree(
@@ -228,6 +230,7 @@ class Restorer:
     ) -> _Bitmap:
         """Check every entry and return the indices (among selected files) to fetch."""
         needed = _Bitmap()
+        links = LinkGroups()
         symlinks: set[bytes] = set()
         found: set[bytes] = set()
         previous = b""
@@ -256,7 +259,11 @@ class Restorer:
                     found.add(p)
             if entry.kind == pb.ENTRY_KIND_FILE:
                 file_index += 1
-                if dest is None or self._plan_file(dest, entry, overwrite):
+                target = links.target(entry)
+                if target is not None:
+                    if dest is not None:
+                        self._plan_link(dest, entry, target, overwrite)
+                elif dest is None or self._plan_file(dest, entry, overwrite):
                     needed.set(file_index)
                     self.stats.planned_bytes += entry.size
             elif dest is not None:
@@ -295,6 +302,19 @@ class Restorer:
             )
         return True
 
+    def _plan_link(
+        self, dest: SafeDest, entry: pb.TreeEntry, target: bytes, overwrite: bool
+    ) -> None:
+        """A hard link to `target`: fine if absent or already that file, else as a file."""
+        st, there = dest.lstat(entry.path), dest.lstat(target)
+        if st is None:
+            return
+        if there is not None and (st.st_dev, st.st_ino) == (there.st_dev, there.st_ino):
+            self.stats.skipped_files += 1
+            self.stats.skipped_bytes += entry.size
+            return
+        self._plan_file(dest, entry, overwrite)
+
     def _plan_other(self, dest: SafeDest, entry: pb.TreeEntry, overwrite: bool) -> None:
         st = dest.lstat(entry.path)
         if st is None:
@@ -331,6 +351,7 @@ class Restorer:
         fetch: OrderedFetch,
     ) -> None:
         dirs: list[tuple[bytes, int, int]] = []
+        links = LinkGroups()
         file_index = -1
         for entry in iter_tree(tree):
             if not selected(entry.path, paths):
@@ -339,6 +360,7 @@ class Restorer:
                 self.stats.directories += 1
                 if dest is not None:
                     dest.make_dir(entry.path)
+                    self.stats.xattrs_refused += dest.set_dir_xattrs(entry.path, entry.xattrs)
                     dirs.append((entry.path, entry.mode, entry.mtime_ns))
             elif entry.kind == pb.ENTRY_KIND_SYMLINK:
                 self.stats.symlinks += 1
@@ -347,7 +369,11 @@ class Restorer:
                     dest.set_meta(entry.path, None, entry.mtime_ns)
             else:
                 file_index += 1
-                if file_index in needed:
+                target = links.target(entry)
+                if target is not None:
+                    if dest is None or dest.link(target, entry.path):
+                        self.stats.files += 1
+                elif file_index in needed:
                     self._restore_file(entry, dest, fetch)
         for path, mode, mtime_ns in reversed(dirs):
             dest.set_meta(path, mode, mtime_ns)  # type: ignore[union-attr]
@@ -361,6 +387,7 @@ class Restorer:
         lost: list[LostChunk] = []
         offset = 0
         handle = dest.open_partial(entry.path) if dest is not None else None
+        writer = SparseWriter(handle[2], entry.path) if handle is not None else None
         try:
             for index, ref in enumerate(entry.chunks):
                 try:
@@ -371,22 +398,24 @@ class Restorer:
                         e.args = (f"{_shown(entry.path)}: {e}",)
                         raise
                     lost.append(lost_chunk(index, ref.id, offset, ref.length, e))
-                    if handle is not None and self.salvage:  # a hole: reads as zeros
-                        os.lseek(handle[2], ref.length, os.SEEK_CUR)
+                    if writer is not None and self.salvage:  # a hole: reads as zeros
+                        writer.skip(ref.length)
                     offset += ref.length
                     self.progress.advance(ref.length)
                     continue
                 offset += len(data)
                 if not lost:
                     hasher.update(data)
-                if handle is not None and (self.salvage or not lost):
-                    write_all(handle[2], data, entry.path)
+                if writer is not None and (self.salvage or not lost):
+                    writer.write(data)
                 self.progress.advance(len(data))
             if lost or offset != entry.size or hasher.digest() != entry.content_hash:
                 owned, handle = handle, None
                 self._damaged(entry, dest, lost, owned, offset)
                 return
-            if handle is not None and dest is not None:
+            if handle is not None and dest is not None and writer is not None:
+                writer.finish()
+                self.stats.xattrs_refused += set_xattrs(handle[2], entry.xattrs, entry.path)
                 with os_errors(entry.path):
                     os.close(handle[2])
                 handle = (handle[0], handle[1], -1)

@@ -67,6 +67,7 @@ def _summary(verb: str, found: SourceSnapshot, stats: RestoreStats) -> dict[str,
         "symlinks": stats.symlinks,
         "skipped_files": stats.skipped_files,
         "skipped_bytes": stats.skipped_bytes,
+        "xattrs_refused": stats.xattrs_refused,
         "chunks_fetched": stats.chunks_fetched,
         "bytes_fetched": stats.bytes_fetched,
         "seconds": round(stats.seconds, 3),
@@ -130,6 +131,11 @@ def run(
             for s in sources:
                 s.close()
     _report_sources(stats)
+    if stats.xattrs_refused:
+        terminal.warning(
+            f"the destination refused {stats.xattrs_refused} extended attribute(s) "
+            "(a file system without xattr support?); the files themselves are restored"
+        )
     _report_damage(verb, stats)
     code = EXIT_INCOMPLETE if stats.damage else 0
     if as_json:

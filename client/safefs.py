@@ -2,9 +2,9 @@
 
 Every path is resolved component by component from a directory file descriptor with
 O_NOFOLLOW, so neither `..`, absolute paths nor symlinks planted by earlier entries (or
-already in DEST) can make a write land outside DEST. Files are written as
-`.NAME.samizdat-partial` (created with O_EXCL|O_NOFOLLOW) and renamed into place only by
-`commit`, so a file under its final name is always complete.
+already in DEST) can make a write land outside DEST. Files are written under a short partial
+name beside their final one (`partial_name`, created with O_EXCL|O_NOFOLLOW) and renamed into
+place only by `commit`, so a file under its final name is always complete.
 
 Every OS failure becomes one clear error: OutOfSpace (disk full), UnsafePath (a symlink or
 file where a directory is needed), DestinationError (anything else, with the path).
@@ -16,14 +16,17 @@ import errno
 import os
 import stat
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+
+import blake3
 
 from samizdat.core.errors import DestinationError, OutOfSpace, UnsafePath, UsageError
 from samizdat.core.tree import check_relative_path
+from samizdat.v1.records_pb2 import Xattr
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-PARTIAL_SUFFIX = b".samizdat-partial"
+PARTIAL_PREFIX = b".samizdat-partial-"
 
 
 def _show(path: bytes) -> str:
@@ -31,7 +34,10 @@ def _show(path: bytes) -> str:
 
 
 def partial_name(name: bytes) -> bytes:
-    return b"." + name + PARTIAL_SUFFIX
+    """The name a file is written under until it is complete: `.samizdat-partial-` and 32
+    hex digits of BLAKE3(name), 50 bytes whatever the length of `name` (a 255-byte name
+    stays restorable), and the same on every run (a rerun finds and replaces it)."""
+    return PARTIAL_PREFIX + blake3.blake3(name).hexdigest(16).encode()
 
 
 @contextmanager
@@ -177,7 +183,7 @@ class SafeDest:
             return os.readlink(name, dir_fd=fd)
 
     def open_partial(self, path: bytes) -> tuple[int, bytes, int]:
-        """Create `.NAME.samizdat-partial` for writing (replacing a stale one from an
+        """Create the partial file of `path` for writing (replacing a stale one from an
         interrupted run); return (parent fd, name, file fd)."""
         fd, name = self.open_parent(path, create=True)
         try:
@@ -208,12 +214,51 @@ class SafeDest:
                 pass
             os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
 
+    def link(self, target: bytes, path: bytes) -> bool:
+        """Make `path` a hard link to the already restored file `target` (both tree paths),
+        replacing what is at `path` atomically. False if it was that file already."""
+        target_fd, target_name = self.open_parent(target, create=False)
+        try:
+            fd, name = self._parent(path, create=True)
+            with os_errors(path):
+                there = os.stat(target_name, dir_fd=target_fd, follow_symlinks=False)
+                if not stat.S_ISREG(there.st_mode):
+                    raise UnsafePath(f"{_show(target)!r} is no longer a regular file")
+                with suppress(FileNotFoundError):
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        raise UnsafePath(f"refusing to replace directory {_show(path)!r}")
+                    if (st.st_dev, st.st_ino) == (there.st_dev, there.st_ino):
+                        return False
+                tmp = partial_name(name)
+                with suppress(FileNotFoundError):
+                    os.unlink(tmp, dir_fd=fd)
+                os.link(
+                    target_name, tmp, src_dir_fd=target_fd, dst_dir_fd=fd, follow_symlinks=False
+                )
+                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        finally:
+            os.close(target_fd)
+        return True
+
+    def set_dir_xattrs(self, path: bytes, xattrs: Sequence[Xattr]) -> int:
+        """Set extended attributes on a restored directory; see `set_xattrs`."""
+        if not xattrs:
+            return 0
+        fd, name = self._parent(path, create=False)
+        with os_errors(path):
+            dir_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        try:
+            return set_xattrs(dir_fd, xattrs, path)
+        finally:
+            os.close(dir_fd)
+
     def discard(self, parent_fd: int, name: bytes) -> None:
         with suppress(OSError):
             os.unlink(partial_name(name), dir_fd=parent_fd)
 
     def discard_partial(self, path: bytes) -> None:
-        """Remove a stale `.NAME.samizdat-partial` of a tree path, if any."""
+        """Remove a stale partial file of a tree path, if any."""
         try:
             fd, name = self._parent(path, create=False)
         except (FileNotFoundError, UnsafePath):
@@ -228,6 +273,77 @@ class SafeDest:
                     raise UnsafePath(f"{_show(path)!r} is no longer a directory")
                 os.chmod(name, mode & 0o7777, dir_fd=fd)
             os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=fd, follow_symlinks=False)
+
+
+def set_xattrs(fd: int, xattrs: Sequence[Xattr], path: bytes) -> int:
+    """Set extended attributes on an open file or directory. Returns how many the destination
+    refused (a file system without xattr support, or a namespace the process may not write);
+    any other failure raises as `os_errors` does."""
+    refused = 0
+    for x in xattrs:
+        try:
+            os.setxattr(fd, os.fsdecode(x.name), x.value)
+        except OSError as e:
+            if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+                with os_errors(path):
+                    raise
+            refused += 1
+    return refused
+
+
+class SparseWriter:
+    """Writes a file front to back, leaving a hole wherever a whole block-aligned block is
+    zero (restic's `--sparse` does the same). Sparse source files are read as zeros on push,
+    so their holes come back; other zero blocks become holes too, which reads the same."""
+
+    BLOCK = 4096
+    ZERO_BLOCK = bytes(BLOCK)
+
+    def __init__(self, fd: int, path: bytes) -> None:
+        self.fd, self.path, self.pos, self.end = fd, path, 0, 0
+
+    def write(self, data: bytes) -> None:
+        n = len(data)
+        if n < self.BLOCK or self.ZERO_BLOCK not in data:  # the common case: no zero block
+            self._write(data)
+            return
+        view = memoryview(data)
+        block, zero = self.BLOCK, self.ZERO_BLOCK
+        start = 0  # data[:start] is written or skipped
+        at = -self.pos % block  # first block-aligned offset in data
+        while at + block <= n:
+            if view[at : at + block] != zero:
+                at += block
+                continue
+            end = at + block
+            while end + block <= n and view[end : end + block] == zero:
+                end += block
+            self._write(view[start:at])
+            self.pos += end - at
+            start = at = end
+        self._write(view[start:])
+
+    def _write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        if not view:
+            return
+        with os_errors(self.path):
+            while view:
+                n = os.pwrite(self.fd, view, self.pos)
+                self.pos += n
+                view = view[n:]
+        self.end = self.pos
+
+    def skip(self, n: int) -> None:
+        """Leave `n` bytes as a hole (they read as zeros)."""
+        self.pos += n
+
+    def finish(self) -> None:
+        """Give the file its full length if it ends in a hole."""
+        if self.pos > self.end:
+            with os_errors(self.path):
+                os.ftruncate(self.fd, self.pos)
+            self.end = self.pos
 
 
 def write_all(fd: int, data: bytes | memoryview, path: bytes = b"") -> None:

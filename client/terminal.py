@@ -77,6 +77,11 @@ def error(text: str) -> None:
     print(f"error: {text}", file=sys.stderr)
 
 
+def warning(text: str) -> None:
+    """On stderr; above the progress bar, if one is drawn."""
+    err_console.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":

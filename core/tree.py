@@ -17,7 +17,8 @@ from google.protobuf.message import DecodeError
 from samizdat.core.errors import IntegrityError, UnsafePath
 from samizdat.v1 import records_pb2 as pb
 
-TREE_VERSION = 1
+TREE_VERSION = 2  # written by push; 2 added hard-link groups and xattrs (docs/format.md)
+READABLE_TREE_VERSIONS = (1, 2)
 MAX_MESSAGE = 64 << 20
 
 
@@ -56,7 +57,7 @@ def iter_tree(stream: BinaryIO) -> Iterator[pb.TreeEntry]:
         header.ParseFromString(raw)
     except DecodeError:
         raise IntegrityError("tree header is malformed") from None
-    if header.version != TREE_VERSION:
+    if header.version not in READABLE_TREE_VERSIONS:
         raise IntegrityError(f"tree has unsupported version {header.version}")
     count = 0
     while (size := _read_varint(stream)) is not None:

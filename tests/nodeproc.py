@@ -84,10 +84,12 @@ def spawn_cli(
     *args: str | os.PathLike[str],
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    wrapper: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start the real `samizdat` CLI without waiting (for kill-midway tests)."""
+    """Start the real `samizdat` CLI without waiting (for kill-midway tests), optionally
+    under a `wrapper` command (e.g. setpriv)."""
     return subprocess.Popen(
-        [entry_point("samizdat"), *map(os.fspath, args)],
+        [*wrapper, entry_point("samizdat"), *map(os.fspath, args)],
         env=_env(env),
         cwd=cwd,
         stdout=subprocess.PIPE,

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.trees import assert_same_tree, build_sample_tree
+from tests.trees import (
+    assert_same_tree,
+    build_fidelity_tree,
+    build_sample_tree,
+    xattrs_supported,
+)
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +74,56 @@ def test_every_difference_is_caught(original: Path, tmp_path: Path, damage) -> N
     damage(dest)
     with pytest.raises(AssertionError, match="restored tree differs"):
         assert_same_tree(original, dest)
+
+
+@pytest.fixture(scope="module")
+def fidelity(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("f")
+    return build_fidelity_tree(root / "src", xattrs=xattrs_supported(root))
+
+
+def cp_a(src: Path, tmp_path: Path) -> Path:
+    """A faithful copy: hard links, xattrs, holes and times kept (GNU cp -a)."""
+    dest = tmp_path / "copy"
+    subprocess.run(["cp", "-a", "--sparse=always", str(src), str(dest)], check=True)
+    return dest
+
+
+def test_faithful_copy_of_links_xattrs_and_holes_passes(fidelity: Path, tmp_path: Path) -> None:
+    assert_same_tree(fidelity, cp_a(fidelity, tmp_path))
+
+
+def _unlink_hard(d: Path) -> None:
+    data = (d / "hard" / "b-link.bin").read_bytes()
+    (d / "hard" / "b-link.bin").unlink()
+    (d / "hard" / "b-link.bin").write_bytes(data)
+
+
+def _fill_holes(d: Path) -> None:
+    data = (d / "sparse.img").read_bytes()
+    st = os.stat(d / "sparse.img")
+    (d / "sparse.img").write_bytes(data)
+    os.utime(d / "sparse.img", ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _unlink_hard,
+        _fill_holes,
+        lambda d: os.removexattr(d / "single.txt", "user.comment"),
+        lambda d: os.setxattr(d / "other", "user.directory", b"no"),
+    ],
+    ids=["hard-link-broken", "holes-filled", "xattr-missing", "dir-xattr-changed"],
+)
+def test_every_fidelity_difference_is_caught(
+    fidelity: Path, tmp_path: Path, damage, request: pytest.FixtureRequest
+) -> None:  # type: ignore[no-untyped-def]
+    if "xattr" in request.node.callspec.id and not xattrs_supported(tmp_path):
+        pytest.skip(f"{tmp_path} has no user.* xattr support")
+    dest = cp_a(fidelity, tmp_path)
+    os.utime(dest / "other", ns=(0, os.stat(fidelity / "other").st_mtime_ns))
+    damage(dest)
+    os.utime(dest / "hard", ns=(0, os.stat(fidelity / "hard").st_mtime_ns))
+    with pytest.raises(AssertionError, match="restored tree differs"):
+        assert_same_tree(fidelity, dest)

@@ -1,11 +1,14 @@
-"""Sample source trees and exact tree comparison (content, modes, mtimes, symlinks, dirs)."""
+"""Sample source trees and exact tree comparison (content, modes, mtimes, symlinks, dirs,
+hard links, `user.*` xattrs, sparseness), all relative to directory descriptors, so trees
+deeper than PATH_MAX work too."""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # Fixed nanosecond mtimes, so a restore that drops sub-second precision is caught.
@@ -18,6 +21,9 @@ class Node:
     mode: int
     mtime_ns: int
     content: bytes = b""  # file bytes or symlink target
+    xattrs: tuple[tuple[str, bytes], ...] = ()  # user.* only, sorted
+    links: tuple[bytes, ...] = ()  # files: every path of the tree sharing its inode, if > 1
+    sparse: bool = False  # files: fewer bytes allocated than its length
 
 
 def _set_mtime(path: bytes, i: int) -> None:
@@ -89,30 +95,78 @@ def build_sample_tree(root: Path, *, big_size: int = 3 << 20, seed: int = 1) -> 
     return root
 
 
+def user_xattrs(fd: int) -> tuple[tuple[str, bytes], ...]:
+    try:
+        names = sorted(n for n in os.listxattr(fd) if n.startswith("user."))
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return ()
+        raise
+    return tuple((n, os.getxattr(fd, n)) for n in names)
+
+
+def xattrs_supported(directory: Path | str) -> bool:
+    """Can files in `directory` carry user.* extended attributes?"""
+    probe = os.path.join(directory, ".xattr-probe")
+    with open(probe, "wb"):
+        pass
+    try:
+        os.setxattr(probe, "user.probe", b"1")
+        return True
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+            return False
+        raise
+    finally:
+        os.unlink(probe)
+
+
 def read_tree(root: Path | str) -> dict[bytes, Node]:
     """Every entry under `root` (not root itself), keyed by relative path bytes."""
-    r = os.fsencode(root)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
     out: dict[bytes, Node] = {}
-    for dirpath, dirnames, filenames in os.walk(r, followlinks=False):
-        for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, r)
-            st = os.lstat(full)
-            mode = stat.S_IMODE(st.st_mode)
-            if stat.S_ISLNK(st.st_mode):
-                out[rel] = Node("symlink", 0, st.st_mtime_ns, os.readlink(full))
-            elif stat.S_ISDIR(st.st_mode):
-                out[rel] = Node("dir", mode, st.st_mtime_ns)
-            elif stat.S_ISREG(st.st_mode):
-                with open(full, "rb") as f:
-                    out[rel] = Node("file", mode, st.st_mtime_ns, f.read())
-            else:
-                out[rel] = Node("other", mode, st.st_mtime_ns)
+    inodes: dict[tuple[int, int], list[bytes]] = {}
+    stack = [(os.open(root, os.O_RDONLY | os.O_DIRECTORY), b"")]
+    while stack:
+        fd, rel_dir = stack.pop()
+        try:
+            for name in sorted(os.fsencode(n) for n in os.listdir(fd)):
+                rel = rel_dir + b"/" + name if rel_dir else name
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                mode = stat.S_IMODE(st.st_mode)
+                if stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(name, dir_fd=fd)
+                    out[rel] = Node("symlink", 0, st.st_mtime_ns, target)
+                elif stat.S_ISDIR(st.st_mode):
+                    child = os.open(name, flags | os.O_DIRECTORY, dir_fd=fd)
+                    out[rel] = Node("dir", mode, st.st_mtime_ns, xattrs=user_xattrs(child))
+                    stack.append((child, rel))
+                elif stat.S_ISREG(st.st_mode):
+                    with os.fdopen(os.open(name, flags, dir_fd=fd), "rb") as f:
+                        out[rel] = Node(
+                            "file",
+                            mode,
+                            st.st_mtime_ns,
+                            f.read(),
+                            user_xattrs(f.fileno()),
+                            sparse=st.st_blocks * 512 < st.st_size,
+                        )
+                    if st.st_nlink > 1:
+                        inodes.setdefault((st.st_dev, st.st_ino), []).append(rel)
+                else:
+                    out[rel] = Node("other", mode, st.st_mtime_ns)
+        finally:
+            os.close(fd)
+    for paths in inodes.values():
+        if len(paths) > 1:
+            for rel in paths:
+                out[rel] = replace(out[rel], links=tuple(sorted(paths)))
     return out
 
 
 def tree_differences(expected: dict[bytes, Node], actual: dict[bytes, Node]) -> list[str]:
-    """Human-readable differences (empty when identical)."""
+    """Human-readable differences (empty when identical). A sparse expected file must be
+    sparse in `actual`; a dense one may come back sparse (zero blocks become holes)."""
     diffs = []
     for rel in sorted(set(expected) | set(actual)):
         name = rel.decode("utf-8", "backslashreplace")
@@ -122,13 +176,15 @@ def tree_differences(expected: dict[bytes, Node], actual: dict[bytes, Node]) -> 
         elif b is None:
             diffs.append(f"missing {name}")
         else:
-            for attr in ("kind", "mode", "mtime_ns"):
+            for attr in ("kind", "mode", "mtime_ns", "xattrs", "links"):
                 if getattr(a, attr) != getattr(b, attr):
                     diffs.append(f"{name}: {attr} {getattr(a, attr)!r} != {getattr(b, attr)!r}")
             if a.content != b.content:
                 diffs.append(
                     f"{name}: content differs ({len(a.content)} vs {len(b.content)} bytes)"
                 )
+            if a.sparse and not b.sparse:
+                diffs.append(f"{name}: not sparse")
     return diffs
 
 
@@ -147,3 +203,87 @@ def all_files_bytes(root: Path | str) -> list[tuple[str, bytes]]:
                 with open(full, "rb") as f:
                     out.append((full, f.read()))
     return out
+
+
+def _write_at(dir_fd: int, name: bytes, data: bytes, i: int) -> None:
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    t = BASE_MTIME_NS + i * 1_000_000_007
+    os.utime(name, ns=(t, t), dir_fd=dir_fd)
+
+
+def build_long_names(root: Path) -> Path:
+    """Names of 240 to 255 bytes (NAME_MAX), ASCII and multibyte, in a file and a directory,
+    plus files that sort after them (a restore that stops at a long name misses those)."""
+    multibyte = "語".encode() * 85  # 255 bytes, 85 characters
+    os.makedirs(root)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _write_at(fd, b"a" * 255, b"255 ascii\n", 1)
+        _write_at(fd, b"b" * 240, b"240 ascii\n", 2)
+        _write_at(fd, multibyte, b"255 multibyte\n", 3)
+        os.mkdir("é".encode() * 127 + b"d", dir_fd=fd)  # 255 bytes
+        sub = os.open("é".encode() * 127 + b"d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        try:
+            _write_at(sub, b"c" * 255, os.urandom(200_000), 4)
+            _write_at(sub, b"zz after", b"after\n", 5)
+        finally:
+            os.close(sub)
+        _write_at(fd, b"zz after", b"after\n", 6)
+    finally:
+        os.close(fd)
+    return root
+
+
+def build_deep_tree(root: Path, length: int = 5000) -> bytes:
+    """Nested directories of 200-byte names whose deepest path exceeds `length` bytes
+    (PATH_MAX is 4096), a file and a symlink at the bottom and a file after them; return
+    the deepest directory's path relative to `root`."""
+    os.makedirs(root)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    rel = b""
+    i = 0
+    while len(rel) <= length:
+        name = b"%03d-" % i + b"d" * 195
+        os.mkdir(name, dir_fd=fd)
+        _write_at(fd, b"file-%03d" % i, b"level %d\n" % i, i)
+        child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd, rel, i = child, rel + b"/" + name if rel else name, i + 1
+    try:
+        _write_at(fd, b"bottom.bin", os.urandom(100_000), i)
+        os.symlink(b"bottom.bin", b"bottom-link", dir_fd=fd)
+    finally:
+        os.close(fd)
+    return rel
+
+
+def build_fidelity_tree(root: Path, *, xattrs: bool) -> Path:
+    """Hard links (same and other directory, 3 names of one inode), a sparse file with data
+    between holes and a trailing hole, a mostly-zero dense file, and, if `xattrs`, user.*
+    extended attributes (text, binary, empty value) on files and a directory."""
+    rng = random.Random(9)
+    os.makedirs(root / "hard")
+    os.makedirs(root / "other")
+    (root / "hard" / "a.bin").write_bytes(rng.randbytes(150_000))
+    os.link(root / "hard" / "a.bin", root / "hard" / "b-link.bin")
+    os.link(root / "hard" / "a.bin", root / "other" / "c-link.bin")
+    (root / "single.txt").write_bytes(b"one link only\n")
+    with open(root / "sparse.img", "wb") as f:
+        f.write(b"head" * 1024)
+        f.seek(8 << 20)
+        f.write(rng.randbytes(5000))
+        f.truncate(24 << 20)
+    (root / "zeros-dense.bin").write_bytes(bytes(64 << 10) + b"tail")
+    if xattrs:
+        os.setxattr(root / "single.txt", "user.comment", "témoignage n° 1".encode())
+        os.setxattr(root / "single.txt", "user.binary", b"\x00\xff\x01")
+        os.setxattr(root / "single.txt", "user.empty", b"")
+        os.setxattr(root / "hard" / "a.bin", "user.linked", b"shared by three names")
+        os.setxattr(root / "other", "user.directory", b"yes")
+    for i, rel in enumerate(["hard/a.bin", "single.txt", "sparse.img", "zeros-dense.bin"]):
+        _set_mtime(os.fsencode(root / rel), i)
+    for i, rel in enumerate(["hard", "other"]):
+        _set_mtime(os.fsencode(root / rel), 10 + i)
+    return root

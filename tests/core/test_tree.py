@@ -137,6 +137,6 @@ def test_stream_cut_inside_the_header_is_truncated_not_empty() -> None:
     # Regression: the header was parsed from a short read, so a stream cut inside it
     # parsed as a valid, empty tree (entry_count 0).
     raw = serialize([pb.TreeEntry(path=b"a", kind=pb.ENTRY_KIND_FILE)])
-    assert raw[:5] == b"\x04\x08\x01\x10\x01"
+    assert raw[:5] == bytes([4, 8, TREE_VERSION, 0x10, 1])
     with pytest.raises(IntegrityError, match="truncated"):
         list(iter_tree(io.BytesIO(raw[:3])))

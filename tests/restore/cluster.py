@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from samizdat.client.safefs import PARTIAL_PREFIX
 from tests.conftest import KeyFile
 from tests.nodeproc import NodeProcess, dump_logs, run_cli, spawn_cli
 from tests.trees import build_sample_tree, read_tree
@@ -191,11 +192,7 @@ def completed_files(dest: Path, source: Path, under: str = "videos") -> list[str
     d = dest / under
     if not d.is_dir():
         return []
-    return sorted(
-        p.name
-        for p in d.iterdir()
-        if not p.name.endswith(".samizdat-partial") and not p.name.startswith(".")
-    )
+    return sorted(p.name for p in d.iterdir() if not p.name.startswith("."))
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.01) -> bool:  # type: ignore[no-untyped-def]
@@ -209,12 +206,11 @@ def wait_for(predicate, timeout: float, interval: float = 0.01) -> bool:  # type
 
 def assert_nothing_wrong_in_dest(source: Path, dest: Path) -> list[bytes]:
     """Every regular file under its final name in DEST is byte-identical to the source;
-    return the paths of partial files (hidden, `.samizdat-partial`)."""
+    return the paths of partial files (`.samizdat-partial-HASH`)."""
     original = read_tree(source)
     partial = []
     for rel, node in read_tree(dest).items():
-        if rel.endswith(b".samizdat-partial"):
-            assert os.path.basename(rel).startswith(b"."), rel
+        if os.path.basename(rel).startswith(PARTIAL_PREFIX):
             partial.append(rel)
             continue
         if node.kind == "file":

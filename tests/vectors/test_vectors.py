@@ -80,12 +80,22 @@ SNAPSHOT_SIGNATURE = (
     "ce369efa5161b46aad9780b154c31c6d0ad8310f"
 )
 
-TREE_STREAM = (
+# Tree version 1, as pushed before hard links and xattrs were recorded: still readable.
+TREE_STREAM_V1 = (
     "0408011001570a04c3a92f61100118a403200528033a20"
     + "68" * 32
     + "42240a20"
     + RAW_CHUNK_ID
     + "1003"
+)
+# Tree version 2: a file in hard-link group 1 with a user.* xattr, a directory with one.
+TREE_STREAM = (
+    "0408021002670a04c3a92f61100118a403200528033a20"
+    + "68" * 32
+    + "42240a20"
+    + RAW_CHUNK_ID
+    + "10034801520c0a06757365722e6b12027600"
+    + "140a0164100218ed03200652080a06757365722e65"
 )
 
 CHUNKER_CUT_KEY = "532b48b9243cda2a786ca9d97bcf18d60183d2c310aa87d7913a84ca10297c88"
@@ -167,21 +177,40 @@ def test_snapshot_record_format() -> None:
     assert verify_snapshot(stored, bytes.fromhex(ARCHIVE_ID)).id.hex() == SNAPSHOT_ID
 
 
+V1_ENTRY = pb.TreeEntry(
+    path="é/a".encode(),
+    kind=pb.ENTRY_KIND_FILE,
+    mode=0o644,
+    mtime_ns=5,
+    size=3,
+    content_hash=b"h" * 32,
+    chunks=[pb.ChunkRef(id=bytes.fromhex(RAW_CHUNK_ID), length=3)],
+)
+
+
 def test_tree_stream_format() -> None:
     out = io.BytesIO()
-    write_message(out, pb.TreeHeader(version=TREE_VERSION, entry_count=1))
-    entry = pb.TreeEntry(
-        path="é/a".encode(),
-        kind=pb.ENTRY_KIND_FILE,
-        mode=0o644,
-        mtime_ns=5,
-        size=3,
-        content_hash=b"h" * 32,
-        chunks=[pb.ChunkRef(id=bytes.fromhex(RAW_CHUNK_ID), length=3)],
+    write_message(out, pb.TreeHeader(version=TREE_VERSION, entry_count=2))
+    entry = pb.TreeEntry()
+    entry.CopyFrom(V1_ENTRY)
+    entry.link_group = 1
+    entry.xattrs.append(pb.Xattr(name=b"user.k", value=b"v\x00"))
+    directory = pb.TreeEntry(
+        path=b"d",
+        kind=pb.ENTRY_KIND_DIRECTORY,
+        mode=0o755,
+        mtime_ns=6,
+        xattrs=[pb.Xattr(name=b"user.e", value=b"")],
     )
     write_message(out, entry)
+    write_message(out, directory)
+    assert TREE_VERSION == 2
     assert out.getvalue().hex() == TREE_STREAM
-    assert list(iter_tree(io.BytesIO(bytes.fromhex(TREE_STREAM)))) == [entry]
+    assert list(iter_tree(io.BytesIO(bytes.fromhex(TREE_STREAM)))) == [entry, directory]
+
+
+def test_version_1_trees_stay_readable() -> None:
+    assert list(iter_tree(io.BytesIO(bytes.fromhex(TREE_STREAM_V1)))) == [V1_ENTRY]
 
 
 def test_chunker_cut_points() -> None:

@@ -87,7 +87,7 @@ class TreeHeader(_message.Message):
     def __init__(self, version: _Optional[int] = ..., entry_count: _Optional[int] = ...) -> None: ...
 
 class TreeEntry(_message.Message):
-    __slots__ = ("path", "kind", "mode", "mtime_ns", "size", "symlink_target", "content_hash", "chunks")
+    __slots__ = ("path", "kind", "mode", "mtime_ns", "size", "symlink_target", "content_hash", "chunks", "link_group", "xattrs")
     PATH_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,8 @@ class TreeEntry(_message.Message):
     SYMLINK_TARGET_FIELD_NUMBER: _ClassVar[int]
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    LINK_GROUP_FIELD_NUMBER: _ClassVar[int]
+    XATTRS_FIELD_NUMBER: _ClassVar[int]
     path: bytes
     kind: EntryKind
     mode: int
@@ -104,7 +106,17 @@ class TreeEntry(_message.Message):
     symlink_target: bytes
     content_hash: bytes
     chunks: _containers.RepeatedCompositeFieldContainer[ChunkRef]
-    def __init__(self, path: _Optional[bytes] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., mode: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., size: _Optional[int] = ..., symlink_target: _Optional[bytes] = ..., content_hash: _Optional[bytes] = ..., chunks: _Optional[_Iterable[_Union[ChunkRef, _Mapping]]] = ...) -> None: ...
+    link_group: int
+    xattrs: _containers.RepeatedCompositeFieldContainer[Xattr]
+    def __init__(self, path: _Optional[bytes] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., mode: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., size: _Optional[int] = ..., symlink_target: _Optional[bytes] = ..., content_hash: _Optional[bytes] = ..., chunks: _Optional[_Iterable[_Union[ChunkRef, _Mapping]]] = ..., link_group: _Optional[int] = ..., xattrs: _Optional[_Iterable[_Union[Xattr, _Mapping]]] = ...) -> None: ...
+
+class Xattr(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: bytes
+    value: bytes
+    def __init__(self, name: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class ChunkList(_message.Message):
     __slots__ = ("version", "ids", "sizes", "padding")
@@ -131,20 +143,22 @@ class ChunkerParams(_message.Message):
     def __init__(self, min_size: _Optional[int] = ..., avg_size: _Optional[int] = ..., max_size: _Optional[int] = ..., algorithm: _Optional[int] = ...) -> None: ...
 
 class SnapshotTotals(_message.Message):
-    __slots__ = ("files", "directories", "symlinks", "plaintext_bytes", "chunks", "stored_bytes")
+    __slots__ = ("files", "directories", "symlinks", "plaintext_bytes", "chunks", "stored_bytes", "not_saved")
     FILES_FIELD_NUMBER: _ClassVar[int]
     DIRECTORIES_FIELD_NUMBER: _ClassVar[int]
     SYMLINKS_FIELD_NUMBER: _ClassVar[int]
     PLAINTEXT_BYTES_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     STORED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NOT_SAVED_FIELD_NUMBER: _ClassVar[int]
     files: int
     directories: int
     symlinks: int
     plaintext_bytes: int
     chunks: int
     stored_bytes: int
-    def __init__(self, files: _Optional[int] = ..., directories: _Optional[int] = ..., symlinks: _Optional[int] = ..., plaintext_bytes: _Optional[int] = ..., chunks: _Optional[int] = ..., stored_bytes: _Optional[int] = ...) -> None: ...
+    not_saved: int
+    def __init__(self, files: _Optional[int] = ..., directories: _Optional[int] = ..., symlinks: _Optional[int] = ..., plaintext_bytes: _Optional[int] = ..., chunks: _Optional[int] = ..., stored_bytes: _Optional[int] = ..., not_saved: _Optional[int] = ...) -> None: ...
 
 class SnapshotRecord(_message.Message):
     __slots__ = ("version", "archive_id", "created_unix_ns", "sequence", "tree_chunk_ids", "chunk_list_ids", "totals", "chunker")
