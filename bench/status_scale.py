@@ -39,6 +39,7 @@ from samizdat.core.keys import ArchiveKey, save_key
 from samizdat.core.records import sign_snapshot
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.remote import NodeClient
+from samizdat.server.custody import NodeCustody
 from samizdat.server.snapshots import accept_snapshot
 from samizdat.server.store import ChunkStore
 from samizdat.v1 import records_pb2 as pb
@@ -101,7 +102,13 @@ def fill(data_dir: Path, key: ArchiveKey, chunks: int, snapshots: int) -> float:
             ),
         )
         snap = sign_snapshot(key, record)
-        accept_snapshot(store, snap.signed, hosted, require_complete=True)
+        accept_snapshot(
+            store,
+            snap.signed,
+            hosted,
+            require_complete=True,
+            custody=NodeCustody(store, lambda: hosted),
+        )
         print(f"  snapshot {s}: {upto:,} chunks in {len(lists)} chunk lists", file=sys.stderr)
     store.close()
     return time.monotonic() - started

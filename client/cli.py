@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from samizdat.client import terminal
+from samizdat.client import custody_cmd, terminal
 from samizdat.client.cluster import load_cluster
 from samizdat.core.errors import PeerUnavailable, SamizdatError, UsageError
 from samizdat.core.keys import ArchiveKey, load_key, read_key_file, save_key
@@ -81,7 +81,7 @@ def cli() -> None:
 
 @cli.group()
 def key() -> None:
-    """Create and inspect archive keys."""
+    """Archive keys, their recovery shares, writer and reader keys, revocations."""
 
 
 @key.command("new")
@@ -100,6 +100,11 @@ def key_new(file: Path, ask: bool) -> None:
     k = ArchiveKey.generate()
     save_key(k, file, passphrase)
     click.echo(k.archive_id.hex())
+
+
+for _command in custody_cmd.KEY_COMMANDS:
+    key.add_command(_command)
+cli.add_command(custody_cmd.node_group)
 
 
 @key.command("show")

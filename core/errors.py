@@ -23,6 +23,11 @@ class KeyFileError(SamizdatError):
     """An archive key file cannot be read or unlocked (corrupt, wrong passphrase)."""
 
 
+class KeyRoleError(UsageError):
+    """The key file cannot do what was asked (a reader key cannot push; only the archive key
+    certifies and revokes)."""
+
+
 class IntegrityError(SamizdatError):
     """Bytes do not match what they claim to be (chunk id, signature, AEAD tag, file hash)."""
 
@@ -71,6 +76,10 @@ class NotHosted(SamizdatError):
 
 class AccessDenied(SamizdatError):
     """The caller lacks a valid token for the requested role."""
+
+
+class Revoked(AccessDenied):
+    """A record signed by the archive key revoked the key or node that is acting."""
 
 
 class PeerUnavailable(SamizdatError):

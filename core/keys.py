@@ -1,8 +1,12 @@
-"""Archive keys: the Ed25519 signing key (archive id = public key) and the master secret.
+"""Key files: the archive key, and the writer and reader keys it certifies.
 
-Subkeys are derived from the master secret with BLAKE3's key-derivation mode, one context
-string per purpose, so no two purposes ever share key material. The key file format is
-`KeyFile` in proto/samizdat/v1/records.proto, preceded by the magic `SZKEY1\\n`.
+The archive key is the Ed25519 signing root (archive id = its public key) plus the master
+secret. A writer key holds the master secret (to encrypt and deduplicate) and its own Ed25519
+key, certified by the archive key; a reader key likewise, with a certificate that only allows
+reads. Subkeys are derived from the master secret with BLAKE3's key-derivation mode, one
+context string per purpose, so no two purposes ever share key material. The key file format is
+`KeyFile` in proto/samizdat/v1/records.proto, preceded by the magic `SZKEY1\\n`; the custody
+model is in docs/format.md, "Custody".
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ from pathlib import Path
 
 import blake3
 from argon2.low_level import Type, hash_secret_raw
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from google.protobuf.message import DecodeError
 
-from samizdat.core.errors import KeyFileError, SignatureError, UsageError
+from samizdat.core.custody import CustodyRecord, sign_custody_record, verify_certificate
+from samizdat.core.errors import KeyFileError, KeyRoleError, SignatureError, UsageError
 from samizdat.core.ids import ArchiveId
+from samizdat.core.signing import ed25519_public, ed25519_sign, verify_ed25519
+from samizdat.core.signing import signed_message as signed_message
 from samizdat.v1 import records_pb2 as pb
 
 KEY_FILE_MAGIC = b"SZKEY1\n"
@@ -29,6 +34,11 @@ KEY_FILE_VERSION = 1
 _ARGON2_TIME = 3
 _ARGON2_MEMORY_KIB = 64 * 1024
 _ARGON2_PARALLELISM = 2
+KIND_NAMES = {
+    pb.KEY_KIND_ARCHIVE: "archive",
+    pb.KEY_KIND_WRITER: "writer",
+    pb.KEY_KIND_READER: "reader",
+}
 
 
 def _derive(master: bytes, purpose: str) -> bytes:
@@ -37,43 +47,111 @@ def _derive(master: bytes, purpose: str) -> bytes:
 
 @dataclass(frozen=True)
 class ArchiveKey:
-    """The secrets of one archive. Held only by custodians and restorers, never by nodes."""
+    """The secrets a holder has for one archive. Held by custodians and restorers, never by
+    nodes.
+
+    The archive key has `signing_seed`. A writer or reader key has instead `member_seed` (its
+    own Ed25519 key) and `certificate` (a serialized SignedCustodyRecord by which the archive
+    key certifies that key's public half); its archive id comes from the certificate.
+    """
 
     signing_seed: bytes
     master_secret: bytes
+    member_seed: bytes = b""
+    certificate: bytes = field(default=b"", repr=False)
     archive_id: ArchiveId = field(init=False)
+    kind: pb.KeyKind = field(init=False)
     encryption_key: bytes = field(init=False, repr=False)
     nonce_key: bytes = field(init=False, repr=False)
     chunker_seed: int = field(init=False, repr=False)
     chunker_cut_key: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if len(self.signing_seed) != 32 or len(self.master_secret) != 32:
+        if len(self.master_secret) != 32:
             raise KeyFileError("archive key secrets must be 32 bytes each")
-        public = self._private().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        object.__setattr__(self, "archive_id", ArchiveId(public))
+        if self.signing_seed:
+            if len(self.signing_seed) != 32 or self.member_seed or self.certificate:
+                raise KeyFileError("archive key secrets must be 32 bytes each")
+            archive_id, kind = ed25519_public(self.signing_seed), pb.KEY_KIND_ARCHIVE
+        else:
+            archive_id, kind = self._check_certificate()
+        object.__setattr__(self, "archive_id", ArchiveId(archive_id))
+        object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "encryption_key", _derive(self.master_secret, "chunk encryption"))
         object.__setattr__(self, "nonce_key", _derive(self.master_secret, "chunk nonce"))
         seed = int.from_bytes(_derive(self.master_secret, "chunker seed")[:8], "little")
         object.__setattr__(self, "chunker_seed", seed)
         object.__setattr__(self, "chunker_cut_key", _derive(self.master_secret, "chunker cut key"))
 
+    def _check_certificate(self) -> tuple[bytes, pb.KeyKind]:
+        if len(self.member_seed) != 32:
+            raise KeyFileError("a writer or reader key needs its own 32-byte signing seed")
+        try:
+            signed = pb.SignedCustodyRecord.FromString(self.certificate)
+            record = pb.CustodyRecord.FromString(signed.record)
+            role = record.certificate.role
+            verify_certificate(signed, record.archive_id, self.member_key, role)
+        except (DecodeError, SignatureError) as e:
+            raise KeyFileError(f"the key's certificate is not valid: {e}") from None
+        kind = pb.KEY_KIND_WRITER if role == pb.MEMBER_ROLE_WRITER else pb.KEY_KIND_READER
+        return record.archive_id, kind
+
     @classmethod
     def generate(cls) -> ArchiveKey:
         return cls(signing_seed=secrets.token_bytes(32), master_secret=secrets.token_bytes(32))
 
-    def _private(self) -> Ed25519PrivateKey:
-        return Ed25519PrivateKey.from_private_bytes(self.signing_seed)
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES[self.kind]
+
+    @property
+    def member_key(self) -> bytes:
+        """The public key of a writer or reader key (its writer id); b"" for the archive key."""
+        return ed25519_public(self.member_seed) if self.member_seed else b""
+
+    @property
+    def can_write(self) -> bool:
+        return self.kind in (pb.KEY_KIND_ARCHIVE, pb.KEY_KIND_WRITER)
+
+    def require_archive_key(self) -> None:
+        """Raise KeyRoleError unless this is the archive key itself."""
+        if not self.signing_seed:
+            raise KeyRoleError(
+                f"this is a {self.kind_name} key: only the archive key can do this "
+                "(recover it from its shares with `samizdat key recover`)"
+            )
 
     def sign(self, context: str, message: bytes) -> bytes:
-        """Sign `message` for one purpose (`context`); see `signed_message`."""
-        return self._private().sign(signed_message(context, message))
+        """Sign `message` for one purpose (`context`) with the archive key itself."""
+        self.require_archive_key()
+        return ed25519_sign(self.signing_seed, context, message)
 
+    def sign_as_member(self, context: str, message: bytes) -> bytes:
+        """Sign with a writer or reader key's own key."""
+        return ed25519_sign(self.member_seed, context, message)
 
-def signed_message(context: str, message: bytes) -> bytes:
-    """The bytes an archive or node key actually signs: a per-purpose prefix, so that a
-    signature made for one purpose (a snapshot record) can never pass as another (a token)."""
-    return b"samizdat v1 " + context.encode() + b"\0" + message
+    def certificate_record(self) -> pb.SignedCustodyRecord:
+        return pb.SignedCustodyRecord.FromString(self.certificate)
+
+    def delegate(self, role: int, name: str, serial: int) -> tuple[ArchiveKey, CustodyRecord]:
+        """A new writer or reader key certified by this archive key, and its certificate."""
+        self.require_archive_key()
+        seed = secrets.token_bytes(32)
+        cert = sign_custody_record(
+            self,
+            pb.CustodyRecord(
+                serial=serial,
+                certificate=pb.KeyCertificate(
+                    member_key=ed25519_public(seed),
+                    role=role,  # type: ignore[arg-type]
+                    name=name,
+                ),
+            ),
+        )
+        member = ArchiveKey(
+            b"", self.master_secret, member_seed=seed, certificate=cert.signed.SerializeToString()
+        )
+        return member, cert
 
 
 def verify_archive_signature(
@@ -81,12 +159,7 @@ def verify_archive_signature(
 ) -> None:
     """Raise SignatureError unless `signature` is the archive key's signature of `message`
     for `context`."""
-    try:
-        Ed25519PublicKey.from_public_bytes(archive_id).verify(
-            signature, signed_message(context, message)
-        )
-    except (InvalidSignature, ValueError):
-        raise SignatureError("signature does not verify under the archive key") from None
+    verify_ed25519(archive_id, context, message, signature)
 
 
 def _secrets_check(secrets_msg: bytes) -> bytes:
@@ -102,12 +175,16 @@ def _passphrase_key(passphrase: str, salt: bytes, t: int, m: int, p: int) -> byt
 def save_key(key: ArchiveKey, path: Path, passphrase: str | None = None) -> None:
     """Write `key` to a new file at `path` with mode 0600; refuses to overwrite."""
     secrets_msg = pb.ArchiveSecrets(
-        signing_seed=key.signing_seed, master_secret=key.master_secret
+        signing_seed=key.signing_seed,
+        master_secret=key.master_secret,
+        member_seed=key.member_seed,
+        certificate=key.certificate,
     ).SerializeToString()
     kf = pb.KeyFile(
         version=KEY_FILE_VERSION,
         archive_id=bytes(key.archive_id),
         secrets_check=_secrets_check(secrets_msg),
+        kind=key.kind,
     )
     if passphrase:
         salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
@@ -173,9 +250,16 @@ def load_key(path: Path, passphrase: str | None = None) -> ArchiveKey:
     secrets_msg = pb.ArchiveSecrets()
     try:
         secrets_msg.ParseFromString(blob)
-        key = ArchiveKey(secrets_msg.signing_seed, secrets_msg.master_secret)
+        key = ArchiveKey(
+            secrets_msg.signing_seed,
+            secrets_msg.master_secret,
+            member_seed=secrets_msg.member_seed,
+            certificate=secrets_msg.certificate,
+        )
     except (DecodeError, KeyFileError):
         raise KeyFileError(f"key file {path} is corrupt") from None
     if bytes(key.archive_id) != kf.archive_id:
         raise KeyFileError(f"key file {path} is corrupt: secrets do not match the archive id")
+    if kf.kind not in (pb.KEY_KIND_UNSPECIFIED, key.kind):
+        raise KeyFileError(f"key file {path} is corrupt: its kind does not match its secrets")
     return key

@@ -1,6 +1,7 @@
 """Signed snapshot records: build, sign, load and verify.
 
-A record is a serialized `SnapshotRecord` signed with the archive's Ed25519 key; its id is
+A record is a serialized `SnapshotRecord` signed with the archive's Ed25519 key, or with a
+writer key that the archive key certified (the certificate travels with the record); its id is
 BLAKE3-256 of the serialized record bytes (docs/format.md, "Snapshot records").
 """
 
@@ -11,9 +12,11 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from samizdat.core.errors import SignatureError
+from samizdat.core.custody import verify_certificate
+from samizdat.core.errors import KeyRoleError, SignatureError
 from samizdat.core.ids import ArchiveId, SnapshotId
 from samizdat.core.keys import ArchiveKey, verify_archive_signature
+from samizdat.core.signing import verify_ed25519
 from samizdat.v1 import records_pb2 as pb
 
 RECORD_VERSION = 1
@@ -34,20 +37,32 @@ class Snapshot:
 
 
 def sign_snapshot(key: ArchiveKey, record: pb.SnapshotRecord) -> Snapshot:
-    """Fill in version, archive id and time if unset, sign, and return the snapshot."""
+    """Fill in version, archive id, writer and time if unset, sign with the archive key or a
+    writer key, and return the snapshot. A reader key raises KeyRoleError."""
+    if not key.can_write:
+        raise KeyRoleError("this is a reader key: it can restore and verify, not sign snapshots")
     record.version = RECORD_VERSION
     record.archive_id = bytes(key.archive_id)
+    record.writer_key = key.member_key
     if not record.created_unix_ns:
         record.created_unix_ns = time.time_ns()
     raw = record.SerializeToString(deterministic=True)
-    signed = pb.SignedSnapshot(record=raw, signature=key.sign(SIGNING_CONTEXT, raw))
+    if key.member_key:
+        signed = pb.SignedSnapshot(
+            record=raw,
+            signature=key.sign_as_member(SIGNING_CONTEXT, raw),
+            certificate=key.certificate_record(),
+        )
+    else:
+        signed = pb.SignedSnapshot(record=raw, signature=key.sign(SIGNING_CONTEXT, raw))
     return Snapshot(SnapshotId.of(raw), signed, record)
 
 
 def verify_snapshot(signed: pb.SignedSnapshot, archive_id: bytes | None = None) -> Snapshot:
     """Parse a signed record and check its signature (and archive, when given).
 
-    Raises SignatureError for anything not signed by the archive key it names.
+    Raises SignatureError for anything not signed by the archive key it names, or by a writer
+    key that the archive key certified (revocations are the node's business: CustodyState).
     """
     record = pb.SnapshotRecord()
     try:
@@ -60,5 +75,15 @@ def verify_snapshot(signed: pb.SignedSnapshot, archive_id: bytes | None = None) 
         raise SignatureError("snapshot record names no valid archive")
     if archive_id is not None and record.archive_id != bytes(archive_id):
         raise SignatureError("snapshot record belongs to another archive")
-    verify_archive_signature(record.archive_id, SIGNING_CONTEXT, signed.record, signed.signature)
+    if record.writer_key:
+        verify_certificate(
+            signed.certificate, record.archive_id, record.writer_key, pb.MEMBER_ROLE_WRITER
+        )
+        verify_ed25519(
+            record.writer_key, SIGNING_CONTEXT, signed.record, signed.signature, "its writer key"
+        )
+    else:
+        verify_archive_signature(
+            record.archive_id, SIGNING_CONTEXT, signed.record, signed.signature
+        )
     return Snapshot(SnapshotId.of(signed.record), signed, record)

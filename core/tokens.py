@@ -1,7 +1,8 @@
 """Per-call authentication tokens: signed, audience-bound, short-lived claims.
 
-A writer or reader proves possession of the archive key by an Ed25519 signature; a node proves
-its identity by an ECDSA P-256 signature with its node key. Tokens name the node they are for
+A writer or reader proves possession of the archive key, or of a member key the archive key
+certified (the certificate travels in the token), by an Ed25519 signature; a node proves its
+identity by an ECDSA P-256 signature with its node key. Tokens name the node they are for
 (its id), so a seized node cannot replay a token it received against another node.
 """
 
@@ -22,9 +23,11 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from google.protobuf.message import DecodeError
 
-from samizdat.core.errors import AccessDenied
+from samizdat.core.custody import verify_certificate
+from samizdat.core.errors import AccessDenied, KeyRoleError, SignatureError
 from samizdat.core.ids import node_id_of
-from samizdat.core.keys import ArchiveKey, signed_message
+from samizdat.core.keys import ArchiveKey
+from samizdat.core.signing import signed_message
 from samizdat.v1 import records_pb2 as pb
 
 TOKEN_VERSION = 1
@@ -51,9 +54,17 @@ def _claims(role: int, subject: bytes, audience: str, lifetime: int) -> pb.AuthC
 def archive_token(
     key: ArchiveKey, role: int, audience: str, lifetime: int = TOKEN_LIFETIME
 ) -> bytes:
-    """A reader or writer token signed by the archive key."""
-    claims = _claims(role, bytes(key.archive_id), audience, lifetime)
-    return _token(claims, key.sign(SIGNING_CONTEXT, claims.SerializeToString()))
+    """A reader or writer token signed by the archive key, or by a certified member key
+    (KeyRoleError if a reader key asks for a writer token)."""
+    if not key.member_key:
+        claims = _claims(role, bytes(key.archive_id), audience, lifetime)
+        return _token(claims, key.sign(SIGNING_CONTEXT, claims.SerializeToString()))
+    if role == pb.ROLE_WRITER and not key.can_write:
+        raise KeyRoleError("this is a reader key: it can restore and verify, not push")
+    claims = _claims(role, key.member_key, audience, lifetime)
+    claims.archive_id = bytes(key.archive_id)
+    claims.certificate.CopyFrom(key.certificate_record())
+    return _token(claims, key.sign_as_member(SIGNING_CONTEXT, claims.SerializeToString()))
 
 
 def node_token(
@@ -72,11 +83,13 @@ def node_token(
 
 @dataclass(frozen=True)
 class Caller:
-    """A verified caller: its role and who it is (archive id bytes or node id)."""
+    """A verified caller: its role and who it is (archive id bytes, plus the member key when
+    a writer or reader key signed the token; or node id)."""
 
     role: int
     archive_id: bytes = b""
     node_id: str = ""
+    member_key: bytes = b""
 
 
 def verify_token(raw: bytes, audience: str, now: float | None = None) -> Caller:
@@ -95,6 +108,20 @@ def verify_token(raw: bytes, audience: str, now: float | None = None) -> Caller:
     if not (now - CLOCK_SKEW <= claims.expires_unix <= now + TOKEN_LIFETIME + CLOCK_SKEW):
         raise AccessDenied("authentication token expired (check the clocks)")
     try:
+        if claims.role in (pb.ROLE_READER, pb.ROLE_WRITER) and claims.HasField("certificate"):
+            member_role = (
+                pb.MEMBER_ROLE_WRITER if claims.role == pb.ROLE_WRITER else pb.MEMBER_ROLE_READER
+            )
+            try:
+                verify_certificate(
+                    claims.certificate, claims.archive_id, claims.subject_key, member_role
+                )
+            except SignatureError as e:
+                raise AccessDenied(f"authentication token: {e}") from None
+            Ed25519PublicKey.from_public_bytes(claims.subject_key).verify(
+                token.signature, signed_message(SIGNING_CONTEXT, token.claims)
+            )
+            return Caller(claims.role, archive_id=claims.archive_id, member_key=claims.subject_key)
         if claims.role in (pb.ROLE_READER, pb.ROLE_WRITER):
             Ed25519PublicKey.from_public_bytes(claims.subject_key).verify(
                 token.signature, signed_message(SIGNING_CONTEXT, token.claims)

@@ -81,6 +81,10 @@ class NodeClient:
     def node_stub(self) -> rpc.NodeServiceStub:
         return rpc.NodeServiceStub(self._stubs())
 
+    @property
+    def custody_stub(self) -> rpc.CustodyServiceStub:
+        return rpc.CustodyServiceStub(self._stubs())
+
     def metadata(self, role: int) -> list[tuple[str, bytes]]:
         if self.tokens is None:
             return []
@@ -181,6 +185,24 @@ class NodeClient:
                 npb.NotifySnapshotsRequest(archive_id=archive_id),
                 timeout=timeout,
                 metadata=self.metadata(pb.ROLE_PEER),
+            )
+        except grpc.RpcError as e:
+            raise self._fail(e) from None
+
+    def put_custody_record(self, signed: pb.SignedCustodyRecord) -> npb.PutCustodyRecordResponse:
+        try:
+            return self.custody_stub.PutCustodyRecord(
+                npb.PutCustodyRecordRequest(record=signed), timeout=UNARY_DEADLINE
+            )
+        except grpc.RpcError as e:
+            raise self._fail(e) from None
+
+    def list_custody_records(self, after: int = 0) -> npb.ListCustodyRecordsResponse:
+        try:
+            return self.custody_stub.ListCustodyRecords(
+                npb.ListCustodyRecordsRequest(after_position=after),
+                timeout=UNARY_DEADLINE,
+                metadata=self.metadata(pb.ROLE_READER),
             )
         except grpc.RpcError as e:
             raise self._fail(e) from None

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from samizdat.core.chunklist import decode_chunk_list
-from samizdat.core.errors import ChunkCorrupt, SamizdatError, SignatureError
+from samizdat.core.errors import ChunkCorrupt, NotHosted, SamizdatError, SignatureError
 from samizdat.core.records import Snapshot, verify_snapshot
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.remote import NodeClient, peer_tokens
@@ -61,6 +61,7 @@ class PeerState:
     last_offence_unix: int = 0
     chunks_pulled: int = 0
     bytes_pulled: int = 0
+    custody_position: int = 0
     banned_until: float = field(default=0.0, repr=False)  # after an offence
     failed_round: int = field(default=-1, repr=False)  # the last round a call to it failed
 
@@ -151,7 +152,7 @@ class Replicator:
 
     def peer_status(self) -> list[npb.PeerSyncStatus]:
         out = []
-        for cfg in self.node.config.peers:
+        for cfg in self.node.peers():
             s = self._peer(cfg)
             out.append(
                 npb.PeerSyncStatus(
@@ -168,7 +169,7 @@ class Replicator:
                     last_offence_unix=s.last_offence_unix,
                 )
             )
-        for node_id in sorted(self.node.config.revoked):
+        for node_id in sorted(self.node.revoked_nodes()):
             out.append(npb.PeerSyncStatus(node_id=node_id, revoked=True))
         return out
 
@@ -209,7 +210,7 @@ class Replicator:
 
     def live_peers(self) -> list[tuple[PeerConfig, PeerState, NodeClient]]:
         out = []
-        for cfg in self.node.config.peers:
+        for cfg in self.node.peers():
             state = self._peer(cfg)
             if not self._usable(state):
                 continue
@@ -220,7 +221,9 @@ class Replicator:
         """One anti-entropy round: new records from every peer, then missing chunks."""
         with self._lock:
             self.rounds += 1
-            peers = self.live_peers()
+            for cfg, state, client in self.live_peers():
+                self._pull_custody(cfg, state, client)
+            peers = self.live_peers()  # a node revoked by a record just learned is dropped now
             new = 0
             for cfg, state, client in peers:
                 new += self._pull_records(cfg, state, client)
@@ -230,6 +233,26 @@ class Replicator:
                 self._fill(snapshot_id, snap, peers)
 
     # ---------------------------------------------------------------- records
+
+    def _pull_custody(self, cfg: PeerConfig, state: PeerState, client: NodeClient) -> None:
+        """Custody records stored at the peer since the last round: verify, keep (first, so
+        that a revocation applies before the snapshots of the same round)."""
+        try:
+            listing = client.list_custody_records(state.custody_position)
+        except SamizdatError as e:
+            self._unreachable(state, e)
+            return
+        if listing.last_position < state.custody_position:  # the peer's store was replaced
+            listing = client.list_custody_records(0)
+        for signed in listing.records:
+            try:
+                self.node.custody.accept(signed)
+            except SignatureError as e:
+                self._offence(state, f"offered a forged custody record: {e}", records=1)
+            except NotHosted:
+                continue
+        state.custody_position = listing.last_position
+        self._save(state)
 
     def _pull_records(self, cfg: PeerConfig, state: PeerState, client: NodeClient) -> int:
         started = time.monotonic()
@@ -251,6 +274,16 @@ class Replicator:
                 continue
             if bytes(snap.archive_id) not in hosted or self.store.has_snapshot(snap.id):
                 continue
+            refusal = self.node.custody.snapshot_refusal(bytes(snap.id), snap.record)
+            if refusal:
+                log.info(
+                    "snapshot=%s from peer=%s refused: %s",
+                    snap.id.short(),
+                    cfg.node_id[:12],
+                    refusal,
+                )
+                continue
+            self.node.custody.learn_certificate(item.snapshot)
             held, total, nbytes = count_held(self.store, snap)
             self.store.add_snapshot(snap.id, item.snapshot.SerializeToString(), held, total, nbytes)
             self._retry_at.pop(bytes(snap.id), None)
@@ -276,7 +309,9 @@ class Replicator:
             held, total, _ = self.store.snapshot_state(snapshot_id)
             if held < total or total == 0:
                 snap = verify_snapshot(pb.SignedSnapshot.FromString(signed_bytes))
-                if bytes(snap.archive_id) in self.node.config.hosted_archives:
+                if bytes(snap.archive_id) not in self.node.config.hosted_archives:
+                    continue
+                if not self.node.custody.snapshot_refusal(snapshot_id, snap.record):
                     yield snapshot_id, snap
 
     # ----------------------------------------------------------------- chunks
@@ -479,7 +514,7 @@ class Replicator:
         """Tell peers a new snapshot is here (best effort, in the background)."""
 
         def send() -> None:
-            for cfg in self.node.config.peers:
+            for cfg in self.node.peers():
                 try:
                     self._client(cfg).notify_snapshots(archive_id, timeout=3.0)
                 except SamizdatError as e:

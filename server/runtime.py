@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 
 from samizdat.core.records import Snapshot
-from samizdat.server.config import NodeConfig, config_path, load_config
+from samizdat.server.config import NodeConfig, PeerConfig, config_path, load_config
+from samizdat.server.custody import NodeCustody
 from samizdat.server.identity import NodeIdentity, load_identity
 from samizdat.server.metrics import NodeMetrics
 from samizdat.server.store import ChunkStore
@@ -27,6 +28,7 @@ class NodeRuntime:
         self.identity: NodeIdentity = load_identity(directory)
         self.node_id = self.identity.node_id
         self.store = ChunkStore(self.config.data_dir)
+        self.custody = NodeCustody(self.store, lambda: self.config.hosted_archives)
         self.metrics = NodeMetrics()
         self.metrics.watch(self)
         self.stopping = threading.Event()
@@ -65,6 +67,20 @@ class NodeRuntime:
     def wake_replication(self) -> None:
         self.wake.set()
 
+    def revoked_nodes(self) -> frozenset[str]:
+        """Node ids revoked in node.toml or by a custody record of a hosted archive."""
+        return self.config.revoked | self.custody.revoked_nodes()
+
+    def peers(self) -> list[PeerConfig]:
+        """The configured peers that are not revoked."""
+        revoked = self.custody.revoked_nodes()
+        return [p for p in self.config.peers if p.node_id not in revoked]
+
+    def custody_changed(self, archive_id: bytes) -> None:
+        """A custodian handed this node a new custody record: hint peers so they pull it."""
+        if self.replicator is not None:
+            self.replicator.hint_peers(archive_id)
+
     def snapshot_stored(self, snap: Snapshot) -> None:
         """A new snapshot is complete here: hint peers so they pull early."""
         if self.replicator is not None:
@@ -81,6 +97,8 @@ class NodeRuntime:
             record = pb.SnapshotRecord.FromString(signed.record)
             if record.archive_id not in hosted or (archive_id and record.archive_id != archive_id):
                 continue
+            if self.custody.snapshot_refusal(snapshot_id, record):
+                continue  # by a writer revoked since, and not kept: no longer offered
             held, total, nbytes = self.store.snapshot_state(snapshot_id)
             item = npb.StoredSnapshot(
                 snapshot_id=snapshot_id,
@@ -99,7 +117,7 @@ class NodeRuntime:
             return self.replicator.peer_status()
         return [
             npb.PeerSyncStatus(node_id=p.node_id, address=p.address, jurisdiction=p.jurisdiction)
-            for p in self.config.peers
+            for p in self.peers()
         ]
 
     def unrepairable_count(self) -> int:

@@ -71,7 +71,7 @@ class _Base:
         if not any(k == AUTH_METADATA for k, _ in context.invocation_metadata()):
             return False
         try:
-            require_reader(self.caller(context), self.node.config)
+            require_reader(self.caller(context), self.node.config, self.node.custody)
         except SamizdatError:
             return False
         return True
@@ -88,7 +88,7 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
         self, request: npb.GetChunksRequest, context: grpc.ServicerContext
     ) -> Iterator[npb.GetChunksResponse]:
         caller = self.caller(context)
-        require_reader(caller, self.node.config)
+        require_reader(caller, self.node.config, self.node.custody)
         ids = _check_ids(request.ids)
         response, size = npb.GetChunksResponse(), 0
         for chunk_id in ids:
@@ -110,9 +110,9 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
     ) -> npb.HasChunksResponse:
         caller = self.caller(context)
         if caller.role == pb.ROLE_WRITER:  # a writer asks before uploading
-            require_writer(caller, self.node.config, caller.archive_id)
+            require_writer(caller, self.node.config, caller.archive_id, self.node.custody)
         else:
-            require_reader(caller, self.node.config)
+            require_reader(caller, self.node.config, self.node.custody)
         return npb.HasChunksResponse(present=self.node.store.has_chunks(_check_ids(request.ids)))
 
     @_rpc
@@ -125,7 +125,7 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
         for request in request_iterator:
             if not archive_id:
                 archive_id = request.archive_id
-                require_writer(caller, self.node.config, archive_id)
+                require_writer(caller, self.node.config, archive_id, self.node.custody)
             elif request.archive_id and request.archive_id != archive_id:
                 raise UsageError("one PutChunks call carries chunks of one archive")
             received += len(request.chunks)
@@ -144,12 +144,13 @@ class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
     ) -> npb.PutSnapshotResponse:
         caller = self.caller(context)
         snap = verify_snapshot(request.snapshot)
-        require_writer(caller, self.node.config, bytes(snap.archive_id))
+        require_writer(caller, self.node.config, bytes(snap.archive_id), self.node.custody)
         snap, new = accept_snapshot(
             self.node.store,
             request.snapshot,
             self.node.config.hosted_archives,
             require_complete=True,
+            custody=self.node.custody,
         )
         if new:
             log.info(
@@ -167,7 +168,7 @@ class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
         # Signed records are public metadata: anonymous callers may list them. A caller that
         # presents a token must pass the access rules, so a revoked peer is refused.
         if any(k == AUTH_METADATA for k, _ in context.invocation_metadata()):
-            require_reader(self.caller(context), self.node.config)
+            require_reader(self.caller(context), self.node.config, self.node.custody)
         return self.node.list_snapshots(request.archive_id, request.after_position)
 
 
@@ -199,6 +200,7 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             scrub=node.scrub_status(),
             # With the signed records (O(snapshots)), so that callers count only genuine ones.
             snapshots=node.list_snapshots(b"", 0).snapshots,
+            custody_records=node.custody.records(),
         )
 
     @_rpc
@@ -206,12 +208,35 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
         self, request: npb.NotifySnapshotsRequest, context: grpc.ServicerContext
     ) -> npb.NotifySnapshotsResponse:
         caller = self.caller(context)
-        require_reader(caller, self.node.config)
+        require_reader(caller, self.node.config, self.node.custody)
         self.node.wake_replication()
         return npb.NotifySnapshotsResponse()
+
+
+class CustodyServicer(_Base, rpc.CustodyServiceServicer):
+    @_rpc
+    def PutCustodyRecord(
+        self, request: npb.PutCustodyRecordRequest, context: grpc.ServicerContext
+    ) -> npb.PutCustodyRecordResponse:
+        # No token needed: a record is valid only if the archive key signed it, and a replay
+        # changes nothing. So a custodian can publish from any machine, without a key.
+        rec, new = self.node.custody.accept(request.record)
+        if new:
+            self.node.custody_changed(rec.archive_id)
+        return npb.PutCustodyRecordResponse(record_id=rec.id, already_present=not new)
+
+    @_rpc
+    def ListCustodyRecords(
+        self, request: npb.ListCustodyRecordsRequest, context: grpc.ServicerContext
+    ) -> npb.ListCustodyRecordsResponse:
+        # Like ListSnapshots: public, but a caller presenting a token must pass the rules.
+        if any(k == AUTH_METADATA for k, _ in context.invocation_metadata()):
+            require_reader(self.caller(context), self.node.config, self.node.custody)
+        return self.node.custody.list(request.after_position)
 
 
 def add_servicers(server: grpc.Server, node: NodeRuntime) -> None:
     rpc.add_ChunkServiceServicer_to_server(ChunkServicer(node), server)
     rpc.add_SnapshotServiceServicer_to_server(SnapshotServicer(node), server)
     rpc.add_NodeServiceServicer_to_server(NodeServicer(node), server)
+    rpc.add_CustodyServiceServicer_to_server(CustodyServicer(node), server)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from samizdat.core.chunklist import decode_chunk_list
-from samizdat.core.errors import IncompleteSnapshot, NotHosted
+from samizdat.core.errors import IncompleteSnapshot, NotHosted, Revoked
 from samizdat.core.records import Snapshot, verify_snapshot
+from samizdat.server.custody import NodeCustody
 from samizdat.server.store import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
@@ -62,15 +63,21 @@ def accept_snapshot(
     hosted: frozenset[bytes],
     *,
     require_complete: bool,
+    custody: NodeCustody,
 ) -> tuple[Snapshot, bool]:
     """Verify a signed record and store it; return (snapshot, newly stored).
 
-    Raises SignatureError (forged), NotHosted (archive not hosted here), IncompleteSnapshot
-    (when `require_complete` and chunks are missing). Chunks are made durable first.
+    Raises SignatureError (forged), NotHosted (archive not hosted here), Revoked (signed by a
+    revoked writer key and not kept by its revocation), IncompleteSnapshot (when
+    `require_complete` and chunks are missing). Chunks are made durable first.
     """
     snap = verify_snapshot(signed)
     if bytes(snap.archive_id) not in hosted:
         raise NotHosted(f"this node does not host archive {snap.archive_id.short()}")
+    refusal = custody.snapshot_refusal(bytes(snap.id), snap.record)
+    if refusal:
+        raise Revoked(f"snapshot refused: {refusal}")
+    custody.learn_certificate(signed)
     if store.has_snapshot(snap.id):
         return snap, False
     held, total, nbytes = count_held(store, snap)

@@ -10,6 +10,8 @@ Column families:
   not yet fetched again. The scrubber sets `accounted` once the held counters of the snapshots
   referencing the chunk reflect its loss, and deletes the entry when the chunk is back.
 - `node`: node-level state (scrub cursor, peer positions, ...).
+- `custody`: position (u64 BE, node-local) -> serialized SignedCustodyRecord (verified before
+  storing); a grow-only log, like the snapshot log.
 
 Durability: chunk batches are written without the WAL and become durable at the next explicit
 `sync_chunks()` (a memtable flush into synced blob and table files), which must precede
@@ -42,12 +44,14 @@ _CF_NAMES = (
     "snapshot_state",
     "quarantine",
     "node",
+    "custody",
 )
 _COUNT_KEY = b"\x00count"
 _INDEX = struct.Struct("<II")
 _COUNTS = struct.Struct("<QQ")
 _STATE = struct.Struct("<QQQ")
 _POSITION_KEY = b"snapshot_position"
+_CUSTODY_POSITION_KEY = b"custody_position"
 _FORMAT_KEY = b"store_format"
 STORE_FORMAT = 1
 
@@ -338,6 +342,28 @@ class ChunkStore:
             signed = self._cf["snapshots"].get(snapshot_id)
             if signed is not None:
                 yield struct.unpack(">Q", it.key())[0], snapshot_id, signed
+            it.next()
+
+    # ---------------------------------------------------------- custody log
+
+    def add_custody_record(self, signed_bytes: bytes) -> int:
+        """Durably append a verified custody record (the caller skips known ones); return its
+        position."""
+        with self._lock:
+            raw = self._cf["node"].get(_CUSTODY_POSITION_KEY)
+            position = (struct.unpack(">Q", raw)[0] if raw else 0) + 1
+            batch = rdb.WriteBatch(raw_mode=True)
+            batch.put(struct.pack(">Q", position), signed_bytes, self._handle["custody"])
+            batch.put(_CUSTODY_POSITION_KEY, struct.pack(">Q", position), self._handle["node"])
+            self._write(batch, self._synced)
+            return position
+
+    def iter_custody_log(self, after: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Yield (position, signed record bytes) for custody records stored after `after`."""
+        it = self._cf["custody"].iter()
+        it.seek(struct.pack(">Q", after + 1))
+        while it.valid():
+            yield struct.unpack(">Q", it.key())[0], it.value()
             it.next()
 
     # ------------------------------------------------------------ node state

@@ -51,7 +51,13 @@ def store_snapshot(
     )
     snap = sign_snapshot(KEY, record)
     node.store.put_chunks([*chunks, (list_id, list_blob)])
-    accept_snapshot(node.store, snap.signed, node.config.hosted_archives, require_complete=True)
+    accept_snapshot(
+        node.store,
+        snap.signed,
+        node.config.hosted_archives,
+        require_complete=True,
+        custody=node.custody,
+    )
     return snap, chunks
 
 

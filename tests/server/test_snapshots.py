@@ -12,6 +12,7 @@ from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import IncompleteSnapshot, NotHosted, SignatureError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot, sign_snapshot
+from samizdat.server.custody import NodeCustody
 from samizdat.server.snapshots import accept_snapshot, count_held
 from samizdat.server.store import ChunkStore
 from samizdat.v1 import records_pb2 as pb
@@ -19,6 +20,10 @@ from samizdat.v1 import records_pb2 as pb
 KEY = ArchiveKey(signing_seed=b"\x31" * 32, master_secret=b"\x32" * 32)
 OTHER = ArchiveKey(signing_seed=b"\x33" * 32, master_secret=b"\x34" * 32)
 HOSTED = frozenset({bytes(KEY.archive_id)})
+
+
+def custody_of(store: ChunkStore) -> NodeCustody:
+    return NodeCustody(store, lambda: HOSTED)
 
 
 def build(key: ArchiveKey, n: int = 4) -> tuple[Snapshot, list[tuple[bytes, bytes]]]:
@@ -45,11 +50,15 @@ def store(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_complete_snapshot_is_stored_once(store: ChunkStore) -> None:
     snap, blobs = build(KEY)
     store.put_chunks(blobs)
-    got, new = accept_snapshot(store, snap.signed, HOSTED, require_complete=True)
+    got, new = accept_snapshot(
+        store, snap.signed, HOSTED, require_complete=True, custody=custody_of(store)
+    )
     assert new and got.id == snap.id
     assert store.has_snapshot(snap.id)
     assert store.snapshot_state(snap.id)[:2] == (5, 5)
-    got, new = accept_snapshot(store, snap.signed, HOSTED, require_complete=True)
+    got, new = accept_snapshot(
+        store, snap.signed, HOSTED, require_complete=True, custody=custody_of(store)
+    )
     assert not new
     assert len(list(store.iter_snapshot_log())) == 1
 
@@ -59,14 +68,14 @@ def test_bad_signature_is_refused_and_nothing_stored(store: ChunkStore) -> None:
     store.put_chunks(blobs)
     forged = pb.SignedSnapshot(record=snap.signed.record, signature=bytes(64))
     with pytest.raises(SignatureError):
-        accept_snapshot(store, forged, HOSTED, require_complete=True)
+        accept_snapshot(store, forged, HOSTED, require_complete=True, custody=custody_of(store))
     # a record claiming KEY's archive, signed by another key
     record = pb.SnapshotRecord.FromString(snap.signed.record)
     record.sequence = 99
     raw = record.SerializeToString(deterministic=True)
     with pytest.raises(SignatureError):
         forged = pb.SignedSnapshot(record=raw, signature=OTHER.sign("snapshot record", raw))
-        accept_snapshot(store, forged, HOSTED, require_complete=True)
+        accept_snapshot(store, forged, HOSTED, require_complete=True, custody=custody_of(store))
     assert list(store.iter_snapshot_log()) == []
 
 
@@ -74,9 +83,13 @@ def test_archive_not_hosted_is_refused(store: ChunkStore) -> None:
     snap, blobs = build(OTHER)
     store.put_chunks(blobs)
     with pytest.raises(NotHosted, match="does not host archive"):
-        accept_snapshot(store, snap.signed, HOSTED, require_complete=True)
+        accept_snapshot(
+            store, snap.signed, HOSTED, require_complete=True, custody=custody_of(store)
+        )
     with pytest.raises(NotHosted):
-        accept_snapshot(store, snap.signed, HOSTED, require_complete=False)
+        accept_snapshot(
+            store, snap.signed, HOSTED, require_complete=False, custody=custody_of(store)
+        )
     assert not store.has_snapshot(snap.id)
 
 
@@ -86,10 +99,14 @@ def test_incomplete_snapshot_is_refused_for_writers(store: ChunkStore, drop: str
     kept = blobs[1:] if drop == "data chunk" else blobs[:-1]
     store.put_chunks(kept)
     with pytest.raises(IncompleteSnapshot, match="missing"):
-        accept_snapshot(store, snap.signed, HOSTED, require_complete=True)
+        accept_snapshot(
+            store, snap.signed, HOSTED, require_complete=True, custody=custody_of(store)
+        )
     assert not store.has_snapshot(snap.id)
     # Replication may record it incomplete and fill it in later.
-    _, new = accept_snapshot(store, snap.signed, HOSTED, require_complete=False)
+    _, new = accept_snapshot(
+        store, snap.signed, HOSTED, require_complete=False, custody=custody_of(store)
+    )
     held, total, _ = store.snapshot_state(snap.id)
     assert new and held < total
     store.put_chunks(blobs)

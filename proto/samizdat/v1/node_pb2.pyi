@@ -180,7 +180,7 @@ class ScrubStatus(_message.Message):
     def __init__(self, chunks_checked: _Optional[int] = ..., bytes_checked: _Optional[int] = ..., corrupt_found: _Optional[int] = ..., repaired: _Optional[int] = ..., last_pass_completed_unix: _Optional[int] = ..., passes_completed: _Optional[int] = ..., position_fraction: _Optional[float] = ..., enabled: _Optional[bool] = ..., rate_mb: _Optional[float] = ..., pass_started_unix: _Optional[int] = ..., verified_since_unix: _Optional[int] = ..., pending_repair: _Optional[int] = ..., findings: _Optional[_Iterable[_Union[ScrubFinding, _Mapping]]] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("node_id", "name", "jurisdiction", "software_version", "hosted_archive_ids", "chunks_stored", "bytes_stored", "disk_free_bytes", "quarantined_chunks", "peers", "scrub", "snapshots", "time_unix", "disk_total_bytes", "unrepairable_chunks")
+    __slots__ = ("node_id", "name", "jurisdiction", "software_version", "hosted_archive_ids", "chunks_stored", "bytes_stored", "disk_free_bytes", "quarantined_chunks", "peers", "scrub", "snapshots", "time_unix", "disk_total_bytes", "unrepairable_chunks", "custody_records")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     JURISDICTION_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +196,7 @@ class GetStatusResponse(_message.Message):
     TIME_UNIX_FIELD_NUMBER: _ClassVar[int]
     DISK_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     UNREPAIRABLE_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    CUSTODY_RECORDS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     name: str
     jurisdiction: str
@@ -211,7 +212,36 @@ class GetStatusResponse(_message.Message):
     time_unix: int
     disk_total_bytes: int
     unrepairable_chunks: int
-    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., software_version: _Optional[str] = ..., hosted_archive_ids: _Optional[_Iterable[bytes]] = ..., chunks_stored: _Optional[int] = ..., bytes_stored: _Optional[int] = ..., disk_free_bytes: _Optional[int] = ..., quarantined_chunks: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[PeerSyncStatus, _Mapping]]] = ..., scrub: _Optional[_Union[ScrubStatus, _Mapping]] = ..., snapshots: _Optional[_Iterable[_Union[StoredSnapshot, _Mapping]]] = ..., time_unix: _Optional[int] = ..., disk_total_bytes: _Optional[int] = ..., unrepairable_chunks: _Optional[int] = ...) -> None: ...
+    custody_records: _containers.RepeatedCompositeFieldContainer[_records_pb2.SignedCustodyRecord]
+    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., software_version: _Optional[str] = ..., hosted_archive_ids: _Optional[_Iterable[bytes]] = ..., chunks_stored: _Optional[int] = ..., bytes_stored: _Optional[int] = ..., disk_free_bytes: _Optional[int] = ..., quarantined_chunks: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[PeerSyncStatus, _Mapping]]] = ..., scrub: _Optional[_Union[ScrubStatus, _Mapping]] = ..., snapshots: _Optional[_Iterable[_Union[StoredSnapshot, _Mapping]]] = ..., time_unix: _Optional[int] = ..., disk_total_bytes: _Optional[int] = ..., unrepairable_chunks: _Optional[int] = ..., custody_records: _Optional[_Iterable[_Union[_records_pb2.SignedCustodyRecord, _Mapping]]] = ...) -> None: ...
+
+class PutCustodyRecordRequest(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: _records_pb2.SignedCustodyRecord
+    def __init__(self, record: _Optional[_Union[_records_pb2.SignedCustodyRecord, _Mapping]] = ...) -> None: ...
+
+class PutCustodyRecordResponse(_message.Message):
+    __slots__ = ("record_id", "already_present")
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_PRESENT_FIELD_NUMBER: _ClassVar[int]
+    record_id: bytes
+    already_present: bool
+    def __init__(self, record_id: _Optional[bytes] = ..., already_present: _Optional[bool] = ...) -> None: ...
+
+class ListCustodyRecordsRequest(_message.Message):
+    __slots__ = ("after_position",)
+    AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
+    after_position: int
+    def __init__(self, after_position: _Optional[int] = ...) -> None: ...
+
+class ListCustodyRecordsResponse(_message.Message):
+    __slots__ = ("records", "last_position")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_POSITION_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[_records_pb2.SignedCustodyRecord]
+    last_position: int
+    def __init__(self, records: _Optional[_Iterable[_Union[_records_pb2.SignedCustodyRecord, _Mapping]]] = ..., last_position: _Optional[int] = ...) -> None: ...
 
 class NotifySnapshotsRequest(_message.Message):
     __slots__ = ("archive_id",)

@@ -309,6 +309,133 @@ class SnapshotService:
             _registered_method=True)
 
 
+class CustodyServiceStub:
+    """Custody records signed by the archive key: writer certificates and revocations. Anyone may
+    offer one (each is verified before it is stored); nodes pull them from each other like
+    snapshot records.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.PutCustodyRecord = channel.unary_unary(
+                '/samizdat.v1.CustodyService/PutCustodyRecord',
+                request_serializer=samizdat_dot_v1_dot_node__pb2.PutCustodyRecordRequest.SerializeToString,
+                response_deserializer=samizdat_dot_v1_dot_node__pb2.PutCustodyRecordResponse.FromString,
+                _registered_method=True)
+        self.ListCustodyRecords = channel.unary_unary(
+                '/samizdat.v1.CustodyService/ListCustodyRecords',
+                request_serializer=samizdat_dot_v1_dot_node__pb2.ListCustodyRecordsRequest.SerializeToString,
+                response_deserializer=samizdat_dot_v1_dot_node__pb2.ListCustodyRecordsResponse.FromString,
+                _registered_method=True)
+
+
+class CustodyServiceServicer:
+    """Custody records signed by the archive key: writer certificates and revocations. Anyone may
+    offer one (each is verified before it is stored); nodes pull them from each other like
+    snapshot records.
+    """
+
+    def PutCustodyRecord(self, request, context):
+        """Verifies and stores a record of a hosted archive; replays and superseded records are kept
+        but change nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCustodyRecords(self, request, context):
+        """Lists stored records after a node-local position.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_CustodyServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'PutCustodyRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutCustodyRecord,
+                    request_deserializer=samizdat_dot_v1_dot_node__pb2.PutCustodyRecordRequest.FromString,
+                    response_serializer=samizdat_dot_v1_dot_node__pb2.PutCustodyRecordResponse.SerializeToString,
+            ),
+            'ListCustodyRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCustodyRecords,
+                    request_deserializer=samizdat_dot_v1_dot_node__pb2.ListCustodyRecordsRequest.FromString,
+                    response_serializer=samizdat_dot_v1_dot_node__pb2.ListCustodyRecordsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'samizdat.v1.CustodyService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('samizdat.v1.CustodyService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class CustodyService:
+    """Custody records signed by the archive key: writer certificates and revocations. Anyone may
+    offer one (each is verified before it is stored); nodes pull them from each other like
+    snapshot records.
+    """
+
+    @staticmethod
+    def PutCustodyRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/samizdat.v1.CustodyService/PutCustodyRecord',
+            samizdat_dot_v1_dot_node__pb2.PutCustodyRecordRequest.SerializeToString,
+            samizdat_dot_v1_dot_node__pb2.PutCustodyRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCustodyRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/samizdat.v1.CustodyService/ListCustodyRecords',
+            samizdat_dot_v1_dot_node__pb2.ListCustodyRecordsRequest.SerializeToString,
+            samizdat_dot_v1_dot_node__pb2.ListCustodyRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class NodeServiceStub:
     """Node identity, state and replication hints.
     """

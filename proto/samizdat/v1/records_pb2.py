@@ -24,43 +24,57 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19samizdat/v1/records.proto\x12\x0bsamizdat.v1\"=\n\x0e\x41rchiveSecrets\x12\x14\n\x0csigning_seed\x18\x01 \x01(\x0c\x12\x15\n\rmaster_secret\x18\x02 \x01(\x0c\"\xe3\x01\n\x07KeyFile\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\narchive_id\x18\x02 \x01(\x0c\x12\x1d\n\x03kdf\x18\x03 \x01(\x0e\x32\x10.samizdat.v1.Kdf\x12\x18\n\x10\x61rgon2_time_cost\x18\x04 \x01(\r\x12\x19\n\x11\x61rgon2_memory_kib\x18\x05 \x01(\r\x12\x1a\n\x12\x61rgon2_parallelism\x18\x06 \x01(\r\x12\x0c\n\x04salt\x18\x07 \x01(\x0c\x12\r\n\x05nonce\x18\x08 \x01(\x0c\x12\x0f\n\x07secrets\x18\t \x01(\x0c\x12\x15\n\rsecrets_check\x18\n \x01(\x0c\"&\n\x08\x43hunkRef\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0e\n\x06length\x18\x02 \x01(\r\"2\n\nTreeHeader\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x13\n\x0b\x65ntry_count\x18\x02 \x01(\x04\"\xfa\x01\n\tTreeEntry\x12\x0c\n\x04path\x18\x01 \x01(\x0c\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.samizdat.v1.EntryKind\x12\x0c\n\x04mode\x18\x03 \x01(\r\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x16\n\x0esymlink_target\x18\x06 \x01(\x0c\x12\x14\n\x0c\x63ontent_hash\x18\x07 \x01(\x0c\x12%\n\x06\x63hunks\x18\x08 \x03(\x0b\x32\x15.samizdat.v1.ChunkRef\x12\x12\n\nlink_group\x18\t \x01(\x04\x12\"\n\x06xattrs\x18\n \x03(\x0b\x32\x12.samizdat.v1.Xattr\"$\n\x05Xattr\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\"I\n\tChunkList\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0b\n\x03ids\x18\x02 \x03(\x0c\x12\r\n\x05sizes\x18\x03 \x03(\r\x12\x0f\n\x07padding\x18\x04 \x01(\x0c\"X\n\rChunkerParams\x12\x10\n\x08min_size\x18\x01 \x01(\r\x12\x10\n\x08\x61vg_size\x18\x02 \x01(\r\x12\x10\n\x08max_size\x18\x03 \x01(\r\x12\x11\n\talgorithm\x18\x04 \x01(\r\"\x98\x01\n\x0eSnapshotTotals\x12\r\n\x05\x66iles\x18\x01 \x01(\x04\x12\x13\n\x0b\x64irectories\x18\x02 \x01(\x04\x12\x10\n\x08symlinks\x18\x03 \x01(\x04\x12\x17\n\x0fplaintext_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\x04\x12\x14\n\x0cstored_bytes\x18\x06 \x01(\x04\x12\x11\n\tnot_saved\x18\x07 \x01(\x04\"\xea\x01\n\x0eSnapshotRecord\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\narchive_id\x18\x02 \x01(\x0c\x12\x17\n\x0f\x63reated_unix_ns\x18\x03 \x01(\x03\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x16\n\x0etree_chunk_ids\x18\x05 \x03(\x0c\x12\x16\n\x0e\x63hunk_list_ids\x18\x06 \x03(\x0c\x12+\n\x06totals\x18\x07 \x01(\x0b\x32\x1b.samizdat.v1.SnapshotTotals\x12+\n\x07\x63hunker\x18\x08 \x01(\x0b\x32\x1a.samizdat.v1.ChunkerParams\"3\n\x0eSignedSnapshot\x12\x0e\n\x06record\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\x8a\x01\n\nAuthClaims\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.samizdat.v1.Role\x12\x13\n\x0bsubject_key\x18\x03 \x01(\x0c\x12\x10\n\x08\x61udience\x18\x04 \x01(\t\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\r\n\x05nonce\x18\x06 \x01(\x0c\".\n\tAuthToken\x12\x0e\n\x06\x63laims\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c*:\n\x03Kdf\x12\x13\n\x0fKDF_UNSPECIFIED\x10\x00\x12\x0c\n\x08KDF_NONE\x10\x01\x12\x10\n\x0cKDF_ARGON2ID\x10\x02*n\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_KIND_FILE\x10\x01\x12\x18\n\x14\x45NTRY_KIND_DIRECTORY\x10\x02\x12\x16\n\x12\x45NTRY_KIND_SYMLINK\x10\x03*M\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_PEER\x10\x01\x12\x0f\n\x0bROLE_READER\x10\x02\x12\x0f\n\x0bROLE_WRITER\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19samizdat/v1/records.proto\x12\x0bsamizdat.v1\"g\n\x0e\x41rchiveSecrets\x12\x14\n\x0csigning_seed\x18\x01 \x01(\x0c\x12\x15\n\rmaster_secret\x18\x02 \x01(\x0c\x12\x13\n\x0bmember_seed\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0c\"\x87\x02\n\x07KeyFile\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\narchive_id\x18\x02 \x01(\x0c\x12\x1d\n\x03kdf\x18\x03 \x01(\x0e\x32\x10.samizdat.v1.Kdf\x12\x18\n\x10\x61rgon2_time_cost\x18\x04 \x01(\r\x12\x19\n\x11\x61rgon2_memory_kib\x18\x05 \x01(\r\x12\x1a\n\x12\x61rgon2_parallelism\x18\x06 \x01(\r\x12\x0c\n\x04salt\x18\x07 \x01(\x0c\x12\r\n\x05nonce\x18\x08 \x01(\x0c\x12\x0f\n\x07secrets\x18\t \x01(\x0c\x12\x15\n\rsecrets_check\x18\n \x01(\x0c\x12\"\n\x04kind\x18\x0b \x01(\x0e\x32\x14.samizdat.v1.KeyKind\"&\n\x08\x43hunkRef\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0e\n\x06length\x18\x02 \x01(\r\"2\n\nTreeHeader\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x13\n\x0b\x65ntry_count\x18\x02 \x01(\x04\"\xfa\x01\n\tTreeEntry\x12\x0c\n\x04path\x18\x01 \x01(\x0c\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.samizdat.v1.EntryKind\x12\x0c\n\x04mode\x18\x03 \x01(\r\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x16\n\x0esymlink_target\x18\x06 \x01(\x0c\x12\x14\n\x0c\x63ontent_hash\x18\x07 \x01(\x0c\x12%\n\x06\x63hunks\x18\x08 \x03(\x0b\x32\x15.samizdat.v1.ChunkRef\x12\x12\n\nlink_group\x18\t \x01(\x04\x12\"\n\x06xattrs\x18\n \x03(\x0b\x32\x12.samizdat.v1.Xattr\"$\n\x05Xattr\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\"I\n\tChunkList\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0b\n\x03ids\x18\x02 \x03(\x0c\x12\r\n\x05sizes\x18\x03 \x03(\r\x12\x0f\n\x07padding\x18\x04 \x01(\x0c\"X\n\rChunkerParams\x12\x10\n\x08min_size\x18\x01 \x01(\r\x12\x10\n\x08\x61vg_size\x18\x02 \x01(\r\x12\x10\n\x08max_size\x18\x03 \x01(\r\x12\x11\n\talgorithm\x18\x04 \x01(\r\"\x98\x01\n\x0eSnapshotTotals\x12\r\n\x05\x66iles\x18\x01 \x01(\x04\x12\x13\n\x0b\x64irectories\x18\x02 \x01(\x04\x12\x10\n\x08symlinks\x18\x03 \x01(\x04\x12\x17\n\x0fplaintext_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\x04\x12\x14\n\x0cstored_bytes\x18\x06 \x01(\x04\x12\x11\n\tnot_saved\x18\x07 \x01(\x04\"\xfe\x01\n\x0eSnapshotRecord\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\narchive_id\x18\x02 \x01(\x0c\x12\x17\n\x0f\x63reated_unix_ns\x18\x03 \x01(\x03\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x16\n\x0etree_chunk_ids\x18\x05 \x03(\x0c\x12\x16\n\x0e\x63hunk_list_ids\x18\x06 \x03(\x0c\x12+\n\x06totals\x18\x07 \x01(\x0b\x32\x1b.samizdat.v1.SnapshotTotals\x12+\n\x07\x63hunker\x18\x08 \x01(\x0b\x32\x1a.samizdat.v1.ChunkerParams\x12\x12\n\nwriter_key\x18\t \x01(\x0c\"j\n\x0eSignedSnapshot\x12\x0e\n\x06record\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x35\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0b\x32 .samizdat.v1.SignedCustodyRecord\"Y\n\x0eKeyCertificate\x12\x12\n\nmember_key\x18\x01 \x01(\x0c\x12%\n\x04role\x18\x02 \x01(\x0e\x32\x17.samizdat.v1.MemberRole\x12\x0c\n\x04name\x18\x03 \x01(\t\"e\n\rKeyRevocation\x12\x12\n\nmember_key\x18\x01 \x01(\x0c\x12\x15\n\rlast_sequence\x18\x02 \x01(\x04\x12\x19\n\x11kept_snapshot_ids\x18\x03 \x03(\x0c\x12\x0e\n\x06reason\x18\x04 \x01(\t\"1\n\x0eNodeRevocation\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x87\x02\n\rCustodyRecord\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\narchive_id\x18\x02 \x01(\x0c\x12\x0e\n\x06serial\x18\x03 \x01(\x04\x12\x17\n\x0f\x63reated_unix_ns\x18\x04 \x01(\x03\x12\x32\n\x0b\x63\x65rtificate\x18\x05 \x01(\x0b\x32\x1b.samizdat.v1.KeyCertificateH\x00\x12\x34\n\x0ekey_revocation\x18\x06 \x01(\x0b\x32\x1a.samizdat.v1.KeyRevocationH\x00\x12\x36\n\x0fnode_revocation\x18\x07 \x01(\x0b\x32\x1b.samizdat.v1.NodeRevocationH\x00\x42\x06\n\x04\x62ody\"8\n\x13SignedCustodyRecord\x12\x0e\n\x06record\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xd5\x01\n\nAuthClaims\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.samizdat.v1.Role\x12\x13\n\x0bsubject_key\x18\x03 \x01(\x0c\x12\x10\n\x08\x61udience\x18\x04 \x01(\t\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\r\n\x05nonce\x18\x06 \x01(\x0c\x12\x12\n\narchive_id\x18\x07 \x01(\x0c\x12\x35\n\x0b\x63\x65rtificate\x18\x08 \x01(\x0b\x32 .samizdat.v1.SignedCustodyRecord\".\n\tAuthToken\x12\x0e\n\x06\x63laims\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c*:\n\x03Kdf\x12\x13\n\x0fKDF_UNSPECIFIED\x10\x00\x12\x0c\n\x08KDF_NONE\x10\x01\x12\x10\n\x0cKDF_ARGON2ID\x10\x02*c\n\x07KeyKind\x12\x18\n\x14KEY_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10KEY_KIND_ARCHIVE\x10\x01\x12\x13\n\x0fKEY_KIND_WRITER\x10\x02\x12\x13\n\x0fKEY_KIND_READER\x10\x03*n\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_KIND_FILE\x10\x01\x12\x18\n\x14\x45NTRY_KIND_DIRECTORY\x10\x02\x12\x16\n\x12\x45NTRY_KIND_SYMLINK\x10\x03*Y\n\nMemberRole\x12\x1b\n\x17MEMBER_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12MEMBER_ROLE_WRITER\x10\x01\x12\x16\n\x12MEMBER_ROLE_READER\x10\x02*M\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_PEER\x10\x01\x12\x0f\n\x0bROLE_READER\x10\x02\x12\x0f\n\x0bROLE_WRITER\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'samizdat.v1.records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KDF']._serialized_start=1517
-  _globals['_KDF']._serialized_end=1575
-  _globals['_ENTRYKIND']._serialized_start=1577
-  _globals['_ENTRYKIND']._serialized_end=1687
-  _globals['_ROLE']._serialized_start=1689
-  _globals['_ROLE']._serialized_end=1766
+  _globals['_KDF']._serialized_start=2314
+  _globals['_KDF']._serialized_end=2372
+  _globals['_KEYKIND']._serialized_start=2374
+  _globals['_KEYKIND']._serialized_end=2473
+  _globals['_ENTRYKIND']._serialized_start=2475
+  _globals['_ENTRYKIND']._serialized_end=2585
+  _globals['_MEMBERROLE']._serialized_start=2587
+  _globals['_MEMBERROLE']._serialized_end=2676
+  _globals['_ROLE']._serialized_start=2678
+  _globals['_ROLE']._serialized_end=2755
   _globals['_ARCHIVESECRETS']._serialized_start=42
-  _globals['_ARCHIVESECRETS']._serialized_end=103
-  _globals['_KEYFILE']._serialized_start=106
-  _globals['_KEYFILE']._serialized_end=333
-  _globals['_CHUNKREF']._serialized_start=335
-  _globals['_CHUNKREF']._serialized_end=373
-  _globals['_TREEHEADER']._serialized_start=375
-  _globals['_TREEHEADER']._serialized_end=425
-  _globals['_TREEENTRY']._serialized_start=428
-  _globals['_TREEENTRY']._serialized_end=678
-  _globals['_XATTR']._serialized_start=680
-  _globals['_XATTR']._serialized_end=716
-  _globals['_CHUNKLIST']._serialized_start=718
-  _globals['_CHUNKLIST']._serialized_end=791
-  _globals['_CHUNKERPARAMS']._serialized_start=793
-  _globals['_CHUNKERPARAMS']._serialized_end=881
-  _globals['_SNAPSHOTTOTALS']._serialized_start=884
-  _globals['_SNAPSHOTTOTALS']._serialized_end=1036
-  _globals['_SNAPSHOTRECORD']._serialized_start=1039
-  _globals['_SNAPSHOTRECORD']._serialized_end=1273
-  _globals['_SIGNEDSNAPSHOT']._serialized_start=1275
-  _globals['_SIGNEDSNAPSHOT']._serialized_end=1326
-  _globals['_AUTHCLAIMS']._serialized_start=1329
-  _globals['_AUTHCLAIMS']._serialized_end=1467
-  _globals['_AUTHTOKEN']._serialized_start=1469
-  _globals['_AUTHTOKEN']._serialized_end=1515
+  _globals['_ARCHIVESECRETS']._serialized_end=145
+  _globals['_KEYFILE']._serialized_start=148
+  _globals['_KEYFILE']._serialized_end=411
+  _globals['_CHUNKREF']._serialized_start=413
+  _globals['_CHUNKREF']._serialized_end=451
+  _globals['_TREEHEADER']._serialized_start=453
+  _globals['_TREEHEADER']._serialized_end=503
+  _globals['_TREEENTRY']._serialized_start=506
+  _globals['_TREEENTRY']._serialized_end=756
+  _globals['_XATTR']._serialized_start=758
+  _globals['_XATTR']._serialized_end=794
+  _globals['_CHUNKLIST']._serialized_start=796
+  _globals['_CHUNKLIST']._serialized_end=869
+  _globals['_CHUNKERPARAMS']._serialized_start=871
+  _globals['_CHUNKERPARAMS']._serialized_end=959
+  _globals['_SNAPSHOTTOTALS']._serialized_start=962
+  _globals['_SNAPSHOTTOTALS']._serialized_end=1114
+  _globals['_SNAPSHOTRECORD']._serialized_start=1117
+  _globals['_SNAPSHOTRECORD']._serialized_end=1371
+  _globals['_SIGNEDSNAPSHOT']._serialized_start=1373
+  _globals['_SIGNEDSNAPSHOT']._serialized_end=1479
+  _globals['_KEYCERTIFICATE']._serialized_start=1481
+  _globals['_KEYCERTIFICATE']._serialized_end=1570
+  _globals['_KEYREVOCATION']._serialized_start=1572
+  _globals['_KEYREVOCATION']._serialized_end=1673
+  _globals['_NODEREVOCATION']._serialized_start=1675
+  _globals['_NODEREVOCATION']._serialized_end=1724
+  _globals['_CUSTODYRECORD']._serialized_start=1727
+  _globals['_CUSTODYRECORD']._serialized_end=1990
+  _globals['_SIGNEDCUSTODYRECORD']._serialized_start=1992
+  _globals['_SIGNEDCUSTODYRECORD']._serialized_end=2048
+  _globals['_AUTHCLAIMS']._serialized_start=2051
+  _globals['_AUTHCLAIMS']._serialized_end=2264
+  _globals['_AUTHTOKEN']._serialized_start=2266
+  _globals['_AUTHTOKEN']._serialized_end=2312
 # @@protoc_insertion_point(module_scope)

@@ -13,12 +13,25 @@ class Kdf(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KDF_NONE: _ClassVar[Kdf]
     KDF_ARGON2ID: _ClassVar[Kdf]
 
+class KeyKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KEY_KIND_UNSPECIFIED: _ClassVar[KeyKind]
+    KEY_KIND_ARCHIVE: _ClassVar[KeyKind]
+    KEY_KIND_WRITER: _ClassVar[KeyKind]
+    KEY_KIND_READER: _ClassVar[KeyKind]
+
 class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ENTRY_KIND_UNSPECIFIED: _ClassVar[EntryKind]
     ENTRY_KIND_FILE: _ClassVar[EntryKind]
     ENTRY_KIND_DIRECTORY: _ClassVar[EntryKind]
     ENTRY_KIND_SYMLINK: _ClassVar[EntryKind]
+
+class MemberRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MEMBER_ROLE_UNSPECIFIED: _ClassVar[MemberRole]
+    MEMBER_ROLE_WRITER: _ClassVar[MemberRole]
+    MEMBER_ROLE_READER: _ClassVar[MemberRole]
 
 class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -29,25 +42,36 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 KDF_UNSPECIFIED: Kdf
 KDF_NONE: Kdf
 KDF_ARGON2ID: Kdf
+KEY_KIND_UNSPECIFIED: KeyKind
+KEY_KIND_ARCHIVE: KeyKind
+KEY_KIND_WRITER: KeyKind
+KEY_KIND_READER: KeyKind
 ENTRY_KIND_UNSPECIFIED: EntryKind
 ENTRY_KIND_FILE: EntryKind
 ENTRY_KIND_DIRECTORY: EntryKind
 ENTRY_KIND_SYMLINK: EntryKind
+MEMBER_ROLE_UNSPECIFIED: MemberRole
+MEMBER_ROLE_WRITER: MemberRole
+MEMBER_ROLE_READER: MemberRole
 ROLE_UNSPECIFIED: Role
 ROLE_PEER: Role
 ROLE_READER: Role
 ROLE_WRITER: Role
 
 class ArchiveSecrets(_message.Message):
-    __slots__ = ("signing_seed", "master_secret")
+    __slots__ = ("signing_seed", "master_secret", "member_seed", "certificate")
     SIGNING_SEED_FIELD_NUMBER: _ClassVar[int]
     MASTER_SECRET_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_SEED_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     signing_seed: bytes
     master_secret: bytes
-    def __init__(self, signing_seed: _Optional[bytes] = ..., master_secret: _Optional[bytes] = ...) -> None: ...
+    member_seed: bytes
+    certificate: bytes
+    def __init__(self, signing_seed: _Optional[bytes] = ..., master_secret: _Optional[bytes] = ..., member_seed: _Optional[bytes] = ..., certificate: _Optional[bytes] = ...) -> None: ...
 
 class KeyFile(_message.Message):
-    __slots__ = ("version", "archive_id", "kdf", "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "salt", "nonce", "secrets", "secrets_check")
+    __slots__ = ("version", "archive_id", "kdf", "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "salt", "nonce", "secrets", "secrets_check", "kind")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
     KDF_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +82,7 @@ class KeyFile(_message.Message):
     NONCE_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
     SECRETS_CHECK_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     version: int
     archive_id: bytes
     kdf: Kdf
@@ -68,7 +93,8 @@ class KeyFile(_message.Message):
     nonce: bytes
     secrets: bytes
     secrets_check: bytes
-    def __init__(self, version: _Optional[int] = ..., archive_id: _Optional[bytes] = ..., kdf: _Optional[_Union[Kdf, str]] = ..., argon2_time_cost: _Optional[int] = ..., argon2_memory_kib: _Optional[int] = ..., argon2_parallelism: _Optional[int] = ..., salt: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., secrets: _Optional[bytes] = ..., secrets_check: _Optional[bytes] = ...) -> None: ...
+    kind: KeyKind
+    def __init__(self, version: _Optional[int] = ..., archive_id: _Optional[bytes] = ..., kdf: _Optional[_Union[Kdf, str]] = ..., argon2_time_cost: _Optional[int] = ..., argon2_memory_kib: _Optional[int] = ..., argon2_parallelism: _Optional[int] = ..., salt: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., secrets: _Optional[bytes] = ..., secrets_check: _Optional[bytes] = ..., kind: _Optional[_Union[KeyKind, str]] = ...) -> None: ...
 
 class ChunkRef(_message.Message):
     __slots__ = ("id", "length")
@@ -161,7 +187,7 @@ class SnapshotTotals(_message.Message):
     def __init__(self, files: _Optional[int] = ..., directories: _Optional[int] = ..., symlinks: _Optional[int] = ..., plaintext_bytes: _Optional[int] = ..., chunks: _Optional[int] = ..., stored_bytes: _Optional[int] = ..., not_saved: _Optional[int] = ...) -> None: ...
 
 class SnapshotRecord(_message.Message):
-    __slots__ = ("version", "archive_id", "created_unix_ns", "sequence", "tree_chunk_ids", "chunk_list_ids", "totals", "chunker")
+    __slots__ = ("version", "archive_id", "created_unix_ns", "sequence", "tree_chunk_ids", "chunk_list_ids", "totals", "chunker", "writer_key")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +196,7 @@ class SnapshotRecord(_message.Message):
     CHUNK_LIST_IDS_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     CHUNKER_FIELD_NUMBER: _ClassVar[int]
+    WRITER_KEY_FIELD_NUMBER: _ClassVar[int]
     version: int
     archive_id: bytes
     created_unix_ns: int
@@ -178,9 +205,68 @@ class SnapshotRecord(_message.Message):
     chunk_list_ids: _containers.RepeatedScalarFieldContainer[bytes]
     totals: SnapshotTotals
     chunker: ChunkerParams
-    def __init__(self, version: _Optional[int] = ..., archive_id: _Optional[bytes] = ..., created_unix_ns: _Optional[int] = ..., sequence: _Optional[int] = ..., tree_chunk_ids: _Optional[_Iterable[bytes]] = ..., chunk_list_ids: _Optional[_Iterable[bytes]] = ..., totals: _Optional[_Union[SnapshotTotals, _Mapping]] = ..., chunker: _Optional[_Union[ChunkerParams, _Mapping]] = ...) -> None: ...
+    writer_key: bytes
+    def __init__(self, version: _Optional[int] = ..., archive_id: _Optional[bytes] = ..., created_unix_ns: _Optional[int] = ..., sequence: _Optional[int] = ..., tree_chunk_ids: _Optional[_Iterable[bytes]] = ..., chunk_list_ids: _Optional[_Iterable[bytes]] = ..., totals: _Optional[_Union[SnapshotTotals, _Mapping]] = ..., chunker: _Optional[_Union[ChunkerParams, _Mapping]] = ..., writer_key: _Optional[bytes] = ...) -> None: ...
 
 class SignedSnapshot(_message.Message):
+    __slots__ = ("record", "signature", "certificate")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    record: bytes
+    signature: bytes
+    certificate: SignedCustodyRecord
+    def __init__(self, record: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., certificate: _Optional[_Union[SignedCustodyRecord, _Mapping]] = ...) -> None: ...
+
+class KeyCertificate(_message.Message):
+    __slots__ = ("member_key", "role", "name")
+    MEMBER_KEY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    member_key: bytes
+    role: MemberRole
+    name: str
+    def __init__(self, member_key: _Optional[bytes] = ..., role: _Optional[_Union[MemberRole, str]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class KeyRevocation(_message.Message):
+    __slots__ = ("member_key", "last_sequence", "kept_snapshot_ids", "reason")
+    MEMBER_KEY_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    KEPT_SNAPSHOT_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    member_key: bytes
+    last_sequence: int
+    kept_snapshot_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    reason: str
+    def __init__(self, member_key: _Optional[bytes] = ..., last_sequence: _Optional[int] = ..., kept_snapshot_ids: _Optional[_Iterable[bytes]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class NodeRevocation(_message.Message):
+    __slots__ = ("node_id", "reason")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    reason: str
+    def __init__(self, node_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CustodyRecord(_message.Message):
+    __slots__ = ("version", "archive_id", "serial", "created_unix_ns", "certificate", "key_revocation", "node_revocation")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    KEY_REVOCATION_FIELD_NUMBER: _ClassVar[int]
+    NODE_REVOCATION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    archive_id: bytes
+    serial: int
+    created_unix_ns: int
+    certificate: KeyCertificate
+    key_revocation: KeyRevocation
+    node_revocation: NodeRevocation
+    def __init__(self, version: _Optional[int] = ..., archive_id: _Optional[bytes] = ..., serial: _Optional[int] = ..., created_unix_ns: _Optional[int] = ..., certificate: _Optional[_Union[KeyCertificate, _Mapping]] = ..., key_revocation: _Optional[_Union[KeyRevocation, _Mapping]] = ..., node_revocation: _Optional[_Union[NodeRevocation, _Mapping]] = ...) -> None: ...
+
+class SignedCustodyRecord(_message.Message):
     __slots__ = ("record", "signature")
     RECORD_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
@@ -189,20 +275,24 @@ class SignedSnapshot(_message.Message):
     def __init__(self, record: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class AuthClaims(_message.Message):
-    __slots__ = ("version", "role", "subject_key", "audience", "expires_unix", "nonce")
+    __slots__ = ("version", "role", "subject_key", "audience", "expires_unix", "nonce", "archive_id", "certificate")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_UNIX_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     version: int
     role: Role
     subject_key: bytes
     audience: str
     expires_unix: int
     nonce: bytes
-    def __init__(self, version: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., subject_key: _Optional[bytes] = ..., audience: _Optional[str] = ..., expires_unix: _Optional[int] = ..., nonce: _Optional[bytes] = ...) -> None: ...
+    archive_id: bytes
+    certificate: SignedCustodyRecord
+    def __init__(self, version: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., subject_key: _Optional[bytes] = ..., audience: _Optional[str] = ..., expires_unix: _Optional[int] = ..., nonce: _Optional[bytes] = ..., archive_id: _Optional[bytes] = ..., certificate: _Optional[_Union[SignedCustodyRecord, _Mapping]] = ...) -> None: ...
 
 class AuthToken(_message.Message):
     __slots__ = ("claims", "signature")

@@ -1,0 +1,565 @@
+"""Custody commands: recovery shares, writer and reader keys, revocations (`samizdat key ...`,
+`samizdat node revoke`).
+
+Records the archive key signs (certificates, revocations) are sent to the nodes named, which
+pass them on to their peers; with `--out` they are also written to a file that `samizdat key
+publish` sends later, so the archive key can stay on an offline machine (docs/operations.md,
+"Custody ceremony").
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from samizdat.client import terminal
+from samizdat.core.custody import (
+    CustodyRecord,
+    next_serial,
+    sign_custody_record,
+    verify_custody_record,
+)
+from samizdat.core.errors import PeerUnavailable, SamizdatError, SignatureError, UsageError
+from samizdat.core.ids import SnapshotId, check_node_id
+from samizdat.core.keys import ArchiveKey, save_key
+from samizdat.core.records import verify_snapshot
+from samizdat.core.shares import GroupSpec, read_share, recover_key, share_text, split_key
+from samizdat.rpc.remote import NodeClient
+from samizdat.v1 import records_pb2 as pb
+
+RECORD_LINE_PREFIX = "samizdat-custody-record-v1:"
+SHARE_PASSPHRASE_ENV = "SAMIZDAT_SHARE_PASSPHRASE"
+
+node_option = click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    metavar="N",
+    help="Node to send the record to, as NODE_ID@HOST:PORT (TLS) or HOST:PORT (loopback)",
+)
+cluster_option = click.option(
+    "--cluster",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Cluster file (TOML): send the record to every node in it",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print a machine-readable summary (JSON) on stdout"
+)
+record_out_option = click.option(
+    "--out",
+    "record_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the signed record(s) to this file (for `samizdat key publish`)",
+)
+
+
+def _open_key(path: Path) -> ArchiveKey:
+    from samizdat.client.cli import open_key
+
+    return open_key(path)
+
+
+def _clients(nodes: Sequence[str], cluster: Path | None) -> list[NodeClient]:
+    from samizdat.client.cli import node_clients
+
+    if not nodes and cluster is None:
+        return []
+    return node_clients(tuple(nodes), cluster)
+
+
+def _emit(as_json: bool, doc: dict[str, Any], text: str) -> None:
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(text)
+
+
+def _share_passphrase(ask: bool, confirm: bool) -> str:
+    passphrase = os.environ.get(SHARE_PASSPHRASE_ENV, "")
+    if ask and not passphrase:
+        passphrase = click.prompt(
+            "share passphrase", hide_input=True, confirmation_prompt=confirm, default=""
+        )
+    return passphrase
+
+
+# ----------------------------------------------------------------- shares
+
+
+@click.command("split")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--threshold", type=int, default=None, help="Shares needed to rebuild the key (K)")
+@click.option("--shares", type=int, default=None, help="Shares to write (N)")
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="K/N",
+    help="Instead of --threshold/--shares: one group of N shares, K of which make the group "
+    "(repeat per group, e.g. one per country)",
+)
+@click.option(
+    "--group-threshold",
+    type=int,
+    default=None,
+    help="Groups needed to rebuild the key [default: all groups]",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Directory for the share files (created; must not hold shares already)",
+)
+@click.option(
+    "--passphrase",
+    "ask",
+    is_flag=True,
+    help=f"Protect the shares with a passphrase (SLIP-39), or set {SHARE_PASSPHRASE_ENV}",
+)
+@json_option
+def key_split(
+    file: Path,
+    threshold: int | None,
+    shares: int | None,
+    groups: tuple[str, ...],
+    group_threshold: int | None,
+    out_dir: Path,
+    ask: bool,
+    as_json: bool,
+) -> None:
+    """Split the archive key in FILE into recovery shares (SLIP-39 words, any K of N rebuild
+    it). Give each share to a different person, in a different country."""
+    if groups and (threshold or shares):
+        raise UsageError("give either --threshold/--shares or --group, not both")
+    if groups:
+        specs = [GroupSpec.parse(g) for g in groups]
+    elif threshold is not None and shares is not None:
+        specs = [GroupSpec(threshold, shares)]
+    else:
+        raise UsageError("give --threshold K --shares N (or --group K/N per group)")
+    needed = group_threshold if group_threshold is not None else len(specs)
+    key = _open_key(file)
+    mnemonics = split_key(key, needed, specs, _share_passphrase(ask, confirm=True))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for g, group in enumerate(mnemonics):
+        for m, words in enumerate(group):
+            name = f"share-{m + 1}.txt" if len(specs) == 1 else f"share-g{g + 1}-{m + 1}.txt"
+            path = out_dir / name
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                raise UsageError(f"{path} already exists; use an empty directory") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(share_text(words, g, m, specs, needed))
+            written.append({"file": str(path), "group": g + 1, "member": m + 1})
+    summary = " and ".join(f"{s.threshold} of {s.count}" for s in specs)
+    if len(specs) > 1:
+        summary = f"{needed} of {len(specs)} groups, each {summary}"
+    _emit(
+        as_json,
+        {
+            "archive_id": key.archive_id.hex(),
+            "group_threshold": needed,
+            "groups": [{"threshold": s.threshold, "shares": s.count} for s in specs],
+            "shares": written,
+        },
+        f"{len(written)} shares of archive {key.archive_id.hex()} in {out_dir} "
+        f"({summary} rebuild the key)",
+    )
+
+
+@click.command("recover")
+@click.argument("share_files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Key file to write (mode 0600; never overwritten)",
+)
+@click.option(
+    "--archive-id",
+    default=None,
+    help="Refuse unless the shares rebuild this archive (catches a wrong share passphrase)",
+)
+@click.option(
+    "--passphrase",
+    "ask",
+    is_flag=True,
+    help=f"The shares have a passphrase (asked for), or set {SHARE_PASSPHRASE_ENV}",
+)
+@json_option
+def key_recover(
+    share_files: tuple[Path, ...], out: Path, archive_id: str | None, ask: bool, as_json: bool
+) -> None:
+    """Rebuild the archive key from K recovery shares (files written by `key split`)."""
+    from samizdat.core.ids import ArchiveId
+
+    expect = bytes(ArchiveId.parse(archive_id)) if archive_id else None
+    shares = [read_share(p) for p in share_files]
+    key = recover_key(shares, _share_passphrase(ask, confirm=False), expect)
+    save_key(key, out, os.environ.get("SAMIZDAT_PASSPHRASE") or None)
+    _emit(
+        as_json,
+        {"archive_id": key.archive_id.hex(), "key_file": str(out), "shares_used": len(shares)},
+        key.archive_id.hex(),
+    )
+
+
+# ------------------------------------------------------- member keys
+
+
+def _send(records: Sequence[CustodyRecord], clients: Sequence[NodeClient]) -> dict[str, Any]:
+    """Offer `records` to every node; report where they were stored. Raises PeerUnavailable
+    if nodes were named and none took them."""
+    stored, failed = [], []
+    for client in clients:
+        try:
+            for rec in records:
+                response = client.put_custody_record(rec.signed)
+            stored.append({"node": client.label, "already_present": response.already_present})
+        except SamizdatError as e:
+            failed.append({"node": client.label, "error": str(e)})
+            terminal.error(f"{client.label}: {e}")
+    if clients and not stored:
+        raise PeerUnavailable("no node took the record (see the errors above)")
+    return {"stored_on": stored, "failed": failed}
+
+
+def _known_records(clients: Sequence[NodeClient], archive_id: bytes) -> list[CustodyRecord]:
+    """Custody records of the archive that the reachable nodes hold (verified)."""
+    out = []
+    for client in clients:
+        try:
+            listing = client.list_custody_records(0)
+        except SamizdatError:
+            continue
+        for signed in listing.records:
+            try:
+                out.append(verify_custody_record(signed, archive_id))
+            except SignatureError:
+                continue
+    return out
+
+
+def _write_records(path: Path | None, records: Sequence[CustodyRecord]) -> None:
+    if path is None:
+        return
+    lines = ["# samizdat custody records: send with `samizdat key publish FILE --cluster C`"]
+    for rec in records:
+        lines.append(f"# {rec.kind} of {rec.subject} (serial {rec.record.serial})")
+        lines.append(RECORD_LINE_PREFIX + base64.b64encode(rec.signed.SerializeToString()).decode())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise UsageError(f"{path} already exists; refusing to overwrite") from None
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _record_doc(rec: CustodyRecord) -> dict[str, Any]:
+    return {
+        "record_id": rec.id.hex(),
+        "kind": rec.kind,
+        "subject": rec.subject,
+        "serial": rec.record.serial,
+    }
+
+
+def _delegate(
+    file: Path,
+    role: int,
+    name: str,
+    out: Path,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    as_json: bool,
+) -> None:
+    root = _open_key(file)
+    root.require_archive_key()
+    clients = _clients(nodes, cluster)
+    member, cert = root.delegate(role, name, next_serial(_known_records(clients, root.archive_id)))
+    save_key(member, out, os.environ.get("SAMIZDAT_PASSPHRASE") or None)
+    sent = _send([cert], clients)
+    member_id = member.member_key.hex()
+    _emit(
+        as_json,
+        {
+            "archive_id": root.archive_id.hex(),
+            f"{member.kind_name}_id": member_id,
+            "name": name,
+            "key_file": str(out),
+            **_record_doc(cert),
+            **sent,
+        },
+        member_id,
+    )
+
+
+@click.command("delegate")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Who holds the writer key (shown by status)")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Writer key file to write (mode 0600)",
+)
+@node_option
+@cluster_option
+@json_option
+def key_delegate(
+    file: Path,
+    name: str,
+    out: Path,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    as_json: bool,
+) -> None:
+    """Make a writer key certified by the archive key in FILE; print the writer id.
+
+    The writer key pushes snapshots (its own signature, the archive's encryption) and can be
+    revoked with `key revoke-writer`; the archive key can then stay offline. The certificate
+    is stored on the nodes named (it also travels with every push)."""
+    _delegate(file, pb.MEMBER_ROLE_WRITER, name, out, nodes, cluster, as_json)
+
+
+@click.command("reader")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Reader key file to write (mode 0600)",
+)
+@click.option("--name", default="reader", show_default=True, help="Who holds the reader key")
+@node_option
+@cluster_option
+@json_option
+def key_reader(
+    file: Path,
+    out: Path,
+    name: str,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    as_json: bool,
+) -> None:
+    """Make a reader key from the archive key in FILE: it restores and verifies, and cannot
+    push or sign anything."""
+    _delegate(file, pb.MEMBER_ROLE_READER, name, out, nodes, cluster, as_json)
+
+
+# ------------------------------------------------------------ revocation
+
+
+def _parse_member_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.strip())
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise UsageError(f"not a writer id: {text!r} (64 hex digits, as `key delegate` printed)")
+    return raw
+
+
+def _kept_snapshots(
+    clients: Sequence[NodeClient], archive_id: bytes, writer: bytes, through: int | None
+) -> dict[bytes, int]:
+    """Snapshot id -> sequence of the writer's snapshots the reachable nodes list."""
+    kept: dict[bytes, int] = {}
+    for client in clients:
+        try:
+            listing = client.list_snapshots(archive_id)
+        except SamizdatError as e:
+            terminal.error(f"{client.label}: {e}")
+            continue
+        for item in listing.snapshots:
+            try:
+                snap = verify_snapshot(item.snapshot, archive_id)
+            except SignatureError:
+                continue
+            seq = snap.record.sequence
+            if snap.record.writer_key == writer and (through is None or seq <= through):
+                kept[bytes(snap.id)] = seq
+    return kept
+
+
+def _issue(
+    key_path: Path,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    record_out: Path | None,
+    as_json: bool,
+    build: Callable[[ArchiveKey, list[NodeClient], int], list[CustodyRecord]],
+) -> None:
+    root = _open_key(key_path)
+    root.require_archive_key()  # refuse a writer or reader key before any network call
+    clients = _clients(nodes, cluster)
+    records = build(root, clients, next_serial(_known_records(clients, root.archive_id)))
+    _write_records(record_out, records)
+    sent = _send(records, clients)
+    if not clients and record_out is None:
+        terminal.error("no node named and no --out: the records were signed but not sent or saved")
+    _emit(
+        as_json,
+        {"archive_id": root.archive_id.hex(), "records": [_record_doc(r) for r in records], **sent},
+        "\n".join(
+            f"{r.kind.replace('_', ' ')} of {r.subject.split(':', 1)[1]} (serial "
+            f"{r.record.serial}): stored on {len(sent['stored_on'])} of {len(clients)} nodes"
+            for r in records
+        ),
+    )
+
+
+@click.command("revoke-writer")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("writer_ids", nargs=-1, required=True)
+@click.option(
+    "--keep-through",
+    type=int,
+    default=None,
+    metavar="SEQ",
+    help="Keep only the writer's snapshots up to this sequence [default: all it made so far]",
+)
+@click.option(
+    "--keep",
+    "keep_ids",
+    multiple=True,
+    metavar="SNAPSHOT_ID",
+    help="Keep this snapshot of the writer (64 hex digits); for use without nodes",
+)
+@click.option("--reason", default="", help="Why (kept in the record)")
+@node_option
+@cluster_option
+@record_out_option
+@json_option
+def key_revoke_writer(
+    file: Path,
+    writer_ids: tuple[str, ...],
+    keep_through: int | None,
+    keep_ids: tuple[str, ...],
+    reason: str,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    record_out: Path | None,
+    as_json: bool,
+) -> None:
+    """Revoke writer (or reader) keys with the archive key in FILE: every node refuses their
+    new snapshots and calls. Their snapshots the named nodes list now (up to --keep-through)
+    stay valid, and only those: a stolen key cannot back-date a snapshot."""
+    members = [_parse_member_id(w) for w in writer_ids]
+    extra = {bytes(SnapshotId.parse(s)) for s in keep_ids}
+
+    def build(root: ArchiveKey, clients: list[NodeClient], serial: int) -> list[CustodyRecord]:
+        out = []
+        for member in members:
+            kept = _kept_snapshots(clients, bytes(root.archive_id), member, keep_through)
+            revocation = pb.KeyRevocation(
+                member_key=member,
+                last_sequence=max(kept.values(), default=0),
+                kept_snapshot_ids=sorted(set(kept) | extra),
+                reason=reason,
+            )
+            out.append(
+                sign_custody_record(
+                    root, pb.CustodyRecord(serial=serial, key_revocation=revocation)
+                )
+            )
+        return out
+
+    _issue(file, nodes, cluster, record_out, as_json, build)
+
+
+@click.command("revoke")
+@click.option(
+    "--key", "key_path", type=click.Path(path_type=Path), required=True, help="Archive key file"
+)
+@click.argument("node_ids", nargs=-1, required=True)
+@click.option("--reason", default="", help="Why (kept in the record)")
+@node_option
+@cluster_option
+@record_out_option
+@json_option
+def node_revoke(
+    key_path: Path,
+    node_ids: tuple[str, ...],
+    reason: str,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    record_out: Path | None,
+    as_json: bool,
+) -> None:
+    """Revoke seized nodes with the archive key: every node hosting the archive learns it from
+    its peers, then refuses them, stops pulling from them and stops serving them."""
+    ids = [check_node_id(n) for n in node_ids]
+
+    def build(root: ArchiveKey, clients: list[NodeClient], serial: int) -> list[CustodyRecord]:
+        return [
+            sign_custody_record(
+                root,
+                pb.CustodyRecord(
+                    serial=serial, node_revocation=pb.NodeRevocation(node_id=n, reason=reason)
+                ),
+            )
+            for n in ids
+        ]
+
+    _issue(key_path, nodes, cluster, record_out, as_json, build)
+
+
+@click.command("publish")
+@click.argument("record_files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@node_option
+@cluster_option
+@json_option
+def key_publish(
+    record_files: tuple[Path, ...], nodes: tuple[str, ...], cluster: Path | None, as_json: bool
+) -> None:
+    """Send custody records written with --out (on an offline machine) to the nodes; no key
+    needed, each node verifies them."""
+    records = []
+    for path in record_files:
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read record file {path}: {e}") from None
+        for line in lines:
+            if not line.startswith(RECORD_LINE_PREFIX):
+                continue
+            try:
+                raw = base64.b64decode(line[len(RECORD_LINE_PREFIX) :], validate=True)
+                records.append(verify_custody_record(pb.SignedCustodyRecord.FromString(raw)))
+            except (ValueError, SignatureError) as e:
+                raise UsageError(f"{path}: a record is damaged: {e}") from None
+    if not records:
+        raise UsageError("no custody records in the files given")
+    clients = _clients(nodes, cluster)
+    if not clients:
+        raise UsageError("name the nodes (--node or --cluster) to send the records to")
+    sent = _send(records, clients)
+    _emit(
+        as_json,
+        {"records": [_record_doc(r) for r in records], **sent},
+        f"{len(records)} records stored on {len(sent['stored_on'])} of {len(clients)} nodes",
+    )
+
+
+KEY_COMMANDS = (key_split, key_recover, key_delegate, key_reader, key_revoke_writer, key_publish)
+
+
+@click.group("node")
+def node_group() -> None:
+    """Act on nodes with the archive key (revoke a seized node everywhere)."""
+
+
+node_group.add_command(node_revoke)

@@ -1,0 +1,197 @@
+"""Custody records: what the archive key says about who may act for the archive.
+
+A custody record (`CustodyRecord` in proto/samizdat/v1/records.proto) is signed by the archive
+key and is one of: a certificate of a member's own key (writer or reader), the revocation of
+such a key, or the revocation of a node. Records replicate between nodes like snapshot records;
+every node and client verifies them before use. The state they define is a function of the set
+of records held, whatever the order they arrived in (docs/format.md, "Custody records"):
+
+- records about one subject (a member key, a node id) are ordered by `serial`, ties broken by
+  record id; the newest revocation of a key decides which of its snapshots stay;
+- a revocation is final: no certificate, of any serial, undoes it;
+- so a replayed older record changes nothing, and only the archive key can revoke.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import blake3
+from google.protobuf.message import DecodeError
+
+from samizdat.core.errors import SignatureError
+from samizdat.core.signing import verify_ed25519
+from samizdat.v1 import records_pb2 as pb
+
+if TYPE_CHECKING:
+    from samizdat.core.keys import ArchiveKey
+
+K = TypeVar("K")
+RECORD_VERSION = 1
+SIGNING_CONTEXT = "custody record"
+CERTIFICATE, KEY_REVOCATION, NODE_REVOCATION = "certificate", "key_revocation", "node_revocation"
+
+
+@dataclass(frozen=True)
+class CustodyRecord:
+    """A verified custody record."""
+
+    id: bytes
+    signed: pb.SignedCustodyRecord
+    record: pb.CustodyRecord
+
+    @property
+    def kind(self) -> str:
+        return str(self.record.WhichOneof("body"))
+
+    @property
+    def archive_id(self) -> bytes:
+        return self.record.archive_id
+
+    @property
+    def subject(self) -> str:
+        """What the record is about: `key:<hex>` for member keys, `node:<id>` for nodes."""
+        if self.kind == CERTIFICATE:
+            return "key:" + self.record.certificate.member_key.hex()
+        if self.kind == KEY_REVOCATION:
+            return "key:" + self.record.key_revocation.member_key.hex()
+        return "node:" + self.record.node_revocation.node_id
+
+    def order(self) -> tuple[int, bytes]:
+        return self.record.serial, self.id
+
+
+def sign_custody_record(key: ArchiveKey, record: pb.CustodyRecord) -> CustodyRecord:
+    """Fill in version, archive id and time, sign with the archive key (KeyRoleError for any
+    other key), and return the record."""
+    record.version = RECORD_VERSION
+    record.archive_id = bytes(key.archive_id)
+    if not record.created_unix_ns:
+        record.created_unix_ns = time.time_ns()
+    raw = record.SerializeToString(deterministic=True)
+    signed = pb.SignedCustodyRecord(record=raw, signature=key.sign(SIGNING_CONTEXT, raw))
+    return CustodyRecord(blake3.blake3(raw).digest(), signed, record)
+
+
+def verify_custody_record(
+    signed: pb.SignedCustodyRecord, archive_id: bytes | None = None
+) -> CustodyRecord:
+    """Parse a signed custody record and check it; raise SignatureError for anything not
+    signed by the archive key it names (or naming another archive than `archive_id`)."""
+    record = pb.CustodyRecord()
+    try:
+        record.ParseFromString(signed.record)
+    except DecodeError:
+        raise SignatureError("custody record is malformed") from None
+    if record.version != RECORD_VERSION:
+        raise SignatureError(f"custody record has unsupported version {record.version}")
+    if len(record.archive_id) != 32:
+        raise SignatureError("custody record names no valid archive")
+    if archive_id is not None and record.archive_id != bytes(archive_id):
+        raise SignatureError("custody record belongs to another archive")
+    if record.WhichOneof("body") is None:
+        raise SignatureError("custody record says nothing")
+    verify_ed25519(record.archive_id, SIGNING_CONTEXT, signed.record, signed.signature)
+    return CustodyRecord(blake3.blake3(signed.record).digest(), signed, record)
+
+
+def verify_certificate(
+    signed: pb.SignedCustodyRecord, archive_id: bytes, member_key: bytes, role: int
+) -> pb.KeyCertificate:
+    """Check that `signed` is the archive key's certificate of `member_key` for `role` (a
+    writer certificate also allows reading). Raise SignatureError otherwise."""
+    rec = verify_custody_record(signed, archive_id)
+    cert = rec.record.certificate
+    if rec.kind != CERTIFICATE or cert.member_key != member_key:
+        raise SignatureError("the certificate does not certify this key")
+    if cert.role != role and not (
+        role == pb.MEMBER_ROLE_READER and cert.role == pb.MEMBER_ROLE_WRITER
+    ):
+        raise SignatureError("the certificate does not grant this role")
+    return cert
+
+
+def next_serial(known: list[CustodyRecord]) -> int:
+    """A serial newer than every known one and than any record made earlier on a machine with
+    a sane clock: max(now in ms, highest known + 1)."""
+    highest = max((r.record.serial for r in known), default=0)
+    return max(time.time_ns() // 1_000_000, highest + 1)
+
+
+class CustodyState:
+    """The effective custody state defined by a set of verified records. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[bytes, CustodyRecord] = {}
+        self._certificates: dict[tuple[bytes, bytes], CustodyRecord] = {}
+        self._key_revocations: dict[tuple[bytes, bytes], CustodyRecord] = {}
+        self._node_revocations: dict[str, CustodyRecord] = {}
+
+    def add(self, rec: CustodyRecord) -> bool:
+        """Take a verified record into account; return False if it was already known."""
+        with self._lock:
+            if rec.id in self._records:
+                return False
+            self._records[rec.id] = rec
+            if rec.kind == CERTIFICATE:
+                where = (rec.archive_id, rec.record.certificate.member_key)
+                _keep_newest(self._certificates, where, rec)
+            elif rec.kind == KEY_REVOCATION:
+                where = (rec.archive_id, rec.record.key_revocation.member_key)
+                _keep_newest(self._key_revocations, where, rec)
+            else:
+                _keep_newest(self._node_revocations, rec.record.node_revocation.node_id, rec)
+            return True
+
+    def __contains__(self, record_id: bytes) -> bool:
+        return record_id in self._records
+
+    def records(self) -> list[CustodyRecord]:
+        with self._lock:
+            return list(self._records.values())
+
+    def revoked_nodes(self) -> dict[str, CustodyRecord]:
+        """Revoked node ids and the newest record revoking each."""
+        with self._lock:
+            return dict(self._node_revocations)
+
+    def key_revocation(self, archive_id: bytes, member_key: bytes) -> pb.KeyRevocation | None:
+        """The effective (newest) revocation of a member key, or None."""
+        with self._lock:
+            rec = self._key_revocations.get((archive_id, member_key))
+        return rec.record.key_revocation if rec else None
+
+    def members(self, archive_id: bytes) -> list[tuple[bytes, pb.KeyCertificate | None, bool]]:
+        """(member key, newest certificate if any, revoked) of every member key known."""
+        with self._lock:
+            keys = {k for a, k in self._certificates if a == archive_id}
+            keys |= {k for a, k in self._key_revocations if a == archive_id}
+            out = []
+            for member in sorted(keys):
+                cert = self._certificates.get((archive_id, member))
+                revoked = (archive_id, member) in self._key_revocations
+                out.append((member, cert.record.certificate if cert else None, revoked))
+            return out
+
+    def snapshot_refusal(self, snapshot_id: bytes, record: pb.SnapshotRecord) -> str:
+        """Why a verified snapshot must be refused ("" if it may be accepted): it was signed
+        by a revoked writer key and is not one of the snapshots its revocation keeps."""
+        if not record.writer_key:
+            return ""
+        revocation = self.key_revocation(record.archive_id, record.writer_key)
+        if revocation is None or snapshot_id in revocation.kept_snapshot_ids:
+            return ""
+        return (
+            f"writer {record.writer_key.hex()[:12]} is revoked (snapshots up to sequence "
+            f"{revocation.last_sequence} kept)"
+        )
+
+
+def _keep_newest(table: dict[K, CustodyRecord], where: K, rec: CustodyRecord) -> None:
+    current = table.get(where)
+    if current is None or rec.order() > current.order():
+        table[where] = rec

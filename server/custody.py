@@ -1,0 +1,95 @@
+"""The custody records a node holds (writer certificates, revocations) and what they mean here.
+
+Records come from custodians (`PutCustodyRecord`) or from peers (pulled each round, like
+snapshot records). Each is verified against the archive key it names, and kept only for hosted
+archives; the store keeps a grow-only log of them and `CustodyState` turns the set into the
+node's view: revoked nodes (refused as callers and as peers, whatever node.toml says), revoked
+writer keys (their new snapshots refused, their kept ones stay). See docs/format.md, "Custody".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_record
+from samizdat.core.errors import NotHosted, SignatureError
+from samizdat.server.store import ChunkStore
+from samizdat.v1 import node_pb2 as npb
+from samizdat.v1 import records_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+class NodeCustody:
+    """Custody records of the hosted archives, persisted in the store's custody log."""
+
+    def __init__(self, store: ChunkStore, hosted: Callable[[], frozenset[bytes]]) -> None:
+        self.store = store
+        self.hosted = hosted
+        self.state = CustodyState()
+        self._lock = threading.Lock()
+        for position, raw in store.iter_custody_log(0):
+            try:
+                self.state.add(verify_custody_record(pb.SignedCustodyRecord.FromString(raw)))
+            except Exception as e:  # a damaged entry must not stop the node
+                log.error("custody record at position %d is unreadable: %s", position, e)
+
+    def accept(self, signed: pb.SignedCustodyRecord) -> tuple[CustodyRecord, bool]:
+        """Verify and store a record; return (record, newly stored). Raises SignatureError
+        (not signed by the archive key it names) or NotHosted (another archive)."""
+        rec = verify_custody_record(signed)
+        if rec.archive_id not in self.hosted():
+            raise NotHosted(f"this node does not host archive {rec.archive_id.hex()[:12]}")
+        with self._lock:
+            if rec.id in self.state:
+                return rec, False
+            self.store.add_custody_record(signed.SerializeToString())
+            self.state.add(rec)
+        log.info(
+            "custody record=%s archive=%s %s %s serial=%d stored",
+            rec.id.hex()[:12],
+            rec.archive_id.hex()[:12],
+            rec.kind,
+            rec.subject[:17],
+            rec.record.serial,
+        )
+        return rec, True
+
+    def learn_certificate(self, snapshot: pb.SignedSnapshot) -> None:
+        """Keep the writer certificate a verified snapshot carries (so status can name it)."""
+        if snapshot.HasField("certificate"):
+            try:
+                self.accept(snapshot.certificate)
+            except (SignatureError, NotHosted) as e:
+                log.debug("certificate in snapshot not kept: %s", e)
+
+    def revoked_nodes(self) -> frozenset[str]:
+        hosted = self.hosted()
+        return frozenset(
+            node_id
+            for node_id, rec in self.state.revoked_nodes().items()
+            if rec.archive_id in hosted
+        )
+
+    def snapshot_refusal(self, snapshot_id: bytes, record: pb.SnapshotRecord) -> str:
+        return self.state.snapshot_refusal(snapshot_id, record)
+
+    def key_revoked(self, archive_id: bytes, member_key: bytes) -> bool:
+        return self.state.key_revocation(archive_id, member_key) is not None
+
+    def records(self) -> list[pb.SignedCustodyRecord]:
+        """Every held record of a hosted archive."""
+        hosted = self.hosted()
+        return [r.signed for r in self.state.records() if r.archive_id in hosted]
+
+    def list(self, after: int) -> npb.ListCustodyRecordsResponse:
+        response = npb.ListCustodyRecordsResponse(last_position=after)
+        hosted = self.hosted()
+        for position, raw in self.store.iter_custody_log(after):
+            response.last_position = position
+            signed = pb.SignedCustodyRecord.FromString(raw)
+            if pb.CustodyRecord.FromString(signed.record).archive_id in hosted:
+                response.records.append(signed)
+        return response
