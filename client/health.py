@@ -21,8 +21,10 @@ import enum
 from collections import Counter
 from dataclasses import dataclass, field
 
+from samizdat.core.custody import CustodyState
 from samizdat.core.records import Snapshot
 from samizdat.v1 import node_pb2 as npb
+from samizdat.v1 import records_pb2 as pb
 
 SCHEMA_VERSION = 1
 
@@ -98,6 +100,7 @@ class NodeReport:
     forged_records: int = 0
     audit: AuditResult | None = None
     local_time: float = 0.0  # the custodian's clock when the answer came
+    revoked: str = ""  # why, when a custody record of the archive key revoked this node
 
     @property
     def reachable(self) -> bool:
@@ -140,6 +143,28 @@ class SnapshotReport:
     below_target: Bound
     at_risk: Bound  # chunks with at most one copy
     lost: Bound  # chunks with no copy on any reachable node
+    revoked_holders: list[str] = field(default_factory=list)  # revoked nodes listing it
+
+
+@dataclass(frozen=True)
+class Member:
+    """A writer or reader key the archive key certified or revoked (from verified records)."""
+
+    archive_id_hex: str
+    key_hex: str
+    role: str  # "writer", "reader", or "" when only its revocation is known
+    name: str
+    revoked: bool
+    last_sequence: int | None  # of its kept snapshots, when revoked
+    kept_snapshots: int | None
+
+
+@dataclass(frozen=True)
+class RevokedNode:
+    node_id: str
+    name: str | None  # when the cluster names it
+    archive_id_hex: str
+    reason: str
 
 
 @dataclass
@@ -148,6 +173,8 @@ class HealthReport:
     nodes: list[NodeReport]
     snapshots: list[SnapshotReport]
     findings: list[Finding]
+    members: list[Member] = field(default_factory=list)
+    revoked_nodes: list[RevokedNode] = field(default_factory=list)
 
     @property
     def reachable(self) -> int:
@@ -210,9 +237,23 @@ def _label(snap: Snapshot) -> str:
 
 
 def analyse(
-    nodes: list[NodeReport], records: dict[bytes, Snapshot], policy: Policy
+    nodes: list[NodeReport],
+    records: dict[bytes, Snapshot],
+    policy: Policy,
+    custody: CustodyState | None = None,
 ) -> HealthReport:
-    """Compute replication figures and findings from the nodes' answers (see module doc)."""
+    """Compute replication figures and findings from the nodes' answers (see module doc).
+    Nodes revoked by a verified custody record are marked, and their copies not counted."""
+    custody = custody or CustodyState()
+    revoked = custody.revoked_nodes()
+    named = {(n.status.node_id if n.status else n.node_id): n for n in nodes}
+    for node_id, rec in revoked.items():
+        n = named.get(node_id)
+        reason = rec.record.node_revocation.reason
+        if n is not None:
+            n.revoked = f"revoked by archive {rec.archive_id.hex()[:12]}" + (
+                f" ({reason})" if reason else ""
+            )
     findings: list[Finding] = []
     findings += _node_findings(nodes, policy)
     reports = []
@@ -228,12 +269,42 @@ def analyse(
         findings.append(
             Finding(Severity.WARNING, "no_snapshots", "no reachable node holds any snapshot")
         )
-    return HealthReport(policy, nodes, reports, findings)
+    archives = sorted({a for n in nodes if n.status for a in n.status.hosted_archive_ids})
+    revoked_list = [
+        RevokedNode(
+            node_id,
+            named[node_id].name if node_id in named else None,
+            rec.archive_id.hex(),
+            rec.record.node_revocation.reason,
+        )
+        for node_id, rec in sorted(revoked.items())
+    ]
+    return HealthReport(policy, nodes, reports, findings, _members(custody, archives), revoked_list)
+
+
+def _members(custody: CustodyState, archives: list[bytes]) -> list[Member]:
+    roles = {pb.MEMBER_ROLE_WRITER: "writer", pb.MEMBER_ROLE_READER: "reader"}
+    out = []
+    for archive in archives:
+        for key, cert, revoked in custody.members(archive):
+            revocation = custody.key_revocation(archive, key) if revoked else None
+            out.append(
+                Member(
+                    archive.hex(),
+                    key.hex(),
+                    roles.get(cert.role, "") if cert else "",
+                    cert.name if cert else "",
+                    revoked,
+                    revocation.last_sequence if revocation else None,
+                    len(revocation.kept_snapshot_ids) if revocation else None,
+                )
+            )
+    return out
 
 
 def _snapshot_report(snap: Snapshot, nodes: list[NodeReport], policy: Policy) -> SnapshotReport:
     sid, archive = bytes(snap.id), bytes(snap.archive_id)
-    holders = [n for n in nodes if n.hosts(archive)]
+    holders = [n for n in nodes if n.hosts(archive) and not n.revoked]
     stored = {n.name: n.snapshots.get(sid) for n in holders}
     total = max((s.chunks_total for s in stored.values() if s is not None), default=0)
     bytes_total = max((s.bytes_total for s in stored.values() if s is not None), default=0)
@@ -280,6 +351,7 @@ def _snapshot_report(snap: Snapshot, nodes: list[NodeReport], policy: Policy) ->
         below_target=chunks_below(policy.replicas, complete, partial, total),
         at_risk=chunks_below(2, complete, partial, total),
         lost=chunks_below(1, complete, partial, total),
+        revoked_holders=[n.name for n in nodes if n.revoked and sid in n.snapshots],
     )
 
 
@@ -296,7 +368,12 @@ def _snapshot_findings(r: SnapshotReport, policy: Policy) -> list[Finding]:
             Severity.DEGRADED,
             "snapshot_below_target",
             f"{label}: {r.complete_copies} complete copies, target {policy.replicas}; "
-            f"{r.below_target} of {r.total} chunks below target",
+            f"{r.below_target} of {r.total} chunks below target"
+            + (
+                f" (copies on revoked nodes not counted: {', '.join(r.revoked_holders)})"
+                if r.revoked_holders
+                else ""
+            ),
         )
     if r.lost.high > 0:
         add(
@@ -347,6 +424,14 @@ def _node_findings(nodes: list[NodeReport], policy: Policy) -> list[Finding]:
             out.append(Finding(severity, code, message, node))
 
         s = n.status
+        if n.revoked:  # its health no longer matters; only that it is still listed
+            add(
+                Severity.WARNING,
+                "node_revoked",
+                f"node {n.name} is {n.revoked}: its copies are not counted; remove it from "
+                "the cluster file",
+            )
+            continue
         if s is None:
             add(Severity.DEGRADED, "node_unreachable", f"node {n.name} is unreachable: {n.error}")
             continue

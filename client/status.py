@@ -24,6 +24,7 @@ from samizdat.client.health import (
     Severity,
     analyse,
 )
+from samizdat.core.custody import CustodyState, verify_custody_record
 from samizdat.core.errors import SamizdatError, SignatureError, UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot, verify_snapshot
@@ -92,10 +93,18 @@ def _ask(target: Target, client: NodeClient, timeout: float) -> NodeReport:
 
 def collect(
     targets: list[Target], clients: dict[str, NodeClient], timeout: float
-) -> tuple[list[NodeReport], dict[bytes, Snapshot]]:
-    """GetStatus from every node in parallel; verify the snapshot records they list."""
+) -> tuple[list[NodeReport], dict[bytes, Snapshot], CustodyState]:
+    """GetStatus from every node in parallel; verify the custody and snapshot records they
+    list (snapshots a revoked writer made and its revocation does not keep are left out)."""
     with ThreadPoolExecutor(max(1, min(16, len(targets)))) as pool:
         reports = list(pool.map(lambda t: _ask(t, clients[t.name], timeout), targets))
+    custody = CustodyState()
+    for report in reports:
+        for signed in report.status.custody_records if report.status else ():
+            try:
+                custody.add(verify_custody_record(signed))
+            except SignatureError:
+                report.forged_records += 1
     records: dict[bytes, Snapshot] = {}
     for report in reports:
         if report.status is None:
@@ -111,9 +120,11 @@ def collect(
                 if bytes(snap.id) != sid:
                     report.forged_records += 1
                     continue
+                if custody.snapshot_refusal(sid, snap.record):
+                    continue
                 records[sid] = snap
             report.snapshots[sid] = item
-    return reports, records
+    return reports, records, custody
 
 
 def policy_for(options: Options, cluster: Any, reports: list[NodeReport]) -> Policy:
@@ -136,12 +147,12 @@ def check_status(
     """Ask, audit (when options.audit and a key are given) and analyse."""
     clients = {t.name: NodeClient(t.address, key) for t in targets}
     try:
-        reports, records = collect(targets, clients, options.timeout)
+        reports, records, custody = collect(targets, clients, options.timeout)
         if options.audit and key is not None:
             from samizdat.client.audit import audit
 
             audit(reports, clients, records, bytes(key.archive_id), options.audit)
-        return analyse(reports, records, policy_for(options, cluster, reports))
+        return analyse(reports, records, policy_for(options, cluster, reports), custody)
     finally:
         for c in clients.values():
             c.close()
@@ -169,6 +180,8 @@ def _node_json(n: NodeReport) -> dict[str, Any]:
         "error": n.error,
         "node_id": n.node_id or None,
         "jurisdiction": n.jurisdiction or None,
+        "revoked": bool(n.revoked),
+        "revoked_reason": n.revoked or None,
     }
     if s is None:
         return out
@@ -312,6 +325,29 @@ def to_json(report: HealthReport, code: int, generated: float | None = None) -> 
         },
         "nodes": nodes,
         "snapshots": snapshots,
+        "custody": {
+            "revoked_nodes": [
+                {
+                    "node_id": r.node_id,
+                    "name": r.name,
+                    "archive_id": r.archive_id_hex,
+                    "reason": r.reason or None,
+                }
+                for r in report.revoked_nodes
+            ],
+            "members": [
+                {
+                    "archive_id": m.archive_id_hex,
+                    "key_id": m.key_hex,
+                    "role": m.role or None,
+                    "name": m.name or None,
+                    "revoked": m.revoked,
+                    "last_sequence": m.last_sequence,
+                    "kept_snapshots": m.kept_snapshots,
+                }
+                for m in report.members
+            ],
+        },
         "findings": [
             {
                 "severity": str(f.severity),

@@ -139,6 +139,20 @@ def print_status(report: HealthReport, code: int) -> None:
     rows = []
     for n in report.nodes:
         s = n.status
+        if n.revoked:
+            rows.append(
+                [
+                    n.name,
+                    n.jurisdiction or "-",
+                    n.node_id[:8] or "-",
+                    "-",
+                    "[red]revoked[/]",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+            continue
         if s is None:
             rows.append(
                 [
@@ -242,13 +256,16 @@ def print_status(report: HealthReport, code: int) -> None:
 
     hosts = [n.name for n in report.nodes]
     down = {n.name for n in report.nodes if not n.reachable}
+    revoked = {n.name for n in report.nodes if n.revoked}
     rows = []
     for r in report.snapshots:
         held = {h.node: h for h in r.holdings}
         cells = []
         for name in hosts:
             h = held.get(name)
-            if name in down:
+            if name in revoked:
+                cells.append("[red]revoked[/]")
+            elif name in down:
                 cells.append("[red]down[/]")
             elif h is None:
                 cells.append("n/a")
@@ -289,6 +306,29 @@ def print_status(report: HealthReport, code: int) -> None:
             rows,
         )
 
+    _print_custody(report)
+
     for f in report.findings:
         mark = "[red]problem[/]" if f.severity is Severity.DEGRADED else "[yellow]warning[/]"
         console.print(f"{mark}: {f.message}", highlight=False, soft_wrap=True)
+
+
+def _print_custody(report: HealthReport) -> None:
+    """Revoked nodes and the writer and reader keys the archive key certified or revoked."""
+    rows = [
+        [r.name or "-", r.node_id[:16], r.archive_id_hex[:12], "[red]revoked[/]", r.reason]
+        for r in report.revoked_nodes
+    ]
+    if rows:
+        print_table("Revoked nodes", ["node", "id", "archive", "state", "reason"], rows)
+    rows = []
+    for m in report.members:
+        state = (
+            f"[red]revoked[/] (keeps {m.kept_snapshots} snapshots, up to sequence "
+            f"{m.last_sequence})"
+            if m.revoked
+            else "[green]active[/]"
+        )
+        rows.append([m.name or "-", m.role or "?", m.key_hex[:16], m.archive_id_hex[:12], state])
+    if rows:
+        print_table("Writer and reader keys", ["name", "role", "key id", "archive", "state"], rows)

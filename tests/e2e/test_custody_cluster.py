@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from samizdat.core.errors import AccessDenied, SamizdatError
@@ -18,7 +19,7 @@ from samizdat.rpc.remote import NodeClient, peer_tokens
 from samizdat.server.identity import load_identity
 from tests.conftest import KeyFile
 from tests.crafted import craft_snapshot, file_entry, upload
-from tests.healthcluster import make_cluster, make_tree
+from tests.healthcluster import SCHEMA_PATH, make_cluster, make_tree
 from tests.nodeproc import NodeProcess, run_cli
 from tests.trees import assert_same_tree
 
@@ -175,9 +176,17 @@ def test_node_revoked_at_one_node_is_cut_off_by_all(
 
     # status names the revoked node; its copies no longer count.
     code, doc = cluster.status_json()
-    assert code == 0, doc
-    revoked = [n for n in doc["nodes"] if n.get("revoked")]
-    assert [n["name"] for n in revoked] == ["bern"]
+    assert code == 0, doc["findings"]
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    assert [n["name"] for n in doc["nodes"] if n["revoked"]] == ["bern"]
+    assert doc["custody"]["revoked_nodes"] == [
+        {
+            "node_id": bern.node_id,
+            "name": "bern",
+            "archive_id": archive_key.archive_id,
+            "reason": "seized",
+        }
+    ]
     code, doc = cluster.status_json("--replicas", "4")
     assert code == 1
     assert any("revoked" in f["message"] for f in doc["findings"]), doc["findings"]
