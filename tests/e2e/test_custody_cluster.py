@@ -205,3 +205,76 @@ def test_node_revoked_at_one_node_is_cut_off_by_all(
         bern.client(archive_key.key).status()
     except SamizdatError as e:  # pragma: no cover - bern itself still answers its operators
         raise AssertionError(e) from None
+
+
+def test_node_rejects_records_not_signed_by_its_archive_key_and_ignores_replays(
+    node: NodeProcess, archive_key: KeyFile, other_key: KeyFile, tmp_path: Path
+) -> None:
+    from samizdat.core.custody import sign_custody_record
+    from samizdat.core.errors import NotHosted, SignatureError, UsageError
+    from samizdat.core.signing import ed25519_sign
+    from samizdat.v1 import records_pb2 as pb
+
+    writer_file = tmp_path / "w.key"
+    code, out, err = run_cli(
+        "key", "delegate", archive_key, "--name", "w", "--out", writer_file, "--node", node.address
+    )
+    assert code == 0, err
+    writer_id = out.strip()
+    code, out, err = push(writer_file, node, make_tree(tmp_path / "src"))
+    assert code == 0, err
+    first = snapshot_of(out)
+    before = custody_kinds(node)
+
+    revocation = pb.CustodyRecord(
+        version=1,
+        archive_id=archive_key.key.archive_id,
+        serial=2**62,
+        node_revocation=pb.NodeRevocation(node_id=node.node_id),
+    )
+    raw = revocation.SerializeToString()
+    writer = load_key(writer_file)
+    forgeries = [
+        pb.SignedCustodyRecord(
+            record=raw, signature=ed25519_sign(writer.member_seed, "custody record", raw)
+        ),
+        pb.SignedCustodyRecord(record=raw, signature=other_key.key.sign("custody record", raw)),
+    ]
+    client = node.client()
+    try:
+        for forged in forgeries:
+            with pytest.raises(SignatureError):
+                client.put_custody_record(forged)
+        garbage = pb.SignedCustodyRecord(record=b"\xff garbage", signature=bytes(64))
+        with pytest.raises(UsageError, match="malformed"):
+            client.put_custody_record(garbage)
+        theirs = sign_custody_record(
+            other_key.key, pb.CustodyRecord(serial=1, node_revocation=revocation.node_revocation)
+        )
+        with pytest.raises(NotHosted):
+            client.put_custody_record(theirs.signed)
+    finally:
+        client.close()
+    assert custody_kinds(node) == before
+    assert first in listed(node)
+
+    # An older revocation (keeping the first snapshot), signed offline, is replayed after a
+    # newer one (keeping nothing): the newer one still decides.
+    old = tmp_path / "old.rec"
+    code, _, err = run_cli(
+        "key", "revoke-writer", archive_key, writer_id, "--keep", first, "--out", old
+    )
+    assert code == 0, err
+    code, _, err = run_cli(
+        "key", "revoke-writer", archive_key, writer_id, "--keep-through", "0",
+        "--node", node.address,
+    )  # fmt: skip
+    assert code == 0, err
+    assert first not in listed(node)
+    code, out, err = run_cli("key", "publish", old, "--node", node.address, "--json")
+    assert code == 0, err
+    assert json.loads(out)["stored_on"][0]["already_present"] is False
+    assert custody_kinds(node).count("key_revocation") == 2
+    assert first not in listed(node)
+    code, out, _ = run_cli("snapshots", "--node", node.address)
+    assert first[:16] not in out
