@@ -73,6 +73,7 @@ def fill(data_dir: Path, key: ArchiveKey, chunks: int, snapshots: int) -> float:
     started = time.monotonic()
     store = ChunkStore(data_dir)
     hosted = frozenset({bytes(key.archive_id)})
+    custody = NodeCustody(store, lambda: hosted)
     ids: list[bytes] = []
     batch: list[tuple[bytes, bytes]] = []
     for i in range(chunks):
@@ -102,13 +103,7 @@ def fill(data_dir: Path, key: ArchiveKey, chunks: int, snapshots: int) -> float:
             ),
         )
         snap = sign_snapshot(key, record)
-        accept_snapshot(
-            store,
-            snap.signed,
-            hosted,
-            require_complete=True,
-            custody=NodeCustody(store, lambda: hosted),
-        )
+        accept_snapshot(store, snap.signed, hosted, require_complete=True, custody=custody)
         print(f"  snapshot {s}: {upto:,} chunks in {len(lists)} chunk lists", file=sys.stderr)
     store.close()
     return time.monotonic() - started

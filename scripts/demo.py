@@ -1,9 +1,12 @@
 """The main job, end to end, on loopback: a three-node cluster in three jurisdictions.
 
-Creates an archive key and three nodes (own process, data dir and TLS identity each, peered
-with each other), pushes a sample archive to one node, waits until every node holds a
-complete copy, shows the snapshots, stops the first node, restores from the other two and
-checks the restored tree byte for byte. Everything lives under ./demo-cluster (recreated).
+Creates an archive key, splits it into 3-of-5 recovery shares, certifies a custodian's
+writer key and a reader key with it, and three nodes (own process, data dir and TLS identity
+each, peered with each other); pushes a sample archive to one node with the writer key, waits
+until every node holds a complete copy, shows the snapshots, stops the first node as if seized,
+rebuilds the archive key from three shares and revokes that node at a second one (the third
+learns it from its peer), restores from the other two with the reader key and checks the
+restored tree byte for byte. Everything lives under ./demo-cluster (recreated).
 """
 
 from __future__ import annotations
@@ -75,12 +78,34 @@ def wait_replicated(cluster: Path, timeout: float = 120) -> None:
     sys.exit("demo: replication did not converge in time")
 
 
+def wait_revoked(node: str, node_id: str, timeout: float = 60) -> None:
+    """Until `node` lists `node_id` as revoked (learned from its peer)."""
+    from samizdat.rpc.address import NodeAddress
+    from samizdat.rpc.remote import NodeClient
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        peers = NodeClient(NodeAddress.parse(node)).status().peers
+        if any(p.revoked and p.node_id == node_id for p in peers):
+            print("oslo learned the revocation from berlin", flush=True)
+            return
+        time.sleep(0.5)
+    sys.exit("demo: the revocation did not reach oslo in time")
+
+
 def main() -> None:
     if ROOT.exists():
         shutil.rmtree(ROOT)
     ROOT.mkdir()
     key = ROOT / "archive.key"
     archive_id = run("samizdat", "key", "new", str(key))
+    # Custody: recovery shares for the archive key, a writer key for daily pushes, a reader
+    # key for restores. In real use the archive key then leaves this machine.
+    run("samizdat", "key", "split", str(key), "--threshold", "3", "--shares", "5", "--out",
+        str(ROOT / "shares"))  # fmt: skip
+    writer, reader = ROOT / "amal-writer.key", ROOT / "reader.key"
+    run("samizdat", "key", "delegate", str(key), "--name", "amal", "--out", str(writer))
+    run("samizdat", "key", "reader", str(key), "--out", str(reader))
     ids = {}
     for name, cc, port in NODES:
         ids[name] = run(
@@ -139,17 +164,26 @@ def main() -> None:
         sample = ROOT / "sample-archive"
         make_sample(sample)
         paris = f"{ids['paris']}@127.0.0.1:7701"
-        run("samizdat", "push", "--key", str(key), "--node", paris, str(sample))
+        run("samizdat", "push", "--key", str(writer), "--node", paris, str(sample))
         wait_replicated(cluster)
         run("samizdat", "snapshots", "--cluster", str(cluster))
         run("samizdat", "status", "--cluster", str(cluster), check=False)
         print("stopping paris (as if seized)", flush=True)
         procs["paris"].send_signal(signal.SIGTERM)
         procs["paris"].wait(timeout=30)
+        shares = ROOT / "shares"
+        recovered = ROOT / "recovered.key"
+        run("samizdat", "key", "recover", *(str(shares / f"share-{i}.txt") for i in (1, 3, 5)),
+            "--out", str(recovered))  # fmt: skip
+        berlin = f"{ids['berlin']}@127.0.0.1:7702"
+        run("samizdat", "node", "revoke", "--key", str(recovered), ids["paris"], "--node", berlin,
+            "--reason", "seized")  # fmt: skip
+        wait_revoked(f"{ids['oslo']}@127.0.0.1:7703", ids["paris"])
+        run("samizdat", "status", "--cluster", str(cluster), check=False)
         restored = ROOT / "restored"
         others = [f"--node={ids[n]}@127.0.0.1:{p}" for n, _, p in NODES if n != "paris"]
-        run("samizdat", "restore", "--key", str(key), *others, str(restored))
-        run("samizdat", "verify", "--key", str(key), *others)
+        run("samizdat", "restore", "--key", str(reader), *others, str(restored))
+        run("samizdat", "verify", "--key", str(reader), *others)
         cmp = filecmp.dircmp(sample, restored)
         _check_same(cmp)
         print("restored tree is identical to the original: demo OK")
