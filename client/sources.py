@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from samizdat.core.custody import CustodyState, verify_custody_record
 from samizdat.core.errors import (
     PeerUnavailable,
     SamizdatError,
@@ -61,6 +62,11 @@ class ChunkSource(Protocol):
         """Signed records of the archive this source holds. Raises PeerUnavailable."""
         ...
 
+    def custody_records(self) -> list[pb.SignedCustodyRecord]:
+        """Custody records the source holds (revocations, certificates), unverified.
+        Raises PeerUnavailable."""
+        ...
+
     def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
         """One flag per id: does the source claim to hold it. Raises PeerUnavailable."""
         ...
@@ -95,6 +101,9 @@ class RemoteSource:
             for item in listing.snapshots
         ]
 
+    def custody_records(self) -> list[pb.SignedCustodyRecord]:
+        return list(self.client.list_custody_records(0).records)
+
     def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
         return self.client.has_chunks(list(ids))
 
@@ -127,9 +136,12 @@ def list_verified_snapshots(
     sources: Sequence[ChunkSource], archive_id: bytes
 ) -> list[SourceSnapshot]:
     """All snapshots of the archive that any reachable source lists, signatures verified,
-    sorted by (sequence, time). Forged records are skipped with a warning. Raises
-    PeerUnavailable when no source answers."""
+    sorted by (sequence, time). Forged records are skipped with a warning, and so are snapshots
+    of a writer key that a custody record from any source revokes without keeping them (a
+    seized node may still offer what a stolen key signed). Raises PeerUnavailable when no
+    source answers."""
     found: dict[bytes, tuple[Snapshot, list[bool | None]]] = {}
+    custody = CustodyState()
     reachable = [False] * len(sources)
     why: dict[int, str] = {}
     for index, source in enumerate(sources):
@@ -139,6 +151,7 @@ def list_verified_snapshots(
             why[index] = str(e)
             continue
         reachable[index] = True
+        _learn_custody(source, archive_id, custody)
         for item in listing:
             try:
                 snap = verify_snapshot(item.signed, archive_id)
@@ -149,11 +162,29 @@ def list_verified_snapshots(
             entry[1][index] = item.claims_complete
     if not any(reachable):
         raise PeerUnavailable("no source could be reached: " + "; ".join(why.values()))
+    for snapshot_id, (snap, _) in list(found.items()):
+        refusal = custody.snapshot_refusal(snapshot_id, snap.record)
+        if refusal:
+            log.warning("snapshot %s left out: %s", snap.id.short(), refusal)
+            del found[snapshot_id]
     ordered = sorted(
         found.values(), key=lambda t: (t[0].record.sequence, t[0].record.created_unix_ns)
     )
     down = tuple(f"{sources[i].label} ({why[i]})" for i in sorted(why))
     return [SourceSnapshot(snap, tuple(flags), tuple(reachable), down) for snap, flags in ordered]
+
+
+def _learn_custody(source: ChunkSource, archive_id: bytes, custody: CustodyState) -> None:
+    try:
+        records = source.custody_records()
+    except SamizdatError as e:  # withheld or unsupported: the other sources may have them
+        log.info("%s lists no custody records: %s", source.label, e)
+        return
+    for signed in records:
+        try:
+            custody.add(verify_custody_record(signed, archive_id))
+        except SignatureError as e:
+            log.warning("%s offers a forged custody record: %s", source.label, e)
 
 
 def resolve_snapshot(

@@ -114,6 +114,8 @@ class StoreSource:
         self._blob_read.set_verify_checksums(False)
         self._blob_read.fill_cache(False)
         self._snapshots = self._db.get_column_family("snapshots")
+        # Stores written before custody records existed have no such column family.
+        self._custody = self._db.get_column_family("custody") if "custody" in names else None
         self._state = self._db.get_column_family("snapshot_state")
         self._closed = False
 
@@ -166,6 +168,16 @@ class StoreSource:
                 _STATE.unpack(state) if state and len(state) == _STATE.size else (0, 0, 0)
             )
             out.append(ListedSnapshot(signed, held, total))
+        return out
+
+    def custody_records(self) -> list[pb.SignedCustodyRecord]:
+        self._check_open()
+        out = []
+        for raw in self._custody.values() if self._custody is not None else ():
+            try:
+                out.append(pb.SignedCustodyRecord.FromString(raw))
+            except DecodeError:
+                continue  # damaged: the caller's signature check would refuse it anyway
         return out
 
     def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:

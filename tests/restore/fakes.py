@@ -11,6 +11,7 @@ from samizdat.client.sources import ListedSnapshot
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import PeerUnavailable
 from samizdat.core.keys import ArchiveKey
+from samizdat.v1 import records_pb2 as pb
 
 
 def make_chunks(
@@ -71,6 +72,9 @@ class FakeSource:
         return self.local
 
     def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
+        return []
+
+    def custody_records(self) -> list[pb.SignedCustodyRecord]:
         return []
 
     def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:

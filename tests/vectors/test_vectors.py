@@ -14,6 +14,7 @@ import blake3
 from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import decode_chunk_list, encode_chunk_list
 from samizdat.core.codec import ChunkCodec
+from samizdat.core.custody import sign_custody_record, verify_custody_record
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import sign_snapshot, verify_snapshot
 from samizdat.core.tree import TREE_VERSION, iter_tree, write_message
@@ -175,6 +176,37 @@ def test_snapshot_record_format() -> None:
         record=bytes.fromhex(SNAPSHOT_RECORD), signature=bytes.fromhex(SNAPSHOT_SIGNATURE)
     )
     assert verify_snapshot(stored, bytes.fromhex(ARCHIVE_ID)).id.hex() == SNAPSHOT_ID
+
+
+CUSTODY_RECORD = (
+    "0801122003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b81880d095ffbc3120"
+    "8080a8b1e39fe7cb172a2a0a20404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e"
+    "5f10011a04616d616c"
+)
+CUSTODY_SIGNATURE = (
+    "0a278c3cb09c8d25a895bd1940e90ab82158eac262db1f00b3e31aa3500573929e58afa7cb349ed2e444cd04"
+    "a1fddf149d109e82fe6358bc7fd96422cd4ee00e"
+)
+CUSTODY_RECORD_ID = "90695e6d995c8aac4759807cf4d60280e8a00dcc50bdee13eab9ae4c1161122d"
+
+
+def test_custody_record_format() -> None:
+    """A writer certificate signed by the archive key (docs/format.md §16)."""
+    record = pb.CustodyRecord(
+        serial=1_700_000_000_000,
+        created_unix_ns=1_700_000_000_000_000_000,
+        certificate=pb.KeyCertificate(
+            member_key=bytes(range(64, 96)), role=pb.MEMBER_ROLE_WRITER, name="amal"
+        ),
+    )
+    rec = sign_custody_record(KEY, record)
+    assert rec.signed.record.hex() == CUSTODY_RECORD
+    assert rec.signed.signature.hex() == CUSTODY_SIGNATURE
+    assert rec.id.hex() == CUSTODY_RECORD_ID
+    stored = pb.SignedCustodyRecord(
+        record=bytes.fromhex(CUSTODY_RECORD), signature=bytes.fromhex(CUSTODY_SIGNATURE)
+    )
+    assert verify_custody_record(stored, bytes.fromhex(ARCHIVE_ID)).id.hex() == CUSTODY_RECORD_ID
 
 
 V1_ENTRY = pb.TreeEntry(

@@ -1,0 +1,61 @@
+"""Restore's choice of snapshot honours custody records from any source: a seized node that
+still offers what a stolen writer key signed cannot make it `latest`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from samizdat.client.sources import ListedSnapshot, resolve_snapshot
+from samizdat.core.custody import CustodyRecord, sign_custody_record
+from samizdat.core.keys import ArchiveKey
+from samizdat.core.records import Snapshot, sign_snapshot
+from samizdat.v1 import records_pb2 as pb
+
+ROOT = ArchiveKey.generate()
+WRITER, _ = ROOT.delegate(pb.MEMBER_ROLE_WRITER, "amal", serial=1)
+
+
+class Listing:
+    """A source that only lists records (resolve_snapshot reads nothing else)."""
+
+    def __init__(self, name: str, snaps: list[Snapshot], records: list[CustodyRecord]) -> None:
+        self.label, self.snaps, self.records = name, snaps, records
+
+    def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
+        return [ListedSnapshot(s.signed, 1, 1) for s in self.snaps]
+
+    def custody_records(self) -> list[pb.SignedCustodyRecord]:
+        return [r.signed for r in self.records]
+
+    def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
+        return [False] * len(ids)
+
+    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stolen_writer_keys_snapshot_is_not_latest() -> None:
+    legit = sign_snapshot(WRITER, pb.SnapshotRecord(sequence=1))
+    stolen = sign_snapshot(WRITER, pb.SnapshotRecord(sequence=7))  # made after the theft
+    revocation = sign_custody_record(
+        ROOT,
+        pb.CustodyRecord(
+            serial=2,
+            key_revocation=pb.KeyRevocation(
+                member_key=WRITER.member_key, kept_snapshot_ids=[bytes(legit.id)], last_sequence=1
+            ),
+        ),
+    )
+    seized = Listing("seized", [legit, stolen], [])  # withholds the revocation
+    honest = Listing("honest", [legit], [revocation])
+    archive = bytes(ROOT.archive_id)
+    assert resolve_snapshot([seized], archive, "latest").snapshot.id == stolen.id
+    assert resolve_snapshot([seized, honest], archive, "latest").snapshot.id == legit.id
+    # A forged "revocation" (not signed by the archive key) hides nothing.
+    forged = pb.SignedCustodyRecord(record=revocation.signed.record, signature=bytes(64))
+    liar = Listing("liar", [legit, stolen], [])
+    liar.custody_records = lambda: [forged]  # type: ignore[method-assign]
+    assert resolve_snapshot([liar], archive, "latest").snapshot.id == stolen.id
