@@ -198,6 +198,8 @@ class NodeClient:
             raise self._fail(e) from None
 
     def list_custody_records(self, after: int = 0) -> npb.ListCustodyRecordsResponse:
+        """Custody records stored at the node after `after`; none from a node whose software
+        predates them (no CustodyService), so mixed-version clusters keep replicating."""
         try:
             return self.custody_stub.ListCustodyRecords(
                 npb.ListCustodyRecordsRequest(after_position=after),
@@ -205,6 +207,8 @@ class NodeClient:
                 metadata=self.metadata(pb.ROLE_READER),
             )
         except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return npb.ListCustodyRecordsResponse(last_position=after)
             raise self._fail(e) from None
 
     def close(self) -> None:
