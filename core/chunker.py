@@ -79,6 +79,7 @@ class Chunker:
         self._below_avg = (1 << 64) // (2 * before_avg)
         self._above_avg = min((1 << 64) - 1, self._below_avg * AFTER_AVG_FACTOR)
         self._key = cut_key
+        self._buffer = bytearray()  # iter_chunks' read buffer, reused
 
     @classmethod
     def for_archive(cls, key: ArchiveKey, params: ChunkerParams = ChunkerParams()) -> Chunker:
@@ -113,9 +114,12 @@ class Chunker:
 
     def iter_chunks(self, stream: BinaryIO, read_size: int = READ_SIZE) -> Iterator[bytes]:
         """Yield the chunks of `stream` (memory: read_size plus one chunk); the cut points are
-        those of iter_buffer over the whole stream."""
-        buf = bytearray(self.params.max_size + read_size)
-        filled, eof = 0, False
+        those of iter_buffer over the whole stream. One stream at a time per Chunker (the
+        read buffer is reused)."""
+        size = self.params.max_size + read_size
+        if len(self._buffer) != size:  # allocated (and zeroed) once, not per file
+            self._buffer = bytearray(size)
+        buf, filled, eof = self._buffer, 0, False
         with memoryview(buf) as view:
             while True:
                 while not eof and filled < len(buf):

@@ -106,3 +106,16 @@ def test_sizes_stay_near_the_configured_average() -> None:
     sizes = [len(c) for c in chunker(99, ChunkerParams()).iter_buffer(data)]
     mean = sum(sizes[:-1]) / len(sizes[:-1])
     assert 200 << 10 < mean < 350 << 10, mean  # ~271 KiB expected; 30 chunks, wide margin
+
+
+def test_one_chunker_cuts_streams_one_after_another() -> None:
+    """iter_chunks reuses one read buffer: a stream left half-read must not disturb the next."""
+    rng = random.Random(7)
+    first, second = rng.randbytes(120_000), rng.randbytes(300_000)
+    c = chunker(3)
+    abandoned = c.iter_chunks(io.BytesIO(first), read_size=20_000)
+    next(abandoned)
+    assert list(c.iter_chunks(io.BytesIO(second), read_size=20_000)) == list(
+        chunker(3).iter_buffer(second)
+    )
+    assert list(c.iter_chunks(io.BytesIO(first))) == list(chunker(3).iter_buffer(first))
