@@ -123,7 +123,7 @@ class Chunker:
         with memoryview(buf) as view:
             while True:
                 while not eof and filled < len(buf):
-                    got = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+                    got = _read_into(stream, view[filled:])
                     eof = not got
                     filled += got or 0
                 start, data = 0, view[:filled]
@@ -136,3 +136,13 @@ class Chunker:
                     return
                 view[: filled - start] = view[start:filled]  # the unfinished rest to the front
                 filled -= start
+
+
+def _read_into(stream: BinaryIO, into: memoryview) -> int:
+    """Fill the start of `into` from `stream`; return the bytes read (0 at the end)."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return int(readinto(into) or 0)
+    block = stream.read(len(into))
+    into[: len(block)] = block
+    return len(block)

@@ -119,3 +119,19 @@ def test_one_chunker_cuts_streams_one_after_another() -> None:
         chunker(3).iter_buffer(second)
     )
     assert list(c.iter_chunks(io.BytesIO(first))) == list(chunker(3).iter_buffer(first))
+
+
+class _ReadOnly:
+    """A stream with read() only (no readinto), returning short reads."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, n: int) -> bytes:
+        return self._data.read(min(n, 3000))
+
+
+def test_streams_without_readinto_cut_the_same() -> None:
+    data = random.Random(8).randbytes(150_000)
+    got = list(chunker(4).iter_chunks(_ReadOnly(data), read_size=20_000))  # type: ignore[arg-type]
+    assert got == list(chunker(4).iter_buffer(data))
