@@ -75,6 +75,7 @@ key_option = click.option(
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@click.version_option(package_name="samizdat", prog_name="samizdat")
 def cli() -> None:
     """samizdat: replicated, end-to-end encrypted, verifiable archives."""
 

@@ -4,7 +4,8 @@
 #   scripts/test.sh                 # set up if needed, then run all checks
 #   scripts/test.sh -k chunker -x   # extra arguments go to pytest
 #
-# Needs only Python 3.11 (python3.11 on PATH, or PYTHON=/path/to/python) and npm. It runs
+# Needs only Python 3.11 (python3.11 on PATH, or PYTHON=/path/to/python) and npm (under CI=true
+# as root it also installs promtool with apt-get). It runs
 # scripts/setup.sh (the one place that creates .venv and installs the package editable with
 # its [dev] extra), installs buf with `npm ci` (package-lock.json), then runs, in order:
 #
@@ -46,6 +47,16 @@ if [[ ${CI:-} == true || ! -f $npm_stamp || $(<"$npm_stamp") != "$want" ]]; then
   say "npm ci (buf)"
   npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed"
   echo "$want" >"$npm_stamp"
+fi
+
+# promtool unit-tests deploy/prometheus (tests/ops/test_deploy.py). CI (root) installs it from
+# Debian's `prometheus` package (about 35 s); elsewhere those tests say they were skipped.
+if [[ ${CI:-} == true && $(id -u) == 0 ]] && ! command -v promtool >/dev/null \
+  && command -v apt-get >/dev/null; then
+  say "apt-get install prometheus (promtool)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends prometheus >/dev/null; } \
+    || echo "test.sh: could not install promtool; the rule tests will be skipped" >&2
 fi
 
 # --------------------------------------------------------------------------------- checks

@@ -56,6 +56,7 @@ def _reload_running(directory: Path) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="samizdat", prog_name="samizdat-node")
 def cli() -> None:
     """Run a samizdat storage node.
 

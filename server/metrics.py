@@ -9,13 +9,17 @@ peer sync times) are read from the node's incremental counters at scrape time by
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from samizdat.core.tokens import Caller
@@ -23,6 +27,8 @@ from samizdat.v1 import records_pb2 as pb
 
 if TYPE_CHECKING:
     from samizdat.server.runtime import NodeRuntime
+
+WsgiApp = Callable[..., Iterable[bytes]]
 
 RPC_BUCKETS = (
     0.001,
@@ -112,13 +118,25 @@ class NodeMetrics:
         """A server interceptor that times every RPC into `samizdat_rpc_seconds`."""
         return _RpcTimer(self.rpc_seconds)
 
-    def serve(self, listen: str) -> int:
-        """Start the /metrics HTTP endpoint; return its port."""
+    def serve(self, listen: str, wrap: Callable[[WsgiApp], WsgiApp] | None = None) -> int:
+        """Start the /metrics HTTP endpoint (its WSGI app passed through `wrap`, which may
+        answer other paths) in a daemon thread; return its port."""
         host, _, port = listen.rpartition(":")
-        server, _thread = start_http_server(
-            int(port), addr=host.strip("[]"), registry=self.registry
+        family, _, _, _, sockaddr = socket.getaddrinfo(
+            host.strip("[]"), int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        app = make_wsgi_app(self.registry)
+        server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
+        httpd = make_server(
+            sockaddr[0], int(port), wrap(app) if wrap else app, server_class, _QuietHandler
         )
-        return int(server.server_port)
+        threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True).start()
+        return int(httpd.server_port)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
+        pass
 
 
 class NodeCollector(Collector):
@@ -148,6 +166,21 @@ class NodeCollector(Collector):
         usage = shutil.disk_usage(store.path)
         yield GaugeMetricFamily(
             "samizdat_disk_free_bytes", "Free bytes on the store's disk", value=usage.free
+        )
+        yield GaugeMetricFamily(
+            "samizdat_disk_size_bytes", "Size of the store's disk", value=usage.total
+        )
+        config = node.config
+        yield GaugeMetricFamily(
+            "samizdat_sync_interval_seconds",
+            "Configured seconds between replication rounds",
+            value=config.sync_interval,
+        )
+        replicator = node.replicator
+        yield GaugeMetricFamily(
+            "samizdat_replication_last_round_timestamp_seconds",
+            "End of the last finished replication round (0: none since start)",
+            value=replicator.last_round_finished_unix if replicator is not None else 0,
         )
 
         labels = ["snapshot", "archive"]
@@ -198,6 +231,16 @@ class NodeCollector(Collector):
             "samizdat_scrub_last_pass_completed_timestamp_seconds",
             "End of the last completed scrub pass",
             value=scrub.last_pass_completed_unix,
+        )
+        yield GaugeMetricFamily(
+            "samizdat_scrub_pass_started_timestamp_seconds",
+            "Start of the scrub pass in progress (0: idle between passes)",
+            value=scrub.pass_started_unix,
+        )
+        yield GaugeMetricFamily(
+            "samizdat_scrub_interval_seconds",
+            "Configured seconds from the start of one scrub pass to the next",
+            value=config.scrub_interval,
         )
 
         last = GaugeMetricFamily(

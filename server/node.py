@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from samizdat.rpc.limits import CHANNEL_OPTIONS
+from samizdat.server import healthcheck
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.service import add_servicers
 
@@ -57,10 +58,13 @@ def serve(directory: Path, ready_file: Path | None = None) -> None:
     from samizdat.server.workers import start_workers
 
     start_workers(node)
+    node.serving.set()
     if node.config.metrics_listen:
-        metrics_port = node.metrics.serve(node.config.metrics_listen)
+        metrics_port = node.metrics.serve(
+            node.config.metrics_listen, wrap=lambda app: healthcheck.wsgi_app(node, app)
+        )
         log.info(
-            "metrics on http://%s:%d/metrics",
+            "metrics on http://%s:%d/metrics (health: /healthz)",
             node.config.metrics_listen.rpartition(":")[0],
             metrics_port,
         )
@@ -74,9 +78,14 @@ def serve(directory: Path, ready_file: Path | None = None) -> None:
     )
     if ready_file is not None:
         ready_file.write_text(f"{port}\n")
+    healthcheck.start_watchdog(node)
     while (received := signal.sigwait(CONTROL_SIGNALS)) == signal.SIGHUP:
+        healthcheck.sd_notify("RELOADING=1")
         node.reload()
+        healthcheck.sd_notify("READY=1")
     log.info("stopping (%s)", signal.Signals(received).name)
+    healthcheck.sd_notify("STOPPING=1")
+    node.serving.clear()
     server.stop(grace=5).wait()
     node.close()
     log.info("stopped cleanly")

@@ -110,6 +110,10 @@ class Replicator:
         self._idle_rounds: dict[bytes, int] = {}
         self._retry_at: dict[bytes, float] = {}
         self.rounds = 0
+        # For /healthz and the metrics: set by the loop around each round.
+        self.round_in_progress = False
+        self.last_round_finished = 0.0  # time.monotonic(); 0: none yet
+        self.last_round_finished_unix = 0.0
         self._progress: _FillProgress | None = None
         self._progress_lock = threading.Lock()
         # Quarantined chunks that no reachable peer claimed when last asked (in memory: after
@@ -201,10 +205,14 @@ class Replicator:
         node = self.node
         while not node.stopping.is_set():
             node.wake.clear()
+            self.round_in_progress = True
             try:
                 self.run_round()
+                self.last_round_finished = time.monotonic()
+                self.last_round_finished_unix = time.time()
             except Exception:  # a round must never kill the loop
                 log.exception("replication round failed")
+            self.round_in_progress = False
             node.wake.wait(node.config.sync_interval)
             node.maybe_reload()
 

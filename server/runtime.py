@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from samizdat.core.records import Snapshot
@@ -31,6 +32,8 @@ class NodeRuntime:
         self.custody = NodeCustody(self.store, lambda: self.config.hosted_archives)
         self.metrics = NodeMetrics()
         self.metrics.watch(self)
+        self.started = time.monotonic()
+        self.serving = threading.Event()  # set while the gRPC server is up
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.workers: list[threading.Thread] = []

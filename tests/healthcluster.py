@@ -15,7 +15,7 @@ import tomlkit
 from samizdat.core.chunklist import decode_chunk_list
 from samizdat.core.records import verify_snapshot
 from tests.conftest import KeyFile
-from tests.nodeproc import NodeProcess, run_cli
+from tests.nodeproc import NodeProcess, free_port, run_cli
 
 JURISDICTIONS = {"paris": "FR", "berlin": "DE", "oslo": "NO", "bern": "CH"}
 SCHEMA_PATH = Path(__file__).parents[1] / "docs" / "status.schema.json"
@@ -28,6 +28,16 @@ def configure(node: NodeProcess, **values: object) -> None:
     for k, v in values.items():
         doc[k] = v
     path.write_text(tomlkit.dumps(doc))
+
+
+def start_with_metrics(node_factory: Callable[..., NodeProcess]) -> tuple[NodeProcess, int]:
+    """Start one node (n1) with its metrics listener on a free loopback port; return it and
+    that port."""
+    port = free_port()
+    node = node_factory("n1", start=False)
+    configure(node, metrics_listen=f"127.0.0.1:{port}")
+    node.start()
+    return node, port
 
 
 def make_tree(root: Path, seed: int = 1) -> Path:

@@ -24,8 +24,11 @@ STOP_TIMEOUT = 15.0
 CLI_TIMEOUT = 120.0
 
 
-def entry_point(name: str) -> str:
-    """Path of an installed console script (next to this interpreter, else on PATH)."""
+def entry_point(name: str, bin_dir: Path | None = None) -> str:
+    """Path of an installed console script: in `bin_dir` if given (another installation),
+    else next to this interpreter, else on PATH."""
+    if bin_dir is not None:
+        return str(bin_dir / name)
     candidate = VENV_BIN / name
     if candidate.exists():
         return str(candidate)
@@ -57,11 +60,12 @@ def run_cli(
     cwd: str | os.PathLike[str] | None = None,
     timeout: float = CLI_TIMEOUT,
     program: str = "samizdat",
+    bin_dir: Path | None = None,
 ) -> tuple[int, str, str]:
-    """Run the real `samizdat` CLI; return (exit code, stdout, stderr). Never raises on a
-    non-zero exit (tests assert on it)."""
+    """Run the real `samizdat` CLI (from `bin_dir` if given); return (exit code, stdout,
+    stderr). Never raises on a non-zero exit (tests assert on it)."""
     proc = subprocess.run(
-        [entry_point(program), *map(os.fspath, args)],
+        [entry_point(program, bin_dir), *map(os.fspath, args)],
         env=_env(env),
         cwd=cwd,
         capture_output=True,
@@ -75,9 +79,11 @@ def run_cli(
     )
 
 
-def run_node_cli(*args: str | os.PathLike[str], timeout: float = 60.0) -> tuple[int, str, str]:
+def run_node_cli(
+    *args: str | os.PathLike[str], timeout: float = 60.0, bin_dir: Path | None = None
+) -> tuple[int, str, str]:
     """Run the real `samizdat-node` CLI; return (exit code, stdout, stderr)."""
-    return run_cli(*args, timeout=timeout, program="samizdat-node")
+    return run_cli(*args, timeout=timeout, program="samizdat-node", bin_dir=bin_dir)
 
 
 def spawn_cli(
@@ -117,8 +123,10 @@ class NodeProcess:
         port: int | None = None,
         name: str | None = None,
         jurisdiction: str = "",
+        bin_dir: Path | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.bin_dir = bin_dir  # another installation's scripts (default: this venv's)
         self.port = port or free_port()
         self.name = name or self.directory.name
         self.jurisdiction = jurisdiction
@@ -131,7 +139,7 @@ class NodeProcess:
     # ------------------------------------------------------------ configuration
 
     def _cli(self, *args: str) -> str:
-        code, out, err = run_node_cli(*args)
+        code, out, err = run_node_cli(*args, bin_dir=self.bin_dir)
         if code != 0:
             raise NodeError(f"samizdat-node {' '.join(args)} exited {code}: {err.strip()}")
         return out
@@ -202,7 +210,7 @@ class NodeProcess:
         self._log_handle = log
         self.proc = subprocess.Popen(
             [
-                entry_point("samizdat-node"),
+                entry_point("samizdat-node", self.bin_dir),
                 "serve",
                 str(self.directory),
                 "--log-level",
@@ -214,6 +222,7 @@ class NodeProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=_env(),
+            cwd=self.directory.parent,  # a node depends on no working directory
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

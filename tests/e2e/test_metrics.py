@@ -89,6 +89,12 @@ def test_metrics_endpoint_reports_store_snapshots_pulls_scrub_and_rpc_latency(
     assert value(samples, "samizdat_scrub_enabled") == 1
     assert value(samples, "samizdat_scrub_verified_since_timestamp_seconds") > 0
     assert value(samples, "samizdat_peer_last_sync_timestamp_seconds", **peer) > 0
+    # What the alerting rules (deploy/prometheus) compare against.
+    assert value(samples, "samizdat_disk_size_bytes") >= value(samples, "samizdat_disk_free_bytes")
+    assert value(samples, "samizdat_sync_interval_seconds") > 0
+    assert value(samples, "samizdat_scrub_interval_seconds") == 1
+    assert value(samples, "samizdat_scrub_pass_started_timestamp_seconds") >= 0
+    assert value(samples, "samizdat_replication_last_round_timestamp_seconds") > 0
     # RPC latencies: the status call above, and the peer's pulls from this node.
     get_status = value(samples, "samizdat_rpc_seconds_count", method="GetStatus", outcome="ok")
     assert get_status >= 1
