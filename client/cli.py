@@ -8,20 +8,26 @@ not be read and are not in it.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import os
 import stat
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from samizdat.client import custody_cmd, terminal
+from samizdat.client import custody_cmd, jsonout, terminal
 from samizdat.client.cluster import load_cluster
 from samizdat.core.errors import PeerUnavailable, SamizdatError, UsageError
 from samizdat.core.keys import ArchiveKey, load_key, read_key_file, save_key
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.remote import NodeClient
+
+if TYPE_CHECKING:
+    from samizdat.client.ingest import PushStats
+    from samizdat.v1.records_pb2 import TreeEntry
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 EPILOG = "Exit codes: 0 success, 1 failure or degraded, 2 usage or connection error."
@@ -85,6 +91,12 @@ def key() -> None:
     """Archive keys, their recovery shares, writer and reader keys, revocations."""
 
 
+def _key_json(file: Path, archive_id: str, passphrase: bool) -> None:
+    jsonout.emit(
+        jsonout.document("key", archive_id=archive_id, file=str(file), passphrase=passphrase)
+    )
+
+
 @key.command("new")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(
@@ -93,14 +105,18 @@ def key() -> None:
     is_flag=True,
     help="Protect the key with a passphrase (Argon2id); or set SAMIZDAT_PASSPHRASE",
 )
-def key_new(file: Path, ask: bool) -> None:
+@jsonout.option("key")
+def key_new(file: Path, ask: bool, as_json: bool) -> None:
     """Create a new archive key in FILE (mode 0600) and print the archive id."""
     passphrase = _passphrase()
     if ask and passphrase is None:
         passphrase = click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
     k = ArchiveKey.generate()
     save_key(k, file, passphrase)
-    click.echo(k.archive_id.hex())
+    if as_json:
+        _key_json(file, k.archive_id.hex(), passphrase is not None)
+    else:
+        click.echo(k.archive_id.hex())
 
 
 for _command in custody_cmd.KEY_COMMANDS:
@@ -110,9 +126,16 @@ cli.add_command(custody_cmd.node_group)
 
 @key.command("show")
 @click.argument("file", type=click.Path(path_type=Path))
-def key_show(file: Path) -> None:
+@jsonout.option("key")
+def key_show(file: Path, as_json: bool) -> None:
     """Print the archive id of a key file (no passphrase needed)."""
-    click.echo(read_key_file(file).archive_id.hex())
+    from samizdat.v1 import records_pb2 as pb
+
+    kf = read_key_file(file)
+    if as_json:
+        _key_json(file, kf.archive_id.hex(), kf.kdf == pb.KDF_ARGON2ID)
+    else:
+        click.echo(kf.archive_id.hex())
 
 
 @cli.command(epilog=PUSH_EPILOG)
@@ -124,9 +147,15 @@ def key_show(file: Path) -> None:
     is_flag=True,
     help="Encode every chunk, without the local id cache (~/.cache/samizdat)",
 )
+@jsonout.option("push")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 def push(
-    key_path: Path, nodes: tuple[str, ...], cluster: Path | None, no_cache: bool, directory: Path
+    key_path: Path,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    no_cache: bool,
+    as_json: bool,
+    directory: Path,
 ) -> None:
     """Ingest DIRECTORY as a new signed snapshot."""
     from samizdat.client.ingest import push as do_push
@@ -156,14 +185,17 @@ def push(
             terminal.error(f"{e}; trying the next node")
             continue
         assert stats.snapshot is not None
-        terminal.say(
-            f"snapshot {stats.snapshot.id.hex()} (sequence {stats.snapshot.record.sequence}) "
-            f"stored on {client.label}\n"
-            f"  {stats.files} files, {stats.directories} dirs, {stats.symlinks} symlinks, "
-            f"{terminal.human_bytes(stats.plaintext_bytes)}; {stats.chunks} chunks "
-            f"({len_unique(stats)} unique); uploaded {stats.uploaded_chunks} chunks, "
-            f"{terminal.human_bytes(stats.uploaded_bytes)}"
-        )
+        if as_json:
+            _push_json(stats, client.label)
+        else:
+            terminal.say(
+                f"snapshot {stats.snapshot.id.hex()} (sequence {stats.snapshot.record.sequence})"
+                f" stored on {client.label}\n"
+                f"  {stats.files} files, {stats.directories} dirs, {stats.symlinks} symlinks, "
+                f"{terminal.human_bytes(stats.plaintext_bytes)}; {stats.chunks} chunks "
+                f"({len_unique(stats)} unique); uploaded {stats.uploaded_chunks} chunks, "
+                f"{terminal.human_bytes(stats.uploaded_bytes)}"
+            )
         if stats.not_saved:
             n = stats.not_saved
             terminal.warning(
@@ -174,6 +206,29 @@ def push(
             sys.exit(EXIT_INCOMPLETE)
         return
     raise last if last else UsageError("no node given")
+
+
+def _push_json(stats: PushStats, node: str) -> None:
+    assert stats.snapshot is not None
+    snap = stats.snapshot
+    jsonout.emit(
+        jsonout.document(
+            "push",
+            snapshot=snap.id.hex(),
+            sequence=snap.record.sequence,
+            archive=snap.archive_id.hex(),
+            node=node,
+            files=stats.files,
+            directories=stats.directories,
+            symlinks=stats.symlinks,
+            plaintext_bytes=stats.plaintext_bytes,
+            chunks=stats.chunks,
+            new_chunks=stats.new_chunks,
+            uploaded_chunks=stats.uploaded_chunks,
+            uploaded_bytes=stats.uploaded_bytes,
+            not_saved=stats.not_saved,
+        )
+    )
 
 
 def _size_in_background(directory: Path, transfer: terminal.Transfer) -> None:
@@ -210,7 +265,10 @@ def _time(ns: int) -> str:
 @node_option
 @cluster_option
 @click.option("--archive", default=None, help="Only this archive id (hex)")
-def snapshots(nodes: tuple[str, ...], cluster: Path | None, archive: str | None) -> None:
+@jsonout.option("snapshots")
+def snapshots(
+    nodes: tuple[str, ...], cluster: Path | None, archive: str | None, as_json: bool
+) -> None:
     """List the signed snapshots the nodes hold (signatures verified)."""
     from samizdat.core.ids import ArchiveId
     from samizdat.core.records import verify_snapshot
@@ -219,11 +277,13 @@ def snapshots(nodes: tuple[str, ...], cluster: Path | None, archive: str | None)
     rows = []
     seen = set()
     reachable = 0
+    unreachable = []
     for client in node_clients(nodes, cluster):
         try:
             listing = client.list_snapshots(archive_id)
         except PeerUnavailable as e:
             terminal.error(str(e))
+            unreachable.append(client.label)
             continue
         reachable += 1
         for item in listing.snapshots:
@@ -234,8 +294,19 @@ def snapshots(nodes: tuple[str, ...], cluster: Path | None, archive: str | None)
             r = snap.record
             rows.append(
                 (
-                    r.archive_id.hex()[:12],
+                    r.archive_id.hex(),
                     r.sequence,
+                    {
+                        "snapshot": snap.id.hex(),
+                        "archive": r.archive_id.hex(),
+                        "sequence": r.sequence,
+                        "created_unix_ns": r.created_unix_ns,
+                        "files": r.totals.files,
+                        "plaintext_bytes": r.totals.plaintext_bytes,
+                        "chunks_held": item.chunks_held,
+                        "chunks_total": item.chunks_total,
+                        "node": client.label,
+                    },
                     [
                         snap.id.hex()[:16],
                         snap.archive_id.hex()[:12],
@@ -251,10 +322,14 @@ def snapshots(nodes: tuple[str, ...], cluster: Path | None, archive: str | None)
     if not reachable:
         raise PeerUnavailable("no node could be reached")
     rows.sort(key=lambda t: (t[0], t[1]))
+    if as_json:
+        found = [r[2] for r in rows]
+        jsonout.emit(jsonout.document("snapshots", snapshots=found, unreachable=unreachable))
+        return
     terminal.print_table(
         None,
         ["snapshot", "archive", "seq", "created", "files", "size", "chunks held", "node"],
-        [r[2] for r in rows],
+        [r[3] for r in rows],
     )
 
 
@@ -274,9 +349,6 @@ store_option = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="A copy of a node's data directory (or node directory) to read from, offline",
 )
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print a machine-readable summary (JSON) on stdout"
-)
 
 
 @cli.command("ls", epilog=EPILOG)
@@ -284,6 +356,7 @@ json_option = click.option(
 @node_option
 @cluster_option
 @store_option
+@jsonout.option("ls")
 @click.argument("snapshot")
 @click.argument("path", required=False, default="")
 def ls(
@@ -291,6 +364,7 @@ def ls(
     nodes: tuple[str, ...],
     cluster: Path | None,
     stores: tuple[Path, ...],
+    as_json: bool,
     snapshot: str,
     path: str,
 ) -> None:
@@ -314,9 +388,11 @@ def ls(
     finally:
         pool.close()
     want = normalize_paths([path])
-    for entry in iter_tree(tree):
-        if want and not selected(entry.path, want):
-            continue
+    entries = (e for e in iter_tree(tree) if not want or selected(e.path, want))
+    if as_json:
+        jsonout.emit_lines(_ls_json(e) for e in entries)
+        return
+    for entry in entries:
         name = entry.path.decode("utf-8", "replace")
         if entry.symlink_target:
             name += " -> " + entry.symlink_target.decode("utf-8", "replace")
@@ -324,6 +400,27 @@ def ls(
             f"{_mode_string(entry.kind, entry.mode)} {entry.size:>14} "
             f"{_time(entry.mtime_ns)} {name}"
         )
+
+
+def _ls_json(entry: TreeEntry) -> dict[str, object]:
+    """One line of `ls --json` (docs/ls.schema.json)."""
+    from samizdat.v1 import records_pb2 as pb
+
+    kind = {pb.ENTRY_KIND_DIRECTORY: "directory", pb.ENTRY_KIND_SYMLINK: "symlink"}
+    doc: dict[str, object] = {
+        "path": entry.path.decode("utf-8", "replace"),
+        "type": kind.get(entry.kind, "file"),
+        "mode": entry.mode,
+        "size": entry.size,
+        "mtime_ns": entry.mtime_ns,
+    }
+    try:
+        entry.path.decode("utf-8")
+    except UnicodeDecodeError:
+        doc["path_base64"] = base64.b64encode(entry.path).decode()
+    if entry.kind == pb.ENTRY_KIND_SYMLINK:
+        doc["target"] = entry.symlink_target.decode("utf-8", "replace")
+    return doc
 
 
 RESTORE_EPILOG = (
@@ -353,7 +450,7 @@ RESTORE_EPILOG = (
     help="Write what verifies of a damaged file as NAME.samizdat-salvaged (lost ranges "
     "zero-filled, listed in NAME.samizdat-salvaged.json), never under NAME",
 )
-@json_option
+@jsonout.option("restore")
 @click.argument("args", nargs=-1, required=True, metavar="[PATH ...] DEST")
 def restore(
     key_path: Path,
@@ -402,7 +499,7 @@ VERIFY_EPILOG = (
 @click.option(
     "--snapshot", default="latest", show_default=True, help="Snapshot id prefix, or 'latest'"
 )
-@json_option
+@jsonout.option("restore")
 @click.argument("paths", nargs=-1)
 def verify(
     key_path: Path,
@@ -435,12 +532,7 @@ STATUS_EPILOG = (
 @cli.command(epilog=STATUS_EPILOG)
 @node_option
 @cluster_option
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print JSON (schema: docs/status.schema.json) instead of tables",
-)
+@jsonout.option("status")
 @click.option(
     "--replicas",
     type=click.IntRange(min=1),
@@ -497,8 +589,6 @@ def status(
     """Replication health: is every snapshot held by enough nodes, in enough jurisdictions,
     and do those nodes really hold it? Asks every node for its counters (cheap at any
     archive size); --audit N checks N random chunks per node without trusting its word."""
-    import json
-
     from samizdat.client.status import (
         Options,
         check_status,
@@ -522,32 +612,31 @@ def status(
     report = check_status(targets, loaded, options, k)
     code = exit_code(report)
     if as_json:
-        click.echo(json.dumps(to_json(report, code), indent=2))
+        jsonout.emit(to_json(report, code))
     else:
         terminal.print_status(report, code)
     sys.exit(code)
 
 
 def main() -> None:
+    """Run the CLI; map errors to exit codes (and to JSON on stderr under --json)."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        terminal.error("aborted")
-        sys.exit(EXIT_FAILURE)
+        terminal.fail("aborted", "Aborted", EXIT_FAILURE)
     except click.ClickException as e:
-        e.show()
-        sys.exit(EXIT_USAGE)
+        if not jsonout.requested():
+            e.show()
+            sys.exit(EXIT_USAGE)
+        terminal.fail(e.format_message(), "UsageError", EXIT_USAGE)
     except (UsageError, PeerUnavailable) as e:
-        terminal.error(str(e))
-        sys.exit(EXIT_USAGE)
+        terminal.fail(str(e), type(e).__name__, EXIT_USAGE)
     except SamizdatError as e:
-        terminal.error(str(e))
-        sys.exit(EXIT_FAILURE)
+        terminal.fail(str(e), type(e).__name__, EXIT_FAILURE)
     except KeyboardInterrupt:
-        terminal.error("interrupted")
-        sys.exit(130)
+        terminal.fail("interrupted", "Interrupted", 130)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,10 @@ Files that cannot be restored or verified (chunks no source can serve) are liste
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from samizdat.client import terminal
+from samizdat.client import jsonout, terminal
 from samizdat.client.cluster import load_cluster
 from samizdat.client.damage import EXIT_INCOMPLETE
 from samizdat.client.fetch import SourcePool
@@ -113,8 +111,7 @@ def run(
                 stats = restorer.run(dest, wanted, overwrite)
         except KeyboardInterrupt:  # click would turn it into a generic "aborted" (exit 1)
             done = f" after {restorer.stats.files} files; {RESUME_HINT}" if dest else ""
-            terminal.error(f"interrupted{done}")
-            sys.exit(130)
+            terminal.fail(f"interrupted{done}", "Interrupted", 130)
         except (OutOfSpace, SamizdatError) as e:
             _report_sources(restorer.stats)
             _report_damage(verb, restorer.stats)
@@ -139,8 +136,7 @@ def run(
     _report_damage(verb, stats)
     code = EXIT_INCOMPLETE if stats.damage else 0
     if as_json:
-        json.dump(_summary(verb, found, stats), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        jsonout.emit(jsonout.document("restore", **_summary(verb, found, stats)))
         return code
     rate = stats.bytes / stats.seconds / 1e6 if stats.seconds else 0.0
     used = sum(1 for r in stats.sources if r.chunks)

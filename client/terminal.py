@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 from rich.progress import (
@@ -17,6 +17,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+
+from samizdat.client import jsonout
 
 if TYPE_CHECKING:
     from samizdat.client.health import HealthReport
@@ -45,7 +47,7 @@ class Transfer:
 
 @contextmanager
 def transfer_progress(label: str) -> Iterator[Transfer]:
-    if not err_console.is_terminal:
+    if not err_console.is_terminal or jsonout.requested():  # stderr carries JSON lines then
         yield Transfer(None, None)
         return
     with Progress(
@@ -74,11 +76,27 @@ def say(text: str) -> None:
 
 
 def error(text: str) -> None:
-    print(f"error: {text}", file=sys.stderr)
+    """Report a problem the command goes on after (a JSON warning under --json)."""
+    if jsonout.requested():
+        jsonout.warning(text)
+    else:
+        print(f"error: {text}", file=sys.stderr)
+
+
+def fail(text: str, kind: str, exit_code: int) -> NoReturn:
+    """Report why the command stops (a JSON error under --json) and exit with `exit_code`."""
+    if jsonout.requested():
+        jsonout.error(text, kind, exit_code)
+    else:
+        print(f"error: {text}", file=sys.stderr)
+    sys.exit(exit_code)
 
 
 def warning(text: str) -> None:
-    """On stderr; above the progress bar, if one is drawn."""
+    """On stderr; above the progress bar, if one is drawn (a JSON warning under --json)."""
+    if jsonout.requested():
+        jsonout.warning(text)
+        return
     err_console.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
 
 

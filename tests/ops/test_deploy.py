@@ -5,6 +5,7 @@ CI installs promtool (scripts/test.sh)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ DEPLOY = Path(__file__).parents[2] / "deploy"
 UNIT = DEPLOY / "systemd" / "samizdat-node.service"
 RULES = DEPLOY / "prometheus" / "samizdat-rules.yml"
 RULE_TESTS = DEPLOY / "prometheus" / "samizdat-rules.test.yml"
+DASHBOARD = DEPLOY / "prometheus" / "samizdat-dashboard.json"
 INSTALLED_PATH = "/usr/local/bin/samizdat-node"
 MAX_EXPOSURE = 2.0  # systemd-analyze security: 0 (locked down) .. 10 (exposed); now 1.0
 
@@ -103,10 +105,15 @@ def exported_names(port: int) -> set[str]:
     }
 
 
-def test_alerting_rules_use_only_metrics_a_node_exports(
+def test_rules_and_dashboard_use_only_metrics_a_node_exports(
     node_factory: Callable[..., NodeProcess],
 ) -> None:
     _node, port = start_with_metrics(node_factory)
+    exported = exported_names(port)
     used = set(re.findall(r"\bsamizdat_[a-z_]+", RULES.read_text()))
     assert len(used) >= 10, used
-    assert used <= exported_names(port), used - exported_names(port)
+    assert used <= exported, used - exported
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    exprs = " ".join(t["expr"] for p in panels for t in p["targets"])
+    shown = set(re.findall(r"\bsamizdat_[a-z_]+", exprs))
+    assert len(shown) >= 10 and shown <= exported, shown - exported
