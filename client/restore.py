@@ -42,7 +42,14 @@ from samizdat.client.damage import (
 )
 from samizdat.client.fetch import OrderedFetch, SourcePool, SourceReport
 from samizdat.client.hardlinks import LinkGroups
-from samizdat.client.safefs import SafeDest, SparseWriter, os_errors, partial_name, set_xattrs
+from samizdat.client.safefs import (
+    LinkRefused,
+    SafeDest,
+    SparseWriter,
+    os_errors,
+    partial_name,
+    set_xattrs,
+)
 from samizdat.client.salvage import keep_salvage, remove_salvage
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import (
@@ -89,6 +96,7 @@ class RestoreStats:
     sources: list[SourceReport] = field(default_factory=list)
     damage: DamageReport = field(default_factory=DamageReport)
     xattrs_refused: int = 0  # extended attributes the destination file system refused
+    links_copied: int = 0  # hard links the destination refused, restored as copies
 
 
 def load_tree(
@@ -371,12 +379,24 @@ class Restorer:
                 file_index += 1
                 target = links.target(entry)
                 if target is not None:
-                    if dest is None or dest.link(target, entry.path):
+                    if dest is None or self._link(dest, target, entry):
                         self.stats.files += 1
                 elif file_index in needed:
                     self._restore_file(entry, dest, fetch)
         for path, mode, mtime_ns in reversed(dirs):
             dest.set_meta(path, mode, mtime_ns)  # type: ignore[union-attr]
+
+    def _link(self, dest: SafeDest, target: bytes, entry: pb.TreeEntry) -> bool:
+        """Restore a later name of a hard-link group: a link, or a copy of the first name
+        where the destination cannot link. False if it was linked already."""
+        try:
+            return dest.link(target, entry.path)
+        except LinkRefused:
+            self.stats.links_copied += 1
+            self.stats.xattrs_refused += dest.copy_file(
+                target, entry.path, entry.mode, entry.mtime_ns, entry.xattrs
+            )
+            return True
 
     def _restore_file(
         self, entry: pb.TreeEntry, dest: SafeDest | None, fetch: OrderedFetch

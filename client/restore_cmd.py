@@ -66,6 +66,7 @@ def _summary(verb: str, found: SourceSnapshot, stats: RestoreStats) -> dict[str,
         "skipped_files": stats.skipped_files,
         "skipped_bytes": stats.skipped_bytes,
         "xattrs_refused": stats.xattrs_refused,
+        "links_copied": stats.links_copied,
         "chunks_fetched": stats.chunks_fetched,
         "bytes_fetched": stats.bytes_fetched,
         "seconds": round(stats.seconds, 3),
@@ -132,6 +133,11 @@ def run(
         terminal.warning(
             f"the destination refused {stats.xattrs_refused} extended attribute(s) "
             "(a file system without xattr support?); the files themselves are restored"
+        )
+    if stats.links_copied:
+        terminal.warning(
+            f"the destination refused {stats.links_copied} hard link(s); those names were "
+            "restored as copies"
         )
     _report_damage(verb, stats)
     code = EXIT_INCOMPLETE if stats.damage else 0

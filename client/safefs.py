@@ -60,6 +60,14 @@ def os_errors(path: bytes) -> Iterator[None]:
         ) from None
 
 
+class LinkRefused(Exception):
+    """The destination cannot hard-link there (no hard links on its file system, the
+    target's link limit reached, or an immutable target)."""
+
+
+_LINK_REFUSALS = (errno.EMLINK, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
+
+
 class SafeDest:
     """A restore destination. Not thread-safe: one writer thread uses it."""
 
@@ -216,7 +224,8 @@ class SafeDest:
 
     def link(self, target: bytes, path: bytes) -> bool:
         """Make `path` a hard link to the already restored file `target` (both tree paths),
-        replacing what is at `path` atomically. False if it was that file already."""
+        replacing what is at `path` atomically. False if it was that file already; raises
+        LinkRefused where the destination cannot link (copy it then)."""
         target_fd, target_name = self.open_parent(target, create=False)
         try:
             fd, name = self._parent(path, create=True)
@@ -233,13 +242,48 @@ class SafeDest:
                 tmp = partial_name(name)
                 with suppress(FileNotFoundError):
                     os.unlink(tmp, dir_fd=fd)
-                os.link(
-                    target_name, tmp, src_dir_fd=target_fd, dst_dir_fd=fd, follow_symlinks=False
-                )
+                try:
+                    os.link(
+                        target_name, tmp, src_dir_fd=target_fd, dst_dir_fd=fd, follow_symlinks=False
+                    )
+                except OSError as e:
+                    if e.errno in _LINK_REFUSALS:
+                        raise LinkRefused(e.strerror) from None
+                    raise
                 os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         finally:
             os.close(target_fd)
         return True
+
+    def copy_file(
+        self, target: bytes, path: bytes, mode: int, mtime_ns: int, xattrs: Sequence[Xattr]
+    ) -> int:
+        """Restore `path` as a copy of the restored file `target` (holes kept), through a
+        partial file like any restored file; return the xattrs refused (see set_xattrs)."""
+        src_fd = self.open_read(target)
+        try:
+            parent_fd, name, fd = self.open_partial(path)
+            try:
+                writer = SparseWriter(fd, path)
+                with os_errors(path):
+                    while block := os.read(src_fd, 1 << 20):
+                        writer.write(block)
+                writer.finish()
+                refused = set_xattrs(fd, xattrs, path)
+                with os_errors(path):
+                    fd, closing = -1, fd
+                    os.close(closing)
+                self.commit(parent_fd, name, mode, mtime_ns)
+            except BaseException:
+                if fd >= 0:
+                    os.close(fd)
+                self.discard(parent_fd, name)
+                raise
+            finally:
+                os.close(parent_fd)
+        finally:
+            os.close(src_fd)
+        return refused
 
     def set_dir_xattrs(self, path: bytes, xattrs: Sequence[Xattr]) -> int:
         """Set extended attributes on a restored directory; see `set_xattrs`."""

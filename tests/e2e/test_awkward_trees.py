@@ -5,6 +5,8 @@ node process, real CLI."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,30 @@ def test_verify_counts_hard_links_once_fetched(
     code, out, err = run_cli("verify", "--key", archive_key.path, "--node", node.address)
     assert code == 0, err
     assert ": 6 files" in out, out
+
+
+def test_names_the_destination_cannot_link_are_restored_as_copies(
+    node: NodeProcess, archive_key: KeyFile, tmp_path: Path
+) -> None:
+    # An immutable file cannot get another link (EPERM), as on a file system without hard
+    # links (FAT, exFAT): the later names become copies, with a warning.
+    if os.geteuid() != 0 or shutil.which("chattr") is None:
+        pytest.skip("needs root and chattr to make a file immutable")
+    src = build_fidelity_tree(tmp_path / "src", xattrs=False)
+    push(archive_key, node, src)
+    dest = tmp_path / "dest"
+    restore(archive_key, node, dest, "hard/a.bin")
+    first = dest / "hard" / "a.bin"
+    if subprocess.run(["chattr", "+i", first], capture_output=True).returncode != 0:
+        pytest.skip(f"{tmp_path} does not support the immutable flag")
+    try:
+        code, out, err = run_cli("restore", "--key", archive_key.path, "--node", node.address, dest)
+    finally:
+        subprocess.run(["chattr", "-i", first], check=True)
+    assert code == 0, err
+    assert "refused 2 hard link(s); those names were restored as copies" in err
+    tree = read_tree(dest)
+    for name in (b"hard/b-link.bin", b"other/c-link.bin"):
+        assert tree[name].content == (src / "hard" / "a.bin").read_bytes()
+        assert tree[name].links == ()
+        assert tree[name].mtime_ns == tree[b"hard/a.bin"].mtime_ns
