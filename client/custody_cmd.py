@@ -10,7 +10,6 @@ publish` sends later, so the archive key can stay on an offline machine (docs/op
 from __future__ import annotations
 
 import base64
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import click
 
-from samizdat.client import terminal
+from samizdat.client import jsonout, terminal
 from samizdat.core.custody import (
     CustodyRecord,
     next_serial,
@@ -49,9 +48,7 @@ cluster_option = click.option(
     default=None,
     help="Cluster file (TOML): send the record to every node in it",
 )
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print a machine-readable summary (JSON) on stdout"
-)
+json_option = jsonout.option("custody")
 record_out_option = click.option(
     "--out",
     "record_out",
@@ -76,8 +73,9 @@ def _clients(nodes: Sequence[str], cluster: Path | None) -> list[NodeClient]:
 
 
 def _emit(as_json: bool, doc: dict[str, Any], text: str) -> None:
+    """Print the result: `text` for people, or one object (docs/custody.schema.json)."""
     if as_json:
-        click.echo(json.dumps(doc, indent=2))
+        jsonout.emit(jsonout.document("custody", **doc))
     else:
         click.echo(text)
 

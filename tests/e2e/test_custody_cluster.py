@@ -20,6 +20,7 @@ from samizdat.server.identity import load_identity
 from tests.conftest import KeyFile
 from tests.crafted import craft_snapshot, file_entry, upload
 from tests.healthcluster import SCHEMA_PATH, make_cluster, make_tree
+from tests.jsonschemas import json_object
 from tests.nodeproc import NodeProcess, run_cli
 from tests.trees import assert_same_tree
 
@@ -66,7 +67,7 @@ def test_writer_key_pushes_reader_restores_revocation_reaches_every_node(
         "--node", paris.address, "--json",
     )  # fmt: skip
     assert code == 0, err
-    doc = json.loads(out)
+    doc = json_object(out, "custody")
     writer_id = doc["writer_id"]
     assert [s["already_present"] for s in doc["stored_on"]] == [False] and not doc["failed"]
     assert load_key(writer_file).member_key.hex() == writer_id
@@ -101,7 +102,7 @@ def test_writer_key_pushes_reader_restores_revocation_reaches_every_node(
         "key", "revoke-writer", archive_key, writer_id, "--node", paris.address, "--json"
     )
     assert code == 0, err
-    record = json.loads(out)["records"][0]
+    record = json_object(out, "custody")["records"][0]
     assert record["kind"] == "key_revocation"
     wait_for(
         "revocation on every node",
@@ -151,7 +152,7 @@ def test_node_revoked_at_one_node_is_cut_off_by_all(
         "--reason", "seized", "--json",
     )  # fmt: skip
     assert code == 0, err
-    assert json.loads(out)["records"][0]["subject"] == f"node:{bern.node_id}"
+    assert json_object(out, "custody")["records"][0]["subject"] == f"node:{bern.node_id}"
 
     def revoked_at(node: NodeProcess) -> bool:
         return any(p.revoked and p.node_id == bern.node_id for p in node.status().peers)
@@ -269,7 +270,7 @@ def test_node_rejects_records_not_signed_by_its_archive_key_and_ignores_replays(
     assert first not in listed(node)
     code, out, err = run_cli("key", "publish", old, "--node", node.address, "--json")
     assert code == 0, err
-    assert json.loads(out)["stored_on"][0]["already_present"] is False
+    assert json_object(out, "custody")["stored_on"][0]["already_present"] is False
     assert custody_kinds(node).count("key_revocation") == 2
     assert first not in listed(node)
     code, out, _ = run_cli("snapshots", "--node", node.address)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from samizdat.core.keys import load_key
 from tests.conftest import KeyFile
+from tests.jsonschemas import json_object
 
 pytestmark = pytest.mark.timeout(120)
 Cli = Callable[..., tuple[int, str, str]]
@@ -20,7 +20,7 @@ def split(
 ) -> list[Path]:
     code, stdout, err = cli("key", "split", key, "--out", out, "--json", *args, env=env)
     assert code == 0, err
-    return [Path(s["file"]) for s in json.loads(stdout)["shares"]]
+    return [Path(s["file"]) for s in json_object(stdout, "custody")["shares"]]
 
 
 def recover(
@@ -131,7 +131,7 @@ def test_only_the_archive_key_splits_delegates_and_revokes(
 ) -> None:
     code, out, err = cli("key", "reader", archive_key, "--out", tmp_path / "r.key", "--json")
     assert code == 0, err
-    doc = json.loads(out)
+    doc = json_object(out, "custody")
     assert doc["archive_id"] == archive_key.archive_id and len(doc["reader_id"]) == 64
     code, out, err = cli(
         "key", "delegate", archive_key, "--name", "amal", "--out", tmp_path / "w.key"

@@ -5,7 +5,6 @@ lines on stderr; shell completion scripts for bash, zsh and fish."""
 from __future__ import annotations
 
 import base64
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,24 +13,11 @@ import jsonschema
 import pytest
 
 from tests.conftest import KeyFile
+from tests.jsonschemas import json_lines, schema
 from tests.nodeproc import NodeProcess, free_port, run_cli
 from tests.trees import read_tree
 
 pytestmark = pytest.mark.timeout(120)
-
-DOCS = Path(__file__).parents[2] / "docs"
-
-
-def schema(name: str) -> dict[str, Any]:
-    return json.loads((DOCS / f"{name}.schema.json").read_text())  # type: ignore[no-any-return]
-
-
-def json_lines(text: str, name: str) -> list[dict[str, Any]]:
-    """Every line of `text` parsed and validated against docs/NAME.schema.json."""
-    docs = [json.loads(line) for line in text.splitlines()]
-    for doc in docs:
-        jsonschema.validate(doc, schema(name))
-    return docs
 
 
 def run_json(*args: str | os.PathLike[str], name: str) -> dict[str, Any]:
