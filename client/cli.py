@@ -270,6 +270,7 @@ def snapshots(
     nodes: tuple[str, ...], cluster: Path | None, archive: str | None, as_json: bool
 ) -> None:
     """List the signed snapshots the nodes hold (signatures verified)."""
+    from samizdat.core.errors import SignatureError
     from samizdat.core.ids import ArchiveId
     from samizdat.core.records import verify_snapshot
 
@@ -280,14 +281,18 @@ def snapshots(
     unreachable = []
     for client in node_clients(nodes, cluster):
         try:
-            listing = client.list_snapshots(archive_id)
+            listed = client.all_snapshots(archive_id)
         except PeerUnavailable as e:
             terminal.error(str(e))
             unreachable.append(client.label)
             continue
         reachable += 1
-        for item in listing.snapshots:
-            snap = verify_snapshot(item.snapshot)
+        for item in listed:
+            try:
+                snap = verify_snapshot(item.snapshot)
+            except SignatureError as e:
+                terminal.error(f"node {client.label} serves a forged record, skipped: {e}")
+                continue
             if snap.id in seen:
                 continue
             seen.add(snap.id)

@@ -96,6 +96,7 @@ class NodeReport:
     jurisdiction: str = ""  # from the cluster file; else what the node says
     status: npb.GetStatusResponse | None = None
     error: str | None = None
+    listed: list[npb.StoredSnapshot] = field(default_factory=list)  # as the node listed them
     snapshots: dict[bytes, npb.StoredSnapshot] = field(default_factory=dict)  # verified only
     forged_records: int = 0
     audit: AuditResult | None = None
@@ -495,12 +496,13 @@ def _node_findings(nodes: list[NodeReport], policy: Policy) -> list[Finding]:
             if p.revoked:
                 continue
             peer = names.get(p.node_id, p.node_id[:12])
-            if p.bad_chunks_received or p.bad_records_received:
+            if p.bad_chunks_received or p.bad_records_received or p.offences:
                 add(
                     Severity.WARNING,
                     "bad_data_from_peer",
                     f"node {n.name} received {p.bad_chunks_received} bad chunk(s) and "
-                    f"{p.bad_records_received} forged record(s) from peer {peer}"
+                    f"{p.bad_records_received} forged record(s) from peer {peer}, "
+                    f"{p.offences} wrong answer(s) in all"
                     + (f" (last: {p.last_offence})" if p.last_offence else ""),
                 )
             if not p.last_success_unix or s.time_unix - p.last_success_unix > policy.stale_sync:

@@ -349,8 +349,8 @@ class Pusher:
 
 
 def next_sequence(client: NodeClient, archive_id: bytes) -> int:
-    listing = client.list_snapshots(archive_id)
-    seqs = [pb.SnapshotRecord.FromString(s.snapshot.record).sequence for s in listing.snapshots]
+    listed = client.all_snapshots(archive_id)
+    seqs = [pb.SnapshotRecord.FromString(s.snapshot.record).sequence for s in listed]
     return max(seqs, default=0) + 1
 
 

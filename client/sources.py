@@ -21,7 +21,7 @@ from samizdat.core.errors import (
     SignatureError,
     SnapshotNotFound,
 )
-from samizdat.core.records import Snapshot, verify_snapshot
+from samizdat.core.records import Snapshot, verify_restorable, verify_snapshot
 from samizdat.rpc.limits import MAX_BATCH_IDS
 from samizdat.rpc.remote import NodeClient
 from samizdat.v1 import records_pb2 as pb
@@ -95,10 +95,9 @@ class RemoteSource:
         return False
 
     def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
-        listing = self.client.list_snapshots(archive_id)
         return [
             ListedSnapshot(item.snapshot, item.chunks_held, item.chunks_total)
-            for item in listing.snapshots
+            for item in self.client.all_snapshots(archive_id)
         ]
 
     def custody_records(self) -> list[pb.SignedCustodyRecord]:
@@ -154,9 +153,9 @@ def list_verified_snapshots(
         _learn_custody(source, archive_id, custody)
         for item in listing:
             try:
-                snap = verify_snapshot(item.signed, archive_id)
+                snap = verify_restorable(verify_snapshot(item.signed, archive_id))
             except SignatureError as e:
-                log.warning("%s offers a forged snapshot record: %s", source.label, e)
+                log.warning("%s offers a forged or unusable snapshot record: %s", source.label, e)
                 continue
             entry = found.setdefault(bytes(snap.id), (snap, [None] * len(sources)))
             entry[1][index] = item.claims_complete

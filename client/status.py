@@ -1,8 +1,8 @@
 """`samizdat status`: ask every node for its counters, audit on request, report health.
 
-One GetStatus call per node, in parallel; each answer is O(snapshots) (docs/status.md). The
-snapshot records in the answers are verified against the archive key they name, so a node
-cannot invent snapshots. The command's exit code comes from the findings' severities.
+One GetStatus call and one paged listing per node, in parallel; each answer is O(snapshots)
+(docs/status.md). The snapshot records listed are verified against the archive key they name,
+so a node cannot invent snapshots. The command's exit code comes from the findings' severities.
 """
 
 from __future__ import annotations
@@ -81,10 +81,12 @@ def _ask(target: Target, client: NodeClient, timeout: float) -> NodeReport:
         target.name, str(target.address), target.address.node_id, target.jurisdiction
     )
     try:
-        report.status = client.status(timeout=timeout)
+        status = client.status(timeout=timeout)
+        report.listed = client.all_snapshots(timeout=timeout)
     except SamizdatError as e:
         report.error = str(e)
         return report
+    report.status = status
     report.local_time = time.time()
     report.node_id = report.status.node_id
     report.jurisdiction = report.jurisdiction or report.status.jurisdiction
@@ -94,8 +96,9 @@ def _ask(target: Target, client: NodeClient, timeout: float) -> NodeReport:
 def collect(
     targets: list[Target], clients: dict[str, NodeClient], timeout: float
 ) -> tuple[list[NodeReport], dict[bytes, Snapshot], CustodyState]:
-    """GetStatus from every node in parallel; verify the custody and snapshot records they
-    list (snapshots a revoked writer made and its revocation does not keep are left out)."""
+    """GetStatus and the paged listing from every node in parallel; verify the custody and
+    snapshot records they list (snapshots a revoked writer made and its revocation does not
+    keep are left out)."""
     with ThreadPoolExecutor(max(1, min(16, len(targets)))) as pool:
         reports = list(pool.map(lambda t: _ask(t, clients[t.name], timeout), targets))
     custody = CustodyState()
@@ -109,7 +112,7 @@ def collect(
     for report in reports:
         if report.status is None:
             continue
-        for item in report.status.snapshots:
+        for item in report.listed:
             sid = bytes(item.snapshot_id)
             if sid not in records:
                 try:
@@ -236,6 +239,8 @@ def _node_json(n: NodeReport) -> dict[str, Any]:
                     "bad_records_received": p.bad_records_received,
                     "last_offence": p.last_offence or None,
                     "last_offence_unix": p.last_offence_unix or None,
+                    "offences": p.offences,
+                    "backed_off_until_unix": p.backed_off_until_unix or None,
                 }
                 for p in s.peers
             ],

@@ -82,8 +82,18 @@ class Revoked(AccessDenied):
     """A record signed by the archive key revoked the key or node that is acting."""
 
 
+class MalformedToken(AccessDenied):
+    """An authentication token that cannot be decoded (bad encoding, unknown key type or
+    curve): an invalid argument rather than a refusal."""
+
+
 class PeerUnavailable(SamizdatError):
     """A node could not be reached or broke off the call."""
+
+
+class PeerMisbehaved(PeerUnavailable):
+    """A node answered against the protocol (wrong number of answers, ids or positions it
+    was not asked for, a listing that does not advance): its answer is not used."""
 
 
 class UnsafePath(SamizdatError):

@@ -87,3 +87,11 @@ def verify_snapshot(signed: pb.SignedSnapshot, archive_id: bytes | None = None) 
             record.archive_id, SIGNING_CONTEXT, signed.record, signed.signature
         )
     return Snapshot(SnapshotId.of(signed.record), signed, record)
+
+
+def verify_restorable(snap: Snapshot) -> Snapshot:
+    """Raise SignatureError (an unusable record, however well signed) unless the record names
+    a tree to restore; return it. Nodes refuse such records and clients never pick one."""
+    if not snap.record.tree_chunk_ids:
+        raise SignatureError(f"snapshot record {snap.id.short()} names no tree")
+    return snap

@@ -12,7 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import (
 from google.protobuf.message import DecodeError
 
 from samizdat.core.custody import verify_certificate
-from samizdat.core.errors import AccessDenied, KeyRoleError, SignatureError
+from samizdat.core.errors import AccessDenied, KeyRoleError, MalformedToken, SignatureError
 from samizdat.core.ids import node_id_of
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.signing import signed_message
@@ -99,7 +99,7 @@ def verify_token(raw: bytes, audience: str, now: float | None = None) -> Caller:
         token.ParseFromString(raw)
         claims.ParseFromString(token.claims)
     except DecodeError:
-        raise AccessDenied("malformed authentication token") from None
+        raise MalformedToken("malformed authentication token") from None
     now = time.time() if now is None else now
     if claims.version != TOKEN_VERSION:
         raise AccessDenied("unsupported authentication token version")
@@ -128,7 +128,10 @@ def verify_token(raw: bytes, audience: str, now: float | None = None) -> Caller:
             )
             return Caller(claims.role, archive_id=claims.subject_key)
         if claims.role == pb.ROLE_PEER:
-            public = load_der_public_key(claims.subject_key)
+            try:
+                public = load_der_public_key(claims.subject_key)
+            except UnsupportedAlgorithm:  # e.g. a curve nobody supports
+                raise MalformedToken("authentication token names no valid node key") from None
             if not isinstance(public, ec.EllipticCurvePublicKey):
                 raise AccessDenied("peer token must use an EC node key")
             public.verify(

@@ -7,6 +7,7 @@ import grpc
 from samizdat.core import errors as e
 
 _TO_STATUS: list[tuple[type[e.SamizdatError], grpc.StatusCode]] = [
+    (e.MalformedToken, grpc.StatusCode.INVALID_ARGUMENT),
     (e.AccessDenied, grpc.StatusCode.PERMISSION_DENIED),
     (e.NotHosted, grpc.StatusCode.FAILED_PRECONDITION),
     (e.IncompleteSnapshot, grpc.StatusCode.FAILED_PRECONDITION),

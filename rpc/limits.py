@@ -11,6 +11,10 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+# One ListSnapshots page: records (~700 B each) and their bytes, and positions looked at.
+LIST_PAGE_RECORDS = 1000
+LIST_PAGE_BYTES = 1024 * 1024
+LIST_PAGE_SCAN = 8 * LIST_PAGE_RECORDS
 UNARY_DEADLINE = 30.0
 STREAM_DEADLINE = 3600.0
 AUTH_METADATA = "samizdat-auth-bin"

@@ -14,17 +14,44 @@ from typing import Protocol
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from samizdat.core.errors import PeerUnavailable, SamizdatError
+from samizdat.core.errors import PeerMisbehaved, PeerUnavailable, SamizdatError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.tokens import TOKEN_LIFETIME, archive_token, node_token
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.channel import open_channel
 from samizdat.rpc.errors import error_from_rpc
-from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_IDS, STREAM_DEADLINE, UNARY_DEADLINE
+from samizdat.rpc.limits import (
+    AUTH_METADATA,
+    LIST_PAGE_RECORDS,
+    MAX_BATCH_IDS,
+    STREAM_DEADLINE,
+    UNARY_DEADLINE,
+)
 from samizdat.rpc.stall import StallGuard
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
+
+
+def check_page(page: npb.ListSnapshotsResponse, after: int, asked: int, label: str) -> None:
+    """Raise PeerMisbehaved unless a listing page is well-formed: at most `asked` records, at
+    positions increasing from after `after` up to last_position, which does not go back, and
+    advances when `more` is set."""
+    if len(page.snapshots) > asked:
+        raise PeerMisbehaved(f"node {label} listed {len(page.snapshots)} records for {asked}")
+    previous = after
+    for item in page.snapshots:
+        if not previous < item.position <= page.last_position:
+            raise PeerMisbehaved(
+                f"node {label} listed a record at position {item.position} after {previous} "
+                f"in a page ending at {page.last_position}"
+            )
+        previous = item.position
+    if page.last_position < after or (page.more and page.last_position == after):
+        raise PeerMisbehaved(
+            f"node {label} answered a listing after position {after} with one ending at "
+            f"{page.last_position}{' with more to come' if page.more else ''}"
+        )
 
 
 class TokenSource(Protocol):
@@ -109,15 +136,39 @@ class NodeClient:
         except grpc.RpcError as e:
             raise self._fail(e) from None
 
-    def list_snapshots(self, archive_id: bytes = b"", after: int = 0) -> npb.ListSnapshotsResponse:
+    def list_snapshots(
+        self,
+        archive_id: bytes = b"",
+        after: int = 0,
+        max_count: int = 0,
+        timeout: float = UNARY_DEADLINE,
+    ) -> npb.ListSnapshotsResponse:
+        """One page of the node's listing after position `after` (see `all_snapshots`)."""
         try:
             return self.snapshots_stub.ListSnapshots(
-                npb.ListSnapshotsRequest(archive_id=archive_id, after_position=after),
-                timeout=UNARY_DEADLINE,
+                npb.ListSnapshotsRequest(
+                    archive_id=archive_id, after_position=after, max_count=max_count
+                ),
+                timeout=timeout,
                 metadata=self.metadata(pb.ROLE_READER),
             )
         except grpc.RpcError as e:
             raise self._fail(e) from None
+
+    def all_snapshots(
+        self, archive_id: bytes = b"", timeout: float = UNARY_DEADLINE
+    ) -> list[npb.StoredSnapshot]:
+        """Every listed record (of `archive_id`, or of every hosted archive), page after page.
+        Raises PeerMisbehaved for pages that do not advance or repeat positions."""
+        out: list[npb.StoredSnapshot] = []
+        after = 0
+        while True:
+            page = self.list_snapshots(archive_id, after, timeout=timeout)
+            check_page(page, after, LIST_PAGE_RECORDS, self.label)
+            out.extend(page.snapshots)
+            if not page.more:
+                return out
+            after = page.last_position
 
     def has_chunks(self, ids: list[bytes], role: int = pb.ROLE_READER) -> list[bool]:
         out: list[bool] = []
@@ -128,6 +179,11 @@ class NodeClient:
                     timeout=UNARY_DEADLINE,
                     metadata=self.metadata(role),
                 )
+                if len(response.present) != len(ids[i : i + MAX_BATCH_IDS]):
+                    raise PeerMisbehaved(
+                        f"node {self.label} answered HasChunks with {len(response.present)} "
+                        f"flags for {len(ids[i : i + MAX_BATCH_IDS])} ids"
+                    )
                 out.extend(response.present)
         except grpc.RpcError as e:
             raise self._fail(e) from None

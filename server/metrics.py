@@ -65,6 +65,18 @@ class NodeMetrics:
         self.pulled_bytes = Counter(
             "samizdat_pulled_bytes", "Chunk bytes pulled from peers", ["peer"], registry=r
         )
+        self.offences = Counter(
+            "samizdat_peer_offences",
+            "Wrong answers from a peer (bad_chunk, bad_record, bad_answer); each backs it off",
+            ["peer", "kind"],
+            registry=r,
+        )
+        self.rejected_calls = Counter(
+            "samizdat_rpc_rejected",
+            "Calls refused before any work: undecodable or out-of-range input, over a limit",
+            ["method", "reason"],
+            registry=r,
+        )
         self.bad_chunks = Counter(
             "samizdat_bad_chunks_received",
             "Chunks from a peer that failed verification",
@@ -195,7 +207,9 @@ class NodeCollector(Collector):
             "Chunks of a snapshot this node lacks",
             labels=labels,
         )
-        for item in node.list_snapshots(b"", 0).snapshots:
+        for _position, item, _size in node.iter_listed():
+            if item is None:
+                continue
             record = pb.SnapshotRecord.FromString(item.snapshot.record)
             values = [item.snapshot_id.hex()[:12], record.archive_id.hex()[:12]]
             held.add_metric(values, item.chunks_held)

@@ -8,29 +8,45 @@ id; a peer that serves bad bytes is recorded and backed off, its share taken by 
 Nothing a peer says can delete or overwrite anything here: the store only ever adds chunks
 that hash to their ids and records that the archive key signed.
 
+Every wrong answer of a peer is an offence recorded in the peer book (server/peerbook.py) and
+backs that peer off; the round goes on with the others. Records a node already holds, or of
+archives it does not host, cost a parse and a hash, never a signature check.
+
 An unchanged cluster costs one small ListSnapshots call per peer per round.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
 
 from samizdat.core.chunklist import decode_chunk_list
-from samizdat.core.errors import ChunkCorrupt, NotHosted, SamizdatError, SignatureError
-from samizdat.core.records import Snapshot, verify_snapshot
+from samizdat.core.errors import (
+    ChunkCorrupt,
+    NotHosted,
+    PeerMisbehaved,
+    PeerUnavailable,
+    SamizdatError,
+    SignatureError,
+    UsageError,
+)
+from samizdat.core.ids import SnapshotId
+from samizdat.core.records import Snapshot, verify_restorable, verify_snapshot
 from samizdat.rpc.address import NodeAddress
-from samizdat.rpc.remote import NodeClient, peer_tokens
+from samizdat.rpc.limits import LIST_PAGE_RECORDS
+from samizdat.rpc.remote import NodeClient, check_page, peer_tokens
 from samizdat.server.config import PeerConfig
+from samizdat.server.peerbook import Offence, PeerBook, PeerState
 from samizdat.server.runtime import NodeRuntime
-from samizdat.server.snapshots import count_held
+from samizdat.server.snapshots import ListCounts, count_held
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
@@ -41,33 +57,11 @@ FETCH_BATCH = 64
 # Parallel GetChunks streams of one node, whatever the number of peers: each stream buffers up
 # to a few 3 MiB messages, so this bounds the puller's memory (4: ~260 MiB RSS back-filling).
 PULL_STREAMS = 4
-BAD_PEER_BACKOFF = 60.0
 MAX_IDLE_BACKOFF = 600.0
-
-
-@dataclass
-class PeerState:
-    """What this node knows about one peer (persisted in the node column family)."""
-
-    node_id: str
-    address: str = ""
-    jurisdiction: str = ""
-    position: int = 0
-    last_success_unix: int = 0
-    last_error: str = ""
-    bad_chunks: int = 0
-    bad_records: int = 0
-    last_offence: str = ""
-    last_offence_unix: int = 0
-    chunks_pulled: int = 0
-    bytes_pulled: int = 0
-    custody_position: int = 0
-    banned_until: float = field(default=0.0, repr=False)  # after an offence
-    failed_round: int = field(default=-1, repr=False)  # the last round a call to it failed
-
-    def to_json(self) -> bytes:
-        d = {k: v for k, v in self.__dict__.items() if k not in ("banned_until", "failed_round")}
-        return json.dumps(d).encode()
+# Listing pages asked of one peer per round (the rest next round, from the position reached).
+PAGES_PER_ROUND = 100
+# Rounds start at most this often, however many hints (NotifySnapshots) arrive.
+MIN_ROUND_GAP = 1.0
 
 
 @dataclass
@@ -103,17 +97,17 @@ class Replicator:
     def __init__(self, node: NodeRuntime) -> None:
         self.node = node
         self.store = node.store
-        self.peers: dict[str, PeerState] = {}
+        self.book = PeerBook(node.store, node.metrics)
         self.clients: dict[str, NodeClient] = {}
         self.limiter = RateLimiter()
         self._lock = threading.Lock()
         self._idle_rounds: dict[bytes, int] = {}
         self._retry_at: dict[bytes, float] = {}
-        self.rounds = 0
         # For /healthz and the metrics: set by the loop around each round.
         self.round_in_progress = False
         self.last_round_finished = 0.0  # time.monotonic(); 0: none yet
         self.last_round_finished_unix = 0.0
+        self._verified: dict[bytes, Snapshot] = {}
         self._progress: _FillProgress | None = None
         self._progress_lock = threading.Lock()
         # Quarantined chunks that no reachable peer claimed when last asked (in memory: after
@@ -122,24 +116,11 @@ class Replicator:
         self._supply_lock = threading.Lock()  # not _lock: a round holds that throughout
         self.thread = threading.Thread(target=self._loop, name="replication", daemon=True)
 
+    @property
+    def rounds(self) -> int:
+        return self.book.round
+
     # ------------------------------------------------------------------ state
-
-    def _peer(self, cfg: PeerConfig) -> PeerState:
-        state = self.peers.get(cfg.node_id)
-        if state is None:
-            raw = self.store.get_state(b"peer:" + cfg.node_id.encode())
-            state = PeerState(cfg.node_id)
-            if raw:
-                saved = json.loads(raw)
-                for k, v in saved.items():
-                    if hasattr(state, k):
-                        setattr(state, k, v)
-            self.peers[cfg.node_id] = state
-        state.address, state.jurisdiction = cfg.address, cfg.jurisdiction
-        return state
-
-    def _save(self, state: PeerState) -> None:
-        self.store.put_state(b"peer:" + state.node_id.encode(), state.to_json())
 
     def _client(self, cfg: PeerConfig) -> NodeClient:
         client = self.clients.get(cfg.node_id)
@@ -155,46 +136,10 @@ class Replicator:
         return client
 
     def peer_status(self) -> list[npb.PeerSyncStatus]:
-        out = []
-        for cfg in self.node.peers():
-            s = self._peer(cfg)
-            out.append(
-                npb.PeerSyncStatus(
-                    node_id=s.node_id,
-                    address=s.address,
-                    jurisdiction=s.jurisdiction,
-                    last_success_unix=s.last_success_unix,
-                    last_error=s.last_error,
-                    bad_chunks_received=s.bad_chunks,
-                    chunks_pulled=s.chunks_pulled,
-                    bytes_pulled=s.bytes_pulled,
-                    bad_records_received=s.bad_records,
-                    last_offence=s.last_offence,
-                    last_offence_unix=s.last_offence_unix,
-                )
-            )
+        out = [self.book.state(cfg).status() for cfg in self.node.peers()]
         for node_id in sorted(self.node.revoked_nodes()):
             out.append(npb.PeerSyncStatus(node_id=node_id, revoked=True))
         return out
-
-    def _offence(self, state: PeerState, what: str, chunks: int = 0, records: int = 0) -> None:
-        state.bad_chunks += chunks
-        state.bad_records += records
-        state.banned_until = time.monotonic() + BAD_PEER_BACKOFF
-        state.last_offence, state.last_offence_unix = what, int(time.time())
-        self.node.metrics.bad_chunks.labels(peer=state.node_id[:12]).inc(chunks)
-        log.warning("peer=%s offence: %s", state.node_id[:12], what)
-        self._save(state)
-
-    def _usable(self, state: PeerState) -> bool:
-        """Not backed off after an offence, and no call to it failed in this round (so a
-        black-holed peer costs a round one timeout, not one per batch of the fill)."""
-        return state.banned_until <= time.monotonic() and state.failed_round != self.rounds
-
-    def _unreachable(self, state: PeerState, error: SamizdatError) -> None:
-        state.last_error = str(error)
-        state.failed_round = self.rounds
-        log.info("peer=%s unreachable: %s", state.node_id[:12], error)
 
     # ------------------------------------------------------------------- loop
 
@@ -204,6 +149,7 @@ class Replicator:
     def _loop(self) -> None:
         node = self.node
         while not node.stopping.is_set():
+            started = time.monotonic()
             node.wake.clear()
             self.round_in_progress = True
             try:
@@ -214,31 +160,46 @@ class Replicator:
                 log.exception("replication round failed")
             self.round_in_progress = False
             node.wake.wait(node.config.sync_interval)
+            # Hints (NotifySnapshots) wake the loop early, but rounds start at most once per
+            # MIN_ROUND_GAP (or sync_interval, if shorter): a flood of hints costs nothing more.
+            gap = min(MIN_ROUND_GAP, node.config.sync_interval)
+            node.stopping.wait(max(0.0, started + gap - time.monotonic()))
             node.maybe_reload()
 
     def live_peers(self) -> list[tuple[PeerConfig, PeerState, NodeClient]]:
         out = []
         for cfg in self.node.peers():
-            state = self._peer(cfg)
-            if not self._usable(state):
+            state = self.book.state(cfg)
+            if not self.book.usable(state):
                 continue
             out.append((cfg, state, self._client(cfg)))
         return out
 
     def run_round(self) -> None:
-        """One anti-entropy round: new records from every peer, then missing chunks."""
+        """One anti-entropy round: new records from every peer, then missing chunks. What one
+        peer gets wrong is its offence; the round goes on with the others."""
         with self._lock:
-            self.rounds += 1
+            self.book.round += 1
             for cfg, state, client in self.live_peers():
                 self._pull_custody(cfg, state, client)
             peers = self.live_peers()  # a node revoked by a record just learned is dropped now
+            offences = {s.node_id: s.offences for _, s, _ in peers}
             new = 0
             for cfg, state, client in peers:
                 new += self._pull_records(cfg, state, client)
+            completed: list[tuple[bytes, int, int, int]] = []
+            counts: ListCounts = {}
             for snapshot_id, snap in self._incomplete():
                 if new == 0 and self._retry_at.get(snapshot_id, 0) > time.monotonic():
                     continue
-                self._fill(snapshot_id, snap, peers)
+                self._fill(snapshot_id, snap, peers, completed, counts)
+            if completed:  # snapshots whose chunks all came with others: one synced write
+                self.store.sync_chunks()
+                self.store.set_snapshot_states(completed)
+                log.info("%d snapshot(s) complete here with the chunks of others", len(completed))
+            for _, state, _ in peers:
+                if state.offences == offences[state.node_id]:
+                    self.book.clean(state)
 
     # ---------------------------------------------------------------- records
 
@@ -248,7 +209,7 @@ class Replicator:
         try:
             listing = client.list_custody_records(state.custody_position)
         except SamizdatError as e:
-            self._unreachable(state, e)
+            self.book.unreachable(state, e)
             return
         if listing.last_position < state.custody_position:  # the peer's store was replaced
             listing = client.list_custody_records(0)
@@ -256,33 +217,92 @@ class Replicator:
             try:
                 self.node.custody.accept(signed)
             except SignatureError as e:
-                self._offence(state, f"offered a forged custody record: {e}", records=1)
+                self.book.offence(
+                    state, Offence.BAD_RECORD, f"offered a forged custody record: {e}", records=1
+                )
             except NotHosted:
                 continue
         state.custody_position = listing.last_position
-        self._save(state)
+        self.book.save(state)
 
     def _pull_records(self, cfg: PeerConfig, state: PeerState, client: NodeClient) -> int:
+        """Store the new records a peer lists, page by page from its last position seen (at
+        most PAGES_PER_ROUND pages; the rest next round). Returns how many were new."""
         started = time.monotonic()
-        try:
-            listing = client.list_snapshots(b"", state.position)
-        except SamizdatError as e:
-            self._unreachable(state, e)
-            return 0
-        if listing.last_position < state.position:  # the peer's store was replaced
-            state.position = 0
-            listing = client.list_snapshots(b"", 0)
         stored = 0
+        try:
+            for _ in range(PAGES_PER_ROUND):
+                page = self._list_page(client, state)
+                stored += self._take_page(cfg, state, page)
+                state.position = page.last_position
+                if not page.more or not self.book.usable(state):
+                    break
+        except PeerMisbehaved as e:
+            self.book.offence(state, Offence.BAD_ANSWER, str(e))
+            return stored
+        except SamizdatError as e:
+            self.book.unreachable(state, e)
+            return stored
+        except Exception as e:  # never let one peer's answer stop the round for the others
+            log.exception("peer=%s listing not handled", cfg.node_id[:12])
+            self.book.unreachable(state, PeerUnavailable(f"listing not handled: {e!r}"))
+            return stored
+        state.last_success_unix = int(time.time())
+        state.last_error = ""
+        self.book.save(state)
+        self.node.metrics.round_seconds.labels(peer=cfg.node_id[:12]).observe(
+            time.monotonic() - started
+        )
+        return stored
+
+    def _list_page(self, client: NodeClient, state: PeerState) -> npb.ListSnapshotsResponse:
+        """The next page after the position seen; from 0 when the peer no longer knows that
+        position (its store was replaced). Raises PeerMisbehaved for a malformed page."""
+        try:
+            page = client.list_snapshots(b"", state.position, LIST_PAGE_RECORDS)
+        except UsageError:
+            if state.position == 0:
+                raise
+            log.info(
+                "peer=%s forgot position %d: listing from 0", state.node_id[:12], state.position
+            )
+            state.position = 0
+            page = client.list_snapshots(b"", 0, LIST_PAGE_RECORDS)
+        check_page(page, state.position, LIST_PAGE_RECORDS, client.label)
+        return page
+
+    def _take_page(self, cfg: PeerConfig, state: PeerState, page: npb.ListSnapshotsResponse) -> int:
+        """Store the records of one page that are new here. Records already held and those
+        of archives not hosted cost a parse and a hash, never a signature check."""
+        forged = 0
+        why = ""
         hosted = self.node.config.hosted_archives
-        for item in listing.snapshots:
+        listed: set[bytes] = set()
+        new: list[Snapshot] = []
+        rows: list[tuple[bytes, bytes, int, int, int]] = []
+        for item in page.snapshots:
+            record = pb.SnapshotRecord()
             try:
-                snap = verify_snapshot(item.snapshot)
+                record.ParseFromString(item.snapshot.record)
+            except DecodeError:
+                forged, why = forged + 1, "an undecodable snapshot record"
+                continue
+            if record.archive_id not in hosted:
+                continue
+            snapshot_id = bytes(SnapshotId.of(item.snapshot.record))
+            if item.snapshot_id != snapshot_id:
+                raise PeerMisbehaved(f"listed record {snapshot_id.hex()[:12]} under another id")
+            if snapshot_id in listed:
+                raise PeerMisbehaved(f"listed record {snapshot_id.hex()[:12]} twice")
+            listed.add(snapshot_id)
+            if self.store.has_snapshot(snapshot_id):
+                continue
+            try:
+                snap = verify_restorable(verify_snapshot(item.snapshot))
             except SignatureError as e:
-                self._offence(state, f"offered a forged snapshot record: {e}", records=1)
+                forged, why = forged + 1, f"a forged snapshot record: {e}"
                 continue
-            if bytes(snap.archive_id) not in hosted or self.store.has_snapshot(snap.id):
-                continue
-            refusal = self.node.custody.snapshot_refusal(bytes(snap.id), snap.record)
+            refusal = self.node.custody.snapshot_refusal(snapshot_id, snap.record)
             if refusal:
                 log.info(
                     "snapshot=%s from peer=%s refused: %s",
@@ -293,30 +313,35 @@ class Replicator:
                 continue
             self.node.custody.learn_certificate(item.snapshot)
             held, total, nbytes = count_held(self.store, snap)
-            self.store.add_snapshot(snap.id, item.snapshot.SerializeToString(), held, total, nbytes)
+            rows.append((snapshot_id, item.snapshot.SerializeToString(), held, total, nbytes))
+            new.append(snap)
+        self.store.add_snapshots(rows)  # one synced write per page
+        for snap in new:
             self._retry_at.pop(bytes(snap.id), None)
-            log.info(
-                "snapshot=%s archive=%s learned from peer=%s",
-                snap.id.short(),
-                snap.archive_id.short(),
-                cfg.node_id[:12],
+            if len(new) <= 10:
+                log.info(
+                    "snapshot=%s archive=%s learned from peer=%s",
+                    snap.id.short(),
+                    snap.archive_id.short(),
+                    cfg.node_id[:12],
+                )
+        if len(new) > 10:
+            log.info("%d snapshots learned from peer=%s", len(new), cfg.node_id[:12])
+        if forged:
+            self.book.offence(
+                state, Offence.BAD_RECORD, f"offered {forged} record(s), last {why}", records=forged
             )
-            stored += 1
-        state.position = listing.last_position
-        state.last_success_unix = int(time.time())
-        state.last_error = ""
-        self._save(state)
-        self.node.metrics.round_seconds.labels(peer=cfg.node_id[:12]).observe(
-            time.monotonic() - started
-        )
-        return stored
+        return len(new)
 
     def _incomplete(self) -> Iterator[tuple[bytes, Snapshot]]:
         """Snapshots held in part. O(snapshots): reads only the per-snapshot counters."""
         for _pos, snapshot_id, signed_bytes in self.store.iter_snapshot_log(0):
             held, total, _ = self.store.snapshot_state(snapshot_id)
             if held < total or total == 0:
-                snap = verify_snapshot(pb.SignedSnapshot.FromString(signed_bytes))
+                snap = self._verified.get(snapshot_id)
+                if snap is None:  # checked once: records in the store were verified on entry
+                    snap = verify_snapshot(pb.SignedSnapshot.FromString(signed_bytes))
+                    self._verified[snapshot_id] = snap
                 if bytes(snap.archive_id) not in self.node.config.hosted_archives:
                     continue
                 if not self.node.custody.snapshot_refusal(snapshot_id, snap.record):
@@ -329,8 +354,22 @@ class Replicator:
         snapshot_id: bytes,
         snap: Snapshot,
         peers: list[tuple[PeerConfig, PeerState, NodeClient]],
+        completed: list[tuple[bytes, int, int, int]],
+        counts: ListCounts,
     ) -> None:
+        """Pull what `snap` lacks here. One already complete (its chunks came with another
+        snapshot) only joins `completed`, for the caller to store in one write. `counts`:
+        per chunk list, valid until this node pulls chunks (then cleared)."""
         before = self.store.snapshot_state(snapshot_id)[0]
+        held, total, nbytes = count_held(self.store, snap, counts)
+        lists = list(snap.record.chunk_list_ids)
+        if total and held >= total and lists and all(self.store.has_chunks(lists)):
+            completed.append((snapshot_id, held, total, nbytes))
+            self._verified.pop(snapshot_id, None)
+            self._idle_rounds.pop(snapshot_id, None)
+            self._retry_at.pop(snapshot_id, None)
+            return
+        counts.clear()  # chunks arrive from here on
         self._pull_ids(list(snap.record.chunk_list_ids), peers)
         held, total, nbytes = count_held(self.store, snap)  # exact, once per fill
         self._progress = _FillProgress(snapshot_id, held, total, nbytes)
@@ -345,6 +384,7 @@ class Replicator:
         self.node.metrics.missing.labels(snapshot=snap.id.short()).set(total - held)
         if held >= total:
             log.info("snapshot=%s complete here (%d chunks)", snap.id.short(), total)
+            self._verified.pop(snapshot_id, None)
             self._idle_rounds.pop(snapshot_id, None)
             self._retry_at.pop(snapshot_id, None)
         elif held == before:
@@ -388,7 +428,9 @@ class Replicator:
         remaining = set(ids)
         tried: set[str] = set()
         while remaining:
-            live = [(c, s, cl) for c, s, cl in peers if c.node_id not in tried and self._usable(s)]
+            live = [
+                (c, s, cl) for c, s, cl in peers if c.node_id not in tried and self.book.usable(s)
+            ]
             if not live:
                 if not tried:  # no usable peer at all: nobody can repair anything
                     self._note_supply(ids, ())
@@ -398,8 +440,12 @@ class Replicator:
             for index, (cfg, state, client) in enumerate(live):
                 try:
                     present = client.has_chunks(order, role=pb.ROLE_PEER)
+                except PeerMisbehaved as e:  # e.g. one flag too few
+                    self.book.offence(state, Offence.BAD_ANSWER, str(e))
+                    tried.add(cfg.node_id)
+                    continue
                 except SamizdatError as e:
-                    self._unreachable(state, e)
+                    self.book.unreachable(state, e)
                     tried.add(cfg.node_id)
                     continue
                 for chunk_id, have in zip(order, present, strict=True):
@@ -465,16 +511,19 @@ class Replicator:
     def _fetch_from(
         self, peer: tuple[PeerConfig, PeerState, NodeClient], ids: list[bytes]
     ) -> set[bytes]:
-        """Pull `ids` from one peer; return the ids stored. Stops at the first bad chunk. A
-        stream that ends cleanly without some requested ids, neither sent nor reported
-        missing (a truncated stream), is an offence too."""
+        """Pull `ids`, which the peer claimed to hold, from it; return the ids stored. Stops at
+        the first wrong answer, each an offence: a bad chunk, an id not requested, a claimed
+        chunk reported missing, a stream that ends cleanly without some requested ids,
+        neither sent nor reported missing (a truncated stream)."""
         cfg, state, client = peer
-        if not self._usable(state):
+        if not self.book.usable(state):
             return set()
         wanted, got, missing = set(ids), set(), set()
         try:
             for response in client.get_chunks(ids):
                 missing.update(response.missing_ids)
+                if not missing <= wanted:
+                    raise PeerMisbehaved("reported chunks missing that were not requested")
                 batch = []
                 for chunk in response.chunks:
                     if chunk.id not in wanted:
@@ -491,15 +540,21 @@ class Replicator:
                 self.node.metrics.pulled_bytes.labels(peer=cfg.node_id[:12]).inc(nbytes)
             unaccounted = len(wanted - got - missing)
             if unaccounted:
-                self._offence(
-                    state,
+                raise PeerMisbehaved(
                     f"ended a stream without {unaccounted} requested chunk(s), neither sent "
-                    "nor reported missing",
+                    "nor reported missing"
                 )
+            if missing:
+                raise PeerMisbehaved(f"claimed {len(missing)} chunk(s) it then reported missing")
         except ChunkCorrupt as e:
-            self._offence(state, f"served a bad chunk: {e}", chunks=1)
+            self.book.offence(state, Offence.BAD_CHUNK, f"served a bad chunk: {e}", chunks=1)
+        except PeerMisbehaved as e:
+            self.book.offence(state, Offence.BAD_ANSWER, str(e))
         except SamizdatError as e:
-            self._unreachable(state, e)
+            self.book.unreachable(state, e)
+        except Exception as e:  # never let one peer's answer stop the round for the others
+            log.exception("peer=%s chunks not handled", cfg.node_id[:12])
+            self.book.unreachable(state, PeerUnavailable(f"chunks not handled: {e!r}"))
         return got
 
     def _advance(self, chunks: int) -> None:

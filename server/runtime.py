@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from samizdat.core.errors import UsageError
 from samizdat.core.records import Snapshot
+from samizdat.rpc.limits import LIST_PAGE_BYTES, LIST_PAGE_RECORDS, LIST_PAGE_SCAN
 from samizdat.server.config import NodeConfig, PeerConfig, config_path, load_config
 from samizdat.server.custody import NodeCustody
 from samizdat.server.identity import NodeIdentity, load_identity
@@ -17,6 +20,8 @@ from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+ListedRecord = tuple[int, npb.StoredSnapshot | None, int]
 
 
 class NodeRuntime:
@@ -89,30 +94,63 @@ class NodeRuntime:
         if self.replicator is not None:
             self.replicator.hint_peers(bytes(snap.archive_id))
 
-    def list_snapshots(
-        self, archive_id: bytes, after: int, with_records: bool = True
-    ) -> npb.ListSnapshotsResponse:
-        response = npb.ListSnapshotsResponse(last_position=after)
+    def iter_listed(self, archive_id: bytes = b"", after: int = 0) -> Iterator[ListedRecord]:
+        """Every record stored after position `after`, in position order: (position, the
+        listing entry or None when its archive is not hosted or not `archive_id`, its size)."""
         hosted = self.config.hosted_archives
         for position, snapshot_id, signed_bytes in self.store.iter_snapshot_log(after):
-            response.last_position = position
             signed = pb.SignedSnapshot.FromString(signed_bytes)
             record = pb.SnapshotRecord.FromString(signed.record)
             if record.archive_id not in hosted or (archive_id and record.archive_id != archive_id):
+                yield position, None, len(signed_bytes)
                 continue
             if self.custody.snapshot_refusal(snapshot_id, record):
-                continue  # by a writer revoked since, and not kept: no longer offered
+                # by a writer revoked since, and not kept: no longer offered
+                yield position, None, len(signed_bytes)
+                continue
             held, total, nbytes = self.store.snapshot_state(snapshot_id)
             item = npb.StoredSnapshot(
                 snapshot_id=snapshot_id,
+                snapshot=signed,
                 position=position,
                 chunks_held=held,
                 chunks_total=total,
                 bytes_total=nbytes,
             )
-            if with_records:
-                item.snapshot.CopyFrom(signed)
-            response.snapshots.append(item)
+            yield position, item, len(signed_bytes)
+
+    def snapshot_counters(self) -> list[npb.StoredSnapshot]:
+        """Every listed record's id, position and counters, without the record (~60 bytes
+        each, so a status answer holds ~65,000 of them)."""
+        out = []
+        for _position, item, _size in self.iter_listed():
+            if item is not None:
+                item.ClearField("snapshot")
+                out.append(item)
+        return out
+
+    def list_snapshots(
+        self, archive_id: bytes, after: int, max_count: int = 0
+    ) -> npb.ListSnapshotsResponse:
+        """One page of the listing after position `after` (docs/format.md, "Listing records"):
+        at most LIST_PAGE_RECORDS records (fewer when `max_count` asks), LIST_PAGE_BYTES of
+        records and LIST_PAGE_SCAN positions looked at. Raises UsageError for a position
+        beyond the last one this node issued."""
+        last = self.store.last_position()
+        if after > last:
+            raise UsageError(f"after_position {after} is beyond this node's last position {last}")
+        limit = min(max_count or LIST_PAGE_RECORDS, LIST_PAGE_RECORDS)
+        response = npb.ListSnapshotsResponse(last_position=after)
+        size = 0
+        for scanned, (position, item, nbytes) in enumerate(self.iter_listed(archive_id, after)):
+            full = len(response.snapshots) >= limit or size + nbytes > LIST_PAGE_BYTES
+            if full or scanned >= LIST_PAGE_SCAN:
+                response.more = True
+                break
+            response.last_position = position
+            if item is not None:
+                response.snapshots.append(item)
+                size += nbytes
         return response
 
     def peer_status(self) -> list[npb.PeerSyncStatus]:

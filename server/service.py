@@ -169,7 +169,9 @@ class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
         # presents a token must pass the access rules, so a revoked peer is refused.
         if any(k == AUTH_METADATA for k, _ in context.invocation_metadata()):
             require_reader(self.caller(context), self.node.config, self.node.custody)
-        return self.node.list_snapshots(request.archive_id, request.after_position)
+        return self.node.list_snapshots(
+            request.archive_id, request.after_position, request.max_count
+        )
 
 
 class NodeServicer(_Base, rpc.NodeServiceServicer):
@@ -198,8 +200,7 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             unrepairable_chunks=node.unrepairable_count(),
             peers=peers,
             scrub=node.scrub_status(),
-            # With the signed records (O(snapshots)), so that callers count only genuine ones.
-            snapshots=node.list_snapshots(b"", 0).snapshots,
+            snapshots=node.snapshot_counters(),
             custody_records=node.custody.records(),
         )
 

@@ -304,27 +304,47 @@ class ChunkStore:
         self, snapshot_id: bytes, signed_bytes: bytes, held: int, total: int, stored_bytes: int
     ) -> int:
         """Durably store a verified record with its completeness; return its position."""
+        return self.add_snapshots([(snapshot_id, signed_bytes, held, total, stored_bytes)])[0]
+
+    def add_snapshots(self, records: list[tuple[bytes, bytes, int, int, int]]) -> list[int]:
+        """Durably store verified records, (id, signed bytes, held, total, stored bytes) each,
+        in one synced write; return their positions (0 for one already stored)."""
         with self._lock:
-            if self.has_snapshot(snapshot_id):
-                return 0
-            raw = self._cf["node"].get(_POSITION_KEY)
-            position = (struct.unpack(">Q", raw)[0] if raw else 0) + 1
+            position = self.last_position()
             batch = rdb.WriteBatch(raw_mode=True)
-            batch.put(snapshot_id, signed_bytes, self._handle["snapshots"])
-            batch.put(struct.pack(">Q", position), snapshot_id, self._handle["snapshot_log"])
-            batch.put(
-                snapshot_id, _STATE.pack(held, total, stored_bytes), self._handle["snapshot_state"]
-            )
-            batch.put(_POSITION_KEY, struct.pack(">Q", position), self._handle["node"])
-            self._write(batch, self._synced)
-            return position
+            positions, seen = [], set()
+            for snapshot_id, signed_bytes, held, total, stored_bytes in records:
+                if snapshot_id in seen or self.has_snapshot(snapshot_id):
+                    positions.append(0)
+                    continue
+                seen.add(snapshot_id)
+                position += 1
+                positions.append(position)
+                batch.put(snapshot_id, signed_bytes, self._handle["snapshots"])
+                batch.put(struct.pack(">Q", position), snapshot_id, self._handle["snapshot_log"])
+                batch.put(
+                    snapshot_id,
+                    _STATE.pack(held, total, stored_bytes),
+                    self._handle["snapshot_state"],
+                )
+            if seen:
+                batch.put(_POSITION_KEY, struct.pack(">Q", position), self._handle["node"])
+                self._write(batch, self._synced)
+            return positions
 
     def set_snapshot_state(
         self, snapshot_id: bytes, held: int, total: int, stored_bytes: int
     ) -> None:
-        self._cf["snapshot_state"].put(
-            snapshot_id, _STATE.pack(held, total, stored_bytes), self._synced
-        )
+        self.set_snapshot_states([(snapshot_id, held, total, stored_bytes)])
+
+    def set_snapshot_states(self, states: list[tuple[bytes, int, int, int]]) -> None:
+        """Durably set the (held, total, stored bytes) counters of several snapshots at once."""
+        batch = rdb.WriteBatch(raw_mode=True)
+        for snapshot_id, held, total, stored_bytes in states:
+            batch.put(
+                snapshot_id, _STATE.pack(held, total, stored_bytes), self._handle["snapshot_state"]
+            )
+        self._write(batch, self._synced)
 
     def snapshot_state(self, snapshot_id: bytes) -> tuple[int, int, int]:
         raw = self._cf["snapshot_state"].get(snapshot_id)
@@ -333,8 +353,14 @@ class ChunkStore:
     def get_snapshot(self, snapshot_id: bytes) -> bytes | None:
         return self._cf["snapshots"].get(snapshot_id)
 
+    def last_position(self) -> int:
+        """The position of the newest record (0: none stored yet)."""
+        raw = self._cf["node"].get(_POSITION_KEY)
+        return struct.unpack(">Q", raw)[0] if raw else 0
+
     def iter_snapshot_log(self, after: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
-        """Yield (position, snapshot id, signed bytes) for records stored after `after`."""
+        """Yield (position, snapshot id, signed bytes) for records stored after `after`
+        (0 <= after <= last_position())."""
         it = self._cf["snapshot_log"].iter()
         it.seek(struct.pack(">Q", after + 1))
         while it.valid():

@@ -105,9 +105,7 @@ class Cluster:
         client = node.client(self.key.key)
         try:
             item = next(
-                s
-                for s in client.list_snapshots().snapshots
-                if s.snapshot_id.hex() == self.snapshot_id
+                s for s in client.all_snapshots() if s.snapshot_id.hex() == self.snapshot_id
             )
             snap = verify_snapshot(item.snapshot)
             out = []

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import grpc
 
+from samizdat.core.ids import SnapshotId
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import sign_snapshot
 from samizdat.rpc.address import NodeAddress
@@ -29,6 +30,19 @@ from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
 from tests.nodeproc import free_port
 
+LIST_LIES = ("rewind", "flood", "replay", "stuck", "mislabel")
+LYING_MODES = {
+    "short_flags": "flags for",
+    "long_flags": "flags for",
+    "claim_all": "then reported missing",
+    "unrequested": "not requested",
+    "rewind": "listed a record at position",
+    "flood": "records for",
+    "replay": "twice",
+    "stuck": "with more to come",
+    "mislabel": "under another id",
+}
+
 
 class EvilPeer:
     """A peer that serves an honest node's data, corrupted according to `mode`:
@@ -38,9 +52,25 @@ class EvilPeer:
     - "forge": snapshot records are forged (tampered, or signed by another key);
     - "truncate": every GetChunks stream ends early, cleanly, after half the chunks of its
       first message, without naming the rest missing.
+
+    Lying answers (LYING_MODES: mode -> what the receiver's offence says):
+    - "short_flags" / "long_flags": HasChunks answers one flag too few / too many;
+    - "claim_all": HasChunks claims every chunk, GetChunks then reports them all missing;
+    - "unrequested": GetChunks reports an id missing that nobody asked for;
+    - "rewind": listings ignore after_position and start again from the first record;
+    - "flood": a listing of more records than asked for (the first record, replayed);
+    - "replay": endless pages, each the first record three times at new positions;
+    - "stuck": empty pages that say more follow but never advance;
+    - "mislabel": records listed under an id that is not theirs.
+
+    - "notree": listings end with a record validly signed by `key` (a seized custodian's, or
+      a bug) with the highest sequence yet, naming no tree.
     """
 
-    def __init__(self, directory: Path, upstream_address: str, mode: str) -> None:
+    def __init__(
+        self, directory: Path, upstream_address: str, mode: str, key: ArchiveKey | None = None
+    ) -> None:
+        self.key = key
         directory.mkdir(parents=True, exist_ok=True)
         self.identity = create_identity(directory)
         self.node_id = self.identity.node_id
@@ -55,19 +85,39 @@ class EvilPeer:
 
         class Chunks(rpc.ChunkServiceServicer):
             def HasChunks(self, request, context):  # type: ignore[no-untyped-def]
-                return npb.HasChunksResponse(
-                    present=evil.upstream.has_chunks(list(request.ids), role=pb.ROLE_PEER)
-                )
+                present = evil.upstream.has_chunks(list(request.ids), role=pb.ROLE_PEER)
+                evil.served_bad += evil.mode in ("short_flags", "long_flags", "claim_all")
+                if evil.mode == "short_flags":
+                    present = present[:-1]
+                elif evil.mode == "long_flags":
+                    present = [*present, True]
+                elif evil.mode == "claim_all":
+                    present = [True] * len(request.ids)
+                return npb.HasChunksResponse(present=present)
 
             def GetChunks(self, request, context):  # type: ignore[no-untyped-def]
+                if evil.mode == "claim_all":
+                    yield npb.GetChunksResponse(missing_ids=request.ids)
+                    return
+                if evil.mode == "unrequested":
+                    evil.served_bad += 1
+                    yield npb.GetChunksResponse(missing_ids=[bytes(31) + b"\x01"])
                 yield from evil._corrupt(evil.upstream.get_chunks(list(request.ids)))
 
         class Snapshots(rpc.SnapshotServiceServicer):
             def ListSnapshots(self, request, context):  # type: ignore[no-untyped-def]
-                listing = evil.upstream.list_snapshots(request.archive_id, request.after_position)
-                if evil.mode == "forge":
+                if evil.mode in LIST_LIES:
+                    return evil._lie(request)
+                if evil.mode == "notree":
+                    return evil._no_tree(request)
+                if evil.mode == "forge":  # two forged records at positions 2p-1, 2p for each p
+                    listing = evil.upstream.list_snapshots(
+                        request.archive_id, request.after_position // 2, request.max_count // 2
+                    )
                     return evil._forge(listing)
-                return listing
+                return evil.upstream.list_snapshots(
+                    request.archive_id, request.after_position, request.max_count
+                )
 
         class Node(rpc.NodeServiceServicer):
             def NotifySnapshots(self, request, context):  # type: ignore[no-untyped-def]
@@ -101,8 +151,49 @@ class EvilPeer:
                     self.served_bad += 1
             yield npb.GetChunksResponse(chunks=chunks, missing_ids=response.missing_ids)
 
+    def _no_tree(self, request: npb.ListSnapshotsRequest) -> npb.ListSnapshotsResponse:
+        page = self.upstream.list_snapshots(request.archive_id, request.after_position)
+        if self.key is None or page.more or not page.snapshots:
+            return page
+        last = pb.SnapshotRecord.FromString(page.snapshots[-1].snapshot.record)
+        record = pb.SnapshotRecord(sequence=last.sequence + 1, chunk_list_ids=last.chunk_list_ids)
+        snap = sign_snapshot(self.key, record)
+        self.served_bad += 1
+        page.last_position += 1
+        page.snapshots.add(
+            snapshot_id=bytes(snap.id),
+            snapshot=snap.signed,
+            position=page.last_position,
+            chunks_held=1,
+            chunks_total=1,
+        )
+        return page
+
+    def _lie(self, request: npb.ListSnapshotsRequest) -> npb.ListSnapshotsResponse:
+        """A listing that breaks the protocol as `mode` says (LIST_LIES)."""
+        after = request.after_position
+        first = self.upstream.list_snapshots(request.archive_id, 0, 1).snapshots
+        if self.mode == "stuck" or not first:
+            self.served_bad += self.mode == "stuck"
+            return npb.ListSnapshotsResponse(last_position=after, more=self.mode == "stuck")
+        self.served_bad += 1
+        if self.mode == "rewind":
+            return self.upstream.list_snapshots(request.archive_id, 0, request.max_count)
+        if self.mode == "mislabel":
+            page = self.upstream.list_snapshots(request.archive_id, 0, request.max_count)
+            for item in page.snapshots:
+                item.snapshot_id = bytes(32)
+            return page
+        count = (request.max_count or 1000) + 1 if self.mode == "flood" else 3
+        out = npb.ListSnapshotsResponse(last_position=after + count, more=self.mode == "replay")
+        for i in range(count):
+            item = out.snapshots.add()
+            item.CopyFrom(first[0])
+            item.position = after + 1 + i
+        return out
+
     def _forge(self, listing: npb.ListSnapshotsResponse) -> npb.ListSnapshotsResponse:
-        out = npb.ListSnapshotsResponse(last_position=listing.last_position)
+        out = npb.ListSnapshotsResponse(last_position=2 * listing.last_position, more=listing.more)
         impostor = ArchiveKey.generate()
         for item in listing.snapshots:
             record = pb.SnapshotRecord.FromString(item.snapshot.record)
@@ -121,9 +212,9 @@ class EvilPeer:
             for i, signed in enumerate((tampered, forged)):
                 out.snapshots.append(
                     npb.StoredSnapshot(
-                        snapshot_id=bytes([i]) * 32,
+                        snapshot_id=bytes(SnapshotId.of(signed.record)),
                         snapshot=signed,
-                        position=item.position,
+                        position=2 * item.position - 1 + i,
                         chunks_held=item.chunks_total,
                         chunks_total=item.chunks_total,
                     )

@@ -50,7 +50,9 @@ class _Snapshots(rpc.SnapshotServiceServicer):
     def ListSnapshots(
         self, request: npb.ListSnapshotsRequest, context: grpc.ServicerContext
     ) -> npb.ListSnapshotsResponse:
-        return self.proxy.upstream.list_snapshots(request.archive_id, request.after_position)
+        return self.proxy.upstream.list_snapshots(
+            request.archive_id, request.after_position, request.max_count
+        )
 
 
 class LyingProxy:

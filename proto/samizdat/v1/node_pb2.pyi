@@ -74,12 +74,14 @@ class PutSnapshotResponse(_message.Message):
     def __init__(self, snapshot_id: _Optional[bytes] = ..., already_present: _Optional[bool] = ...) -> None: ...
 
 class ListSnapshotsRequest(_message.Message):
-    __slots__ = ("archive_id", "after_position")
+    __slots__ = ("archive_id", "after_position", "max_count")
     ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
+    MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
     archive_id: bytes
     after_position: int
-    def __init__(self, archive_id: _Optional[bytes] = ..., after_position: _Optional[int] = ...) -> None: ...
+    max_count: int
+    def __init__(self, archive_id: _Optional[bytes] = ..., after_position: _Optional[int] = ..., max_count: _Optional[int] = ...) -> None: ...
 
 class StoredSnapshot(_message.Message):
     __slots__ = ("snapshot_id", "snapshot", "position", "chunks_held", "chunks_total", "bytes_total")
@@ -98,19 +100,21 @@ class StoredSnapshot(_message.Message):
     def __init__(self, snapshot_id: _Optional[bytes] = ..., snapshot: _Optional[_Union[_records_pb2.SignedSnapshot, _Mapping]] = ..., position: _Optional[int] = ..., chunks_held: _Optional[int] = ..., chunks_total: _Optional[int] = ..., bytes_total: _Optional[int] = ...) -> None: ...
 
 class ListSnapshotsResponse(_message.Message):
-    __slots__ = ("snapshots", "last_position")
+    __slots__ = ("snapshots", "last_position", "more")
     SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
     LAST_POSITION_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     snapshots: _containers.RepeatedCompositeFieldContainer[StoredSnapshot]
     last_position: int
-    def __init__(self, snapshots: _Optional[_Iterable[_Union[StoredSnapshot, _Mapping]]] = ..., last_position: _Optional[int] = ...) -> None: ...
+    more: bool
+    def __init__(self, snapshots: _Optional[_Iterable[_Union[StoredSnapshot, _Mapping]]] = ..., last_position: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class PeerSyncStatus(_message.Message):
-    __slots__ = ("node_id", "address", "jurisdiction", "last_success_unix", "last_error", "bad_chunks_received", "chunks_pulled", "bytes_pulled", "revoked", "bad_records_received", "last_offence", "last_offence_unix")
+    __slots__ = ("node_id", "address", "jurisdiction", "last_success_unix", "last_error", "bad_chunks_received", "chunks_pulled", "bytes_pulled", "revoked", "bad_records_received", "last_offence", "last_offence_unix", "offences", "backed_off_until_unix")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     JURISDICTION_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +127,8 @@ class PeerSyncStatus(_message.Message):
     BAD_RECORDS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     LAST_OFFENCE_FIELD_NUMBER: _ClassVar[int]
     LAST_OFFENCE_UNIX_FIELD_NUMBER: _ClassVar[int]
+    OFFENCES_FIELD_NUMBER: _ClassVar[int]
+    BACKED_OFF_UNTIL_UNIX_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     address: str
     jurisdiction: str
@@ -135,7 +141,9 @@ class PeerSyncStatus(_message.Message):
     bad_records_received: int
     last_offence: str
     last_offence_unix: int
-    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., last_success_unix: _Optional[int] = ..., last_error: _Optional[str] = ..., bad_chunks_received: _Optional[int] = ..., chunks_pulled: _Optional[int] = ..., bytes_pulled: _Optional[int] = ..., revoked: _Optional[bool] = ..., bad_records_received: _Optional[int] = ..., last_offence: _Optional[str] = ..., last_offence_unix: _Optional[int] = ...) -> None: ...
+    offences: int
+    backed_off_until_unix: int
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., last_success_unix: _Optional[int] = ..., last_error: _Optional[str] = ..., bad_chunks_received: _Optional[int] = ..., chunks_pulled: _Optional[int] = ..., bytes_pulled: _Optional[int] = ..., revoked: _Optional[bool] = ..., bad_records_received: _Optional[int] = ..., last_offence: _Optional[str] = ..., last_offence_unix: _Optional[int] = ..., offences: _Optional[int] = ..., backed_off_until_unix: _Optional[int] = ...) -> None: ...
 
 class ScrubFinding(_message.Message):
     __slots__ = ("chunk_id", "found_unix", "repaired_unix", "detail")

@@ -223,7 +223,8 @@ class SnapshotServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSnapshots(self, request, context):
-        """Lists signed records, optionally only those after a given per-node position.
+        """Lists signed records after a given per-node position, one bounded page per call: callers
+        repeat with after_position = last_position while `more` is set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

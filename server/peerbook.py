@@ -1,0 +1,137 @@
+"""What this node knows of each peer, and the one place where a peer's offences are recorded.
+
+An offence is any wrong answer: a chunk that does not hash to its id, a record that does not
+verify, or an answer against the protocol (wrong counts, ids or positions not asked for, a
+claimed chunk then reported missing, a flood). Each is counted against the peer, logged,
+exported (`samizdat_peer_offences_total{peer,kind}`), shown in status, and backs the peer off:
+no call goes to it until `backed_off_until`, the back-off doubling with each offence in a row
+(60 s up to an hour) and starting over after a clean round. Records of any kind that peers
+replicate use the same book.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+from samizdat.core.errors import SamizdatError
+from samizdat.server.config import PeerConfig
+from samizdat.server.metrics import NodeMetrics
+from samizdat.server.store import ChunkStore
+from samizdat.v1 import node_pb2 as npb
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 60.0
+BACKOFF_MAX = 3600.0
+
+
+class Offence(Enum):
+    """Kinds of wrong answers (the metric's `kind` label)."""
+
+    BAD_CHUNK = "bad_chunk"  # bytes that do not hash to their id
+    BAD_RECORD = "bad_record"  # a record that does not verify, or names no tree
+    BAD_ANSWER = "bad_answer"  # an answer against the protocol
+
+
+@dataclass
+class PeerState:
+    """One peer as this node knows it (persisted in the store's node column family)."""
+
+    node_id: str
+    address: str = ""
+    jurisdiction: str = ""
+    position: int = 0
+    last_success_unix: int = 0
+    last_error: str = ""
+    bad_chunks: int = 0
+    bad_records: int = 0
+    offences: int = 0
+    last_offence: str = ""
+    last_offence_unix: int = 0
+    chunks_pulled: int = 0
+    bytes_pulled: int = 0
+    custody_position: int = 0
+    backed_off_until_unix: float = 0.0
+    streak: int = field(default=0, repr=False)  # offences since the last clean round
+    failed_round: int = field(default=-1, repr=False)  # the last round a call to it failed
+
+    def to_json(self) -> bytes:
+        return json.dumps({k: v for k, v in self.__dict__.items() if k != "failed_round"}).encode()
+
+    def status(self) -> npb.PeerSyncStatus:
+        return npb.PeerSyncStatus(
+            node_id=self.node_id,
+            address=self.address,
+            jurisdiction=self.jurisdiction,
+            last_success_unix=self.last_success_unix,
+            last_error=self.last_error,
+            bad_chunks_received=self.bad_chunks,
+            chunks_pulled=self.chunks_pulled,
+            bytes_pulled=self.bytes_pulled,
+            bad_records_received=self.bad_records,
+            last_offence=self.last_offence,
+            last_offence_unix=self.last_offence_unix,
+            offences=self.offences,
+            backed_off_until_unix=int(self.backed_off_until_unix),
+        )
+
+
+class PeerBook:
+    """Peer states by node id: loaded from the store on first use, saved on change."""
+
+    def __init__(self, store: ChunkStore, metrics: NodeMetrics) -> None:
+        self.store, self.metrics = store, metrics
+        self.peers: dict[str, PeerState] = {}
+        self.round = 0
+
+    def state(self, cfg: PeerConfig) -> PeerState:
+        state = self.peers.get(cfg.node_id)
+        if state is None:
+            state = PeerState(cfg.node_id)
+            raw = self.store.get_state(b"peer:" + cfg.node_id.encode())
+            if raw:
+                for k, v in json.loads(raw).items():
+                    if hasattr(state, k):
+                        setattr(state, k, v)
+            self.peers[cfg.node_id] = state
+        state.address, state.jurisdiction = cfg.address, cfg.jurisdiction
+        return state
+
+    def save(self, state: PeerState) -> None:
+        self.store.put_state(b"peer:" + state.node_id.encode(), state.to_json())
+
+    def offence(
+        self, state: PeerState, kind: Offence, what: str, *, chunks: int = 0, records: int = 0
+    ) -> None:
+        """Record a wrong answer of `state`'s peer and back it off."""
+        state.offences += 1
+        state.bad_chunks += chunks
+        state.bad_records += records
+        state.streak += 1
+        backoff = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(state.streak - 1, 6))
+        state.backed_off_until_unix = time.time() + backoff
+        state.last_offence, state.last_offence_unix = what, int(time.time())
+        peer = state.node_id[:12]
+        self.metrics.offences.labels(peer=peer, kind=kind.value).inc()
+        if chunks:
+            self.metrics.bad_chunks.labels(peer=peer).inc(chunks)
+        log.warning("peer=%s offence=%s backoff=%.0fs: %s", peer, kind.value, backoff, what)
+        self.save(state)
+
+    def clean(self, state: PeerState) -> None:
+        """A round with this peer went by without an offence: the next back-off starts short."""
+        state.streak = 0
+
+    def usable(self, state: PeerState) -> bool:
+        """Not backed off, and no call to it failed in this round (so a black-holed peer costs
+        a round one timeout, not one per batch)."""
+        return state.backed_off_until_unix <= time.time() and state.failed_round != self.round
+
+    def unreachable(self, state: PeerState, error: SamizdatError) -> None:
+        state.last_error = str(error)
+        state.failed_round = self.round
+        log.info("peer=%s unreachable: %s", state.node_id[:12], error)

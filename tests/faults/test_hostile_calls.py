@@ -1,0 +1,125 @@
+"""Precise answers to hostile or broken input (issue 9, items 6 and 7), against real nodes.
+
+- out-of-range or undecodable input is INVALID_ARGUMENT, never UNKNOWN or INTERNAL;
+- a record signed by the archive key but naming no tree is refused by nodes and never
+  becomes `latest` for a restorer;
+- `samizdat snapshots` names a node that serves a forged record, skips it, lists the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from samizdat.core.keys import signed_message
+from samizdat.core.records import sign_snapshot
+from samizdat.core.tokens import SIGNING_CONTEXT, _claims
+from samizdat.rpc.address import NodeAddress
+from samizdat.rpc.channel import open_channel
+from samizdat.rpc.limits import AUTH_METADATA
+from samizdat.v1 import node_pb2 as npb
+from samizdat.v1 import node_pb2_grpc as rpc
+from samizdat.v1 import records_pb2 as pb
+from tests.conftest import KeyFile
+from tests.netfaults import EvilPeer
+from tests.nodeproc import NodeProcess, run_cli
+
+pytestmark = pytest.mark.timeout(120)
+
+P256_OID = bytes.fromhex("2a8648ce3d030107")
+UNKNOWN_CURVE_OID = bytes.fromhex("2a0304050607080a")  # 1.2.3.4.5.6.7.8.10
+
+
+def unknown_curve_token(audience: str) -> bytes:
+    """A peer token whose key names an EC curve nobody supports (same length as P-256's)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    claims = _claims(pb.ROLE_PEER, spki.replace(P256_OID, UNKNOWN_CURVE_OID), audience, 600)
+    raw = claims.SerializeToString()
+    signature = key.sign(signed_message(SIGNING_CONTEXT, raw), ec.ECDSA(hashes.SHA256()))
+    return pb.AuthToken(claims=raw, signature=signature).SerializeToString()
+
+
+def push_text(key: KeyFile, node: NodeProcess, src: Path, text: str) -> None:
+    """Push a tree of one file, a.txt holding `text`."""
+    src.mkdir()
+    (src / "a.txt").write_text(text)
+    code, _, err = run_cli("push", "--key", key, "--node", node.address, src)
+    assert code == 0, err
+
+
+def _code(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as e:
+        call()
+    return e.value.code()  # type: ignore[no-any-return]
+
+
+def test_out_of_range_position_and_unknown_curve_are_invalid_argument(node: NodeProcess) -> None:
+    channel = open_channel(NodeAddress.parse(node.address))
+    try:
+        snapshots = rpc.SnapshotServiceStub(channel)
+        request = npb.ListSnapshotsRequest(after_position=2**64 - 1)
+        assert _code(lambda: snapshots.ListSnapshots(request, timeout=10)) == (
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
+        token = unknown_curve_token(node.node_id)
+        status = rpc.NodeServiceStub(channel)
+        call = lambda: status.NotifySnapshots(  # noqa: E731
+            npb.NotifySnapshotsRequest(), timeout=10, metadata=[(AUTH_METADATA, token)]
+        )
+        assert _code(call) == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        channel.close()
+    assert "level=error" not in node.logs()
+
+
+def test_record_without_tree_is_refused_and_never_latest(
+    node_factory, archive_key: KeyFile, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    honest = node_factory("honest", host=[archive_key.archive_id])
+    push_text(archive_key, honest, tmp_path / "src", "the real latest\n")
+
+    client = honest.client(archive_key.key)
+    try:
+        empty = sign_snapshot(archive_key.key, pb.SnapshotRecord(sequence=99))
+        with pytest.raises(Exception, match="names no tree"):
+            client.put_snapshot(empty.signed)
+    finally:
+        client.close()
+
+    # A node that lists one anyway (with the highest sequence) does not make it `latest`.
+    evil = EvilPeer(tmp_path / "evil", honest.address, "notree", key=archive_key.key).start()
+    try:
+        honest.peer_add(evil.node_id, evil.hostport)
+        dest = tmp_path / "restored"
+        code, _, err = run_cli(
+            "restore", "--key", archive_key, "--node", f"{evil.node_id}@{evil.hostport}", dest
+        )
+        assert code == 0, err
+        assert evil.served_bad > 0
+        assert (dest / "a.txt").read_text() == "the real latest\n"
+    finally:
+        evil.stop()
+
+
+def test_snapshots_names_the_node_with_a_forged_record_and_lists_the_rest(
+    node_factory, archive_key: KeyFile, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    honest = node_factory("honest", host=[archive_key.archive_id])
+    push_text(archive_key, honest, tmp_path / "src", "x\n")
+    evil = EvilPeer(tmp_path / "evil", honest.address, "forge").start()
+    try:
+        honest.peer_add(evil.node_id, evil.hostport)
+        evil_address = f"{evil.node_id}@{evil.hostport}"
+        code, out, err = run_cli("snapshots", "--node", evil_address, "--node", honest.address)
+        assert code == 0, err
+        assert "forged" in err and evil.node_id[:8] in err
+        rows = [line for line in out.splitlines() if archive_key.archive_id[:12] in line]
+        assert len(rows) == 1 and honest.node_id[:8] in rows[0]
+    finally:
+        evil.stop()
