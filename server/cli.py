@@ -181,6 +181,10 @@ def serve(directory: Path, log_level: str, ready_file: Path | None) -> None:
         run(directory, ready_file)
     finally:
         pid_file.unlink(missing_ok=True)
+    # The store is closed: leave now. Exiting the interpreter would join every thread, and a
+    # thread that a hostile call left waiting must not keep a stopped node alive.
+    logging.shutdown()
+    os._exit(0)
 
 
 def main() -> None:

@@ -11,12 +11,10 @@ from __future__ import annotations
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer
@@ -125,10 +123,6 @@ class NodeMetrics:
     def watch(self, node: NodeRuntime) -> None:
         """Export the levels of `node` (store, snapshots, scrub, peers) at scrape time."""
         self.registry.register(NodeCollector(node))
-
-    def interceptor(self) -> grpc.ServerInterceptor:
-        """A server interceptor that times every RPC into `samizdat_rpc_seconds`."""
-        return _RpcTimer(self.rpc_seconds)
 
     def serve(self, listen: str, wrap: Callable[[WsgiApp], WsgiApp] | None = None) -> int:
         """Start the /metrics HTTP endpoint (its WSGI app passed through `wrap`, which may
@@ -273,56 +267,3 @@ class NodeCollector(Collector):
             last.add_metric([peer.node_id[:12]], peer.last_success_unix)
             bad_records.add_metric([peer.node_id[:12]], peer.bad_records_received)
         yield from (last, bad_records)
-
-
-class _RpcTimer(grpc.ServerInterceptor):
-    """Times every RPC (streams: until the last response is sent) by method and outcome."""
-
-    def __init__(self, histogram: Histogram) -> None:
-        self.histogram = histogram
-
-    def intercept_service(
-        self, continuation: Callable[[Any], Any], handler_call_details: grpc.HandlerCallDetails
-    ) -> Any:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method.rsplit("/", 1)[-1]  # type: ignore[attr-defined]
-        observe = self.histogram
-
-        def unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
-            def timed(request: Any, context: grpc.ServicerContext) -> Any:
-                started, outcome = time.perf_counter(), "error"
-                try:
-                    result = behavior(request, context)
-                    outcome = "ok"
-                    return result
-                finally:
-                    observe.labels(method, outcome).observe(time.perf_counter() - started)
-
-            return timed
-
-        def streaming(behavior: Callable[..., Any]) -> Callable[..., Any]:
-            def timed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                started, outcome = time.perf_counter(), "error"
-                try:
-                    yield from behavior(request, context)
-                    outcome = "ok"
-                finally:
-                    observe.labels(method, outcome).observe(time.perf_counter() - started)
-
-            return timed
-
-        kw = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kw)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kw)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **kw)
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kw)
-        return handler

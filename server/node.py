@@ -1,45 +1,84 @@
-"""Building and running a node's gRPC server (`build_server`, `serve`)."""
+"""Running a node: its gRPC server (`RpcServer`) and its life until SIGTERM (`serve`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import threading
 from concurrent import futures
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 
 from samizdat.rpc.limits import CHANNEL_OPTIONS
 from samizdat.server import healthcheck
+from samizdat.server.admission import WORKERS, Admission
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.service import add_servicers
 
 log = logging.getLogger(__name__)
 
 CONTROL_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+# Seconds calls in flight get to finish after SIGTERM before they are cancelled.
+STOP_GRACE = 5.0
+# HTTP/2 streams one connection may have open at once (the transport refuses more).
+STREAMS_PER_CONNECTION = 32
 
 
-def build_server(node: NodeRuntime) -> tuple[grpc.Server, int]:
-    """Create the gRPC server for `node`, bound to its listen address; return (server, port)."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
-        options=CHANNEL_OPTIONS,
-        maximum_concurrent_rpcs=64,
-        interceptors=[node.metrics.interceptor()],
-    )
-    add_servicers(server, node)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    if node.config.tls:
-        creds = grpc.ssl_server_credentials([(node.identity.key_pem, node.identity.cert_pem)])
-        port = server.add_secure_port(node.config.listen, creds)
-    else:
-        port = server.add_insecure_port(node.config.listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {node.config.listen}")
-    return server, port
+class RpcServer:
+    """The node's asyncio gRPC server, on its own event-loop thread (`start`, `stop`).
+
+    Every call goes through `Admission` (server/admission.py); blocking servicer work runs in
+    a pool of admission.WORKERS threads, the loop's default executor.
+    """
+
+    def __init__(self, node: NodeRuntime) -> None:
+        self.node = node
+        self.pool = futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="rpc")
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(self.pool)
+        self.thread = threading.Thread(target=self.loop.run_forever, name="rpc-loop", daemon=True)
+        self.server: grpc.aio.Server | None = None
+
+    def start(self) -> int:
+        """Bind, start serving; return the port. Raises OSError if it cannot listen."""
+        self.thread.start()
+        return asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
+
+    async def _start(self) -> int:
+        node = self.node
+        server = grpc.aio.server(
+            options=[*CHANNEL_OPTIONS, ("grpc.max_concurrent_streams", STREAMS_PER_CONNECTION)],
+            interceptors=[Admission(node)],
+        )
+        add_servicers(server, node)
+        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+        if node.config.tls:
+            creds = grpc.ssl_server_credentials([(node.identity.key_pem, node.identity.cert_pem)])
+            port = server.add_secure_port(node.config.listen, creds)
+        else:
+            port = server.add_insecure_port(node.config.listen)
+        if port == 0:
+            raise OSError(f"cannot listen on {node.config.listen}")
+        await server.start()
+        self.server = server
+        return port
+
+    def stop(self, grace: float) -> None:
+        """Stop within about `grace` seconds whatever the calls in flight: new calls are
+        refused at once, those left after `grace` are cancelled, the pool is not waited for
+        beyond that (a step in it is short: one store operation)."""
+        if self.server is not None:
+            done = asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop)
+            try:
+                done.result(grace + 5)
+            except (futures.TimeoutError, grpc.RpcError) as e:
+                log.error("rpc server did not stop in time: %r", e)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def serve(directory: Path, ready_file: Path | None = None) -> None:
@@ -53,8 +92,8 @@ def serve(directory: Path, ready_file: Path | None = None) -> None:
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, CONTROL_SIGNALS)  # inherited by every thread
     node = NodeRuntime(directory)
-    server, port = build_server(node)
-    server.start()
+    server = RpcServer(node)
+    port = server.start()
     from samizdat.server.workers import start_workers
 
     start_workers(node)
@@ -86,6 +125,6 @@ def serve(directory: Path, ready_file: Path | None = None) -> None:
     log.info("stopping (%s)", signal.Signals(received).name)
     healthcheck.sd_notify("STOPPING=1")
     node.serving.clear()
-    server.stop(grace=5).wait()
+    server.stop(grace=STOP_GRACE)
     node.close()
     log.info("stopped cleanly")

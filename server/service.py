@@ -1,12 +1,17 @@
-"""gRPC servicers: thin adapters that decode, check access, call the node, encode."""
+"""gRPC servicers: thin adapters that decode, check access, call the node, encode.
+
+They run behind server/admission.py: the synchronous methods in its thread pool with a
+`SyncContext`, the coroutines (PutChunks) on the event loop. Refusals are logged at debug
+level only (anyone can provoke them) and counted by the admission layer's metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -36,7 +41,7 @@ def _rpc(method: F) -> F:
         try:
             return method(self, request, context)
         except SamizdatError as e:
-            log.info("rpc=%s refused: %s", method.__name__, e)
+            log.debug("rpc=%s refused: %s", method.__name__, e)
             context.abort(status_for(e), str(e))
 
     return wrapper  # type: ignore[return-value]
@@ -48,7 +53,7 @@ def _stream_rpc(method: F) -> F:
         try:
             yield from method(self, request, context)
         except SamizdatError as e:
-            log.info("rpc=%s refused: %s", method.__name__, e)
+            log.debug("rpc=%s refused: %s", method.__name__, e)
             context.abort(status_for(e), str(e))
 
     return wrapper  # type: ignore[return-value]
@@ -115,22 +120,29 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
             require_reader(caller, self.node.config, self.node.custody)
         return npb.HasChunksResponse(present=self.node.store.has_chunks(_check_ids(request.ids)))
 
-    @_rpc
-    def PutChunks(
-        self, request_iterator: Iterator[npb.PutChunksRequest], context: grpc.ServicerContext
+    async def PutChunks(
+        self,
+        request_iterator: AsyncIterator[npb.PutChunksRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> npb.PutChunksResponse:
-        caller = self.caller(context)
-        received = stored = nbytes = 0
-        archive_id = b""
-        for request in request_iterator:
-            if not archive_id:
-                archive_id = request.archive_id
-                require_writer(caller, self.node.config, archive_id, self.node.custody)
-            elif request.archive_id and request.archive_id != archive_id:
-                raise UsageError("one PutChunks call carries chunks of one archive")
-            received += len(request.chunks)
-            n, b = self.node.store.put_chunks((c.id, c.data) for c in request.chunks)
-            stored, nbytes = stored + n, nbytes + b
+        """Client-streaming, so a coroutine: waiting for the writer's next message holds no
+        thread. The token names the archive: checked before any message is read."""
+        try:
+            caller = self.caller(context)
+            require_writer(caller, self.node.config, caller.archive_id, self.node.custody)
+            received = stored = nbytes = 0
+            async for request in request_iterator:
+                if request.archive_id and request.archive_id != caller.archive_id:
+                    require_writer(  # refuses
+                        caller, self.node.config, request.archive_id, self.node.custody
+                    )
+                received += len(request.chunks)
+                chunks = [(c.id, c.data) for c in request.chunks]
+                n, b = await asyncio.to_thread(self.node.store.put_chunks, chunks)
+                stored, nbytes = stored + n, nbytes + b
+        except SamizdatError as e:
+            log.debug("rpc=PutChunks refused: %s", e)
+            await context.abort(status_for(e), str(e))
         self.node.metrics.chunks_stored(stored, nbytes)
         return npb.PutChunksResponse(
             chunks_received=received, chunks_stored=stored, bytes_stored=nbytes

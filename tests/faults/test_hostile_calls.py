@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import threading
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -26,8 +29,9 @@ from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
+from tests.e2e.test_replication import configure
 from tests.netfaults import EvilPeer
-from tests.nodeproc import NodeProcess, run_cli
+from tests.nodeproc import NodeProcess, free_port, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -123,3 +127,65 @@ def test_snapshots_names_the_node_with_a_forged_record_and_lists_the_rest(
         assert len(rows) == 1 and honest.node_id[:8] in rows[0]
     finally:
         evil.stop()
+
+
+GARBAGE = b"\xff\xff\xff\xff\xff"
+METHODS = {
+    "/samizdat.v1.ChunkService/HasChunks": "unary",
+    "/samizdat.v1.ChunkService/GetChunks": "stream_out",
+    "/samizdat.v1.ChunkService/PutChunks": "stream_in",
+    "/samizdat.v1.SnapshotService/PutSnapshot": "unary",
+    "/samizdat.v1.SnapshotService/ListSnapshots": "unary",
+    "/samizdat.v1.NodeService/GetStatus": "unary",
+    "/samizdat.v1.NodeService/NotifySnapshots": "unary",
+}
+
+
+def test_undecodable_messages_are_invalid_argument_counted_not_logged_and_sigterm_stops(
+    node_factory, archive_key: KeyFile, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Items 4 and 7: raw bytes that are no message get INVALID_ARGUMENT on every method, no
+    error log line, a count in metrics; a PutChunks stream left open after its undecodable
+    first message does not keep the node from stopping on SIGTERM (nor its store locked)."""
+    node = node_factory("n1", host=[archive_key.archive_id], start=False)
+    metrics_port = free_port()
+    configure(node, metrics_listen=f"127.0.0.1:{metrics_port}")
+    node.start()
+    client = node.client(archive_key.key)  # a writer token of the hosted archive
+    channel = open_channel(NodeAddress.parse(node.address))
+    release = threading.Event()
+    try:
+        metadata = client.metadata(pb.ROLE_WRITER)
+        for method, kind in METHODS.items():
+            if kind == "unary":
+                call = channel.unary_unary(method)
+                code = _code(lambda: call(GARBAGE, timeout=10, metadata=metadata))  # noqa: B023
+            elif kind == "stream_out":
+                call = channel.unary_stream(method)
+                code = _code(lambda: list(call(GARBAGE, timeout=10, metadata=metadata)))  # noqa: B023
+            else:
+                call = channel.stream_unary(method)
+                code = _code(lambda: call(iter([GARBAGE]), timeout=10, metadata=metadata))  # noqa: B023
+            assert code == grpc.StatusCode.INVALID_ARGUMENT, method
+
+        def held_open() -> Iterator[bytes]:
+            yield GARBAGE
+            release.wait(60)
+
+        put = channel.stream_unary("/samizdat.v1.ChunkService/PutChunks")
+        pending = put.future(held_open(), timeout=60, metadata=metadata)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+        rejected = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.read().decode().splitlines()
+            if line.startswith("samizdat_rpc_rejected_total") and 'reason="undecodable"' in line
+        ]
+        assert sum(rejected) >= len(METHODS)
+        assert node.stop() == 0  # within NodeProcess.STOP_TIMEOUT, or it raises
+        assert pending.exception(timeout=10) is not None
+    finally:
+        release.set()
+        channel.close()
+        client.close()
+    assert "level=error" not in node.logs()
+    node.start()  # the store's lock was released

@@ -1,0 +1,313 @@
+"""Admission control: who may hold what on a node, decided before anything waits on them.
+
+The node serves from an asyncio gRPC server: a call waiting for a client (its request, its next
+message, room to write) is a coroutine, never a thread. The blocking work of the servicers
+(RocksDB, hashing) runs in a small thread pool, one short step at a time. Every call passes
+through `Admission` first, which, from the call's metadata alone:
+
+1. tells the caller's class: a configured, unrevoked peer (by node id), a holder of a hosted
+   archive's key (by archive), or a stranger (anything else: no token, a token that does not
+   verify, a key nobody configured);
+2. refuses a stranger at once on every method but the public ones (GetStatus, ListSnapshots,
+   health), with the precise error, before reading any message: a call refused this way is
+   handled as client-streaming, so its request is never waited for;
+3. caps what each caller holds at a time (LIMITS: calls, and streams among them); over the
+   cap a call is refused at once (RESOURCE_EXHAUSTED, "node busy");
+4. keeps a reserve: strangers run on at most STRANGER_WORKERS of the pool's WORKERS threads,
+   so peers and archive holders always find threads free;
+5. bounds time: a stream whose client sends nothing for READ_IDLE, or reads nothing for
+   WRITE_IDLE, is ended (DEADLINE_EXCEEDED); a health Watch ends after WATCH_SECONDS;
+6. answers an undecodable message with INVALID_ARGUMENT, counted in
+   `samizdat_rpc_rejected_total{method,reason}` rather than logged.
+
+Memory per caller is bounded by its stream cap: a GetChunks stream holds at most the message
+being written (<= 3 MiB) while its reader is slow, and is ended after WRITE_IDLE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from samizdat.core.errors import SamizdatError
+from samizdat.core.tokens import Caller
+from samizdat.rpc.errors import status_for
+from samizdat.rpc.limits import AUTH_METADATA
+from samizdat.server.access import caller_from_metadata, require_reader, require_writer
+from samizdat.server.runtime import NodeRuntime
+from samizdat.v1 import records_pb2 as pb
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+WORKERS = 16
+STRANGER_WORKERS = 4
+READ_IDLE = 60.0
+WRITE_IDLE = 30.0
+WATCH_SECONDS = 60.0
+# Methods anyone may call (signed records are public; status hides topology from strangers).
+PUBLIC = frozenset({"GetStatus", "ListSnapshots", "Check", "Watch"})
+WRITES = frozenset({"PutChunks", "PutSnapshot"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """At most `calls` calls of one caller at a time, of which at most `streams` streams."""
+
+    calls: int
+    streams: int
+
+
+STRANGER, PEER, ARCHIVE = "stranger", "peer", "archive"
+# Strangers share one budget: they cannot be told apart (loopback, NAT).
+LIMITS = {STRANGER: Limits(64, 8), PEER: Limits(64, 8), ARCHIVE: Limits(128, 16)}
+
+
+class Undecodable:
+    """Stands for a message that did not decode (the deserializer never raises)."""
+
+
+UNDECODABLE = Undecodable()
+
+
+class _Abort(Exception):
+    """Raised by `SyncContext.abort` in a pool thread; the call ends with this status."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code, self.details = code, details
+
+
+class SyncContext:
+    """The part of grpc.ServicerContext the synchronous servicers use, for a pool thread."""
+
+    def __init__(self, context: Ctx) -> None:
+        self._metadata = tuple(context.invocation_metadata() or ())
+        self._peer = context.peer()
+
+    def invocation_metadata(self) -> Sequence[tuple[str, str | bytes]]:
+        return self._metadata
+
+    def peer(self) -> str:
+        return self._peer
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise _Abort(code, details)
+
+
+def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def decode(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except Exception:  # protobuf raises DecodeError, and others for some inputs
+            return UNDECODABLE
+
+    return decode
+
+
+class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """The node's one interceptor: classify, refuse or admit, bound, time (see module doc)."""
+
+    def __init__(self, node: NodeRuntime) -> None:
+        self.node = node
+        self.held: Counter[tuple[str, str]] = Counter()
+        self.streams: Counter[tuple[str, str]] = Counter()
+        self.stranger_workers = asyncio.Semaphore(STRANGER_WORKERS)
+
+    # ------------------------------------------------------------ who is it
+
+    def classify(self, method: str, metadata: Sequence[tuple[str, str | bytes]]) -> tuple[str, str]:
+        """(class, key) of the caller; raises SamizdatError for a stranger on a member-only
+        method (the error the servicer would give, before any message is read)."""
+        has_token = any(k == AUTH_METADATA for k, _ in metadata)
+        try:
+            if not has_token and method in PUBLIC:
+                return STRANGER, ""
+            caller = caller_from_metadata(metadata, self.node.config, self.node.node_id)
+            if method in WRITES:
+                require_writer(caller, self.node.config, caller.archive_id, self.node.custody)
+            else:
+                require_reader(caller, self.node.config, self.node.custody)
+        except SamizdatError:
+            if method in PUBLIC and method != "ListSnapshots":
+                return STRANGER, ""
+            raise
+        return _member(caller)
+
+    # -------------------------------------------------------------- wrapping
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method = details.method.rsplit("/", 1)[-1]  # type: ignore[attr-defined]
+        metadata = tuple(details.invocation_metadata or ())  # type: ignore[attr-defined]
+        streaming = handler.request_streaming or handler.response_streaming
+        try:
+            who = self.classify(method, metadata)
+        except SamizdatError as e:
+            return self._refuse(method, handler, status_for(e), str(e), "refused")
+        limits = LIMITS[who[0]]
+        if self.held[who] >= limits.calls or (streaming and self.streams[who] >= limits.streams):
+            detail = f"node busy: too many calls from this {who[0]} at once; retry later"
+            return self._refuse(method, handler, grpc.StatusCode.RESOURCE_EXHAUSTED, detail, "busy")
+        return self._admit(method, handler, who, streaming)
+
+    def _refuse(
+        self,
+        method: str,
+        handler: grpc.RpcMethodHandler,
+        code: grpc.StatusCode,
+        details: str,
+        reason: str,
+    ) -> grpc.RpcMethodHandler:
+        """A handler that ends the call at once without waiting for its request."""
+        self.node.metrics.rejected_calls.labels(method, reason).inc()
+        self.node.metrics.rpc_seconds.labels(method, "error").observe(0.0)
+
+        async def refuse(_requests: Any, context: Ctx) -> None:
+            await context.abort(code, details)
+
+        if handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(refuse)
+        return grpc.stream_unary_rpc_method_handler(refuse)
+
+    def _admit(
+        self, method: str, handler: grpc.RpcMethodHandler, who: tuple[str, str], streaming: bool
+    ) -> grpc.RpcMethodHandler:
+        self.held[who] += 1
+        self.streams[who] += streaming
+        started = time.perf_counter()
+        observe = self.node.metrics.rpc_seconds
+        rejected = self.node.metrics.rejected_calls
+        workers = self.stranger_workers if who[0] == STRANGER else None
+
+        @contextlib.asynccontextmanager
+        async def accounted(context: Ctx) -> AsyncIterator[None]:
+            outcome = "error"
+            try:
+                yield
+                outcome = "ok"
+            except _Abort as e:
+                await context.abort(e.code, e.details)
+            except _Idle as e:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(e))
+            except _BadMessage:
+                rejected.labels(method, "undecodable").inc()
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "undecodable message")
+            finally:
+                self.held[who] -= 1
+                self.streams[who] -= streaming
+                if self.held[who] <= 0:
+                    del self.held[who]
+                if self.streams[who] <= 0:
+                    del self.streams[who]
+                observe.labels(method, outcome).observe(time.perf_counter() - started)
+
+        async def blocking(fn: Callable[..., Any], *args: Any) -> Any:
+            if workers is None:
+                return await asyncio.to_thread(fn, *args)
+            async with workers:
+                return await asyncio.to_thread(fn, *args)
+
+        kw = {
+            "request_deserializer": _safe(handler.request_deserializer),
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary or handler.unary_stream:
+            behavior = handler.unary_unary or handler.unary_stream
+
+            def check(request: Any) -> None:
+                if request is UNDECODABLE:
+                    raise _BadMessage
+
+            if handler.unary_unary:
+
+                async def unary(request: Any, context: Ctx) -> Any:
+                    async with accounted(context):
+                        check(request)
+                        if asyncio.iscoroutinefunction(behavior):
+                            return await behavior(request, context)
+                        return await blocking(behavior, request, SyncContext(context))
+                    return None
+
+                return grpc.unary_unary_rpc_method_handler(unary, **kw)
+
+            async def server_stream(request: Any, context: Ctx) -> None:
+                async with accounted(context):
+                    check(request)
+                    if asyncio.iscoroutinefunction(behavior):  # health Watch: bounded in time
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(behavior(request, context), WATCH_SECONDS)
+                        return
+                    responses = await blocking(behavior, request, SyncContext(context))
+                    try:
+                        while (item := await blocking(_next, responses)) is not _END:
+                            try:
+                                await asyncio.wait_for(context.write(item), WRITE_IDLE)
+                            except TimeoutError:
+                                raise _Idle(f"nothing read for {WRITE_IDLE:.0f}s") from None
+                    finally:
+                        await blocking(responses.close)
+
+            return grpc.unary_stream_rpc_method_handler(server_stream, **kw)
+
+        behavior = handler.stream_unary
+        if behavior is None or not asyncio.iscoroutinefunction(behavior):
+            raise TypeError(f"{method}: client-streaming handlers must be coroutines")
+
+        async def client_stream(requests: Any, context: Ctx) -> Any:
+            async with accounted(context):
+                return await behavior(_checked(requests), context)
+            return None
+
+        return grpc.stream_unary_rpc_method_handler(client_stream, **kw)
+
+
+class _Idle(Exception):
+    """A stream's client sent or read nothing for too long."""
+
+
+class _BadMessage(Exception):
+    """A message did not decode."""
+
+
+_END = object()
+
+
+def _next(responses: Iterator[Any]) -> Any:
+    return next(responses, _END)
+
+
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The messages of a client stream; raises _Idle after READ_IDLE without one and
+    _BadMessage for one that did not decode."""
+    iterator = requests.__aiter__()
+    while True:
+        try:
+            message = await asyncio.wait_for(iterator.__anext__(), READ_IDLE)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise _Idle(f"no message for {READ_IDLE:.0f}s") from None
+        if message is UNDECODABLE:
+            raise _BadMessage
+        yield message
+
+
+def _member(caller: Caller) -> tuple[str, str]:
+    if caller.role == pb.ROLE_PEER:
+        return PEER, caller.node_id
+    return ARCHIVE, caller.archive_id.hex()
