@@ -46,6 +46,8 @@ def error_from_rpc(err: grpc.RpcError, node: str) -> e.SamizdatError:
         return e.IncompleteSnapshot(f"{node}: {detail}")
     if code == grpc.StatusCode.INVALID_ARGUMENT and detail and "signature" in detail:
         return e.SignatureError(f"{node}: {detail}")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and detail and detail.startswith("node busy"):
+        return e.PeerUnavailable(f"node {node} is busy: {detail}")
     cls = _FROM_STATUS.get(code, e.PeerUnavailable)
     if cls is e.PeerUnavailable:
         return e.PeerUnavailable(f"node {node} is unreachable or failed: {detail or code.name}")

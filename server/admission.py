@@ -12,7 +12,8 @@ through `Admission` first, which, from the call's metadata alone:
    health), with the precise error, before reading any message: a call refused this way is
    handled as client-streaming, so its request is never waited for;
 3. caps what each caller holds at a time (LIMITS: calls, and streams among them); over the
-   cap a call is refused at once (RESOURCE_EXHAUSTED, "node busy");
+   cap a call is refused at once (RESOURCE_EXHAUSTED, "node busy"). A unary call counts from
+   the arrival of its request: one whose request never comes costs a coroutine, no slot;
 4. keeps a reserve: strangers run on at most STRANGER_WORKERS of the pool's WORKERS threads,
    so peers and archive holders always find threads free;
 5. bounds time: a stream whose client sends nothing for READ_IDLE, or reads nothing for
@@ -159,11 +160,14 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             who = self.classify(method, metadata)
         except SamizdatError as e:
             return self._refuse(method, handler, status_for(e), str(e), "refused")
-        limits = LIMITS[who[0]]
-        if self.held[who] >= limits.calls or (streaming and self.streams[who] >= limits.streams):
+        if self._over(who, streaming):
             detail = f"node busy: too many calls from this {who[0]} at once; retry later"
             return self._refuse(method, handler, grpc.StatusCode.RESOURCE_EXHAUSTED, detail, "busy")
         return self._admit(method, handler, who, streaming)
+
+    def _over(self, who: tuple[str, str], streaming: bool) -> bool:
+        limits = LIMITS[who[0]]
+        return self.held[who] >= limits.calls or (streaming and self.streams[who] >= limits.streams)
 
     def _refuse(
         self,
@@ -187,8 +191,6 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _admit(
         self, method: str, handler: grpc.RpcMethodHandler, who: tuple[str, str], streaming: bool
     ) -> grpc.RpcMethodHandler:
-        self.held[who] += 1
-        self.streams[who] += streaming
         started = time.perf_counter()
         observe = self.node.metrics.rpc_seconds
         rejected = self.node.metrics.rejected_calls
@@ -196,6 +198,14 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         @contextlib.asynccontextmanager
         async def accounted(context: Ctx) -> AsyncIterator[None]:
+            """Counts the call from here (for a unary request: once it has arrived, so a
+            request that never comes holds no slot) until it ends."""
+            if self._over(who, streaming):
+                rejected.labels(method, "busy").inc()
+                detail = f"node busy: too many calls from this {who[0]} at once; retry later"
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, detail)
+            self.held[who] += 1
+            self.streams[who] += streaming
             outcome = "error"
             try:
                 yield
