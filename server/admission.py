@@ -269,6 +269,10 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                                 await asyncio.wait_for(context.write(item), WRITE_IDLE)
                             except TimeoutError:
                                 raise _Idle(f"nothing read for {WRITE_IDLE:.0f}s") from None
+                            except Exception:
+                                if context.cancelled() or context.done():
+                                    return  # the client went away: nothing to report
+                                raise
                     finally:
                         await blocking(responses.close)
 

@@ -35,7 +35,7 @@ def fill_store(node: NodeProcess, key: KeyFile, count: int) -> int:
     blobs = list(crafted.blobs)
     ids = [(cid, len(blob)) for cid, blob in blobs]
     lists = [
-        encode_chunk_list(subset)
+        encode_chunk_list(sorted(subset))
         for n in range(1, len(ids) + 1)
         for subset in itertools.combinations(ids, n)
     ][:18]
