@@ -8,8 +8,8 @@ through `Admission` first, which, from the call's metadata alone:
 1. tells the caller's class: a configured, unrevoked peer (by node id), a holder of a hosted
    archive's key (by archive), or a stranger (anything else: no token, a token that does not
    verify, a key nobody configured);
-2. refuses a stranger at once on every method but the public ones (GetStatus, ListSnapshots,
-   health), with the precise error, before reading any message: a call refused this way is
+2. refuses a stranger at once on every method but the public ones (PUBLIC: status, the
+   listings, publishing a custody record, health), with the precise error, before reading any message: a call refused this way is
    handled as client-streaming, so its request is never waited for;
 3. caps what each caller holds at a time (LIMITS: calls, and streams among them); over the
    cap a call is refused at once (RESOURCE_EXHAUSTED, "node busy"). A unary call counts from
@@ -51,8 +51,10 @@ STRANGER_WORKERS = 4
 READ_IDLE = 60.0
 WRITE_IDLE = 30.0
 WATCH_SECONDS = 60.0
-# Methods anyone may call (signed records are public; status hides topology from strangers).
-PUBLIC = frozenset({"GetStatus", "ListSnapshots", "Check", "Watch"})
+# Methods anyone may call (signed records are public; status hides topology from strangers);
+# on the listings, a caller that presents a token must pass the rules (a revoked peer).
+LISTINGS = frozenset({"ListSnapshots", "ListCustodyRecords"})
+PUBLIC = LISTINGS | {"GetStatus", "PutCustodyRecord", "Check", "Watch"}
 WRITES = frozenset({"PutChunks", "PutSnapshot"})
 
 
@@ -138,7 +140,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             else:
                 require_reader(caller, self.node.config, self.node.custody)
         except SamizdatError:
-            if method in PUBLIC and method != "ListSnapshots":
+            if method in PUBLIC and method not in LISTINGS:
                 return STRANGER, ""
             raise
         return _member(caller)

@@ -70,7 +70,8 @@ def accept_snapshot(
 
     Raises SignatureError (forged, or naming no tree), NotHosted (archive not hosted here),
     Revoked (signed by a revoked writer key and not kept by its revocation),
-    IncompleteSnapshot (when `require_complete` and chunks are missing). Chunks are made durable first.
+    IncompleteSnapshot (when `require_complete` and chunks are missing). Chunks are made
+    durable first.
     """
     snap = verify_restorable(verify_snapshot(signed))
     if bytes(snap.archive_id) not in hosted:
