@@ -9,8 +9,9 @@ through `Admission` first, which, from the call's metadata alone:
    archive's key (by archive), or a stranger (anything else: no token, a token that does not
    verify, a key nobody configured);
 2. refuses a stranger at once on every method but the public ones (PUBLIC: status, the
-   listings, publishing a custody record, health), with the precise error, before reading any message: a call refused this way is
-   handled as client-streaming, so its request is never waited for;
+   listings, publishing a custody record, health), with the precise error, before reading
+   any message: a call refused this way is handled as client-streaming, so its request is
+   never waited for;
 3. caps what each caller holds at a time (LIMITS: calls, and streams among them); over the
    cap a call is refused at once (RESOURCE_EXHAUSTED, "node busy"). A unary call counts from
    the arrival of its request: one whose request never comes costs a coroutine, no slot;
