@@ -38,8 +38,10 @@ class Listing:
 
 
 def test_a_stolen_writer_keys_snapshot_is_not_latest() -> None:
-    legit = sign_snapshot(WRITER, pb.SnapshotRecord(sequence=1))
-    stolen = sign_snapshot(WRITER, pb.SnapshotRecord(sequence=7))  # made after the theft
+    legit = sign_snapshot(WRITER, pb.SnapshotRecord(sequence=1, tree_chunk_ids=[bytes(32)]))
+    stolen = sign_snapshot(  # made after the theft
+        WRITER, pb.SnapshotRecord(sequence=7, tree_chunk_ids=[bytes(32)])
+    )
     revocation = sign_custody_record(
         ROOT,
         pb.CustodyRecord(
