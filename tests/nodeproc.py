@@ -9,6 +9,7 @@ scripts and fixtures can share them.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -38,11 +39,40 @@ def entry_point(name: str, bin_dir: Path | None = None) -> str:
     return found
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel gives to outgoing connections and to bind(port 0)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback TCP port that is free now, for a listener that binds it a moment later.
+
+    Chosen below the kernel's ephemeral range, so that no outgoing connection (of a node, the
+    CLI or a test) can take it in between, and never the same twice in this process, so that
+    two nodes made before either starts cannot be given one port. Falls back to a port from
+    bind(0) where the ephemeral range leaves no room below it."""
+    low = _ephemeral_low()
+    candidates = list(range(10_000, low)) if low > 12_000 else []
+    random.shuffle(candidates)
+    for port in [*candidates[:200], 0]:
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen = int(s.getsockname()[1])
+        if chosen not in _handed_out:
+            _handed_out.add(chosen)
+            return chosen
+    raise RuntimeError("no free loopback port")
 
 
 def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
