@@ -224,7 +224,7 @@ def print_table(results: list[Result], current: tuple[int, int, int]) -> None:
             f"{r.list_mb_per_snapshot_100gb:>12.1f} {r.chunk_mb_s:>6.0f}"
         )
     print(
-        "* = current defaults in core/chunker.py; 'vs best peer' = stored growth relative to "
+        "* = current defaults in samizdat.core.chunker; 'vs best peer' = stored growth relative to "
         "the better of restic-like and borg-like"
     )
 

@@ -41,7 +41,7 @@ from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.remote import NodeClient
 from samizdat.server.custody import NodeCustody
 from samizdat.server.snapshots import accept_snapshot
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
 HERE = Path(__file__).resolve().parent

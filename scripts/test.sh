@@ -74,17 +74,8 @@ run() {  # run NAME CMD...: run one check, time it, remember a failure and go on
   fi
 }
 
-# mypy sees the package through the symlinks in .ci/mypy_path; print the real paths.
-mypy_check() {
-  mypy | sed -E \
-    -e 's#^\.ci/mypy_path/samizdat/v1/#proto/samizdat/v1/#' \
-    -e 's#^\.ci/mypy_path/samizdat/(core|rpc|server|client)/#\1/#' \
-    -e 's#^\.ci/mypy_path/samizdat/__init__#src/samizdat/__init__#'
-}
-
-# import-linter walks the package on disk; the symlink tree has the installed layout.
 import_contracts() {
-  PYTHONPATH=.ci/mypy_path lint-imports --no-cache --no-logo
+  lint-imports --no-cache --no-logo
 }
 
 pytest_check() {
@@ -100,7 +91,7 @@ run "proto staleness (scripts/check_proto.sh)" scripts/check_proto.sh
 run "buf lint" node_modules/.bin/buf lint
 run "ruff check" ruff check --output-format=concise .
 run "ruff format --check" ruff format --check .
-run "mypy" mypy_check
+run "mypy" mypy
 run "import-linter" import_contracts
 run "pytest" pytest_check "$@"
 

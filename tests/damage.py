@@ -11,7 +11,7 @@ from samizdat.core.codec import ChunkCodec
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import verify_snapshot
 from samizdat.core.tree import iter_tree
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
 

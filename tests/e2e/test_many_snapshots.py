@@ -13,7 +13,7 @@ import pytest
 
 from samizdat.core.chunklist import encode_chunk_list
 from samizdat.core.records import sign_snapshot
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
 from tests.crafted import craft_snapshot, file_entry

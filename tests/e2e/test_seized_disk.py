@@ -31,7 +31,7 @@ from samizdat.core.codec import OVERHEAD, ChunkCodec
 from samizdat.core.keys import ArchiveKey, save_key
 from samizdat.core.padding import SMALL_LIMIT, padded_length
 from samizdat.core.records import sign_snapshot, verify_snapshot
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
 from tests.e2e.test_single_node import push

@@ -13,7 +13,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from tests.conftest import KeyFile
 from tests.netfaults import TcpLink
 from tests.nodeproc import NodeProcess, run_cli, spawn_cli

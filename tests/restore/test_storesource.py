@@ -13,7 +13,7 @@ from samizdat.client.storesource import StoreSource, find_store_dir
 from samizdat.core.errors import UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import sign_snapshot
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
 pytestmark = pytest.mark.timeout(60)

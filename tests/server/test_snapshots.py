@@ -14,7 +14,7 @@ from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot, sign_snapshot
 from samizdat.server.custody import NodeCustody
 from samizdat.server.snapshots import accept_snapshot, count_held
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
 KEY = ArchiveKey(signing_seed=b"\x31" * 32, master_secret=b"\x32" * 32)

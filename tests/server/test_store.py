@@ -10,7 +10,7 @@ import blake3
 import pytest
 
 from samizdat.core.errors import ChunkCorrupt
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from tests.damage import blob_files, flip_on_disk
 
 

@@ -37,7 +37,7 @@ from samizdat.core.errors import SamizdatError
 from samizdat.core.records import verify_snapshot
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import count_held
-from samizdat.server.store import StoreError, is_damage
+from samizdat.store.chunkstore import StoreError, is_damage
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_record
 from samizdat.core.errors import NotHosted, SignatureError
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 

@@ -30,7 +30,7 @@ STREAMS_PER_CONNECTION = 32
 class RpcServer:
     """The node's asyncio gRPC server, on its own event-loop thread (`start`, `stop`).
 
-    Every call goes through `Admission` (server/admission.py); blocking servicer work runs in
+    Every call goes through `Admission` (samizdat.server.admission); blocking servicer work runs in
     a pool of admission.WORKERS threads, the loop's default executor.
     """
 

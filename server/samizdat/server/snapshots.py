@@ -6,7 +6,7 @@ from samizdat.core.chunklist import decode_chunk_list
 from samizdat.core.errors import IncompleteSnapshot, NotHosted, Revoked
 from samizdat.core.records import Snapshot, verify_restorable, verify_snapshot
 from samizdat.server.custody import NodeCustody
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
 _BATCH = 4096

@@ -1,6 +1,6 @@
 """An offline chunk source: a copy of a node's data directory (a disk carried across a border).
 
-The RocksDB store (layout: docs/format.md, "Node store"; written by samizdat.server.store) is
+The RocksDB store (layout: docs/format.md, "Node store"; written by samizdat.store.chunkstore) is
 opened read-only, so nothing is written to the copy, and no node process, node key or
 configuration is needed. The copy is as untrusted as any node: restore verifies every snapshot
 signature and every chunk id exactly as for remote sources.
@@ -109,7 +109,7 @@ class StoreSource:
         self._check_format(path)
         self._chunks = self._db.get_column_family("chunks")
         # Blobs are checked against their ids (BLAKE3) and AEAD tags by the fetcher, so
-        # RocksDB's slower CRCs are skipped (as the node does: samizdat.server.store).
+        # RocksDB's slower CRCs are skipped (as the node does: samizdat.store.chunkstore).
         self._blob_read = rdb.ReadOptions()
         self._blob_read.set_verify_checksums(False)
         self._blob_read.fill_cache(False)

@@ -1,6 +1,6 @@
 """gRPC servicers: thin adapters that decode, check access, call the node, encode.
 
-They run behind server/admission.py: the synchronous methods in its thread pool with a
+They run behind samizdat.server.admission: the synchronous methods in its thread pool with a
 `SyncContext`, the coroutines (PutChunks) on the event loop. Refusals are logged at debug
 level only (anyone can provoke them) and counted by the admission layer's metrics."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.metadata
 import logging
 import shutil
 import time
@@ -16,7 +17,6 @@ from typing import Any, TypeVar
 
 import grpc
 
-import samizdat
 from samizdat.core.errors import SamizdatError, UsageError
 from samizdat.core.records import verify_snapshot
 from samizdat.core.tokens import Caller
@@ -201,7 +201,7 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             node_id=node.node_id,
             name=node.config.name,
             jurisdiction=node.config.jurisdiction,
-            software_version=samizdat.__version__,
+            software_version=importlib.metadata.version("samizdat"),
             hosted_archive_ids=sorted(node.config.hosted_archives),
             chunks_stored=store.chunk_count,
             bytes_stored=store.chunk_bytes,

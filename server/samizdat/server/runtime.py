@@ -15,7 +15,7 @@ from samizdat.server.config import NodeConfig, PeerConfig, config_path, load_con
 from samizdat.server.custody import NodeCustody
 from samizdat.server.identity import NodeIdentity, load_identity
 from samizdat.server.metrics import NodeMetrics
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 

@@ -20,7 +20,7 @@ from enum import Enum
 from samizdat.core.errors import SamizdatError
 from samizdat.server.config import PeerConfig
 from samizdat.server.metrics import NodeMetrics
-from samizdat.server.store import ChunkStore
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import node_pb2 as npb
 
 log = logging.getLogger(__name__)

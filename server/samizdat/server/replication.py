@@ -8,7 +8,7 @@ id; a peer that serves bad bytes is recorded and backed off, its share taken by 
 Nothing a peer says can delete or overwrite anything here: the store only ever adds chunks
 that hash to their ids and records that the archive key signed.
 
-Every wrong answer of a peer is an offence recorded in the peer book (server/peerbook.py) and
+Every wrong answer of a peer is an offence recorded in the peer book (samizdat.server.peerbook) and
 backs that peer off; the round goes on with the others. Records a node already holds, or of
 archives it does not host, cost a parse and a hash, never a signature check.
 

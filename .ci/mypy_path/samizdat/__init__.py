@@ -1,1 +1,0 @@
-../../../src/samizdat/__init__.py

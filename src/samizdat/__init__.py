@@ -1,3 +1,0 @@
-"""samizdat: distributed, deduplicating, end-to-end encrypted archive replication."""
-
-__version__ = "0.1.0"
