@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(300)
 
 REPO = Path(__file__).parents[2]
 # What a release tarball carries (the package folders and the build configuration).
-SOURCE_PARTS = ["pyproject.toml", "README.md", "src", "core", "rpc", "server", "client", "proto"]
+SOURCE_PARTS = ["pyproject.toml", "README.md", "core", "rpc", "store", "server", "client", "proto"]
 
 
 def _run(*args: str | os.PathLike[str], cwd: Path, timeout: float = 240) -> str:
@@ -71,8 +71,8 @@ def test_wheel_carries_the_generated_protobuf_code_and_versions(installed: Path)
     where = _run(
         installed / "python",
         "-c",
-        "import samizdat, samizdat.v1.node_pb2_grpc as g, importlib.metadata as m;"
-        "print(samizdat.__file__); print(g.__file__); print(m.version('samizdat'))",
+        "import samizdat.core, samizdat.v1.node_pb2_grpc as g, importlib.metadata as m;"
+        "print(samizdat.core.__file__); print(g.__file__); print(m.version('samizdat'))",
         cwd=outside,
     ).split()
     assert all(Path(p).is_relative_to(installed.parent) for p in where[:2]), where
