@@ -12,7 +12,8 @@
 #   1. proto staleness  scripts/check_proto.sh: checked-in *_pb2* files match proto/*.proto
 #   2. buf lint         proto/ against buf's STANDARD (formerly DEFAULT) rules, see buf.yaml
 #   3. ruff             lint and format check of the whole repo (`ruff format .` fixes format)
-#   4. mypy             samizdat.core (strict) and samizdat.rpc, see [tool.mypy]
+#   4. mypy             every layer: core and store strict, rpc/server/client strict less the
+#                       two flags that only flag untyped grpc; see [tool.mypy] in pyproject.toml
 #   5. import-linter    layer contracts in .importlinter
 #   6. pytest           tests/; collecting no tests at all counts as a failure
 #

@@ -169,11 +169,12 @@ def audit(
                 samples[chunk_id].add(bytes(snap.id))
         plans[n.name] = samples
     by_name = {n.name: n for n in nodes}
-    for name, samples in plans.items():
-        by_name[name].audit = AuditResult(sampled=len(samples))
+    results = {name: AuditResult(sampled=len(samples)) for name, samples in plans.items()}
+    for name, result in results.items():
+        by_name[name].audit = result
     with ThreadPoolExecutor(max(1, min(8, len(plans)))) as pool:
         for job in [
-            pool.submit(_check, clients[name], samples, by_name[name].audit)
+            pool.submit(_check, clients[name], samples, results[name])
             for name, samples in plans.items()
         ]:
             job.result()

@@ -341,9 +341,11 @@ def snapshots(
 def _mode_string(kind: int, mode: int) -> str:
     from samizdat.v1 import records_pb2 as pb
 
-    prefix = {pb.ENTRY_KIND_DIRECTORY: stat.S_IFDIR, pb.ENTRY_KIND_SYMLINK: stat.S_IFLNK}.get(
-        kind, stat.S_IFREG
-    )
+    prefixes: dict[int, int] = {
+        pb.ENTRY_KIND_DIRECTORY: stat.S_IFDIR,
+        pb.ENTRY_KIND_SYMLINK: stat.S_IFLNK,
+    }
+    prefix = prefixes.get(kind, stat.S_IFREG)
     return stat.filemode(prefix | mode)
 
 

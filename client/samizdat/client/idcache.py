@@ -22,6 +22,8 @@ from pathlib import Path
 
 import rocksdict as rdb
 
+from samizdat.store import rocks
+
 log = logging.getLogger(__name__)
 
 FORMAT_KEY = b"\x00format"
@@ -50,8 +52,7 @@ class IdCache:
         self.path = path
         self._closed = False
         self._db = rdb.Rdict(str(path), options=opts)
-        self._nowal = rdb.WriteOptions()
-        self._nowal.disable_wal = True
+        self._nowal = rocks.write_options(wal=False)
         stamp = self._db.get(FORMAT_KEY)
         if stamp in OLDER_FORMATS:
             log.info("id cache %s has the older format %r: emptied", path, stamp)

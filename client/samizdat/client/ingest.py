@@ -261,26 +261,26 @@ class Pusher:
         s.snapshot = snap
         return s
 
-    def _ingest_tree(self, source: str, out: tempfile._TemporaryFileWrapper) -> int:  # type: ignore[type-arg]
-        pending: deque[tuple[str, object]] = deque()
+    def _ingest_tree(self, source: str, out: BinaryIO) -> int:
+        pending: deque[tuple[str, pb.TreeEntry | Future[_Chunk]]] = deque()
+        current = pb.TreeEntry()
         count = 0
 
         def drain(limit: int) -> None:
-            nonlocal count
+            nonlocal count, current
             while len(pending) > limit:
                 kind, item = pending.popleft()
-                if kind == "chunk":
-                    chunk: _Chunk = item.result()  # type: ignore[attr-defined]
-                    self._current.chunks.append(pb.ChunkRef(id=chunk.chunk_id, length=chunk.length))
+                if isinstance(item, Future):  # "chunk"
+                    chunk = item.result()
+                    current.chunks.append(pb.ChunkRef(id=chunk.chunk_id, length=chunk.length))
                     self._record_chunk(chunk)
                     self.progress(chunk.length)
                 elif kind == "start":
-                    self._current = item  # type: ignore[assignment]
-                elif kind == "drop":  # a file that failed midway: its chunks stay unused
-                    pass
-                else:  # "end": entry complete
-                    write_message(out, item)  # type: ignore[arg-type]
+                    current = item
+                elif kind == "end":  # entry complete
+                    write_message(out, item)
                     count += 1
+                # "drop": a file that failed midway: its chunks stay unused
 
         for src in iter_source(source, self._skip):
             try:
@@ -329,7 +329,7 @@ class Pusher:
             f.seek(0)  # it grew since it was listed: stream it
         yield from self.chunker.iter_chunks(f)
 
-    def _store_tree(self, body: tempfile._TemporaryFileWrapper, count: int) -> list[bytes]:  # type: ignore[type-arg]
+    def _store_tree(self, body: BinaryIO, count: int) -> list[bytes]:
         """Chunk and encode the serialized tree (header + entries); return its chunk ids."""
         with tempfile.TemporaryFile() as stream:
             write_message(stream, pb.TreeHeader(version=TREE_VERSION, entry_count=count))

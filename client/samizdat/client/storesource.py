@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError
 
 from samizdat.client.sources import ListedSnapshot
 from samizdat.core.errors import PeerUnavailable, UsageError
+from samizdat.store import rocks
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -110,9 +111,7 @@ class StoreSource:
         self._chunks = self._db.get_column_family("chunks")
         # Blobs are checked against their ids (BLAKE3) and AEAD tags by the fetcher, so
         # RocksDB's slower CRCs are skipped (as the node does: samizdat.store.chunkstore).
-        self._blob_read = rdb.ReadOptions()
-        self._blob_read.set_verify_checksums(False)
-        self._blob_read.fill_cache(False)
+        self._blob_read = rocks.blob_read_options()
         self._snapshots = self._db.get_column_family("snapshots")
         # Stores written before custody records existed have no such column family.
         self._custody = self._db.get_column_family("custody") if "custody" in names else None
@@ -184,7 +183,7 @@ class StoreSource:
         self._check_open()
         if not ids:
             return []
-        return [v is not None for v in self._chunks.get(list(ids))]
+        return [v is not None for v in rocks.multi_get(self._chunks, ids)]
 
     def get_chunks(self, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
         self._check_open()

@@ -12,6 +12,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -33,7 +34,7 @@ class Transfer:
     """Progress of a transfer whose size is known only once planned: `total(n)`, then
     `advance(n)` per chunk of bytes. Draws bytes, rate and ETA on a terminal only."""
 
-    def __init__(self, progress: Progress | None, task: int | None) -> None:
+    def __init__(self, progress: Progress | None, task: TaskID | None) -> None:
         self._progress, self._task = progress, task
 
     def total(self, nbytes: int) -> None:
@@ -338,9 +339,9 @@ def print_status(report: HealthReport, code: int) -> None:
 
     _print_custody(report)
 
-    for f in report.findings:
-        mark = "[red]problem[/]" if f.severity is Severity.DEGRADED else "[yellow]warning[/]"
-        console.print(f"{mark}: {f.message}", highlight=False, soft_wrap=True)
+    for finding in report.findings:
+        mark = "[red]problem[/]" if finding.severity is Severity.DEGRADED else "[yellow]warning[/]"
+        console.print(f"{mark}: {finding.message}", highlight=False, soft_wrap=True)
 
 
 def _print_custody(report: HealthReport) -> None:

@@ -45,7 +45,7 @@ class EntryMaker:
             raise
 
     @staticmethod
-    def _entry(src: SourceEntry, st: os.stat_result, kind: pb.EntryKind.ValueType) -> pb.TreeEntry:
+    def _entry(src: SourceEntry, st: os.stat_result, kind: pb.EntryKind) -> pb.TreeEntry:
         return pb.TreeEntry(
             path=src.path, kind=kind, mode=stat.S_IMODE(st.st_mode), mtime_ns=st.st_mtime_ns
         )

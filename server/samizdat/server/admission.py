@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -46,7 +46,8 @@ from samizdat.server.access import caller_from_metadata, require_reader, require
 from samizdat.server.runtime import NodeRuntime
 from samizdat.v1 import records_pb2 as pb
 
-Ctx = grpc.aio.ServicerContext[Any, Any]
+# grpc ships no type information (no stubs installed), so this alias is Any to mypy.
+Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 WORKERS = 16
 STRANGER_WORKERS = 4
 READ_IDLE = 60.0
@@ -156,8 +157,8 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None:
             return None
-        method = details.method.rsplit("/", 1)[-1]  # type: ignore[attr-defined]
-        metadata = tuple(details.invocation_metadata or ())  # type: ignore[attr-defined]
+        method = details.method.rsplit("/", 1)[-1]
+        metadata = tuple(details.invocation_metadata or ())
         streaming = handler.request_streaming or handler.response_streaming
         try:
             who = self.classify(method, metadata)

@@ -133,8 +133,8 @@ class NodeMetrics:
         )[0]
         app = make_wsgi_app(self.registry)
         server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
-        httpd = make_server(
-            sockaddr[0], int(port), wrap(app) if wrap else app, server_class, _QuietHandler
+        httpd: ThreadingWSGIServer = make_server(
+            str(sockaddr[0]), int(port), wrap(app) if wrap else app, server_class, _QuietHandler
         )
         threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True).start()
         return int(httpd.server_port)

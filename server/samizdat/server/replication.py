@@ -518,7 +518,9 @@ class Replicator:
         cfg, state, client = peer
         if not self.book.usable(state):
             return set()
-        wanted, got, missing = set(ids), set(), set()
+        wanted = set(ids)
+        got: set[bytes] = set()
+        missing: set[bytes] = set()
         try:
             for response in client.get_chunks(ids):
                 missing.update(response.missing_ids)
