@@ -145,7 +145,12 @@ def key_show(file: Path, as_json: bool) -> None:
 @click.option(
     "--no-cache",
     is_flag=True,
-    help="Encode every chunk, without the local id cache (~/.cache/samizdat)",
+    help="Read and encode everything, without the local id and files caches (~/.cache/samizdat)",
+)
+@click.option(
+    "--force-rehash",
+    is_flag=True,
+    help="Read every file, even those the files cache says are unchanged since the last push",
 )
 @jsonout.option("push")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
@@ -154,6 +159,7 @@ def push(
     nodes: tuple[str, ...],
     cluster: Path | None,
     no_cache: bool,
+    force_rehash: bool,
     as_json: bool,
     directory: Path,
 ) -> None:
@@ -179,6 +185,7 @@ def push(
                     progress=transfer.advance,
                     use_cache=not no_cache,
                     warn=terminal.warning,
+                    force_rehash=force_rehash,
                 )
         except PeerUnavailable as e:
             last = e

@@ -15,6 +15,11 @@ With the local id cache (samizdat.client.idcache) a chunk encoded by an earlier 
 hashed: its cached id goes into the tree and its plaintext travels to the upload thread, which
 encodes it only if the node lacks it (and stops the push if it no longer encodes to the
 cached id).
+
+With the files cache (samizdat.client.filescache) a file whose size, mtime, ctime and inode
+are those of the last push is not read: its content hash and chunk references come from the
+cache, and its chunks go to the upload thread like any other; one the node lacks is read
+again from the file at its recorded offset and must encode to the recorded id.
 """
 
 from __future__ import annotations
@@ -24,14 +29,22 @@ import queue
 import random
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, cast
 
 import blake3
 
+from samizdat.client.filescache import (
+    CachedFile,
+    CachedRef,
+    FilesCache,
+    StaleFilesCache,
+    cacheable,
+)
 from samizdat.client.idcache import IdCache
 from samizdat.client.treeentry import EntryMaker
 from samizdat.client.walk import SourceGone, guard_reads, iter_source, shown
@@ -70,6 +83,7 @@ class PushStats:
     uploaded_bytes: int = 0
     stored_bytes: int = 0
     not_saved: int = 0  # entries that vanished, changed type or could not be read
+    files_cached: int = 0  # files taken from the files cache, not read
     snapshot: Snapshot | None = field(default=None, repr=False)
 
 
@@ -77,15 +91,35 @@ Progress = Callable[[int], None]
 Warn = Callable[[str], None]
 
 
+class FileRange(NamedTuple):
+    """Where a chunk of a files-cache hit lies: absolute path, offset, plaintext length."""
+
+    path: bytes
+    offset: int
+    length: int
+
+
 class _Chunk(NamedTuple):
-    """One encoded chunk; `blob` is None for a cache hit, whose `plaintext` is kept instead
-    until the node says whether it needs the blob."""
+    """One encoded chunk; `blob` is None for an id-cache hit, whose `plaintext` is kept
+    instead until the node says whether it needs the blob, and for a files-cache hit, whose
+    `origin` says where to read it again."""
 
     chunk_id: bytes
     blob: bytes | None
     plaintext: bytes | None
     length: int  # plaintext bytes
     blob_length: int
+    origin: FileRange | None = None
+
+
+@dataclass
+class _FileRecord:
+    """A file on its way through the pipeline: its entry, the blob lengths of its chunks so
+    far, and the fstat to record it in the files cache with (None: not to be recorded)."""
+
+    entry: pb.TreeEntry
+    blob_lengths: list[int] = field(default_factory=list)
+    cache_stat: os.stat_result | None = None
 
 
 class StaleIdCache(IntegrityError):
@@ -102,7 +136,7 @@ class _Uploader:
         self.codec = codec
         self.queue: queue.Queue[list[_Chunk] | None] = queue.Queue(UPLOAD_QUEUE)
         self.error: BaseException | None = None
-        self.stale: StaleIdCache | None = None
+        self.stale: IntegrityError | None = None
         self.thread = threading.Thread(target=self._run, name="upload", daemon=True)
         self.thread.start()
 
@@ -111,19 +145,11 @@ class _Uploader:
             _shuffle(batch)  # neither HasChunks nor PutChunks may follow the tree's order
             present = self.client.has_chunks([c.chunk_id for c in batch], role=pb.ROLE_WRITER)
             request, size = npb.PutChunksRequest(archive_id=self.archive_id), 0
-            for (chunk_id, blob, plaintext, _, _), have in zip(batch, present, strict=True):
+            for (chunk_id, blob, plaintext, _, _, origin), have in zip(batch, present, strict=True):
                 if have:
                     continue
                 if blob is None:  # a cache hit the node lacks: encode it after all
-                    assert plaintext is not None
-                    encoded_id, blob = self.codec.encode(plaintext)
-                    if encoded_id != chunk_id:
-                        self.stale = StaleIdCache(
-                            f"the local id cache names chunk {chunk_id.hex()[:12]} but it "
-                            f"now encodes to {encoded_id.hex()[:12]}; the cache was cleared, "
-                            "run the push again"
-                        )
-                        raise self.stale
+                    blob = self._encode_again(chunk_id, plaintext, origin)
                 if size and size + len(blob) > MAX_BATCH_BYTES:
                     yield request
                     request, size = npb.PutChunksRequest(archive_id=self.archive_id), 0
@@ -134,6 +160,33 @@ class _Uploader:
             if request.chunks:
                 yield request
         yield npb.PutChunksRequest(archive_id=self.archive_id)
+
+    def _encode_again(
+        self, chunk_id: bytes, plaintext: bytes | None, origin: FileRange | None
+    ) -> bytes:
+        """The blob of a cache hit the node lacks; it must encode to the cached id."""
+        if origin is not None:
+            plaintext = _read_range(origin)
+            if len(plaintext) == origin.length:
+                encoded_id, blob = self.codec.encode(plaintext)
+                if encoded_id == chunk_id:
+                    return blob
+            self.stale = StaleFilesCache(
+                f"{shown(origin.path)} no longer holds chunk {chunk_id.hex()[:12]} at offset "
+                f"{origin.offset}, though its size and times are unchanged since the last "
+                "push; the files cache was deleted, run the push again"
+            )
+            raise self.stale
+        assert plaintext is not None
+        encoded_id, blob = self.codec.encode(plaintext)
+        if encoded_id != chunk_id:
+            self.stale = StaleIdCache(
+                f"the local id cache names chunk {chunk_id.hex()[:12]} but it "
+                f"now encodes to {encoded_id.hex()[:12]}; the cache was cleared, "
+                "run the push again"
+            )
+            raise self.stale
+        return blob
 
     def _run(self) -> None:
         try:
@@ -174,8 +227,9 @@ class Pusher:
         threads: int = 3,
         cache: IdCache | None = None,
         warn: Warn | None = None,
+        files: FilesCache | None = None,
     ) -> None:
-        self.key, self.client, self.cache = key, client, cache
+        self.key, self.client, self.cache, self.files = key, client, cache, files
         self.warn = warn or (lambda text: None)
         self.entries = EntryMaker()
         self.codec = ChunkCodec(key)
@@ -238,6 +292,11 @@ class Pusher:
                 self.cache.destroy()
                 self.cache = None
             raise
+        except StaleFilesCache:
+            if self.files is not None:
+                self.files.destroy()
+                self.files = None
+            raise
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
         s = self.stats
@@ -258,29 +317,43 @@ class Pusher:
         )
         snap = sign_snapshot(self.key, record)
         self.client.put_snapshot(snap.signed)
+        if self.files is not None:
+            self.files.commit()
         s.snapshot = snap
         return s
 
-    def _ingest_tree(self, source: str, out: BinaryIO) -> int:
-        pending: deque[tuple[str, pb.TreeEntry | Future[_Chunk]]] = deque()
-        current = pb.TreeEntry()
+    def _ingest_tree(self, source: str, out: tempfile._TemporaryFileWrapper) -> int:  # type: ignore[type-arg]
+        pending: deque[tuple[str, object]] = deque()
         count = 0
+        current = _FileRecord(pb.TreeEntry())
+        root = os.fsencode(os.path.realpath(source))
 
         def drain(limit: int) -> None:
             nonlocal count, current
             while len(pending) > limit:
                 kind, item = pending.popleft()
-                if isinstance(item, Future):  # "chunk"
-                    chunk = item.result()
-                    current.chunks.append(pb.ChunkRef(id=chunk.chunk_id, length=chunk.length))
+                if kind == "chunk":
+                    chunk: _Chunk = item.result()  # type: ignore[attr-defined]
+                    current.entry.chunks.append(pb.ChunkRef(id=chunk.chunk_id, length=chunk.length))
+                    current.blob_lengths.append(chunk.blob_length)
                     self._record_chunk(chunk)
                     self.progress(chunk.length)
                 elif kind == "start":
-                    current = item
-                elif kind == "end":  # entry complete
-                    write_message(out, item)
+                    current = item  # type: ignore[assignment]
+                elif kind == "drop":  # a file that failed midway: its chunks stay unused
+                    pass
+                else:  # "end": entry complete; "hit": a file taken from the files cache
+                    if kind == "hit":
+                        hit_record, hit_chunks = cast(tuple[_FileRecord, list[_Chunk]], item)
+                        for chunk in hit_chunks:
+                            self._record_chunk(chunk)
+                            self.progress(chunk.length)
+                        item = hit_record
+                    if isinstance(item, _FileRecord):
+                        self._remember(item)
+                        item = item.entry
+                    write_message(out, item)  # type: ignore[arg-type]
                     count += 1
-                # "drop": a file that failed midway: its chunks stay unused
 
         for src in iter_source(source, self._skip):
             try:
@@ -294,18 +367,30 @@ class Pusher:
                 self.stats.symlinks += 1
             else:
                 assert f is not None
-                pending.append(("start", entry))
-                hasher = blake3.blake3()
-                size = 0
                 with f:
+                    st = os.fstat(f.fileno())
+                    hit = self.files.lookup(src.path, st) if self.files is not None else None
+                    if hit is not None:
+                        pending.append(("hit", self._hit(entry, st, hit, root + b"/" + src.path)))
+                        drain(WINDOW)
+                        continue
+                    record = _FileRecord(entry)
+                    pending.append(("start", record))
+                    hasher = blake3.blake3()
+                    size = 0
+                    read_start = time.time_ns()
                     try:
-                        chunks = self._file_chunks(f, os.fstat(f.fileno()).st_size)
+                        chunks = self._file_chunks(f, st.st_size)
                         for data in guard_reads(chunks):
                             hasher.update(data)
                             size += len(data)
                             pending.append(("chunk", self.pool.submit(self._encode, data)))
                             drain(WINDOW)
-                    except SourceGone as e:  # the file failed midway (an I/O error)
+                        if self.files is not None and cacheable(
+                            st, os.fstat(f.fileno()), read_start
+                        ):
+                            record.cache_stat = st
+                    except (SourceGone, OSError) as e:  # the file failed midway (an I/O error)
                         self._skip(src.path, str(e))
                         pending.append(("drop", entry))
                         continue
@@ -313,10 +398,42 @@ class Pusher:
                 entry.content_hash = hasher.digest()
                 self.stats.files += 1
                 self.stats.plaintext_bytes += size
+                pending.append(("end", record))
+                drain(WINDOW)
+                continue
             pending.append(("end", entry))
             drain(WINDOW)
         drain(0)
         return count
+
+    def _hit(
+        self, entry: pb.TreeEntry, st: os.stat_result, hit: CachedFile, path: bytes
+    ) -> tuple[_FileRecord, list[_Chunk]]:
+        """Complete the entry of a file taken from the files cache; return it with its chunks
+        (each knowing where to read it again should the node lack it)."""
+        chunks, offset = [], 0
+        for chunk_id, length, blob_length in hit.refs:
+            origin = FileRange(path, offset, length)
+            chunks.append(_Chunk(chunk_id, None, None, length, blob_length, origin))
+            entry.chunks.append(pb.ChunkRef(id=chunk_id, length=length))
+            offset += length
+        entry.size = offset
+        entry.content_hash = hit.content_hash
+        self.stats.files += 1
+        self.stats.files_cached += 1
+        self.stats.plaintext_bytes += offset
+        return _FileRecord(entry, [c.blob_length for c in chunks], st), chunks
+
+    def _remember(self, record: _FileRecord) -> None:
+        """Record a complete file in the files cache (if it may be)."""
+        if self.files is None or record.cache_stat is None:
+            return
+        entry = record.entry
+        refs = [
+            CachedRef(ref.id, ref.length, blob_length)
+            for ref, blob_length in zip(entry.chunks, record.blob_lengths, strict=True)
+        ]
+        self.files.record(entry.path, record.cache_stat, entry.content_hash, refs)
 
     def _file_chunks(self, f: BinaryIO, size_hint: int) -> Iterator[bytes]:
         """The chunks of an open file. A small one is read whole and cut in memory (the
@@ -329,7 +446,7 @@ class Pusher:
             f.seek(0)  # it grew since it was listed: stream it
         yield from self.chunker.iter_chunks(f)
 
-    def _store_tree(self, body: BinaryIO, count: int) -> list[bytes]:
+    def _store_tree(self, body: tempfile._TemporaryFileWrapper, count: int) -> list[bytes]:  # type: ignore[type-arg]
         """Chunk and encode the serialized tree (header + entries); return its chunk ids."""
         with tempfile.TemporaryFile() as stream:
             write_message(stream, pb.TreeHeader(version=TREE_VERSION, entry_count=count))
@@ -348,6 +465,27 @@ class Pusher:
             return ids
 
 
+def _read_range(where: FileRange) -> bytes:
+    """The bytes at `where`; fewer (or none) if the file is shorter or cannot be read."""
+    try:
+        fd = os.open(where.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        parts, done = [], 0
+        while done < where.length:
+            part = os.pread(fd, where.length - done, where.offset + done)
+            if not part:
+                break
+            parts.append(part)
+            done += len(part)
+        return b"".join(parts)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def next_sequence(client: NodeClient, archive_id: bytes) -> int:
     listed = client.all_snapshots(archive_id)
     seqs = [pb.SnapshotRecord.FromString(s.snapshot.record).sequence for s in listed]
@@ -362,14 +500,22 @@ def push(
     progress: Progress | None = None,
     use_cache: bool = True,
     warn: Warn | None = None,
+    force_rehash: bool = False,
 ) -> PushStats:
-    """Ingest `source` as a new snapshot on the node behind `client` (with the local id cache
-    unless `use_cache` is false). Entries that vanish, change type or cannot be read are
+    """Ingest `source` as a new snapshot on the node behind `client`, with the local id and
+    files caches unless `use_cache` is false; `force_rehash` reads every file (the files
+    cache is then only written). Entries that vanish, change type or cannot be read are
     left out, each reported to `warn`, and counted in `PushStats.not_saved`."""
     sequence = next_sequence(client, bytes(key.archive_id))
     cache = IdCache.open_for(bytes(key.archive_id)) if use_cache else None
+    files = (
+        FilesCache.open_for(key, params, source, read_old=not force_rehash) if use_cache else None
+    )
     try:
-        return Pusher(key, client, params, progress, cache=cache, warn=warn).run(source, sequence)
+        pusher = Pusher(key, client, params, progress, cache=cache, warn=warn, files=files)
+        return pusher.run(source, sequence)
     finally:
         if cache is not None:
             cache.close()
+        if files is not None:
+            files.close()

@@ -1,0 +1,214 @@
+"""The client's files cache (samizdat.client.filescache) against a real node: unchanged files
+are not read, and no wrong, stale, tampered or foreign cache entry ends up in a snapshot."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import blake3
+import pytest
+
+from samizdat.client import filescache
+from samizdat.client.filescache import FilesCache, StaleFilesCache
+from samizdat.client.ingest import PushStats, push
+from samizdat.core.chunker import ChunkerParams
+from tests.conftest import KeyFile, make_key_file
+from tests.e2e.test_single_node import restore
+from tests.nodeproc import NodeProcess
+from tests.trees import assert_same_tree, build_sample_tree
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def cache_file(key: KeyFile) -> Path:
+    return Path(os.environ["SAMIZDAT_CACHE_DIR"]) / key.archive_id / "files"
+
+
+def wait_until_settled(root: Path) -> None:
+    """Wait until every file under `root` is older than the racy window (a condition on the
+    clock, with a deadline): only then may the files cache record it."""
+    newest = max(os.lstat(p).st_ctime_ns for p in root.rglob("*"))
+    deadline = time.monotonic() + 30
+    while time.time_ns() <= newest + filescache.RACY_NS + 10_000_000:
+        assert time.monotonic() < deadline, "the clock does not advance"
+        time.sleep(0.05)
+
+
+def file_count(root: Path) -> int:
+    return sum(1 for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+@pytest.fixture(scope="module")
+def settled_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A sample tree whose files the cache may record (never modified by a test)."""
+    root = build_sample_tree(tmp_path_factory.mktemp("settled") / "src")
+    wait_until_settled(root)
+    yield root
+
+
+def push_in_process(
+    key: KeyFile, node: NodeProcess, src: Path, force_rehash: bool = False
+) -> PushStats:
+    client = node.client(key.key)
+    try:
+        return push(key.key, client, str(src), force_rehash=force_rehash)
+    finally:
+        client.close()
+
+
+def test_unchanged_files_are_taken_from_the_cache(
+    node: NodeProcess, archive_key: KeyFile, settled_tree: Path, tmp_path: Path
+) -> None:
+    files = file_count(settled_tree)
+    first = push_in_process(archive_key, node, settled_tree)
+    assert first.files == files and first.files_cached == 0
+    assert cache_file(archive_key).is_file()
+
+    second = push_in_process(archive_key, node, settled_tree)
+    assert second.files_cached == files
+    assert second.uploaded_chunks == 0  # same tree, same chunks: the node holds them all
+    assert second.snapshot is not None and first.snapshot is not None
+    assert second.snapshot.record.tree_chunk_ids == first.snapshot.record.tree_chunk_ids
+    restore(archive_key, node, tmp_path / "restored")
+    assert_same_tree(settled_tree, tmp_path / "restored")
+
+    rehashed = push_in_process(archive_key, node, settled_tree, force_rehash=True)
+    assert rehashed.files_cached == 0 and rehashed.files == files
+    assert push_in_process(archive_key, node, settled_tree).files_cached == files
+
+
+def test_changed_file_is_read_again(
+    node: NodeProcess, archive_key: KeyFile, tmp_path: Path
+) -> None:
+    src = build_sample_tree(tmp_path / "src")
+    wait_until_settled(src)
+    push_in_process(archive_key, node, src)
+    # Same size, mtime put back: only the ctime (which no user can set) tells.
+    target = src / "top level.txt"
+    st = target.stat()
+    target.write_bytes(b"y" * st.st_size)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    second = push_in_process(archive_key, node, src)
+    assert second.files_cached == file_count(src) - 1
+    restore(archive_key, node, tmp_path / "restored")
+    assert_same_tree(src, tmp_path / "restored")
+
+
+def test_file_changed_right_after_its_read_is_not_recorded(
+    node: NodeProcess, archive_key: KeyFile, tmp_path: Path
+) -> None:
+    """A change within the file system's timestamp granularity could leave size and times
+    as they were: a file read within RACY_NS of its last change is never recorded."""
+    src = build_sample_tree(tmp_path / "src")  # just written: inside the racy window
+    first = push_in_process(archive_key, node, src)
+    assert first.files_cached == 0
+    second = push_in_process(archive_key, node, src)
+    assert second.files_cached == 0  # nothing was recorded, so everything is read again
+
+
+def test_tampered_cache_is_ignored(
+    node: NodeProcess, archive_key: KeyFile, settled_tree: Path, tmp_path: Path
+) -> None:
+    push_in_process(archive_key, node, settled_tree)
+    path = cache_file(archive_key)
+    original = path.read_bytes()
+    for tamper in (
+        lambda b: b[:100] + bytes([b[100] ^ 1]) + b[101:],  # one bit of an entry
+        lambda b: b[:-40] + b[-32:],  # an entry cut short
+        lambda b: b[:-1],  # the MAC cut
+        lambda b: b"",
+    ):
+        path.write_bytes(tamper(original))
+        stats = push_in_process(archive_key, node, settled_tree)
+        assert stats.files_cached == 0
+        assert path.read_bytes() != tamper(original)  # rewritten by the push
+    restore(archive_key, node, tmp_path / "restored")
+    assert_same_tree(settled_tree, tmp_path / "restored")
+
+
+def test_cache_of_another_archive_is_ignored(
+    node_factory: Callable[..., NodeProcess],
+    archive_key: KeyFile,
+    settled_tree: Path,
+    tmp_path: Path,
+) -> None:
+    other = make_key_file(tmp_path / "other.key")
+    node = node_factory("n", host=[archive_key.archive_id, other.archive_id])
+    push_in_process(archive_key, node, settled_tree)
+    cache_file(other).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cache_file(archive_key), cache_file(other))
+    stats = push_in_process(other, node, settled_tree)
+    assert stats.files_cached == 0
+    restore(other, node, tmp_path / "restored")
+    assert_same_tree(settled_tree, tmp_path / "restored")
+
+
+def test_cache_of_other_chunker_parameters_is_ignored(
+    node: NodeProcess, archive_key: KeyFile, settled_tree: Path
+) -> None:
+    push_in_process(archive_key, node, settled_tree)
+    client = node.client(archive_key.key)
+    try:
+        params = ChunkerParams(min_size=32 << 10, avg_size=128 << 10, max_size=512 << 10)
+        stats = push(archive_key.key, client, str(settled_tree), params=params)
+    finally:
+        client.close()
+    assert stats.files_cached == 0
+
+
+def test_chunks_the_node_lacks_are_read_again_from_the_files(
+    node_factory: Callable[..., NodeProcess],
+    archive_key: KeyFile,
+    settled_tree: Path,
+    tmp_path: Path,
+) -> None:
+    first = node_factory("first", host=[archive_key.archive_id])
+    pushed = push_in_process(archive_key, first, settled_tree)
+    fresh = node_factory("fresh", host=[archive_key.archive_id])
+    stats = push_in_process(archive_key, fresh, settled_tree)
+    assert stats.files_cached == file_count(settled_tree)
+    assert stats.uploaded_chunks == pushed.uploaded_chunks
+    restore(archive_key, fresh, tmp_path / "restored")
+    assert_same_tree(settled_tree, tmp_path / "restored")
+
+
+def test_entry_naming_a_chunk_the_file_does_not_hold_stops_the_push(
+    node_factory: Callable[..., NodeProcess],
+    archive_key: KeyFile,
+    settled_tree: Path,
+    tmp_path: Path,
+) -> None:
+    """Even an authenticated entry (written with the archive key) is checked where it can
+    be: a chunk the node lacks must encode, from the file, to the recorded id."""
+    first = node_factory("first", host=[archive_key.archive_id])
+    push_in_process(archive_key, first, settled_tree)
+    path = cache_file(archive_key)
+    body = bytearray(path.read_bytes()[:-32])
+    id_at = filescache._HEADER.size + filescache._ENTRY.size  # first chunk of first entry
+    body[id_at : id_at + 32] = bytes(32)
+    mac_key = blake3.blake3(filescache.MAC_KEY_CONTEXT, key=archive_key.key.nonce_key).digest()
+    path.write_bytes(bytes(body) + blake3.blake3(bytes(body), key=mac_key).digest())
+
+    fresh = node_factory("fresh", host=[archive_key.archive_id])
+    with pytest.raises(StaleFilesCache, match="run the push again"):
+        push_in_process(archive_key, fresh, settled_tree)
+    assert not path.exists()
+    assert not fresh.status().snapshots  # no snapshot record was stored
+    stats = push_in_process(archive_key, fresh, settled_tree)  # the rerun reads every file
+    assert stats.files_cached == 0
+    restore(archive_key, fresh, tmp_path / "restored")
+    assert_same_tree(settled_tree, tmp_path / "restored")
+
+
+def test_paths_are_not_in_the_cache_file(
+    node: NodeProcess, archive_key: KeyFile, settled_tree: Path
+) -> None:
+    push_in_process(archive_key, node, settled_tree)
+    data = cache_file(archive_key).read_bytes()
+    assert "résumé".encode() not in data and b"top level" not in data
+    assert FilesCache  # the module's class is what the CLI uses (import kept explicit)
