@@ -6,6 +6,7 @@
 Steps (each a named scenario, see SCENARIOS; pick with --only):
   push_v1   `samizdat push` of v1 into an empty node        MB/s = v1 plaintext bytes / wall time
   push_v2   `samizdat push` of v2 (edited v1)                MB/s, and bytes newly stored
+  push_v2_again  `samizdat push` of v2 again, unchanged (files cache: no file read)
   restore   `samizdat restore` of the latest snapshot (v2) into a fresh directory, then a
             byte-for-byte comparison with v2 (not timed); again on tmpfs (restore_tmpfs) when
             /dev/shm has room; before each, `cp -a` of v2 to the same file system: the floor
@@ -83,7 +84,9 @@ TARGETS = {  # DESIGN.md §5
     "rss": ("MiB", 300.0),
 }
 PASSWORD = "bench-passphrase-not-secret"
-SNAPSHOTS = 2  # the push scenario stores v1 and v2
+SNAPSHOTS = 3  # the push scenario stores v1, v2 and v2 again (unchanged: the files cache)
+# Pushes of the push scenario (and of restic and borg): step name, data version.
+PUSHES = (("v1", "v1"), ("v2", "v2"), ("v2_again", "v2"))
 
 
 class BenchError(Exception):
@@ -766,9 +769,9 @@ def scenario_push(b: Bench) -> None:
     n1 = b.node("n1")
     key = ["--key", str(b.key_path), "--node", n1.address]
     before = n1.status()
-    for version in ("v1", "v2"):
+    for name, version in PUSHES:
         step, run = b.run_cli(
-            f"push_{version}",
+            f"push_{name}",
             ["push", *key, str(b.data / version)],
             n1,
             b.manifest[version]["bytes"],
@@ -882,7 +885,7 @@ def ensure_peer_tools() -> None:
 
 def scenario_peers(b: Bench) -> None:
     ensure_peer_tools()
-    v1, v2 = b.data / "v1", b.data / "v2"
+    v2 = b.data / "v2"
     nbytes = {"v1": b.manifest["v1"]["bytes"], "v2": b.manifest["v2"]["bytes"]}
 
     # restic: default compression (auto) and encryption; repository on the same disk.
@@ -896,15 +899,15 @@ def scenario_peers(b: Bench) -> None:
     restic = tool("restic")
     b.say(f"  {simple([restic, 'version'], env=env).strip()}")
     simple([restic, "init", "-q"], env=env)
-    for version, src in (("v1", v1), ("v2", v2)):
+    for name, version in PUSHES:
         before = dir_bytes(repo)
         step, _ = b.run_cli(
-            f"push_{version}",
+            f"push_{name}",
             [],
             None,
             nbytes[version],
             "restic",
-            cwd=src,
+            cwd=b.data / version,
             env=env,
             cmd=[restic, "backup", "-q", "--host", "bench", "."],
         )
@@ -943,17 +946,17 @@ def scenario_peers(b: Bench) -> None:
     borg = tool("borg")
     b.say(f"  {simple([borg, '--version'], env=env).strip()}")
     simple([borg, "init", "--encryption=repokey", str(repo)], env=env)
-    for version, src in (("v1", v1), ("v2", v2)):
+    for name, version in PUSHES:
         before = dir_bytes(repo)
         step, _ = b.run_cli(
-            f"push_{version}",
+            f"push_{name}",
             [],
             None,
             nbytes[version],
             "borg",
-            cwd=src,
+            cwd=b.data / version,
             env=env,
-            cmd=[borg, "create", f"{repo}::{version}", "."],
+            cmd=[borg, "create", f"{repo}::{name}", "."],
         )
         step.extra["new_disk_bytes"] = dir_bytes(repo) - before
         step.extra["store_disk_bytes"] = dir_bytes(repo)
@@ -1232,6 +1235,7 @@ def print_report(b: Bench) -> None:
     rows = [
         ("push_v1", "push v1"),
         ("push_v2", "push v2"),
+        ("push_v2_again", "re-push v2"),
         ("restore", "restore v2"),
         ("restore_tmpfs", "restore shm"),
         ("restore3", "restore 3n"),

@@ -61,6 +61,7 @@ class CachedRef(NamedTuple):
 class CachedFile(NamedTuple):
     content_hash: bytes
     refs: list[CachedRef]
+    record: bytes  # the entry as stored (kept as it is by `keep`)
 
 
 class StaleFilesCache(IntegrityError):
@@ -160,15 +161,19 @@ class FilesCache:
         _, size, mtime, ctime, ino, content_hash, count = _ENTRY.unpack_from(self._old, pos)
         if (size, mtime, ctime, ino) != stat_key(st):
             return None
-        pos += _ENTRY.size
+        start, pos = pos, pos + _ENTRY.size
         refs = [CachedRef(*_REF.unpack_from(self._old, pos + i * _REF.size)) for i in range(count)]
-        return CachedFile(content_hash, refs)
+        return CachedFile(content_hash, refs, self._old[start : pos + count * _REF.size])
+
+    def keep(self, hit: CachedFile) -> None:
+        """Record a file of this push taken from the cache, as it was recorded."""
+        self._write(hit.record)
 
     def record(
         self, path: bytes, st: os.stat_result, content_hash: bytes, refs: Sequence[CachedRef]
     ) -> None:
-        """Record a file of this push (read, or taken from the cache) with the fstat it was
-        read with; the caller has checked `cacheable` for a file it read."""
+        """Record a file this push read, with the fstat it was read with (the caller has
+        checked `cacheable`)."""
         size, mtime, ctime, ino = stat_key(st)
         parts = [_ENTRY.pack(self._key(path), size, mtime, ctime, ino, content_hash, len(refs))]
         parts.extend(_REF.pack(*r) for r in refs)

@@ -371,7 +371,7 @@ class Pusher:
                     st = os.fstat(f.fileno())
                     hit = self.files.lookup(src.path, st) if self.files is not None else None
                     if hit is not None:
-                        pending.append(("hit", self._hit(entry, st, hit, root + b"/" + src.path)))
+                        pending.append(("hit", self._hit(entry, hit, root + b"/" + src.path)))
                         drain(WINDOW)
                         continue
                     record = _FileRecord(entry)
@@ -407,7 +407,7 @@ class Pusher:
         return count
 
     def _hit(
-        self, entry: pb.TreeEntry, st: os.stat_result, hit: CachedFile, path: bytes
+        self, entry: pb.TreeEntry, hit: CachedFile, path: bytes
     ) -> tuple[_FileRecord, list[_Chunk]]:
         """Complete the entry of a file taken from the files cache; return it with its chunks
         (each knowing where to read it again should the node lack it)."""
@@ -422,7 +422,9 @@ class Pusher:
         self.stats.files += 1
         self.stats.files_cached += 1
         self.stats.plaintext_bytes += offset
-        return _FileRecord(entry, [c.blob_length for c in chunks], st), chunks
+        assert self.files is not None
+        self.files.keep(hit)
+        return _FileRecord(entry), chunks
 
     def _remember(self, record: _FileRecord) -> None:
         """Record a complete file in the files cache (if it may be)."""
