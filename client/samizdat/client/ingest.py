@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple, cast
+from typing import BinaryIO, NamedTuple
 
 import blake3
 
@@ -120,6 +120,13 @@ class _FileRecord:
     entry: pb.TreeEntry
     blob_lengths: list[int] = field(default_factory=list)
     cache_stat: os.stat_result | None = None
+
+
+class _Hit(NamedTuple):
+    """A file taken from the files cache: its complete entry and its chunks."""
+
+    entry: pb.TreeEntry
+    chunks: list[_Chunk]
 
 
 class StaleIdCache(IntegrityError):
@@ -322,8 +329,8 @@ class Pusher:
         s.snapshot = snap
         return s
 
-    def _ingest_tree(self, source: str, out: tempfile._TemporaryFileWrapper) -> int:  # type: ignore[type-arg]
-        pending: deque[tuple[str, object]] = deque()
+    def _ingest_tree(self, source: str, out: BinaryIO) -> int:
+        pending: deque[tuple[str, pb.TreeEntry | _FileRecord | _Hit | Future[_Chunk]]] = deque()
         count = 0
         current = _FileRecord(pb.TreeEntry())
         root = os.fsencode(os.path.realpath(source))
@@ -332,28 +339,28 @@ class Pusher:
             nonlocal count, current
             while len(pending) > limit:
                 kind, item = pending.popleft()
-                if kind == "chunk":
-                    chunk: _Chunk = item.result()  # type: ignore[attr-defined]
+                if isinstance(item, Future):  # "chunk"
+                    chunk = item.result()
                     current.entry.chunks.append(pb.ChunkRef(id=chunk.chunk_id, length=chunk.length))
                     current.blob_lengths.append(chunk.blob_length)
                     self._record_chunk(chunk)
                     self.progress(chunk.length)
                 elif kind == "start":
-                    current = item  # type: ignore[assignment]
-                elif kind == "drop":  # a file that failed midway: its chunks stay unused
-                    pass
-                else:  # "end": entry complete; "hit": a file taken from the files cache
-                    if kind == "hit":
-                        hit_record, hit_chunks = cast(tuple[_FileRecord, list[_Chunk]], item)
-                        for chunk in hit_chunks:
-                            self._record_chunk(chunk)
-                            self.progress(chunk.length)
-                        item = hit_record
+                    assert isinstance(item, _FileRecord)
+                    current = item
+                elif isinstance(item, _Hit):  # a file taken from the files cache
+                    for chunk in item.chunks:
+                        self._record_chunk(chunk)
+                        self.progress(chunk.length)
+                    write_message(out, item.entry)
+                    count += 1
+                elif kind == "end":  # entry complete
                     if isinstance(item, _FileRecord):
                         self._remember(item)
                         item = item.entry
-                    write_message(out, item)  # type: ignore[arg-type]
+                    write_message(out, item)
                     count += 1
+                # "drop": a file that failed midway: its chunks stay unused
 
         for src in iter_source(source, self._skip):
             try:
@@ -406,9 +413,7 @@ class Pusher:
         drain(0)
         return count
 
-    def _hit(
-        self, entry: pb.TreeEntry, hit: CachedFile, path: bytes
-    ) -> tuple[_FileRecord, list[_Chunk]]:
+    def _hit(self, entry: pb.TreeEntry, hit: CachedFile, path: bytes) -> _Hit:
         """Complete the entry of a file taken from the files cache; return it with its chunks
         (each knowing where to read it again should the node lack it)."""
         chunks, offset = [], 0
@@ -424,7 +429,7 @@ class Pusher:
         self.stats.plaintext_bytes += offset
         assert self.files is not None
         self.files.keep(hit)
-        return _FileRecord(entry), chunks
+        return _Hit(entry, chunks)
 
     def _remember(self, record: _FileRecord) -> None:
         """Record a complete file in the files cache (if it may be)."""
@@ -448,7 +453,7 @@ class Pusher:
             f.seek(0)  # it grew since it was listed: stream it
         yield from self.chunker.iter_chunks(f)
 
-    def _store_tree(self, body: tempfile._TemporaryFileWrapper, count: int) -> list[bytes]:  # type: ignore[type-arg]
+    def _store_tree(self, body: BinaryIO, count: int) -> list[bytes]:
         """Chunk and encode the serialized tree (header + entries); return its chunk ids."""
         with tempfile.TemporaryFile() as stream:
             write_message(stream, pb.TreeHeader(version=TREE_VERSION, entry_count=count))
