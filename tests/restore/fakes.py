@@ -7,11 +7,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from samizdat.client.sources import ListedSnapshot
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import PeerUnavailable
 from samizdat.core.keys import ArchiveKey
-from samizdat.v1 import records_pb2 as pb
+from samizdat.core.peer import ChunkPart, CustodyPage, SnapshotPage
 
 
 def make_chunks(
@@ -71,17 +70,17 @@ class FakeSource:
     def damage_is_local(self) -> bool:
         return self.local
 
-    def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
-        return []
+    def list_page(self, archive_id: bytes, after: int, max_count: int = 0) -> SnapshotPage:
+        return SnapshotPage([], after)
 
-    def custody_records(self) -> list[pb.SignedCustodyRecord]:
-        return []
+    def custody_page(self, after: int) -> CustodyPage:
+        return CustodyPage([], after)
 
     def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
         self.has_calls += 1
         return [i in self.blobs and i not in self.lacks for i in ids]
 
-    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[ChunkPart]:
         with self.lock:
             self.calls += 1
             calls = self.calls
@@ -91,7 +90,7 @@ class FakeSource:
         if self.delay:
             time.sleep(self.delay)
         if self.extra is not None:
-            yield self.extra, self.blobs[self.extra]
+            yield ChunkPart([(self.extra, self.blobs[self.extra])])
         for chunk_id in ids:
             if chunk_id not in self.blobs or chunk_id in self.lacks:
                 continue
@@ -104,7 +103,7 @@ class FakeSource:
             blob = self.blobs[chunk_id]
             if chunk_id in self.corrupt:
                 blob = blob[:-1] + bytes([blob[-1] ^ 0x40])
-            yield chunk_id, blob
+            yield ChunkPart([(chunk_id, blob)])
 
     def close(self) -> None:
         self.release.set()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from samizdat.client.sources import ListedSnapshot, resolve_snapshot
+from samizdat.client.sources import resolve_snapshot
 from samizdat.core.custody import CustodyRecord, sign_custody_record
 from samizdat.core.keys import ArchiveKey
+from samizdat.core.peer import ChunkPart, CustodyPage, ListedSnapshot, SnapshotPage
 from samizdat.core.records import Snapshot, sign_snapshot
 from samizdat.v1 import records_pb2 as pb
 
@@ -21,16 +22,17 @@ class Listing:
     def __init__(self, name: str, snaps: list[Snapshot], records: list[CustodyRecord]) -> None:
         self.label, self.snaps, self.records = name, snaps, records
 
-    def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
-        return [ListedSnapshot(s.signed, 1, 1) for s in self.snaps]
+    def list_page(self, archive_id: bytes, after: int, max_count: int = 0) -> SnapshotPage:
+        listed = [ListedSnapshot(s.signed, 1, 1, i + 1) for i, s in enumerate(self.snaps)]
+        return SnapshotPage(listed[after:], len(listed))
 
-    def custody_records(self) -> list[pb.SignedCustodyRecord]:
-        return [r.signed for r in self.records]
+    def custody_page(self, after: int) -> CustodyPage:
+        return CustodyPage([r.signed for r in self.records], len(self.records))
 
     def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
         return [False] * len(ids)
 
-    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[ChunkPart]:
         return iter(())
 
     def close(self) -> None:

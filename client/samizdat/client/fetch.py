@@ -54,6 +54,7 @@ from samizdat.core.errors import (
     NotHosted,
     SamizdatError,
 )
+from samizdat.core.peer import iter_blobs
 
 log = logging.getLogger(__name__)
 
@@ -494,7 +495,7 @@ class OrderedFetch:
         failure: BaseException | None = None
         started = time.monotonic()
         try:
-            for chunk_id, blob in src.source.get_chunks(list(want)):
+            for chunk_id, blob in iter_blobs(src.source, list(want)):
                 if self.closing:
                     break
                 targets = want.get(chunk_id)

@@ -17,13 +17,14 @@ from samizdat.client.cluster import load_cluster
 from samizdat.client.damage import EXIT_INCOMPLETE
 from samizdat.client.fetch import SourcePool
 from samizdat.client.restore import Restorer, RestoreStats, normalize_paths
-from samizdat.client.sources import ChunkSource, RemoteSource, SourceSnapshot, resolve_snapshot
-from samizdat.client.storesource import StoreSource
+from samizdat.client.sources import ChunkSource, SourceSnapshot, resolve_snapshot
 from samizdat.core.errors import OutOfSpace, SamizdatError, UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.memory import tune_allocator
 from samizdat.rpc.address import NodeAddress
+from samizdat.rpc.grpcpeer import GrpcPeer
 from samizdat.rpc.remote import NodeClient
+from samizdat.store.localpeer import LocalPeer
 
 RESUME_HINT = "run the same command again to continue where it stopped"
 
@@ -39,9 +40,9 @@ def open_sources(
     for a in addresses:
         if (a.host, a.port) not in seen:
             seen.add((a.host, a.port))
-            sources.append(RemoteSource(NodeClient(a, key)))
+            sources.append(GrpcPeer(NodeClient(a, key)))
     try:
-        sources += [StoreSource(p) for p in stores]
+        sources += [LocalPeer.open_copy(p) for p in stores]
     except BaseException:
         for s in sources:
             s.close()

@@ -1,8 +1,7 @@
 """Where restore and verify get snapshots and chunks from: the `ChunkSource` protocol.
 
-A source is anything that can list signed snapshot records and hand out chunk blobs by id: a
-node over gRPC (`RemoteSource`) or a copied node data directory on a local disk
-(`samizdat.client.storesource.StoreSource`). Every source is untrusted: callers verify every
+A source is a `Peer` (samizdat.core.peer): a node over gRPC (`GrpcPeer`) or a copied node data
+directory on a local disk (`LocalPeer.open_copy`). Every source is untrusted: callers verify every
 record's signature and every blob against its id (`samizdat.client.fetch`), so a seized or
 damaged source can withhold data but never make a restorer accept wrong bytes.
 """
@@ -10,9 +9,8 @@ damaged source can withhold data but never make a restorer accept wrong bytes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from samizdat.core.custody import CustodyState, verify_custody_record
 from samizdat.core.errors import (
@@ -21,103 +19,15 @@ from samizdat.core.errors import (
     SignatureError,
     SnapshotNotFound,
 )
+from samizdat.core.peer import Peer, all_snapshots
 from samizdat.core.records import Snapshot, verify_restorable, verify_snapshot
-from samizdat.rpc.limits import MAX_BATCH_IDS
-from samizdat.rpc.remote import NodeClient
-from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ListedSnapshot:
-    """A signed record as a source lists it (not yet verified), with the source's claim of
-    how many of the snapshot's chunks it holds."""
-
-    signed: pb.SignedSnapshot
-    chunks_held: int
-    chunks_total: int
-
-    @property
-    def claims_complete(self) -> bool:
-        return self.chunks_total > 0 and self.chunks_held >= self.chunks_total
-
-
-class ChunkSource(Protocol):
-    """What restore needs from a place that holds chunks. Nothing it returns is trusted."""
-
-    @property
-    def label(self) -> str:
-        """Short name for messages (node id prefix and address, or a directory)."""
-        ...
-
-    @property
-    def damage_is_local(self) -> bool:
-        """True for a copy on a disk at hand (a store directory): a blob of it that does not
-        match its id is damage, not malice, and counts as missing from it only. A remote
-        node that serves such bytes is dropped (samizdat.client.fetch)."""
-        ...
-
-    def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
-        """Signed records of the archive this source holds. Raises PeerUnavailable."""
-        ...
-
-    def custody_records(self) -> list[pb.SignedCustodyRecord]:
-        """Custody records the source holds (revocations, certificates), unverified.
-        Raises PeerUnavailable."""
-        ...
-
-    def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
-        """One flag per id: does the source claim to hold it. Raises PeerUnavailable."""
-        ...
-
-    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
-        """Yield (id, blob) for the requested ids the source holds (at most MAX_BATCH_IDS),
-        unverified, in any order; ids it lacks are left out. A local copy yields b"" for a
-        blob it holds but cannot read. Raises PeerUnavailable."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class RemoteSource:
-    """A node reached over gRPC (TLS pinned to its id, or loopback plaintext)."""
-
-    def __init__(self, client: NodeClient) -> None:
-        self.client = client
-
-    @property
-    def label(self) -> str:
-        return self.client.label
-
-    @property
-    def damage_is_local(self) -> bool:
-        return False
-
-    def list_snapshots(self, archive_id: bytes) -> list[ListedSnapshot]:
-        return [
-            ListedSnapshot(item.snapshot, item.chunks_held, item.chunks_total)
-            for item in self.client.all_snapshots(archive_id)
-        ]
-
-    def custody_records(self) -> list[pb.SignedCustodyRecord]:
-        return list(self.client.list_custody_records(0).records)
-
-    def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
-        return self.client.has_chunks(list(ids))
-
-    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
-        if len(ids) > MAX_BATCH_IDS:
-            raise ValueError(f"at most {MAX_BATCH_IDS} ids per call")
-        for response in self.client.get_chunks(list(ids)):
-            for chunk in response.chunks:
-                yield chunk.id, chunk.data
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __repr__(self) -> str:
-        return f"RemoteSource({self.label})"
+ChunkSource = Peer
+"""Restore and verify read from any Peer (samizdat.core.peer): a node over gRPC
+(samizdat.rpc.grpcpeer.GrpcPeer) or a copied store (samizdat.store.localpeer.LocalPeer)."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +55,7 @@ def list_verified_snapshots(
     why: dict[int, str] = {}
     for index, source in enumerate(sources):
         try:
-            listing = source.list_snapshots(archive_id)
+            listing = all_snapshots(source, archive_id)
         except SamizdatError as e:  # unreachable, or not the node its id pins
             why[index] = str(e)
             continue
@@ -175,7 +85,7 @@ def list_verified_snapshots(
 
 def _learn_custody(source: ChunkSource, archive_id: bytes, custody: CustodyState) -> None:
     try:
-        records = source.custody_records()
+        records = source.custody_page(0).records
     except SamizdatError as e:  # withheld or unsupported: the other sources may have them
         log.info("%s lists no custody records: %s", source.label, e)
         return

@@ -1,5 +1,7 @@
 """Message size and deadline limits shared by clients and servers."""
 
+from samizdat.core.peer import LIST_PAGE_RECORDS as LIST_PAGE_RECORDS
+
 # Batches stay under gRPC's default 4 MiB message limit with room for framing.
 MAX_BATCH_BYTES = 3 * 1024 * 1024
 MAX_BATCH_IDS = 4096
@@ -12,7 +14,6 @@ CHANNEL_OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 # One ListSnapshots page: records (~700 B each) and their bytes, and positions looked at.
-LIST_PAGE_RECORDS = 1000
 LIST_PAGE_BYTES = 1024 * 1024
 LIST_PAGE_SCAN = 8 * LIST_PAGE_RECORDS
 UNARY_DEADLINE = 30.0

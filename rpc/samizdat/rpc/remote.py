@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from samizdat.core.errors import PeerMisbehaved, PeerUnavailable, SamizdatError
 from samizdat.core.keys import ArchiveKey
+from samizdat.core.peer import check_page
 from samizdat.core.tokens import TOKEN_LIFETIME, archive_token, node_token
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.channel import open_channel
@@ -28,30 +29,10 @@ from samizdat.rpc.limits import (
     UNARY_DEADLINE,
 )
 from samizdat.rpc.stall import StallGuard
+from samizdat.rpc.wire import page_from_wire
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
-
-
-def check_page(page: npb.ListSnapshotsResponse, after: int, asked: int, label: str) -> None:
-    """Raise PeerMisbehaved unless a listing page is well-formed: at most `asked` records, at
-    positions increasing from after `after` up to last_position, which does not go back, and
-    advances when `more` is set."""
-    if len(page.snapshots) > asked:
-        raise PeerMisbehaved(f"node {label} listed {len(page.snapshots)} records for {asked}")
-    previous = after
-    for item in page.snapshots:
-        if not previous < item.position <= page.last_position:
-            raise PeerMisbehaved(
-                f"node {label} listed a record at position {item.position} after {previous} "
-                f"in a page ending at {page.last_position}"
-            )
-        previous = item.position
-    if page.last_position < after or (page.more and page.last_position == after):
-        raise PeerMisbehaved(
-            f"node {label} answered a listing after position {after} with one ending at "
-            f"{page.last_position}{' with more to come' if page.more else ''}"
-        )
 
 
 class TokenSource(Protocol):
@@ -164,7 +145,7 @@ class NodeClient:
         after = 0
         while True:
             page = self.list_snapshots(archive_id, after, timeout=timeout)
-            check_page(page, after, LIST_PAGE_RECORDS, self.label)
+            check_page(page_from_wire(page), after, LIST_PAGE_RECORDS, self.label)
             out.extend(page.snapshots)
             if not page.more:
                 return out

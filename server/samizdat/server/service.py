@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 import grpc
 
 from samizdat.core.errors import SamizdatError, UsageError
-from samizdat.core.records import verify_snapshot
+from samizdat.core.records import verify_restorable, verify_snapshot
 from samizdat.core.tokens import Caller
 from samizdat.rpc.errors import status_for
 from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_BYTES, MAX_BATCH_IDS
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
 from samizdat.server.runtime import NodeRuntime
-from samizdat.server.snapshots import accept_snapshot
+from samizdat.server.snapshots import accept_verified
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
@@ -155,11 +155,12 @@ class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
         self, request: npb.PutSnapshotRequest, context: grpc.ServicerContext
     ) -> npb.PutSnapshotResponse:
         caller = self.caller(context)
-        snap = verify_snapshot(request.snapshot)
+        snap = verify_snapshot(request.snapshot)  # the one signature check of this call
         require_writer(caller, self.node.config, bytes(snap.archive_id), self.node.custody)
-        snap, new = accept_snapshot(
+        snap = verify_restorable(snap)
+        new = accept_verified(
             self.node.store,
-            request.snapshot,
+            snap,
             self.node.config.hosted_archives,
             require_complete=True,
             custody=self.node.custody,

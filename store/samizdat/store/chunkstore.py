@@ -23,7 +23,10 @@ on put and on get; a mismatch on get quarantines the chunk.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
@@ -56,6 +59,9 @@ _POSITION_KEY = b"snapshot_position"
 _CUSTODY_POSITION_KEY = b"custody_position"
 _FORMAT_KEY = b"store_format"
 STORE_FORMAT = 1
+# Column families a read-only copy must have (stores from before custody records lack `custody`).
+_READ_ONLY_NEEDED = ("chunks", "chunk_index", "snapshots", "snapshot_log", "snapshot_state")
+_ROCKSDICT_CONFIG = "rocksdict-config.json"
 
 
 class StoreError(SamizdatError):
@@ -76,10 +82,38 @@ def _is_no_space(err: Exception) -> bool:
     return "no space" in text or "enospc" in text
 
 
-class ChunkStore:
-    """Content-addressed chunk storage plus the node's snapshot records and state."""
+def _shadow(store: Path) -> Path:
+    """A private directory of symlinks to the store's files, to open RocksDB read-only from.
 
-    def __init__(self, path: Path, *, write_buffer_mb: int = 32) -> None:
+    RocksDB's read-only mode writes nothing, but rocksdict rewrites its own
+    `rocksdict-config.json` on every open (and fails on a read-only mount): that one small
+    file is copied, everything else is linked, so the store itself is never written.
+    """
+    shadow = Path(tempfile.mkdtemp(prefix="samizdat-store-"))
+    try:
+        for entry in os.scandir(store):
+            if entry.name == _ROCKSDICT_CONFIG:
+                shutil.copyfile(entry.path, shadow / entry.name)
+            elif entry.name != "LOCK":
+                os.symlink(os.path.abspath(entry.path), shadow / entry.name)
+    except OSError as e:
+        shutil.rmtree(shadow, ignore_errors=True)
+        raise StoreError(f"cannot read the directory {store}: {e.strerror}") from None
+    return shadow
+
+
+class ChunkStore:
+    """Content-addressed chunk storage plus the node's snapshot records and state.
+
+    `read_only`: open an existing store (a copy carried on a disk) without writing anything
+    to it, not even RocksDB's or rocksdict's own files; every write method then fails."""
+
+    def __init__(self, path: Path, *, write_buffer_mb: int = 32, read_only: bool = False) -> None:
+        self.path = path
+        self._shadow: Path | None = None
+        if read_only:
+            self._open_read_only(path)
+            return
         path.mkdir(parents=True, exist_ok=True)
         opts = rdb.Options(raw_mode=True)
         opts.create_if_missing(True)
@@ -105,6 +139,35 @@ class ChunkStore:
         self._handle = {name: self._db.get_column_family_handle(name) for name in _CF_NAMES}
         self._nowal = rocks.write_options(wal=False)
         self._synced = rocks.write_options(sync=True)
+        self._finish_open(path)
+
+    def _open_read_only(self, path: Path) -> None:
+        opts = rdb.Options(raw_mode=True)
+        try:
+            names = rdb.Rdict.list_cf(str(path), opts)
+        except Exception as e:  # rocksdict raises plain Exception
+            raise StoreError(f"cannot read the store at {path}: {e}") from None
+        missing = [n for n in _READ_ONLY_NEEDED if n not in names]
+        if missing:
+            raise StoreError(f"{path} is not a samizdat node store (no {', '.join(missing)})")
+        present = [n for n in _CF_NAMES if n in names]
+        cfs = {n: rdb.Options(raw_mode=True) for n in names if n != "default"}
+        self._shadow = _shadow(path)
+        try:
+            self._db = rdb.Rdict(
+                str(self._shadow),
+                options=opts,
+                column_families=cfs,
+                access_type=rdb.AccessType.read_only(),
+            )
+        except Exception as e:
+            shutil.rmtree(self._shadow, ignore_errors=True)
+            raise StoreError(f"cannot open the store at {path} read-only: {e}") from None
+        self._cf = {name: self._db.get_column_family(name) for name in present}
+        self._handle = {}
+        self._finish_open(path)
+
+    def _finish_open(self, path: Path) -> None:
         # Chunk reads skip RocksDB's own checksums: every blob read is checked against its id
         # with BLAKE3 anyway, which catches all the CRCs would, and the CRC pass cost five
         # times the read itself (2 GiB: 2.05 s with, 0.36 s without; bench/README.md).
@@ -115,17 +178,25 @@ class ChunkStore:
         self._count: int
         self._bytes: int
         self._count, self._bytes = _COUNTS.unpack(raw) if raw else (0, 0)
-        self.path = path
+
+    @property
+    def read_only(self) -> bool:
+        return self._shadow is not None
 
     def _check_format(self, path: Path) -> None:
-        """Stamp a new store with STORE_FORMAT; refuse a store written by a newer format."""
-        raw = self._cf["node"].get(_FORMAT_KEY)
+        """Stamp a new store with STORE_FORMAT; refuse a store written by a newer format
+        (a read-only copy without a stamp predates it: format 1)."""
+        raw = self._cf["node"].get(_FORMAT_KEY) if "node" in self._cf else None
+        if raw is None and self.read_only:
+            raw = struct.pack("<I", STORE_FORMAT)
         if raw is None:
             self._cf["node"].put(_FORMAT_KEY, struct.pack("<I", STORE_FORMAT), self._synced)
             return
-        found = struct.unpack("<I", raw)[0]
+        found = struct.unpack("<I", raw)[0] if len(raw) == 4 else STORE_FORMAT
         if found != STORE_FORMAT:
             self._db.close()
+            if self._shadow is not None:
+                shutil.rmtree(self._shadow, ignore_errors=True)
             raise StoreError(
                 f"store at {path} has format {found}; this samizdat reads format "
                 f"{STORE_FORMAT} (upgrade samizdat)"
@@ -354,7 +425,7 @@ class ChunkStore:
 
     def last_position(self) -> int:
         """The position of the newest record (0: none stored yet)."""
-        raw = self._cf["node"].get(_POSITION_KEY)
+        raw = self._cf["node"].get(_POSITION_KEY) if "node" in self._cf else None
         return struct.unpack(">Q", raw)[0] if raw else 0
 
     def iter_snapshot_log(self, after: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
@@ -385,6 +456,8 @@ class ChunkStore:
 
     def iter_custody_log(self, after: int = 0) -> Iterator[tuple[int, bytes]]:
         """Yield (position, signed record bytes) for custody records stored after `after`."""
+        if "custody" not in self._cf:  # a read-only copy from before custody records
+            return
         it = self._cf["custody"].iter()
         it.seek(struct.pack(">Q", after + 1))
         while it.valid():
@@ -402,10 +475,11 @@ class ChunkStore:
     def close(self) -> None:
         """Flush and close. Chunks that cannot be flushed (disk full) belong to no
         acknowledged snapshot: they are logged as lost and simply asked for again."""
-        try:
-            self.sync_chunks()
-        except SamizdatError as e:
-            log.error("unflushed chunks lost at close: %s", e)
+        if not self.read_only:
+            try:
+                self.sync_chunks()
+            except SamizdatError as e:
+                log.error("unflushed chunks lost at close: %s", e)
         # Column family objects keep the DB (and its LOCK file) alive: drop them first,
         # or the store cannot be reopened in this process.
         self._cf.clear()
@@ -414,3 +488,5 @@ class ChunkStore:
             self._db.close()
         except Exception as e:  # rocksdict raises plain Exception (e.g. ENOSPC on flush)
             log.error("store close failed: %s", e)
+        if self._shadow is not None:
+            shutil.rmtree(self._shadow, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""StoreSource: a copied node store read offline, read-only, untrusted."""
+"""LocalPeer.open_copy: a copied node store read offline, read-only, untrusted."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import blake3
 import pytest
 
 from samizdat.client.sources import resolve_snapshot
-from samizdat.client.storesource import StoreSource, find_store_dir
 from samizdat.core.errors import UsageError
 from samizdat.core.keys import ArchiveKey
+from samizdat.core.peer import iter_blobs
 from samizdat.core.records import sign_snapshot
 from samizdat.store.chunkstore import ChunkStore
+from samizdat.store.localpeer import LocalPeer, find_store_dir
 from samizdat.v1 import records_pb2 as pb
 
 pytestmark = pytest.mark.timeout(60)
@@ -48,14 +49,15 @@ def store_dir(tmp_path: Path) -> tuple[Path, ArchiveKey, list[tuple[bytes, bytes
 def test_reads_chunks_and_snapshots_without_writing(store_dir) -> None:  # type: ignore[no-untyped-def]
     node_dir, key, items = store_dir
     before = listing(node_dir)
-    source = StoreSource(node_dir)  # a node directory: its data dir is found
+    source = LocalPeer.open_copy(node_dir)  # a node directory: its data dir is found
     try:
         assert source.path == node_dir / "data"
         ids = [i for i, _ in items]
-        assert dict(source.get_chunks(ids)) == dict(items)
+        assert dict(iter_blobs(source, ids)) == dict(items)
         missing = b"\x01" * 32
         assert source.has_chunks([ids[0], missing]) == [True, False]
-        assert list(source.get_chunks([missing])) == []
+        assert list(iter_blobs(source, [missing])) == []
+        assert [p.missing for p in source.get_chunks([missing])] == [[missing]]
         found = resolve_snapshot([source], bytes(key.archive_id), "latest")
         assert found.complete == (True,) and found.reachable == (True,)
         assert found.snapshot.record.sequence == 1
@@ -87,7 +89,7 @@ def test_tampered_records_are_listed_but_refused(store_dir) -> None:  # type: ig
     signed = pb.SignedSnapshot(record=raw, signature=forged.signed.signature)
     store.add_snapshot(blake3.blake3(raw).digest(), signed.SerializeToString(), 20, 20, 1)
     store.close()
-    source = StoreSource(node_dir)
+    source = LocalPeer.open_copy(node_dir)
     try:
         found = resolve_snapshot([source], bytes(key.archive_id), "latest")
         assert found.snapshot.record.sequence == 1  # the forged sequence 99 was refused
@@ -102,5 +104,5 @@ def test_store_of_a_newer_format_is_refused(store_dir) -> None:  # type: ignore[
     store = ChunkStore(node_dir / "data")
     store._cf["node"].put(b"store_format", struct.pack("<I", 2))
     store.close()
-    with pytest.raises(UsageError, match="store format 2; this samizdat reads format 1"):
-        StoreSource(node_dir)
+    with pytest.raises(UsageError, match="has format 2; this samizdat reads format 1"):
+        LocalPeer.open_copy(node_dir)

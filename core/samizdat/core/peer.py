@@ -1,0 +1,178 @@
+"""The `Peer` protocol: what a place that holds chunks and signed records offers, transport-free.
+
+Two implementations: a node over gRPC (`samizdat.rpc.grpcpeer.GrpcPeer`) and a store on a local
+disk (`samizdat.store.localpeer.LocalPeer`). Restore, push, audit and the node's replication
+depend on this protocol only; one contract test suite runs against both (tests/peer/).
+
+Nothing a peer returns is trusted: callers verify every record's signature and every blob
+against its id. The dataclasses below carry no wire messages; a signed record travels as the
+`SignedSnapshot` / `SignedCustodyRecord` of the record format (docs/format.md, "Snapshot
+records"), which is what the archive key signs, not an RPC message.
+
+Errors: PeerUnavailable (unreachable, stalled, closed), PeerMisbehaved (a malformed answer),
+UsageError (a listing position beyond the peer's last one), and the refusals of PutSnapshot
+(SignatureError, NotHosted, Revoked, IncompleteSnapshot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from samizdat.core.errors import PeerMisbehaved
+from samizdat.v1 import records_pb2 as pb
+
+# Records in one listing page at most (a peer may send fewer; never more than asked).
+LIST_PAGE_RECORDS = 1000
+
+
+@dataclass(frozen=True)
+class ListedSnapshot:
+    """A signed record as a peer lists it (not yet verified), with the peer's claim of how
+    many of the snapshot's chunks it holds, and the record's position in its listing."""
+
+    signed: pb.SignedSnapshot
+    chunks_held: int
+    chunks_total: int
+    position: int = 0
+    snapshot_id: bytes = b""  # as the peer states it (BLAKE3 of signed.record when honest)
+    bytes_total: int = 0
+
+    @property
+    def claims_complete(self) -> bool:
+        return self.chunks_total > 0 and self.chunks_held >= self.chunks_total
+
+
+@dataclass(frozen=True)
+class SnapshotPage:
+    """One page of a peer's listing after a position: records at increasing positions up to
+    `last_position`; `more` when the listing goes on after it."""
+
+    snapshots: Sequence[ListedSnapshot]
+    last_position: int
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class CustodyPage:
+    """Custody records stored at a peer after a position (unverified), up to last_position."""
+
+    records: Sequence[pb.SignedCustodyRecord]
+    last_position: int
+
+
+@dataclass(frozen=True)
+class ChunkPart:
+    """One part of a GetChunks answer: (id, blob) pairs, unverified, and ids reported missing."""
+
+    chunks: Sequence[tuple[bytes, bytes]]
+    missing: Sequence[bytes] = ()
+
+
+@dataclass(frozen=True)
+class PutChunksResult:
+    received: int
+    stored: int
+    bytes_stored: int
+
+
+@dataclass(frozen=True)
+class PutSnapshotResult:
+    snapshot_id: bytes
+    already_present: bool
+
+
+class Peer(Protocol):
+    """A node, or a store on disk, as seen by restore, push, audit and replication."""
+
+    @property
+    def label(self) -> str:
+        """Short name for messages (node id prefix and address, or a directory)."""
+        ...
+
+    @property
+    def damage_is_local(self) -> bool:
+        """True for a copy on a disk at hand: a blob of it that does not match its id is
+        damage, not malice, and counts as missing from it only."""
+        ...
+
+    def list_page(self, archive_id: bytes, after: int, max_count: int = 0) -> SnapshotPage:
+        """Records of `archive_id` (b"": every archive listed) stored after position `after`,
+        at most `max_count` (0: LIST_PAGE_RECORDS). Raises UsageError for a position beyond
+        the peer's last one, PeerUnavailable."""
+        ...
+
+    def custody_page(self, after: int) -> CustodyPage:
+        """Custody records stored after position `after`. Raises PeerUnavailable."""
+        ...
+
+    def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
+        """One flag per id: does the peer claim to hold it. Raises PeerUnavailable,
+        PeerMisbehaved (a wrong number of flags)."""
+        ...
+
+    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[ChunkPart]:
+        """The chunks of `ids` (at most MAX_BATCH_IDS) the peer holds, unverified, in any
+        order, in parts; ids it lacks may be reported missing. A local copy gives b"" for a
+        blob it holds but cannot read. Raises PeerUnavailable (also on a stalled stream)."""
+        ...
+
+    def put_chunks(
+        self, archive_id: bytes, batches: Iterable[Sequence[tuple[bytes, bytes]]]
+    ) -> PutChunksResult:
+        """Store (id, blob) pairs, each checked against its id. Raises ChunkCorrupt,
+        PermissionDenied, OutOfSpace, PeerUnavailable."""
+        ...
+
+    def put_snapshot(self, signed: pb.SignedSnapshot) -> PutSnapshotResult:
+        """Verify and store a signed record whose chunks are all held. Raises SignatureError,
+        NotHosted, Revoked, IncompleteSnapshot, PermissionDenied, PeerUnavailable."""
+        ...
+
+    def notify_snapshots(self, archive_id: bytes) -> None:
+        """Hint that new records of `archive_id` exist (best effort)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def check_page(page: SnapshotPage, after: int, asked: int, label: str) -> None:
+    """Raise PeerMisbehaved unless a listing page is well-formed: at most `asked` records, at
+    positions increasing from after `after` up to last_position, which does not go back, and
+    advances when `more` is set."""
+    if len(page.snapshots) > asked:
+        raise PeerMisbehaved(f"node {label} listed {len(page.snapshots)} records for {asked}")
+    previous = after
+    for item in page.snapshots:
+        if not previous < item.position <= page.last_position:
+            raise PeerMisbehaved(
+                f"node {label} listed a record at position {item.position} after {previous} "
+                f"in a page ending at {page.last_position}"
+            )
+        previous = item.position
+    if page.last_position < after or (page.more and page.last_position == after):
+        raise PeerMisbehaved(
+            f"node {label} answered a listing after position {after} with one ending at "
+            f"{page.last_position}{' with more to come' if page.more else ''}"
+        )
+
+
+def all_snapshots(peer: Peer, archive_id: bytes) -> list[ListedSnapshot]:
+    """Every record the peer lists (of `archive_id`, or of every archive), page after page.
+    Raises PeerMisbehaved for pages that do not advance or repeat positions."""
+    out: list[ListedSnapshot] = []
+    after = 0
+    while True:
+        page = peer.list_page(archive_id, after, LIST_PAGE_RECORDS)
+        check_page(page, after, LIST_PAGE_RECORDS, peer.label)
+        out.extend(page.snapshots)
+        if not page.more:
+            return out
+        after = page.last_position
+
+
+def iter_blobs(peer: Peer, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    """The (id, blob) pairs of `peer.get_chunks(ids)`, unverified (ids missing left out)."""
+    for part in peer.get_chunks(ids):
+        yield from part.chunks
