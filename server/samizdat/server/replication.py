@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -34,19 +34,18 @@ from samizdat.core.errors import (
     NotHosted,
     PeerMisbehaved,
     PeerUnavailable,
+    Revoked,
     SamizdatError,
     SignatureError,
     UsageError,
 )
 from samizdat.core.ids import SnapshotId
-from samizdat.core.records import Snapshot, verify_restorable, verify_snapshot
-from samizdat.rpc.address import NodeAddress
-from samizdat.rpc.limits import LIST_PAGE_RECORDS
-from samizdat.rpc.remote import NodeClient, check_page, peer_tokens
+from samizdat.core.peer import LIST_PAGE_RECORDS, Peer, SnapshotPage, check_page
+from samizdat.core.records import Snapshot, verify_snapshot
 from samizdat.server.config import PeerConfig
 from samizdat.server.peerbook import Offence, PeerBook, PeerState
 from samizdat.server.runtime import NodeRuntime
-from samizdat.server.snapshots import ListCounts, count_held
+from samizdat.server.snapshots import ListCounts, check_acceptable, count_held, verify_record
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
@@ -93,12 +92,22 @@ class RateLimiter:
             time.sleep(delay)
 
 
+Connect = Callable[[PeerConfig], Peer]
+"""Opens the Peer for a configured peer (the node passes GrpcPeer with its node key; tests
+pass in-process peers)."""
+
+Live = tuple[PeerConfig, PeerState, Peer]
+
+
 class Replicator:
-    def __init__(self, node: NodeRuntime) -> None:
+    """The anti-entropy loop of one node, over the Peer protocol (samizdat.core.peer)."""
+
+    def __init__(self, node: NodeRuntime, connect: Connect) -> None:
         self.node = node
         self.store = node.store
         self.book = PeerBook(node.store, node.metrics)
-        self.clients: dict[str, NodeClient] = {}
+        self.connect = connect
+        self._peers: dict[str, tuple[str, Peer]] = {}  # node id -> (address, peer)
         self.limiter = RateLimiter()
         self._lock = threading.Lock()
         self._idle_rounds: dict[bytes, int] = {}
@@ -122,18 +131,16 @@ class Replicator:
 
     # ------------------------------------------------------------------ state
 
-    def _client(self, cfg: PeerConfig) -> NodeClient:
-        client = self.clients.get(cfg.node_id)
-        if (
-            client is None
-            or client.address.hostport != NodeAddress.parse(f"{cfg.node_id}@{cfg.address}").hostport
-        ):
-            if client is not None:
-                client.close()
-            address = NodeAddress.parse(f"{cfg.node_id}@{cfg.address}")
-            client = NodeClient(address, tokens=peer_tokens(self.node.identity.key))
-            self.clients[cfg.node_id] = client
-        return client
+    def _peer(self, cfg: PeerConfig) -> Peer:
+        """The open peer for `cfg`, reopened when its configured address changed."""
+        known = self._peers.get(cfg.node_id)
+        if known is not None and known[0] == cfg.address:
+            return known[1]
+        if known is not None:
+            known[1].close()
+        peer = self.connect(cfg)
+        self._peers[cfg.node_id] = (cfg.address, peer)
+        return peer
 
     def peer_status(self) -> list[npb.PeerSyncStatus]:
         out = [self.book.state(cfg).status() for cfg in self.node.peers()]
@@ -166,13 +173,13 @@ class Replicator:
             node.stopping.wait(max(0.0, started + gap - time.monotonic()))
             node.maybe_reload()
 
-    def live_peers(self) -> list[tuple[PeerConfig, PeerState, NodeClient]]:
+    def live_peers(self) -> list[Live]:
         out = []
         for cfg in self.node.peers():
             state = self.book.state(cfg)
             if not self.book.usable(state):
                 continue
-            out.append((cfg, state, self._client(cfg)))
+            out.append((cfg, state, self._peer(cfg)))
         return out
 
     def run_round(self) -> None:
@@ -203,16 +210,16 @@ class Replicator:
 
     # ---------------------------------------------------------------- records
 
-    def _pull_custody(self, cfg: PeerConfig, state: PeerState, client: NodeClient) -> None:
+    def _pull_custody(self, cfg: PeerConfig, state: PeerState, peer: Peer) -> None:
         """Custody records stored at the peer since the last round: verify, keep (first, so
         that a revocation applies before the snapshots of the same round)."""
         try:
-            listing = client.list_custody_records(state.custody_position)
+            listing = peer.custody_page(state.custody_position)
+            if listing.last_position < state.custody_position:  # the peer's store was replaced
+                listing = peer.custody_page(0)
         except SamizdatError as e:
             self.book.unreachable(state, e)
             return
-        if listing.last_position < state.custody_position:  # the peer's store was replaced
-            listing = client.list_custody_records(0)
         for signed in listing.records:
             try:
                 self.node.custody.accept(signed)
@@ -225,14 +232,14 @@ class Replicator:
         state.custody_position = listing.last_position
         self.book.save(state)
 
-    def _pull_records(self, cfg: PeerConfig, state: PeerState, client: NodeClient) -> int:
+    def _pull_records(self, cfg: PeerConfig, state: PeerState, peer: Peer) -> int:
         """Store the new records a peer lists, page by page from its last position seen (at
         most PAGES_PER_ROUND pages; the rest next round). Returns how many were new."""
         started = time.monotonic()
         stored = 0
         try:
             for _ in range(PAGES_PER_ROUND):
-                page = self._list_page(client, state)
+                page = self._list_page(peer, state)
                 stored += self._take_page(cfg, state, page)
                 state.position = page.last_position
                 if not page.more or not self.book.usable(state):
@@ -255,11 +262,11 @@ class Replicator:
         )
         return stored
 
-    def _list_page(self, client: NodeClient, state: PeerState) -> npb.ListSnapshotsResponse:
+    def _list_page(self, peer: Peer, state: PeerState) -> SnapshotPage:
         """The next page after the position seen; from 0 when the peer no longer knows that
         position (its store was replaced). Raises PeerMisbehaved for a malformed page."""
         try:
-            page = client.list_snapshots(b"", state.position, LIST_PAGE_RECORDS)
+            page = peer.list_page(b"", state.position, LIST_PAGE_RECORDS)
         except UsageError:
             if state.position == 0:
                 raise
@@ -267,13 +274,14 @@ class Replicator:
                 "peer=%s forgot position %d: listing from 0", state.node_id[:12], state.position
             )
             state.position = 0
-            page = client.list_snapshots(b"", 0, LIST_PAGE_RECORDS)
-        check_page(page, state.position, LIST_PAGE_RECORDS, client.label)
+            page = peer.list_page(b"", 0, LIST_PAGE_RECORDS)
+        check_page(page, state.position, LIST_PAGE_RECORDS, peer.label)
         return page
 
-    def _take_page(self, cfg: PeerConfig, state: PeerState, page: npb.ListSnapshotsResponse) -> int:
-        """Store the records of one page that are new here. Records already held and those
-        of archives not hosted cost a parse and a hash, never a signature check."""
+    def _take_page(self, cfg: PeerConfig, state: PeerState, page: SnapshotPage) -> int:
+        """Store the records of one page that are new here, each accepted as PutSnapshot
+        accepts one (samizdat.server.snapshots), in one synced write. Records already held
+        and those of archives not hosted cost a parse and a hash, never a signature check."""
         forged = 0
         why = ""
         hosted = self.node.config.hosted_archives
@@ -283,13 +291,13 @@ class Replicator:
         for item in page.snapshots:
             record = pb.SnapshotRecord()
             try:
-                record.ParseFromString(item.snapshot.record)
+                record.ParseFromString(item.signed.record)
             except DecodeError:
                 forged, why = forged + 1, "an undecodable snapshot record"
                 continue
             if record.archive_id not in hosted:
                 continue
-            snapshot_id = bytes(SnapshotId.of(item.snapshot.record))
+            snapshot_id = bytes(SnapshotId.of(item.signed.record))
             if item.snapshot_id != snapshot_id:
                 raise PeerMisbehaved(f"listed record {snapshot_id.hex()[:12]} under another id")
             if snapshot_id in listed:
@@ -298,22 +306,16 @@ class Replicator:
             if self.store.has_snapshot(snapshot_id):
                 continue
             try:
-                snap = verify_restorable(verify_snapshot(item.snapshot))
+                snap = verify_record(item.signed)
+                check_acceptable(snap, hosted, self.node.custody)
             except SignatureError as e:
                 forged, why = forged + 1, f"a forged snapshot record: {e}"
                 continue
-            refusal = self.node.custody.snapshot_refusal(snapshot_id, snap.record)
-            if refusal:
-                log.info(
-                    "snapshot=%s from peer=%s refused: %s",
-                    snap.id.short(),
-                    cfg.node_id[:12],
-                    refusal,
-                )
+            except (Revoked, NotHosted) as e:
+                log.info("snapshot=%s from peer=%s %s", snap.id.short(), cfg.node_id[:12], e)
                 continue
-            self.node.custody.learn_certificate(item.snapshot)
             held, total, nbytes = count_held(self.store, snap)
-            rows.append((snapshot_id, item.snapshot.SerializeToString(), held, total, nbytes))
+            rows.append((snapshot_id, item.signed.SerializeToString(), held, total, nbytes))
             new.append(snap)
         self.store.add_snapshots(rows)  # one synced write per page
         for snap in new:
@@ -353,7 +355,7 @@ class Replicator:
         self,
         snapshot_id: bytes,
         snap: Snapshot,
-        peers: list[tuple[PeerConfig, PeerState, NodeClient]],
+        peers: list[Live],
         completed: list[tuple[bytes, int, int, int]],
         counts: ListCounts,
     ) -> None:
@@ -420,9 +422,7 @@ class Replicator:
         if pending:
             yield pending
 
-    def _pull_ids(
-        self, ids: list[bytes], peers: list[tuple[PeerConfig, PeerState, NodeClient]]
-    ) -> None:
+    def _pull_ids(self, ids: list[bytes], peers: list[Live]) -> None:
         """Fetch `ids` from the peers that hold them, rarest first, in parallel."""
         ids = [c for c, have in zip(ids, self.store.has_chunks(ids), strict=True) if not have]
         remaining = set(ids)
@@ -439,7 +439,7 @@ class Replicator:
             order = [c for c in ids if c in remaining]
             for index, (cfg, state, client) in enumerate(live):
                 try:
-                    present = client.has_chunks(order, role=pb.ROLE_PEER)
+                    present = client.has_chunks(order)
                 except PeerMisbehaved as e:  # e.g. one flag too few
                     self.book.offence(state, Offence.BAD_ANSWER, str(e))
                     tried.add(cfg.node_id)
@@ -508,9 +508,7 @@ class Replicator:
             self._unsupplied -= set(ids) - still  # repaired since: forgotten
         return len(still)
 
-    def _fetch_from(
-        self, peer: tuple[PeerConfig, PeerState, NodeClient], ids: list[bytes]
-    ) -> set[bytes]:
+    def _fetch_from(self, peer: Live, ids: list[bytes]) -> set[bytes]:
         """Pull `ids`, which the peer claimed to hold, from it; return the ids stored. Stops at
         the first wrong answer, each an offence: a bad chunk, an id not requested, a claimed
         chunk reported missing, a stream that ends cleanly without some requested ids,
@@ -522,15 +520,15 @@ class Replicator:
         got: set[bytes] = set()
         missing: set[bytes] = set()
         try:
-            for response in client.get_chunks(ids):
-                missing.update(response.missing_ids)
+            for part in client.get_chunks(ids):
+                missing.update(part.missing)
                 if not missing <= wanted:
                     raise PeerMisbehaved("reported chunks missing that were not requested")
                 batch = []
-                for chunk in response.chunks:
-                    if chunk.id not in wanted:
-                        raise ChunkCorrupt(chunk.id.hex(), "was not requested")
-                    batch.append((chunk.id, chunk.data))
+                for chunk_id, blob in part.chunks:
+                    if chunk_id not in wanted:
+                        raise ChunkCorrupt(chunk_id.hex(), "was not requested")
+                    batch.append((chunk_id, blob))
                 nbytes = sum(len(d) for _, d in batch)
                 self.limiter.consume(nbytes, self.node.config.bandwidth_limit_mb)
                 self.store.put_chunks(batch)  # verifies every id against its bytes
@@ -581,7 +579,7 @@ class Replicator:
         def send() -> None:
             for cfg in self.node.peers():
                 try:
-                    self._client(cfg).notify_snapshots(archive_id, timeout=3.0)
+                    self._peer(cfg).notify_snapshots(archive_id)
                 except SamizdatError as e:
                     log.debug("hint to peer=%s failed: %s", cfg.node_id[:12], e)
 

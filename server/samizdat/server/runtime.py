@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from samizdat.core.errors import UsageError
 from samizdat.core.records import Snapshot
@@ -22,6 +23,27 @@ from samizdat.v1 import records_pb2 as pb
 log = logging.getLogger(__name__)
 
 ListedRecord = tuple[int, npb.StoredSnapshot | None, int]
+
+
+class ReplicationWorker(Protocol):
+    """What the node asks of its replication loop (samizdat.server.replication.Replicator)."""
+
+    thread: threading.Thread
+    round_in_progress: bool
+    last_round_finished: float  # time.monotonic(); 0: none yet
+    last_round_finished_unix: float
+
+    def hint_peers(self, archive_id: bytes) -> None: ...
+
+    def peer_status(self) -> list[npb.PeerSyncStatus]: ...
+
+    def unrepairable_count(self) -> int: ...
+
+
+class ScrubWorker(Protocol):
+    """What the node asks of its scrubber (samizdat.server.scrub.Scrubber)."""
+
+    def status(self) -> npb.ScrubStatus: ...
 
 
 class NodeRuntime:
@@ -42,8 +64,10 @@ class NodeRuntime:
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.workers: list[threading.Thread] = []
-        self.replicator = None  # set by server.node when replication starts
-        self.scrubber = None
+        # Set by samizdat.server.workers when the workers start (they depend on this runtime,
+        # not it on them: these protocols are all it knows of them).
+        self.replicator: ReplicationWorker | None = None
+        self.scrubber: ScrubWorker | None = None
 
     def _mtime(self) -> float:
         try:
