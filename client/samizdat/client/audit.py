@@ -25,9 +25,9 @@ from google.protobuf.message import DecodeError
 from samizdat.client.health import AuditResult, NodeReport
 from samizdat.core.chunklist import MAGIC, MAX_IDS, VERSION
 from samizdat.core.errors import SamizdatError
+from samizdat.core.peer import Peer, iter_blobs
 from samizdat.core.records import Snapshot
 from samizdat.rpc.limits import MAX_BATCH_IDS
-from samizdat.rpc.remote import NodeClient
 from samizdat.v1 import records_pb2 as pb
 
 
@@ -41,19 +41,18 @@ class _Lists:
     def __init__(self) -> None:
         self._cache: dict[bytes, Sequence[bytes] | None] = {}
 
-    def get(self, list_id: bytes, sources: list[NodeClient]) -> Sequence[bytes] | None:
+    def get(self, list_id: bytes, sources: list[Peer]) -> Sequence[bytes] | None:
         if list_id not in self._cache:
             self._cache[list_id] = self._fetch(list_id, sources)
         return self._cache[list_id]
 
     @staticmethod
-    def _fetch(list_id: bytes, sources: list[NodeClient]) -> Sequence[bytes] | None:
+    def _fetch(list_id: bytes, sources: list[Peer]) -> Sequence[bytes] | None:
         for client in sources:
             try:
-                for response in client.get_chunks([list_id]):
-                    for chunk in response.chunks:
-                        if chunk.id == list_id and blake3.blake3(chunk.data).digest() == list_id:
-                            return _parse_list(chunk.data)
+                for chunk_id, data in iter_blobs(client, [list_id]):
+                    if chunk_id == list_id and blake3.blake3(data).digest() == list_id:
+                        return _parse_list(data)
             except SamizdatError:
                 continue
         return None
@@ -74,7 +73,7 @@ def _parse_list(blob: bytes) -> Sequence[bytes] | None:
 
 
 def _draw(
-    snap: Snapshot, count: int, lists: _Lists, sources: list[NodeClient], rng: random.Random
+    snap: Snapshot, count: int, lists: _Lists, sources: list[Peer], rng: random.Random
 ) -> list[bytes]:
     """`count` distinct chunk ids of `snap`, roughly uniform over everything it references."""
     list_ids = list(snap.record.chunk_list_ids)
@@ -100,21 +99,20 @@ def _draw(
     return list(picked)
 
 
-def _check(client: NodeClient, samples: dict[bytes, set[bytes]], result: AuditResult) -> None:
+def _check(client: Peer, samples: dict[bytes, set[bytes]], result: AuditResult) -> None:
     """Fetch every sampled id from the node; sort them into ok, missing and corrupt."""
     ids = list(samples)
     seen: set[bytes] = set()
     try:
         for i in range(0, len(ids), MAX_BATCH_IDS):
-            for response in client.get_chunks(ids[i : i + MAX_BATCH_IDS]):
-                for chunk in response.chunks:
-                    if chunk.id not in samples or chunk.id in seen:
-                        continue
-                    seen.add(chunk.id)
-                    if blake3.blake3(chunk.data).digest() == chunk.id:
-                        result.ok += 1
-                    else:
-                        result.corrupt.append(chunk.id.hex())
+            for chunk_id, data in iter_blobs(client, ids[i : i + MAX_BATCH_IDS]):
+                if chunk_id not in samples or chunk_id in seen:
+                    continue
+                seen.add(chunk_id)
+                if blake3.blake3(data).digest() == chunk_id:
+                    result.ok += 1
+                else:
+                    result.corrupt.append(chunk_id.hex())
     except SamizdatError as e:
         result.error = str(e)
         return
@@ -129,7 +127,7 @@ def _check(client: NodeClient, samples: dict[bytes, set[bytes]], result: AuditRe
 
 def audit(
     nodes: list[NodeReport],
-    clients: dict[str, NodeClient],
+    clients: dict[str, Peer],
     records: dict[bytes, Snapshot],
     archive_id: bytes,
     per_node: int,

@@ -166,6 +166,8 @@ def push(
     """Ingest DIRECTORY as a new signed snapshot."""
     from samizdat.client.ingest import push as do_push
     from samizdat.core.memory import tune_allocator
+    from samizdat.rpc.grpcpeer import GrpcPeer
+    from samizdat.v1 import records_pb2 as pb
 
     # Process-wide, before the pipeline starts: the encoder threads allocate blobs
     # concurrently, so push keeps glibc's default arena count and a larger reserve.
@@ -180,7 +182,7 @@ def push(
                     _size_in_background(directory, transfer)
                 stats = do_push(
                     k,
-                    client,
+                    GrpcPeer(client, has_role=pb.ROLE_WRITER),
                     str(directory),
                     progress=transfer.advance,
                     use_cache=not no_cache,

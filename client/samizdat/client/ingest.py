@@ -53,11 +53,10 @@ from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import IntegrityError
 from samizdat.core.keys import ArchiveKey
+from samizdat.core.peer import Peer, all_snapshots
 from samizdat.core.records import Snapshot, sign_snapshot
 from samizdat.core.tree import TREE_VERSION, write_message
 from samizdat.rpc.limits import MAX_BATCH_BYTES
-from samizdat.rpc.remote import NodeClient
-from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
 WINDOW = 48
@@ -134,10 +133,11 @@ class StaleIdCache(IntegrityError):
 
 
 class _Uploader:
-    """Streams batches of (id, blob) to the node, skipping chunks it already holds."""
+    """Streams batches of (id, blob) to the node, skipping chunks it already holds. The peer
+    asks HasChunks as a writer (GrpcPeer(..., has_role=ROLE_WRITER))."""
 
     def __init__(
-        self, client: NodeClient, archive_id: bytes, stats: PushStats, codec: ChunkCodec
+        self, client: Peer, archive_id: bytes, stats: PushStats, codec: ChunkCodec
     ) -> None:
         self.client, self.archive_id, self.stats = client, archive_id, stats
         self.codec = codec
@@ -147,11 +147,12 @@ class _Uploader:
         self.thread = threading.Thread(target=self._run, name="upload", daemon=True)
         self.thread.start()
 
-    def _requests(self) -> Iterator[npb.PutChunksRequest]:
+    def _requests(self) -> Iterator[list[tuple[bytes, bytes]]]:
         while (batch := self.queue.get()) is not None:
             _shuffle(batch)  # neither HasChunks nor PutChunks may follow the tree's order
-            present = self.client.has_chunks([c.chunk_id for c in batch], role=pb.ROLE_WRITER)
-            request, size = npb.PutChunksRequest(archive_id=self.archive_id), 0
+            present = self.client.has_chunks([c.chunk_id for c in batch])
+            request: list[tuple[bytes, bytes]] = []
+            size = 0
             for (chunk_id, blob, plaintext, _, _, origin), have in zip(batch, present, strict=True):
                 if have:
                     continue
@@ -159,14 +160,14 @@ class _Uploader:
                     blob = self._encode_again(chunk_id, plaintext, origin)
                 if size and size + len(blob) > MAX_BATCH_BYTES:
                     yield request
-                    request, size = npb.PutChunksRequest(archive_id=self.archive_id), 0
-                request.chunks.append(npb.Chunk(id=chunk_id, data=blob))
+                    request, size = [], 0
+                request.append((chunk_id, blob))
                 size += len(blob)
                 self.stats.uploaded_chunks += 1
                 self.stats.uploaded_bytes += len(blob)
-            if request.chunks:
+            if request:
                 yield request
-        yield npb.PutChunksRequest(archive_id=self.archive_id)
+        yield []  # at least one message, naming the archive
 
     def _encode_again(
         self, chunk_id: bytes, plaintext: bytes | None, origin: FileRange | None
@@ -197,7 +198,7 @@ class _Uploader:
 
     def _run(self) -> None:
         try:
-            self.client.put_chunks(self._requests())
+            self.client.put_chunks(self.archive_id, self._requests())
         except BaseException as e:  # handed to the main thread
             self.error = self.stale or e
             while True:  # unblock the producer
@@ -228,7 +229,7 @@ class Pusher:
     def __init__(
         self,
         key: ArchiveKey,
-        client: NodeClient,
+        client: Peer,
         params: ChunkerParams,
         progress: Progress | None = None,
         threads: int = 3,
@@ -493,15 +494,15 @@ def _read_range(where: FileRange) -> bytes:
         os.close(fd)
 
 
-def next_sequence(client: NodeClient, archive_id: bytes) -> int:
-    listed = client.all_snapshots(archive_id)
-    seqs = [pb.SnapshotRecord.FromString(s.snapshot.record).sequence for s in listed]
+def next_sequence(client: Peer, archive_id: bytes) -> int:
+    listed = all_snapshots(client, archive_id)
+    seqs = [pb.SnapshotRecord.FromString(s.signed.record).sequence for s in listed]
     return max(seqs, default=0) + 1
 
 
 def push(
     key: ArchiveKey,
-    client: NodeClient,
+    client: Peer,
     source: str,
     params: ChunkerParams = ChunkerParams(),
     progress: Progress | None = None,

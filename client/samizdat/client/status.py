@@ -153,8 +153,10 @@ def check_status(
         reports, records, custody = collect(targets, clients, options.timeout)
         if options.audit and key is not None:
             from samizdat.client.audit import audit
+            from samizdat.rpc.grpcpeer import GrpcPeer
 
-            audit(reports, clients, records, bytes(key.archive_id), options.audit)
+            peers = {name: GrpcPeer(client) for name, client in clients.items()}
+            audit(reports, peers, records, bytes(key.archive_id), options.audit)
         return analyse(reports, records, policy_for(options, cluster, reports), custody)
     finally:
         for c in clients.values():
