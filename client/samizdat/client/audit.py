@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import blake3
@@ -127,7 +127,7 @@ def _check(client: Peer, samples: dict[bytes, set[bytes]], result: AuditResult) 
 
 def audit(
     nodes: list[NodeReport],
-    clients: dict[str, Peer],
+    clients: Mapping[str, Peer],
     records: dict[bytes, Snapshot],
     archive_id: bytes,
     per_node: int,
