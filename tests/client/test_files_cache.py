@@ -16,10 +16,18 @@ from samizdat.client import filescache
 from samizdat.client.filescache import FilesCache, StaleFilesCache
 from samizdat.client.ingest import PushStats, push
 from samizdat.core.chunker import ChunkerParams
+from samizdat.rpc.grpcpeer import GrpcPeer
+from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile, make_key_file
 from tests.e2e.test_single_node import restore
 from tests.nodeproc import NodeProcess
 from tests.trees import assert_same_tree, build_sample_tree
+
+
+def writer(client) -> GrpcPeer:  # type: ignore[no-untyped-def]
+    """The node behind `client` as a Peer that pushes (HasChunks asked as a writer)."""
+    return GrpcPeer(client, has_role=pb.ROLE_WRITER)
+
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -55,7 +63,7 @@ def push_in_process(
 ) -> PushStats:
     client = node.client(key.key)
     try:
-        return push(key.key, client, str(src), force_rehash=force_rehash)
+        return push(key.key, writer(client), str(src), force_rehash=force_rehash)
     finally:
         client.close()
 
@@ -155,7 +163,7 @@ def test_cache_of_other_chunker_parameters_is_ignored(
     client = node.client(archive_key.key)
     try:
         params = ChunkerParams(min_size=32 << 10, avg_size=128 << 10, max_size=512 << 10)
-        stats = push(archive_key.key, client, str(settled_tree), params=params)
+        stats = push(archive_key.key, writer(client), str(settled_tree), params=params)
     finally:
         client.close()
     assert stats.files_cached == 0
