@@ -279,60 +279,59 @@ def snapshots(
     nodes: tuple[str, ...], cluster: Path | None, archive: str | None, as_json: bool
 ) -> None:
     """List the signed snapshots the nodes hold (signatures verified)."""
-    from samizdat.core.errors import SignatureError
+    from samizdat.client.listing import verify_listings
     from samizdat.core.ids import ArchiveId
-    from samizdat.core.records import verify_snapshot
+    from samizdat.core.peer import ListedSnapshot, all_snapshots
+    from samizdat.rpc.grpcpeer import GrpcPeer
 
     archive_id = bytes(ArchiveId.parse(archive)) if archive else b""
     rows = []
-    seen = set()
     reachable = 0
     unreachable = []
+    listings: list[tuple[str, list[ListedSnapshot] | None]] = []
     for client in node_clients(nodes, cluster):
         try:
-            listed = client.all_snapshots(archive_id)
+            listings.append((client.label, all_snapshots(GrpcPeer(client), archive_id)))
         except PeerUnavailable as e:
             terminal.error(str(e))
             unreachable.append(client.label)
+            listings.append((client.label, None))
             continue
         reachable += 1
-        for item in listed:
-            try:
-                snap = verify_snapshot(item.snapshot)
-            except SignatureError as e:
-                terminal.error(f"node {client.label} serves a forged record, skipped: {e}")
-                continue
-            if snap.id in seen:
-                continue
-            seen.add(snap.id)
-            r = snap.record
-            rows.append(
-                (
-                    r.archive_id.hex(),
-                    r.sequence,
-                    {
-                        "snapshot": snap.id.hex(),
-                        "archive": r.archive_id.hex(),
-                        "sequence": r.sequence,
-                        "created_unix_ns": r.created_unix_ns,
-                        "files": r.totals.files,
-                        "plaintext_bytes": r.totals.plaintext_bytes,
-                        "chunks_held": item.chunks_held,
-                        "chunks_total": item.chunks_total,
-                        "node": client.label,
-                    },
-                    [
-                        snap.id.hex()[:16],
-                        snap.archive_id.hex()[:12],
-                        str(r.sequence),
-                        _time(r.created_unix_ns),
-                        str(r.totals.files),
-                        terminal.human_bytes(r.totals.plaintext_bytes),
-                        f"{item.chunks_held}/{item.chunks_total}",
-                        client.label,
-                    ],
-                )
+    verified = verify_listings(listings, archive_id)
+    for forged in verified.forged:
+        terminal.error(f"node {forged.label} serves a forged record, skipped: {forged.reason}")
+    for sid, snap in verified.snapshots.items():
+        index, item = next((i, x) for i, x in enumerate(verified.listed_by[sid]) if x)
+        label = listings[index][0]
+        r = snap.record
+        rows.append(
+            (
+                r.archive_id.hex(),
+                r.sequence,
+                {
+                    "snapshot": snap.id.hex(),
+                    "archive": r.archive_id.hex(),
+                    "sequence": r.sequence,
+                    "created_unix_ns": r.created_unix_ns,
+                    "files": r.totals.files,
+                    "plaintext_bytes": r.totals.plaintext_bytes,
+                    "chunks_held": item.chunks_held,
+                    "chunks_total": item.chunks_total,
+                    "node": label,
+                },
+                [
+                    snap.id.hex()[:16],
+                    snap.archive_id.hex()[:12],
+                    str(r.sequence),
+                    _time(r.created_unix_ns),
+                    str(r.totals.files),
+                    terminal.human_bytes(r.totals.plaintext_bytes),
+                    f"{item.chunks_held}/{item.chunks_total}",
+                    label,
+                ],
             )
+        )
     if not reachable:
         raise PeerUnavailable("no node could be reached")
     rows.sort(key=lambda t: (t[0], t[1]))

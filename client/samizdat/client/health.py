@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from samizdat.core.custody import CustodyState
+from samizdat.core.peer import ListedSnapshot
 from samizdat.core.records import Snapshot
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
@@ -96,8 +97,8 @@ class NodeReport:
     jurisdiction: str = ""  # from the cluster file; else what the node says
     status: npb.GetStatusResponse | None = None
     error: str | None = None
-    listed: list[npb.StoredSnapshot] = field(default_factory=list)  # as the node listed them
-    snapshots: dict[bytes, npb.StoredSnapshot] = field(default_factory=dict)  # verified only
+    listed: list[ListedSnapshot] = field(default_factory=list)  # as the node listed them
+    snapshots: dict[bytes, ListedSnapshot] = field(default_factory=dict)  # verified only
     forged_records: int = 0
     audit: AuditResult | None = None
     local_time: float = 0.0  # the custodian's clock when the answer came

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from samizdat.client.listing import verify_listings
 from samizdat.core.custody import CustodyState, verify_custody_record
 from samizdat.core.errors import (
     PeerUnavailable,
@@ -19,8 +20,8 @@ from samizdat.core.errors import (
     SignatureError,
     SnapshotNotFound,
 )
-from samizdat.core.peer import Peer, all_snapshots
-from samizdat.core.records import Snapshot, verify_restorable, verify_snapshot
+from samizdat.core.peer import ListedSnapshot, Peer, all_snapshots
+from samizdat.core.records import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -44,43 +45,43 @@ class SourceSnapshot:
 def list_verified_snapshots(
     sources: Sequence[ChunkSource], archive_id: bytes
 ) -> list[SourceSnapshot]:
-    """All snapshots of the archive that any reachable source lists, signatures verified,
-    sorted by (sequence, time). Forged records are skipped with a warning, and so are snapshots
-    of a writer key that a custody record from any source revokes without keeping them (a
-    seized node may still offer what a stolen key signed). Raises PeerUnavailable when no
-    source answers."""
-    found: dict[bytes, tuple[Snapshot, list[bool | None]]] = {}
+    """All snapshots of the archive that any reachable source lists, verified by the one
+    listing (samizdat.client.listing: forged records reported by source and skipped), sorted
+    by (sequence, time); snapshots of a writer key that a custody record from any source
+    revokes without keeping them are left out (a seized node may still offer what a stolen key
+    signed). Raises PeerUnavailable when no source answers."""
     custody = CustodyState()
-    reachable = [False] * len(sources)
+    listings: list[tuple[str, Sequence[ListedSnapshot] | None]] = []
     why: dict[int, str] = {}
     for index, source in enumerate(sources):
         try:
-            listing = all_snapshots(source, archive_id)
+            listings.append((source.label, all_snapshots(source, archive_id)))
         except SamizdatError as e:  # unreachable, or not the node its id pins
             why[index] = str(e)
+            listings.append((source.label, None))
             continue
-        reachable[index] = True
         _learn_custody(source, archive_id, custody)
-        for item in listing:
-            try:
-                snap = verify_restorable(verify_snapshot(item.signed, archive_id))
-            except SignatureError as e:
-                log.warning("%s offers a forged or unusable snapshot record: %s", source.label, e)
-                continue
-            entry = found.setdefault(bytes(snap.id), (snap, [None] * len(sources)))
-            entry[1][index] = item.claims_complete
-    if not any(reachable):
+    if len(why) == len(sources):
         raise PeerUnavailable("no source could be reached: " + "; ".join(why.values()))
-    for snapshot_id, (snap, _) in list(found.items()):
-        refusal = custody.snapshot_refusal(snapshot_id, snap.record)
-        if refusal:
-            log.warning("snapshot %s left out: %s", snap.id.short(), refusal)
-            del found[snapshot_id]
-    ordered = sorted(
-        found.values(), key=lambda t: (t[0].record.sequence, t[0].record.created_unix_ns)
-    )
+    verified = verify_listings(listings, archive_id, restorable=True, custody=custody)
+    for forged in verified.forged:
+        log.warning("%s", forged)
+    for snap, refusal in verified.refused:
+        log.warning("snapshot %s left out: %s", snap.id.short(), refusal)
+    reachable = tuple(listing is not None for _, listing in listings)
     down = tuple(f"{sources[i].label} ({why[i]})" for i in sorted(why))
-    return [SourceSnapshot(snap, tuple(flags), tuple(reachable), down) for snap, flags in ordered]
+    return [
+        SourceSnapshot(
+            snap,
+            tuple(
+                None if item is None else item.claims_complete
+                for item in verified.listed_by[bytes(snap.id)]
+            ),
+            reachable,
+            down,
+        )
+        for snap in verified.ordered()
+    ]
 
 
 def _learn_custody(source: ChunkSource, archive_id: bytes, custody: CustodyState) -> None:

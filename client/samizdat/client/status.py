@@ -24,12 +24,14 @@ from samizdat.client.health import (
     Severity,
     analyse,
 )
+from samizdat.client.listing import verify_listings
 from samizdat.core.custody import CustodyState, verify_custody_record
 from samizdat.core.errors import SamizdatError, SignatureError, UsageError
 from samizdat.core.keys import ArchiveKey
-from samizdat.core.records import Snapshot, verify_snapshot
+from samizdat.core.records import Snapshot
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.remote import NodeClient
+from samizdat.rpc.wire import listed_from_wire
 
 EXIT_HEALTHY, EXIT_DEGRADED, EXIT_ERROR = 0, 1, 2
 DEFAULT_WINDOW = "7d"
@@ -82,7 +84,7 @@ def _ask(target: Target, client: NodeClient, timeout: float) -> NodeReport:
     )
     try:
         status = client.status(timeout=timeout)
-        report.listed = client.all_snapshots(timeout=timeout)
+        report.listed = [listed_from_wire(i) for i in client.all_snapshots(timeout=timeout)]
     except SamizdatError as e:
         report.error = str(e)
         return report
@@ -108,26 +110,16 @@ def collect(
                 custody.add(verify_custody_record(signed))
             except SignatureError:
                 report.forged_records += 1
-    records: dict[bytes, Snapshot] = {}
-    for report in reports:
-        if report.status is None:
-            continue
-        for item in report.listed:
-            sid = bytes(item.snapshot_id)
-            if sid not in records:
-                try:
-                    snap = verify_snapshot(item.snapshot)
-                except SignatureError:
-                    report.forged_records += 1
-                    continue
-                if bytes(snap.id) != sid:
-                    report.forged_records += 1
-                    continue
-                if custody.snapshot_refusal(sid, snap.record):
-                    continue
-                records[sid] = snap
-            report.snapshots[sid] = item
-    return reports, records, custody
+    verified = verify_listings(
+        [(r.name, r.listed if r.status is not None else None) for r in reports], custody=custody
+    )
+    for forged in verified.forged:
+        reports[forged.source].forged_records += 1
+    for sid, entries in verified.listed_by.items():
+        for report, item in zip(reports, entries, strict=True):
+            if item is not None:
+                report.snapshots[sid] = item
+    return reports, verified.snapshots, custody
 
 
 def policy_for(options: Options, cluster: Any, reports: list[NodeReport]) -> Policy:

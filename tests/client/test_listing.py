@@ -1,0 +1,79 @@
+"""The one listing of verified snapshots (samizdat.client.listing): a forged record from one
+source is named and skipped, never fatal; every other record and source still counts."""
+
+from __future__ import annotations
+
+import blake3
+
+from samizdat.client.listing import verify_listings
+from samizdat.core.keys import ArchiveKey
+from samizdat.core.peer import ListedSnapshot
+from samizdat.core.records import Snapshot, sign_snapshot
+from samizdat.v1 import records_pb2 as pb
+
+KEY = ArchiveKey.generate()
+
+
+def snapshot(sequence: int, key: ArchiveKey = KEY) -> Snapshot:
+    return sign_snapshot(key, pb.SnapshotRecord(sequence=sequence, tree_chunk_ids=[bytes(32)]))
+
+
+def listed(snap: Snapshot, position: int, held: int = 1) -> ListedSnapshot:
+    return ListedSnapshot(snap.signed, held, 1, position, bytes(snap.id))
+
+
+def forged_signature(snap: Snapshot) -> pb.SignedSnapshot:
+    signed = pb.SignedSnapshot()
+    signed.CopyFrom(snap.signed)
+    signed.signature = bytes(64)
+    return signed
+
+
+def test_forged_records_are_named_and_skipped() -> None:
+    one, two = snapshot(1), snapshot(2)
+    liar = [
+        ListedSnapshot(forged_signature(two), 1, 1, 1, bytes(two.id)),
+        listed(one, 2),
+        ListedSnapshot(one.signed, 1, 1, 3, bytes(two.id)),  # a record under another id
+    ]
+    verified = verify_listings([("liar", liar), ("honest", [listed(one, 1), listed(two, 2)])])
+    assert [s.record.sequence for s in verified.ordered()] == [1, 2]
+    assert [(f.source, f.label) for f in verified.forged] == [(0, "liar"), (0, "liar")]
+    assert "another id" in verified.forged[1].reason
+    assert "liar" in str(verified.forged[0])
+    # the liar still counts as listing the record it listed honestly, and only that one
+    assert verified.listed_by[bytes(one.id)][0] is not None
+    assert verified.listed_by[bytes(two.id)] == [None, listed(two, 2)]
+
+
+def test_a_forged_copy_listed_first_does_not_hide_the_real_record() -> None:
+    one = snapshot(1)
+    forged = ListedSnapshot(forged_signature(one), 1, 1, 1, bytes(one.id))
+    verified = verify_listings([("liar", [forged]), ("down", None), ("honest", [listed(one, 1)])])
+    assert list(verified.snapshots) == [bytes(one.id)]
+    assert verified.listed_by[bytes(one.id)] == [None, None, listed(one, 1)]
+    assert [f.label for f in verified.forged] == ["liar"]
+
+
+def test_archive_and_tree_are_checked_when_asked() -> None:
+    other = snapshot(1, ArchiveKey.generate())
+    no_tree = sign_snapshot(KEY, pb.SnapshotRecord(sequence=3))
+    listing = [("n", [listed(other, 1), listed(no_tree, 2)])]
+    assert len(verify_listings(listing).snapshots) == 2
+    strict = verify_listings(listing, bytes(KEY.archive_id), restorable=True)
+    assert strict.snapshots == {}
+    assert len(strict.forged) == 2
+
+
+def test_records_are_verified_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import samizdat.client.listing as listing
+
+    calls = []
+    real = listing.verify_snapshot
+    monkeypatch.setattr(
+        listing, "verify_snapshot", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    one = snapshot(1)
+    verify_listings([(f"n{i}", [listed(one, 1)]) for i in range(5)])
+    assert len(calls) == 1
+    assert blake3.blake3(one.signed.record).digest() == bytes(one.id)
