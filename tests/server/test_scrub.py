@@ -99,7 +99,7 @@ def test_corrupt_chunk_is_quarantined_counted_and_released_when_fetched_again(
     run_pass(scrubber)
     status = scrubber.status()
     assert status.corrupt_found == 1 and status.pending_repair == 1
-    assert status.findings[0].chunk_id == victim_id and status.findings[0].repaired_unix == 0
+    assert status.findings[0].chunk_hex == victim_id.hex() and status.findings[0].repaired_unix == 0
     assert "scrub" in status.findings[0].detail
     assert node.store.snapshot_state(snap.id)[:2] == (20, 21)  # incomplete: replication refetches
     assert node.wake.is_set()
@@ -132,7 +132,7 @@ def test_flipped_byte_in_blob_file_is_found(tmp_path: Path) -> None:
     try:
         scrubber = Scrubber(node)
         run_pass(scrubber)
-        assert [f.chunk_id for f in scrubber.status().findings] == [victim_id]
+        assert [f.chunk_hex for f in scrubber.status().findings] == [victim_id.hex()]
         assert node.store.has_chunks([victim_id]) == [False]
     finally:
         node.close()

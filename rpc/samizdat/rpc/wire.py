@@ -32,6 +32,17 @@ def listed_to_wire(item: ListedSnapshot) -> npb.StoredSnapshot:
     )
 
 
+def counters_to_wire(item: ListedSnapshot) -> npb.StoredSnapshot:
+    """A listed record's id, position and counters, without the record (GetStatus)."""
+    return npb.StoredSnapshot(
+        snapshot_id=item.snapshot_id,
+        position=item.position,
+        chunks_held=item.chunks_held,
+        chunks_total=item.chunks_total,
+        bytes_total=item.bytes_total,
+    )
+
+
 def page_from_wire(page: npb.ListSnapshotsResponse) -> SnapshotPage:
     return SnapshotPage(
         [listed_from_wire(item) for item in page.snapshots], page.last_position, page.more

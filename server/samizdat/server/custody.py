@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_record
 from samizdat.core.errors import NotHosted, SignatureError
+from samizdat.core.peer import CustodyPage
 from samizdat.store.chunkstore import ChunkStore
-from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -84,12 +84,13 @@ class NodeCustody:
         hosted = self.hosted()
         return [r.signed for r in self.state.records() if r.archive_id in hosted]
 
-    def list(self, after: int) -> npb.ListCustodyRecordsResponse:
-        response = npb.ListCustodyRecordsResponse(last_position=after)
-        hosted = self.hosted()
+    def list(self, after: int) -> CustodyPage:
+        """Records of hosted archives stored after position `after`."""
+        records: list[pb.SignedCustodyRecord] = []
+        reached, hosted = after, self.hosted()
         for position, raw in self.store.iter_custody_log(after):
-            response.last_position = position
+            reached = position
             signed = pb.SignedCustodyRecord.FromString(raw)
             if pb.CustodyRecord.FromString(signed.record).archive_id in hosted:
-                response.records.append(signed)
-        return response
+                records.append(signed)
+        return CustodyPage(records, reached)

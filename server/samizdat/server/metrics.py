@@ -204,7 +204,7 @@ class NodeCollector(Collector):
         for _position, item, _size in node.iter_listed():
             if item is None:
                 continue
-            record = pb.SnapshotRecord.FromString(item.snapshot.record)
+            record = pb.SnapshotRecord.FromString(item.signed.record)
             values = [item.snapshot_id.hex()[:12], record.archive_id.hex()[:12]]
             held.add_metric(values, item.chunks_held)
             total.add_metric(values, item.chunks_total)

@@ -20,8 +20,8 @@ from enum import Enum
 from samizdat.core.errors import SamizdatError
 from samizdat.server.config import PeerConfig
 from samizdat.server.metrics import NodeMetrics
+from samizdat.server.reports import PeerReport
 from samizdat.store.chunkstore import ChunkStore
-from samizdat.v1 import node_pb2 as npb
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ class PeerState:
     def to_json(self) -> bytes:
         return json.dumps({k: v for k, v in self.__dict__.items() if k != "failed_round"}).encode()
 
-    def status(self) -> npb.PeerSyncStatus:
-        return npb.PeerSyncStatus(
+    def report(self) -> PeerReport:
+        return PeerReport(
             node_id=self.node_id,
             address=self.address,
             jurisdiction=self.jurisdiction,

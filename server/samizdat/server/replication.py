@@ -44,9 +44,9 @@ from samizdat.core.peer import LIST_PAGE_RECORDS, Peer, SnapshotPage, check_page
 from samizdat.core.records import Snapshot, verify_snapshot
 from samizdat.server.config import PeerConfig
 from samizdat.server.peerbook import Offence, PeerBook, PeerState
+from samizdat.server.reports import PeerReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import ListCounts, check_acceptable, count_held, verify_record
-from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -142,10 +142,10 @@ class Replicator:
         self._peers[cfg.node_id] = (cfg.address, peer)
         return peer
 
-    def peer_status(self) -> list[npb.PeerSyncStatus]:
-        out = [self.book.state(cfg).status() for cfg in self.node.peers()]
+    def peer_status(self) -> list[PeerReport]:
+        out = [self.book.state(cfg).report() for cfg in self.node.peers()]
         for node_id in sorted(self.node.revoked_nodes()):
-            out.append(npb.PeerSyncStatus(node_id=node_id, revoked=True))
+            out.append(PeerReport(node_id=node_id, revoked=True))
         return out
 
     # ------------------------------------------------------------------- loop

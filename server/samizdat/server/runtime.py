@@ -10,19 +10,20 @@ from pathlib import Path
 from typing import Protocol
 
 from samizdat.core.errors import UsageError
+from samizdat.core.peer import ListedSnapshot, SnapshotPage
 from samizdat.core.records import Snapshot
 from samizdat.rpc.limits import LIST_PAGE_BYTES, LIST_PAGE_RECORDS, LIST_PAGE_SCAN
 from samizdat.server.config import NodeConfig, PeerConfig, config_path, load_config
 from samizdat.server.custody import NodeCustody
 from samizdat.server.identity import NodeIdentity, load_identity
 from samizdat.server.metrics import NodeMetrics
+from samizdat.server.reports import PeerReport, ScrubReport
 from samizdat.store.chunkstore import ChunkStore
-from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-ListedRecord = tuple[int, npb.StoredSnapshot | None, int]
+ListedRecord = tuple[int, ListedSnapshot | None, int]
 
 
 class ReplicationWorker(Protocol):
@@ -35,7 +36,7 @@ class ReplicationWorker(Protocol):
 
     def hint_peers(self, archive_id: bytes) -> None: ...
 
-    def peer_status(self) -> list[npb.PeerSyncStatus]: ...
+    def peer_status(self) -> list[PeerReport]: ...
 
     def unrepairable_count(self) -> int: ...
 
@@ -43,7 +44,7 @@ class ReplicationWorker(Protocol):
 class ScrubWorker(Protocol):
     """What the node asks of its scrubber (samizdat.server.scrub.Scrubber)."""
 
-    def status(self) -> npb.ScrubStatus: ...
+    def status(self) -> ScrubReport: ...
 
 
 class NodeRuntime:
@@ -133,29 +134,15 @@ class NodeRuntime:
                 yield position, None, len(signed_bytes)
                 continue
             held, total, nbytes = self.store.snapshot_state(snapshot_id)
-            item = npb.StoredSnapshot(
-                snapshot_id=snapshot_id,
-                snapshot=signed,
-                position=position,
-                chunks_held=held,
-                chunks_total=total,
-                bytes_total=nbytes,
-            )
+            item = ListedSnapshot(signed, held, total, position, bytes(snapshot_id), nbytes)
             yield position, item, len(signed_bytes)
 
-    def snapshot_counters(self) -> list[npb.StoredSnapshot]:
-        """Every listed record's id, position and counters, without the record (~60 bytes
-        each, so a status answer holds ~65,000 of them)."""
-        out = []
-        for _position, item, _size in self.iter_listed():
-            if item is not None:
-                item.ClearField("snapshot")
-                out.append(item)
-        return out
+    def snapshot_counters(self) -> list[ListedSnapshot]:
+        """Every listed record with its position and counters (GetStatus sends them without
+        the record: ~60 bytes each, so a status answer holds ~65,000 of them)."""
+        return [item for _position, item, _size in self.iter_listed() if item is not None]
 
-    def list_snapshots(
-        self, archive_id: bytes, after: int, max_count: int = 0
-    ) -> npb.ListSnapshotsResponse:
+    def list_snapshots(self, archive_id: bytes, after: int, max_count: int = 0) -> SnapshotPage:
         """One page of the listing after position `after` (docs/format.md, "Listing records"):
         at most LIST_PAGE_RECORDS records (fewer when `max_count` asks), LIST_PAGE_BYTES of
         records and LIST_PAGE_SCAN positions looked at. Raises UsageError for a position
@@ -164,24 +151,23 @@ class NodeRuntime:
         if after > last:
             raise UsageError(f"after_position {after} is beyond this node's last position {last}")
         limit = min(max_count or LIST_PAGE_RECORDS, LIST_PAGE_RECORDS)
-        response = npb.ListSnapshotsResponse(last_position=after)
-        size = 0
+        listed: list[ListedSnapshot] = []
+        reached, size = after, 0
         for scanned, (position, item, nbytes) in enumerate(self.iter_listed(archive_id, after)):
-            full = len(response.snapshots) >= limit or size + nbytes > LIST_PAGE_BYTES
+            full = len(listed) >= limit or size + nbytes > LIST_PAGE_BYTES
             if full or scanned >= LIST_PAGE_SCAN:
-                response.more = True
-                break
-            response.last_position = position
+                return SnapshotPage(listed, reached, more=True)
+            reached = position
             if item is not None:
-                response.snapshots.append(item)
+                listed.append(item)
                 size += nbytes
-        return response
+        return SnapshotPage(listed, reached)
 
-    def peer_status(self) -> list[npb.PeerSyncStatus]:
+    def peer_status(self) -> list[PeerReport]:
         if self.replicator is not None:
             return self.replicator.peer_status()
         return [
-            npb.PeerSyncStatus(node_id=p.node_id, address=p.address, jurisdiction=p.jurisdiction)
+            PeerReport(node_id=p.node_id, address=p.address, jurisdiction=p.jurisdiction)
             for p in self.peers()
         ]
 
@@ -189,10 +175,10 @@ class NodeRuntime:
         """Quarantined chunks no reachable peer held at the last repair attempt."""
         return self.replicator.unrepairable_count() if self.replicator is not None else 0
 
-    def scrub_status(self) -> npb.ScrubStatus:
+    def scrub_status(self) -> ScrubReport:
         if self.scrubber is not None:
             return self.scrubber.status()
-        return npb.ScrubStatus()
+        return ScrubReport()
 
     def close(self) -> None:
         self.stopping.set()

@@ -28,17 +28,17 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import blake3
 
 from samizdat.core.chunklist import decode_chunk_list
 from samizdat.core.errors import SamizdatError
 from samizdat.core.records import verify_snapshot
+from samizdat.server.reports import Finding, ScrubReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import count_held
 from samizdat.store.chunkstore import StoreError, is_damage
-from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -52,14 +52,6 @@ IDLE_POLL = 2.0  # how often an idle scrubber looks for newly quarantined chunks
 # Each chunk is charged at least this many bytes against the rate: a store of tiny chunks is
 # bounded by per-chunk work (reads, hashing calls), and must not hog the node's CPU either.
 MIN_CHARGE = 4096
-
-
-@dataclass
-class Finding:
-    chunk_hex: str
-    found_unix: int
-    detail: str
-    repaired_unix: int = 0
 
 
 @dataclass
@@ -108,14 +100,14 @@ class Scrubber:
 
     # ------------------------------------------------------------------ status
 
-    def status(self) -> npb.ScrubStatus:
+    def status(self) -> ScrubReport:
         config = self.node.config
         with self._lock:
             st = self.state
             fraction = 0.0
             if st.pass_started_unix and st.cursor_hex:
                 fraction = int(st.cursor_hex[:16], 16) / 2**64
-            return npb.ScrubStatus(
+            return ScrubReport(
                 chunks_checked=st.chunks_checked,
                 bytes_checked=st.bytes_checked,
                 corrupt_found=st.corrupt_found,
@@ -128,15 +120,7 @@ class Scrubber:
                 pass_started_unix=st.pass_started_unix,
                 verified_since_unix=st.verified_since_unix,
                 pending_repair=self.store.quarantined_count(),
-                findings=[
-                    npb.ScrubFinding(
-                        chunk_id=bytes.fromhex(f.chunk_hex),
-                        found_unix=f.found_unix,
-                        repaired_unix=f.repaired_unix,
-                        detail=f.detail,
-                    )
-                    for f in st.findings
-                ],
+                findings=tuple(replace(f) for f in st.findings),
             )
 
     def _save(self) -> None:

@@ -13,6 +13,7 @@ import logging
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 import grpc
@@ -22,7 +23,9 @@ from samizdat.core.records import verify_restorable, verify_snapshot
 from samizdat.core.tokens import Caller
 from samizdat.rpc.errors import status_for
 from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_BYTES, MAX_BATCH_IDS
+from samizdat.rpc.wire import counters_to_wire, custody_to_wire, page_to_wire
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
+from samizdat.server.reports import PeerReport, ScrubReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import accept_verified
 from samizdat.v1 import node_pb2 as npb
@@ -65,6 +68,27 @@ def _check_ids(ids: Any) -> list[bytes]:
     if any(len(i) != 32 for i in ids):
         raise UsageError("chunk ids must be 32 bytes")
     return list(ids)
+
+
+def _peer_to_wire(report: PeerReport) -> npb.PeerSyncStatus:
+    return npb.PeerSyncStatus(**asdict(report))
+
+
+def _scrub_to_wire(report: ScrubReport) -> npb.ScrubStatus:
+    fields = asdict(report)
+    findings = fields.pop("findings")
+    return npb.ScrubStatus(
+        **fields,
+        findings=[
+            npb.ScrubFinding(
+                chunk_id=bytes.fromhex(f["chunk_hex"]),
+                found_unix=f["found_unix"],
+                repaired_unix=f["repaired_unix"],
+                detail=f["detail"],
+            )
+            for f in findings
+        ],
+    )
 
 
 class _Base:
@@ -182,8 +206,8 @@ class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
         # presents a token must pass the access rules, so a revoked peer is refused.
         if any(k == AUTH_METADATA for k, _ in context.invocation_metadata()):
             require_reader(self.caller(context), self.node.config, self.node.custody)
-        return self.node.list_snapshots(
-            request.archive_id, request.after_position, request.max_count
+        return page_to_wire(
+            self.node.list_snapshots(request.archive_id, request.after_position, request.max_count)
         )
 
 
@@ -194,7 +218,7 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
     ) -> npb.GetStatusResponse:
         node, store = self.node, self.node.store
         disk = shutil.disk_usage(store.path)
-        peers = node.peer_status()
+        peers = [_peer_to_wire(p) for p in node.peer_status()]
         if not self._authenticated(context):  # the cluster's topology is for members only
             for peer in peers:
                 peer.address = ""
@@ -212,8 +236,8 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             quarantined_chunks=store.quarantined_count(),
             unrepairable_chunks=node.unrepairable_count(),
             peers=peers,
-            scrub=node.scrub_status(),
-            snapshots=node.snapshot_counters(),
+            scrub=_scrub_to_wire(node.scrub_status()),
+            snapshots=[counters_to_wire(item) for item in node.snapshot_counters()],
             custody_records=node.custody.records(),
         )
 
@@ -246,7 +270,7 @@ class CustodyServicer(_Base, rpc.CustodyServiceServicer):
         # Like ListSnapshots: public, but a caller presenting a token must pass the rules.
         if any(k == AUTH_METADATA for k, _ in context.invocation_metadata()):
             require_reader(self.caller(context), self.node.config, self.node.custody)
-        return self.node.custody.list(request.after_position)
+        return custody_to_wire(self.node.custody.list(request.after_position))
 
 
 def add_servicers(server: grpc.Server, node: NodeRuntime) -> None:

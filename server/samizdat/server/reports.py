@@ -1,0 +1,56 @@
+"""What a node reports about its workers, as plain data: the servicers (samizdat.server.service)
+turn these into GetStatus messages and the metrics read them, so no worker builds a wire
+message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Finding:
+    """A corrupt chunk the scrubber found (and when it was repaired, 0: not yet)."""
+
+    chunk_hex: str
+    found_unix: int
+    detail: str
+    repaired_unix: int = 0
+
+
+@dataclass(frozen=True)
+class ScrubReport:
+    """The scrubber's progress and findings (samizdat.server.scrub.Scrubber.status)."""
+
+    chunks_checked: int = 0
+    bytes_checked: int = 0
+    corrupt_found: int = 0
+    repaired: int = 0
+    last_pass_completed_unix: int = 0
+    passes_completed: int = 0
+    position_fraction: float = 0.0
+    enabled: bool = False
+    rate_mb: float = 0.0
+    pass_started_unix: int = 0
+    verified_since_unix: int = 0
+    pending_repair: int = 0
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
+class PeerReport:
+    """How syncing with one peer goes (samizdat.server.peerbook.PeerState.report)."""
+
+    node_id: str
+    address: str = ""
+    jurisdiction: str = ""
+    last_success_unix: int = 0
+    last_error: str = ""
+    bad_chunks_received: int = 0
+    chunks_pulled: int = 0
+    bytes_pulled: int = 0
+    bad_records_received: int = 0
+    last_offence: str = ""
+    last_offence_unix: int = 0
+    offences: int = 0
+    backed_off_until_unix: int = 0
+    revoked: bool = False
