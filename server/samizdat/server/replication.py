@@ -41,12 +41,13 @@ from samizdat.core.errors import (
 )
 from samizdat.core.ids import SnapshotId
 from samizdat.core.peer import LIST_PAGE_RECORDS, Peer, SnapshotPage, check_page
-from samizdat.core.records import Snapshot, verify_snapshot
+from samizdat.core.records import Snapshot
 from samizdat.server.config import PeerConfig
 from samizdat.server.peerbook import Offence, PeerBook, PeerState
 from samizdat.server.reports import PeerReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import ListCounts, check_acceptable, count_held, verify_record
+from samizdat.store.holdings import stored_snapshot
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -341,8 +342,8 @@ class Replicator:
             held, total, _ = self.store.snapshot_state(snapshot_id)
             if held < total or total == 0:
                 snap = self._verified.get(snapshot_id)
-                if snap is None:  # checked once: records in the store were verified on entry
-                    snap = verify_snapshot(pb.SignedSnapshot.FromString(signed_bytes))
+                if snap is None:  # parsed once: records in the store were verified on entry
+                    snap = stored_snapshot(signed_bytes)
                     self._verified[snapshot_id] = snap
                 if bytes(snap.archive_id) not in self.node.config.hosted_archives:
                     continue

@@ -34,12 +34,11 @@ import blake3
 
 from samizdat.core.chunklist import decode_chunk_list
 from samizdat.core.errors import SamizdatError
-from samizdat.core.records import verify_snapshot
 from samizdat.server.reports import Finding, ScrubReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import count_held
 from samizdat.store.chunkstore import StoreError, is_damage
-from samizdat.v1 import records_pb2 as pb
+from samizdat.store.holdings import stored_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +310,7 @@ class Scrubber:
         complete = True
         hosted = self.node.config.hosted_archives
         for _position, snapshot_id, signed in self.store.iter_snapshot_log(0):
-            snap = verify_snapshot(pb.SignedSnapshot.FromString(signed))
+            snap = stored_snapshot(signed)  # verified when stored: parsed, not re-verified
             if bytes(snap.archive_id) not in hosted:
                 continue
             hit = set()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from samizdat.core.chunklist import decode_chunk_list
 from samizdat.core.errors import IncompleteSnapshot
+from samizdat.core.ids import SnapshotId
 from samizdat.core.records import Snapshot
 from samizdat.store.chunkstore import ChunkStore
+from samizdat.v1 import records_pb2 as pb
 
 _BATCH = 4096
 
@@ -59,6 +61,15 @@ def count_held(
         total = max(total, len(snap.record.chunk_list_ids) + snap.record.totals.chunks)
         nbytes = max(nbytes, snap.record.totals.stored_bytes)
     return held, total, nbytes
+
+
+def stored_snapshot(signed_bytes: bytes) -> Snapshot:
+    """A record as this store holds it: parsed, not verified again (every record is verified
+    before it is stored; whoever reads a store copy verifies it: samizdat.client.listing)."""
+    signed = pb.SignedSnapshot.FromString(signed_bytes)
+    return Snapshot(
+        SnapshotId.of(signed.record), signed, pb.SnapshotRecord.FromString(signed.record)
+    )
 
 
 def store_snapshot(store: ChunkStore, snap: Snapshot, *, require_complete: bool) -> bool:
