@@ -29,8 +29,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from gen_data import parse_size  # noqa: E402
-
-from bench import Sampler, read_hwm, run_measured  # noqa: E402
+from harness import Sampler, read_hwm, run_measured  # noqa: E402
 
 BIN = Path(sys.executable).parent
 GiB = 1 << 30

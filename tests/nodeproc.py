@@ -146,6 +146,8 @@ class NodeProcess:
     >>> node.address   # 'NODE_ID@127.0.0.1:PORT'
     """
 
+    log_level = "debug"  # what `serve --log-level` gets (the bench's subclass logs less)
+
     def __init__(
         self,
         directory: Path,
@@ -244,7 +246,7 @@ class NodeProcess:
                 "serve",
                 str(self.directory),
                 "--log-level",
-                "debug",
+                self.log_level,
                 "--ready-file",
                 str(self.ready_file),
             ],
