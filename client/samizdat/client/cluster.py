@@ -1,8 +1,10 @@
-"""The cluster file: the one description of a cluster shared by the CLI and operators."""
+"""The cluster file: the one description of a cluster shared by the CLI and operators; and
+`named_nodes`, the one reading of a command's `--node` and `--cluster` arguments."""
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,3 +61,19 @@ def load_cluster(path: Path) -> Cluster:
     if not nodes:
         raise ConfigError(f"{path}: no [[node]] entries")
     return Cluster(replicas, tuple(nodes), min_jurisdictions)
+
+
+NO_NODE = "name at least one node (--node NODE_ID@HOST:PORT) or --cluster FILE"
+
+
+def named_nodes(
+    nodes: Sequence[str], cluster: Path | None
+) -> tuple[list[ClusterNode], Cluster | None]:
+    """The nodes a command was given, in order: each `--node` (named by its own text), then
+    every node of the `--cluster` file; and that file, loaded (None without --cluster). Empty
+    if neither was given: whether that is an error is the command's to say."""
+    named = [ClusterNode(n, NodeAddress.parse(n), "") for n in nodes]
+    loaded = load_cluster(cluster) if cluster is not None else None
+    if loaded is not None:
+        named += loaded.nodes
+    return named, loaded

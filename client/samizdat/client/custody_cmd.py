@@ -1,5 +1,5 @@
-"""Custody commands: recovery shares, writer and reader keys, revocations (`samizdat key ...`,
-`samizdat node revoke`).
+"""Custody commands: writer and reader keys, revocations, publishing records (`samizdat key
+delegate/reader/revoke-writer/publish`, `samizdat node revoke`).
 
 Records the archive key signs (certificates, revocations) are sent to the nodes named, which
 pass them on to their peers; with `--out` they are also written to a file that `samizdat key
@@ -18,6 +18,14 @@ from typing import Any
 import click
 
 from samizdat.client import jsonout, terminal
+from samizdat.client.options import (
+    env_passphrase,
+    key_option,
+    node_clients,
+    node_options,
+    open_key,
+    record_out_option,
+)
 from samizdat.core.custody import (
     CustodyRecord,
     next_serial,
@@ -28,190 +36,29 @@ from samizdat.core.errors import PeerUnavailable, SamizdatError, SignatureError,
 from samizdat.core.ids import SnapshotId, check_node_id
 from samizdat.core.keys import ArchiveKey, save_key
 from samizdat.core.records import verify_snapshot
-from samizdat.core.shares import GroupSpec, read_share, recover_key, share_text, split_key
 from samizdat.rpc.remote import NodeClient
 from samizdat.v1 import records_pb2 as pb
 
 RECORD_LINE_PREFIX = "samizdat-custody-record-v1:"
-SHARE_PASSPHRASE_ENV = "SAMIZDAT_SHARE_PASSPHRASE"
 
-node_option = click.option(
-    "--node",
-    "nodes",
-    multiple=True,
-    metavar="N",
-    help="Node to send the record to, as NODE_ID@HOST:PORT (TLS) or HOST:PORT (loopback)",
-)
-cluster_option = click.option(
-    "--cluster",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Cluster file (TOML): send the record to every node in it",
+send_to_options = node_options(
+    node_help="Node to send the record to, as NODE_ID@HOST:PORT (TLS) or HOST:PORT (loopback)",
+    cluster_help="Cluster file (TOML): send the record to every node in it",
 )
 json_option = jsonout.option("custody")
-record_out_option = click.option(
-    "--out",
-    "record_out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Also write the signed record(s) to this file (for `samizdat key publish`)",
-)
-
-
-def _open_key(path: Path) -> ArchiveKey:
-    from samizdat.client.cli import open_key
-
-    return open_key(path)
 
 
 def _clients(nodes: Sequence[str], cluster: Path | None) -> list[NodeClient]:
-    from samizdat.client.cli import node_clients
-
-    if not nodes and cluster is None:
-        return []
-    return node_clients(tuple(nodes), cluster)
+    """The nodes to send records to; none is fine (records can go to a file instead)."""
+    return node_clients(nodes, cluster, required=False)
 
 
-def _emit(as_json: bool, doc: dict[str, Any], text: str) -> None:
+def emit(as_json: bool, doc: dict[str, Any], text: str) -> None:
     """Print the result: `text` for people, or one object (docs/custody.schema.json)."""
     if as_json:
         jsonout.emit(jsonout.document("custody", **doc))
     else:
         click.echo(text)
-
-
-def _share_passphrase(ask: bool, confirm: bool) -> str:
-    passphrase = os.environ.get(SHARE_PASSPHRASE_ENV, "")
-    if ask and not passphrase:
-        passphrase = click.prompt(
-            "share passphrase", hide_input=True, confirmation_prompt=confirm, default=""
-        )
-    return passphrase
-
-
-# ----------------------------------------------------------------- shares
-
-
-@click.command("split")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--threshold", type=int, default=None, help="Shares needed to rebuild the key (K)")
-@click.option("--shares", type=int, default=None, help="Shares to write (N)")
-@click.option(
-    "--group",
-    "groups",
-    multiple=True,
-    metavar="K/N",
-    help="Instead of --threshold/--shares: one group of N shares, K of which make the group "
-    "(repeat per group, e.g. one per country)",
-)
-@click.option(
-    "--group-threshold",
-    type=int,
-    default=None,
-    help="Groups needed to rebuild the key [default: all groups]",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="Directory for the share files (created; must not hold shares already)",
-)
-@click.option(
-    "--passphrase",
-    "ask",
-    is_flag=True,
-    help=f"Protect the shares with a passphrase (SLIP-39), or set {SHARE_PASSPHRASE_ENV}",
-)
-@json_option
-def key_split(
-    file: Path,
-    threshold: int | None,
-    shares: int | None,
-    groups: tuple[str, ...],
-    group_threshold: int | None,
-    out_dir: Path,
-    ask: bool,
-    as_json: bool,
-) -> None:
-    """Split the archive key in FILE into recovery shares (SLIP-39 words, any K of N rebuild
-    it). Give each share to a different person, in a different country."""
-    if groups and (threshold or shares):
-        raise UsageError("give either --threshold/--shares or --group, not both")
-    if groups:
-        specs = [GroupSpec.parse(g) for g in groups]
-    elif threshold is not None and shares is not None:
-        specs = [GroupSpec(threshold, shares)]
-    else:
-        raise UsageError("give --threshold K --shares N (or --group K/N per group)")
-    needed = group_threshold if group_threshold is not None else len(specs)
-    key = _open_key(file)
-    mnemonics = split_key(key, needed, specs, _share_passphrase(ask, confirm=True))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for g, group in enumerate(mnemonics):
-        for m, words in enumerate(group):
-            name = f"share-{m + 1}.txt" if len(specs) == 1 else f"share-g{g + 1}-{m + 1}.txt"
-            path = out_dir / name
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                raise UsageError(f"{path} already exists; use an empty directory") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(share_text(words, g, m, specs, needed))
-            written.append({"file": str(path), "group": g + 1, "member": m + 1})
-    summary = " and ".join(f"{s.threshold} of {s.count}" for s in specs)
-    if len(specs) > 1:
-        summary = f"{needed} of {len(specs)} groups, each {summary}"
-    _emit(
-        as_json,
-        {
-            "archive_id": key.archive_id.hex(),
-            "group_threshold": needed,
-            "groups": [{"threshold": s.threshold, "shares": s.count} for s in specs],
-            "shares": written,
-        },
-        f"{len(written)} shares of archive {key.archive_id.hex()} in {out_dir} "
-        f"({summary} rebuild the key)",
-    )
-
-
-@click.command("recover")
-@click.argument("share_files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="Key file to write (mode 0600; never overwritten)",
-)
-@click.option(
-    "--archive-id",
-    default=None,
-    help="Refuse unless the shares rebuild this archive (catches a wrong share passphrase)",
-)
-@click.option(
-    "--passphrase",
-    "ask",
-    is_flag=True,
-    help=f"The shares have a passphrase (asked for), or set {SHARE_PASSPHRASE_ENV}",
-)
-@json_option
-def key_recover(
-    share_files: tuple[Path, ...], out: Path, archive_id: str | None, ask: bool, as_json: bool
-) -> None:
-    """Rebuild the archive key from K recovery shares (files written by `key split`)."""
-    from samizdat.core.ids import ArchiveId
-
-    expect = bytes(ArchiveId.parse(archive_id)) if archive_id else None
-    shares = [read_share(p) for p in share_files]
-    key = recover_key(shares, _share_passphrase(ask, confirm=False), expect)
-    save_key(key, out, os.environ.get("SAMIZDAT_PASSPHRASE") or None)
-    _emit(
-        as_json,
-        {"archive_id": key.archive_id.hex(), "key_file": str(out), "shares_used": len(shares)},
-        key.archive_id.hex(),
-    )
 
 
 # ------------------------------------------------------- member keys
@@ -283,14 +130,14 @@ def _delegate(
     cluster: Path | None,
     as_json: bool,
 ) -> None:
-    root = _open_key(file)
+    root = open_key(file)
     root.require_archive_key()
     clients = _clients(nodes, cluster)
     member, cert = root.delegate(role, name, next_serial(_known_records(clients, root.archive_id)))
-    save_key(member, out, os.environ.get("SAMIZDAT_PASSPHRASE") or None)
+    save_key(member, out, env_passphrase())
     sent = _send([cert], clients)
     member_id = member.member_key.hex()
-    _emit(
+    emit(
         as_json,
         {
             "archive_id": root.archive_id.hex(),
@@ -313,8 +160,7 @@ def _delegate(
     required=True,
     help="Writer key file to write (mode 0600)",
 )
-@node_option
-@cluster_option
+@send_to_options
 @json_option
 def key_delegate(
     file: Path,
@@ -341,8 +187,7 @@ def key_delegate(
     help="Reader key file to write (mode 0600)",
 )
 @click.option("--name", default="reader", show_default=True, help="Who holds the reader key")
-@node_option
-@cluster_option
+@send_to_options
 @json_option
 def key_reader(
     file: Path,
@@ -400,7 +245,7 @@ def _issue(
     as_json: bool,
     build: Callable[[ArchiveKey, list[NodeClient], int], list[CustodyRecord]],
 ) -> None:
-    root = _open_key(key_path)
+    root = open_key(key_path)
     root.require_archive_key()  # refuse a writer or reader key before any network call
     clients = _clients(nodes, cluster)
     records = build(root, clients, next_serial(_known_records(clients, root.archive_id)))
@@ -408,7 +253,7 @@ def _issue(
     sent = _send(records, clients)
     if not clients and record_out is None:
         terminal.error("no node named and no --out: the records were signed but not sent or saved")
-    _emit(
+    emit(
         as_json,
         {"archive_id": root.archive_id.hex(), "records": [_record_doc(r) for r in records], **sent},
         "\n".join(
@@ -437,8 +282,7 @@ def _issue(
     help="Keep this snapshot of the writer (64 hex digits); for use without nodes",
 )
 @click.option("--reason", default="", help="Why (kept in the record)")
-@node_option
-@cluster_option
+@send_to_options
 @record_out_option
 @json_option
 def key_revoke_writer(
@@ -479,13 +323,10 @@ def key_revoke_writer(
 
 
 @click.command("revoke")
-@click.option(
-    "--key", "key_path", type=click.Path(path_type=Path), required=True, help="Archive key file"
-)
+@key_option
 @click.argument("node_ids", nargs=-1, required=True)
 @click.option("--reason", default="", help="Why (kept in the record)")
-@node_option
-@cluster_option
+@send_to_options
 @record_out_option
 @json_option
 def node_revoke(
@@ -517,8 +358,7 @@ def node_revoke(
 
 @click.command("publish")
 @click.argument("record_files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@node_option
-@cluster_option
+@send_to_options
 @json_option
 def key_publish(
     record_files: tuple[Path, ...], nodes: tuple[str, ...], cluster: Path | None, as_json: bool
@@ -545,14 +385,14 @@ def key_publish(
     if not clients:
         raise UsageError("name the nodes (--node or --cluster) to send the records to")
     sent = _send(records, clients)
-    _emit(
+    emit(
         as_json,
         {"records": [_record_doc(r) for r in records], **sent},
         f"{len(records)} records stored on {len(sent['stored_on'])} of {len(clients)} nodes",
     )
 
 
-KEY_COMMANDS = (key_split, key_recover, key_delegate, key_reader, key_revoke_writer, key_publish)
+KEY_COMMANDS = (key_delegate, key_reader, key_revoke_writer, key_publish)
 
 
 @click.group("node")

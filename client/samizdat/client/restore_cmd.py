@@ -1,4 +1,5 @@
-"""`samizdat restore` and `samizdat verify`: sources from the command line, summary, --json.
+"""`samizdat restore`, `samizdat verify` and `samizdat ls`: sources from the command line,
+summary, --json.
 
 Sources are every `--node`, every node of `--cluster`, and every `--store` (a copied node data
 directory). Unreachable ones are reported and skipped; the rest are used in parallel.
@@ -9,35 +10,197 @@ Files that cannot be restored or verified (chunks no source can serve) are liste
 
 from __future__ import annotations
 
+import base64
+import stat
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
 
 from samizdat.client import jsonout, terminal
-from samizdat.client.cluster import load_cluster
+from samizdat.client.cluster import named_nodes
 from samizdat.client.damage import EXIT_INCOMPLETE
 from samizdat.client.fetch import SourcePool
+from samizdat.client.options import EPILOG, open_key, snapshot_option, source_options
 from samizdat.client.restore import Restorer, RestoreStats, normalize_paths
 from samizdat.client.sources import ChunkSource, SourceSnapshot, resolve_snapshot
 from samizdat.core.errors import OutOfSpace, SamizdatError, UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.memory import tune_allocator
-from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.grpcpeer import GrpcPeer
 from samizdat.rpc.remote import NodeClient
 from samizdat.store.localpeer import LocalPeer
 
+if TYPE_CHECKING:
+    from samizdat.v1.records_pb2 import TreeEntry
+
 RESUME_HINT = "run the same command again to continue where it stopped"
+RESTORE_EPILOG = (
+    "Sources: any mix of --node, --cluster and --store; chunks are fetched from all of them "
+    "in parallel and every byte is verified. A source that fails or serves bad bytes is "
+    "dropped and the others take over (a --store copy with damaged chunks stays a source for "
+    "the rest). A file that needs a chunk no source can serve is not written under its name; "
+    "the others are restored, and the damaged ones are listed at the end. Rerunning continues "
+    "the restore: files already complete are kept, missing ones are tried again. "
+    "Exit codes: 0 complete; 3 finished, but some files are damaged (listed on stderr and in "
+    "--json); 1 failure; 2 usage or connection error; 130 interrupted."
+)
+VERIFY_EPILOG = (
+    "Sources as for restore. Every file is checked, however many are damaged; the damaged "
+    "ones (with their lost chunks and why no source could serve them) are listed at the end. "
+    "Exit codes: 0 every file verified; 3 some files are damaged (listed on stderr and in "
+    "--json); 1 failure; 2 usage or connection error; 130 interrupted."
+)
+
+
+@click.command(epilog=RESTORE_EPILOG)
+@source_options
+@snapshot_option
+@click.option("--overwrite", is_flag=True, help="Replace existing files in DEST that differ")
+@click.option(
+    "--salvage-partial",
+    is_flag=True,
+    help="Write what verifies of a damaged file as NAME.samizdat-salvaged (lost ranges "
+    "zero-filled, listed in NAME.samizdat-salvaged.json), never under NAME",
+)
+@jsonout.option("restore")
+@click.argument("args", nargs=-1, required=True, metavar="[PATH ...] DEST")
+def restore(
+    key_path: Path,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    stores: tuple[Path, ...],
+    snapshot: str,
+    overwrite: bool,
+    salvage_partial: bool,
+    as_json: bool,
+    args: tuple[str, ...],
+) -> None:
+    """Restore a snapshot (or only the PATHs of it) into DEST, verifying every byte."""
+    *paths, dest = args
+    sys.exit(
+        run(
+            open_key(key_path),
+            nodes,
+            cluster,
+            stores,
+            snapshot,
+            dest,
+            paths,
+            overwrite,
+            as_json,
+            salvage=salvage_partial,
+        )
+    )
+
+
+@click.command(epilog=VERIFY_EPILOG)
+@source_options
+@snapshot_option
+@jsonout.option("restore")
+@click.argument("paths", nargs=-1)
+def verify(
+    key_path: Path,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    stores: tuple[Path, ...],
+    snapshot: str,
+    as_json: bool,
+    paths: tuple[str, ...],
+) -> None:
+    """Fetch, decrypt and check every file of a snapshot (or PATHs) end to end; writes
+    nothing."""
+    sys.exit(run(open_key(key_path), nodes, cluster, stores, snapshot, None, paths, False, as_json))
+
+
+@click.command("ls", epilog=EPILOG)
+@source_options
+@jsonout.option("ls")
+@click.argument("snapshot")
+@click.argument("path", required=False, default="")
+def ls(
+    key_path: Path,
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    stores: tuple[Path, ...],
+    as_json: bool,
+    snapshot: str,
+    path: str,
+) -> None:
+    """List the files of SNAPSHOT (id prefix or 'latest'), optionally under PATH."""
+    from samizdat.client.restore import load_tree, selected
+    from samizdat.core.codec import ChunkCodec
+    from samizdat.core.tree import iter_tree
+
+    k = open_key(key_path)
+    sources = open_sources(k, nodes, cluster, stores)
+    pool = SourcePool(sources)
+    try:
+        found = resolve_snapshot(sources, bytes(k.archive_id), snapshot)
+        for i, ok in enumerate(found.reachable):
+            if not ok:
+                pool.sources[i].dropped = True
+        tree = load_tree(pool, ChunkCodec(k), found.snapshot)
+    finally:
+        pool.close()
+    want = normalize_paths([path])
+    entries = (e for e in iter_tree(tree) if not want or selected(e.path, want))
+    if as_json:
+        jsonout.emit_lines(_ls_json(e) for e in entries)
+        return
+    for entry in entries:
+        name = entry.path.decode("utf-8", "replace")
+        if entry.symlink_target:
+            name += " -> " + entry.symlink_target.decode("utf-8", "replace")
+        click.echo(
+            f"{_mode_string(entry.kind, entry.mode)} {entry.size:>14} "
+            f"{terminal.local_time(entry.mtime_ns)} {name}"
+        )
+
+
+def _mode_string(kind: int, mode: int) -> str:
+    from samizdat.v1 import records_pb2 as pb
+
+    prefix = stat.S_IFREG
+    if kind == pb.ENTRY_KIND_DIRECTORY:
+        prefix = stat.S_IFDIR
+    elif kind == pb.ENTRY_KIND_SYMLINK:
+        prefix = stat.S_IFLNK
+    return stat.filemode(prefix | mode)
+
+
+def _ls_json(entry: TreeEntry) -> dict[str, object]:
+    """One line of `ls --json` (docs/ls.schema.json)."""
+    from samizdat.v1 import records_pb2 as pb
+
+    kind = {pb.ENTRY_KIND_DIRECTORY: "directory", pb.ENTRY_KIND_SYMLINK: "symlink"}
+    doc: dict[str, object] = {
+        "path": entry.path.decode("utf-8", "replace"),
+        "type": kind.get(entry.kind, "file"),
+        "mode": entry.mode,
+        "size": entry.size,
+        "mtime_ns": entry.mtime_ns,
+    }
+    try:
+        entry.path.decode("utf-8")
+    except UnicodeDecodeError:
+        doc["path_base64"] = base64.b64encode(entry.path).decode()
+    if entry.kind == pb.ENTRY_KIND_SYMLINK:
+        doc["target"] = entry.symlink_target.decode("utf-8", "replace")
+    return doc
 
 
 def open_sources(
     key: ArchiveKey, nodes: Sequence[str], cluster: Path | None, stores: Sequence[Path]
 ) -> list[ChunkSource]:
-    addresses = [NodeAddress.parse(n) for n in nodes]
-    if cluster is not None:
-        addresses += [n.address for n in load_cluster(cluster).nodes]
+    """A source for each node named (once per HOST:PORT) and each `--store` directory."""
+    named, _ = named_nodes(nodes, cluster)
     seen: set[tuple[str, int]] = set()
     sources: list[ChunkSource] = []
-    for a in addresses:
+    for n in named:
+        a = n.address
         if (a.host, a.port) not in seen:
             seen.add((a.host, a.port))
             sources.append(GrpcPeer(NodeClient(a, key)))

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from samizdat.client.cluster import load_cluster
+from samizdat.client.cluster import NO_NODE, Cluster, named_nodes
+from samizdat.client.cluster import ClusterNode as Target
 from samizdat.client.health import (
     SCHEMA_VERSION,
     Bound,
@@ -29,7 +30,6 @@ from samizdat.core.custody import CustodyState, verify_custody_record
 from samizdat.core.errors import SamizdatError, SignatureError, UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot
-from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.remote import NodeClient
 from samizdat.rpc.wire import listed_from_wire
 
@@ -47,13 +47,6 @@ def parse_duration(text: str) -> float:
 
 
 @dataclass(frozen=True)
-class Target:
-    name: str
-    address: NodeAddress
-    jurisdiction: str = ""
-
-
-@dataclass(frozen=True)
 class Options:
     replicas: int | None = None
     min_jurisdictions: int | None = None
@@ -62,14 +55,13 @@ class Options:
     timeout: float = 10.0
 
 
-def targets_from(nodes: tuple[str, ...], cluster: Path | None) -> tuple[list[Target], Any]:
-    """The nodes to ask, and the cluster file (or None)."""
-    targets = [Target(n, NodeAddress.parse(n)) for n in nodes]
-    loaded = load_cluster(cluster) if cluster is not None else None
-    if loaded is not None:
-        targets += [Target(n.name, n.address, n.jurisdiction) for n in loaded.nodes]
+def targets_from(
+    nodes: tuple[str, ...], cluster: Path | None
+) -> tuple[list[Target], Cluster | None]:
+    """The nodes to ask (each named once), and the cluster file (or None)."""
+    targets, loaded = named_nodes(nodes, cluster)
     if not targets:
-        raise UsageError("name at least one node (--node NODE_ID@HOST:PORT) or --cluster FILE")
+        raise UsageError(NO_NODE)
     seen: set[str] = set()
     for t in targets:
         if t.name in seen:

@@ -1,0 +1,185 @@
+"""`samizdat snapshots` and `samizdat status`: what the nodes hold, and how healthy that is
+(the checks are samizdat.client.status, their human form samizdat.client.status_text)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from samizdat.client import jsonout, terminal
+from samizdat.client.options import EPILOG, node_clients, node_options, open_key
+from samizdat.core.errors import PeerUnavailable, UsageError
+
+
+@click.command(epilog=EPILOG)
+@node_options()
+@click.option("--archive", default=None, help="Only this archive id (hex)")
+@jsonout.option("snapshots")
+def snapshots(
+    nodes: tuple[str, ...], cluster: Path | None, archive: str | None, as_json: bool
+) -> None:
+    """List the signed snapshots the nodes hold (signatures verified)."""
+    from samizdat.client.listing import verify_listings
+    from samizdat.core.ids import ArchiveId
+    from samizdat.core.peer import ListedSnapshot, all_snapshots
+    from samizdat.rpc.grpcpeer import GrpcPeer
+
+    archive_id = bytes(ArchiveId.parse(archive)) if archive else b""
+    rows = []
+    reachable = 0
+    unreachable = []
+    listings: list[tuple[str, list[ListedSnapshot] | None]] = []
+    for client in node_clients(nodes, cluster):
+        try:
+            listings.append((client.label, all_snapshots(GrpcPeer(client), archive_id)))
+        except PeerUnavailable as e:
+            terminal.error(str(e))
+            unreachable.append(client.label)
+            listings.append((client.label, None))
+            continue
+        reachable += 1
+    verified = verify_listings(listings, archive_id)
+    for forged in verified.forged:
+        terminal.error(f"node {forged.label} serves a forged record, skipped: {forged.reason}")
+    for sid, snap in verified.snapshots.items():
+        index, item = next((i, x) for i, x in enumerate(verified.listed_by[sid]) if x)
+        label = listings[index][0]
+        r = snap.record
+        rows.append(
+            (
+                r.archive_id.hex(),
+                r.sequence,
+                {
+                    "snapshot": snap.id.hex(),
+                    "archive": r.archive_id.hex(),
+                    "sequence": r.sequence,
+                    "created_unix_ns": r.created_unix_ns,
+                    "files": r.totals.files,
+                    "plaintext_bytes": r.totals.plaintext_bytes,
+                    "chunks_held": item.chunks_held,
+                    "chunks_total": item.chunks_total,
+                    "node": label,
+                },
+                [
+                    snap.id.hex()[:16],
+                    snap.archive_id.hex()[:12],
+                    str(r.sequence),
+                    terminal.local_time(r.created_unix_ns),
+                    str(r.totals.files),
+                    terminal.human_bytes(r.totals.plaintext_bytes),
+                    f"{item.chunks_held}/{item.chunks_total}",
+                    label,
+                ],
+            )
+        )
+    if not reachable:
+        raise PeerUnavailable("no node could be reached")
+    rows.sort(key=lambda t: (t[0], t[1]))
+    if as_json:
+        found = [r[2] for r in rows]
+        jsonout.emit(jsonout.document("snapshots", snapshots=found, unreachable=unreachable))
+        return
+    terminal.print_table(
+        None,
+        ["snapshot", "archive", "seq", "created", "files", "size", "chunks held", "node"],
+        [r[3] for r in rows],
+    )
+
+
+STATUS_EPILOG = (
+    "Exit codes: 0 healthy: every snapshot has the target number of complete copies on "
+    "reachable nodes, in enough jurisdictions, and nothing is corrupt or failed an audit; "
+    "1 degraded: a node is unreachable, a snapshot is below target, corrupt chunks await "
+    "repair, or an audit failed (the findings name them); 2 usage error or no node reachable."
+)
+
+
+@click.command(epilog=STATUS_EPILOG)
+@node_options()
+@jsonout.option("status")
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Target copies per snapshot [default: the cluster file's, else min(3, nodes)]",
+)
+@click.option(
+    "--min-jurisdictions",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Jurisdictions that must hold a complete copy [default: cluster file's "
+    "min_jurisdictions, else min(replicas, jurisdictions of the nodes)]",
+)
+@click.option(
+    "--verified-within",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="A copy counts as verified if scrubbed or audited within this (30m, 12h, 7d)",
+)
+@click.option(
+    "--audit",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Fetch N random chunks from each node and check them against their ids; "
+    "needs --key (reading chunks needs the archive key)",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Archive key file (required by --audit)",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for each node",
+)
+def status(
+    nodes: tuple[str, ...],
+    cluster: Path | None,
+    as_json: bool,
+    replicas: int | None,
+    min_jurisdictions: int | None,
+    verified_within: str,
+    audit: int,
+    key_path: Path | None,
+    timeout: float,
+) -> None:
+    """Replication health: is every snapshot held by enough nodes, in enough jurisdictions,
+    and do those nodes really hold it? Asks every node for its counters (cheap at any
+    archive size); --audit N checks N random chunks per node without trusting its word."""
+    from samizdat.client.status import (
+        Options,
+        check_status,
+        exit_code,
+        parse_duration,
+        targets_from,
+        to_json,
+    )
+    from samizdat.client.status_text import print_status
+
+    if audit and key_path is None:
+        raise UsageError("--audit needs --key FILE: reading chunks needs the archive key")
+    targets, loaded = targets_from(nodes, cluster)
+    options = Options(
+        replicas=replicas,
+        min_jurisdictions=min_jurisdictions,
+        verified_window=parse_duration(verified_within),
+        audit=audit,
+        timeout=timeout,
+    )
+    k = open_key(key_path) if key_path is not None else None
+    report = check_status(targets, loaded, options, k)
+    code = exit_code(report)
+    if as_json:
+        jsonout.emit(to_json(report, code))
+    else:
+        print_status(report, code)
+    sys.exit(code)

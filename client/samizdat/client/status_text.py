@@ -1,0 +1,261 @@
+"""The human form of `samizdat status`: a summary line, tables of nodes, peers, corrupt chunks,
+snapshots and custody, then the findings. The stable form is --json (samizdat.client.status).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from samizdat.client.health import HealthReport, NodeReport, Policy, Severity, SnapshotReport
+from samizdat.client.terminal import console, human_bytes, print_table
+
+
+def print_status(report: HealthReport, code: int) -> None:
+    """Print `report` for people; `code` is the command's exit code (healthy or not)."""
+    _print_summary(report, code)
+    _print_nodes(report)
+    _print_peers(report)
+    _print_corrupt_chunks(report)
+    _print_snapshots(report)
+    _print_custody(report)
+    _print_findings(report)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _print_summary(report: HealthReport, code: int) -> None:
+    policy = report.policy
+    state = {0: "[green]HEALTHY[/]", 1: "[red]DEGRADED[/]"}.get(code, "[red]ERROR[/]")
+    console.print(
+        f"[bold]samizdat status[/]: {state} - {report.reachable} of {len(report.nodes)} nodes "
+        f"reachable, {len(report.snapshots)} snapshot(s); target {policy.replicas} copies in "
+        f">= {policy.min_jurisdictions} jurisdictions",
+        highlight=False,
+    )
+
+
+# ------------------------------------------------------------------------------ nodes
+
+
+def _print_nodes(report: HealthReport) -> None:
+    print_table(
+        "Nodes",
+        ["node", "jur", "id", "version", "stored", "free disk", "scrub", "audit"],
+        [_node_row(n) for n in report.nodes],
+    )
+
+
+def _node_row(n: NodeReport) -> list[str]:
+    s = n.status
+    if n.revoked or s is None:
+        state = "[red]revoked[/]" if n.revoked else "[red]unreachable[/]"
+        return [n.name, n.jurisdiction or "-", n.node_id[:8] or "-", "-", state, "", "", ""]
+    return [
+        n.name,
+        n.jurisdiction or "-",
+        s.node_id[:8],
+        s.software_version,
+        f"{s.chunks_stored} chunks, {human_bytes(s.bytes_stored)}",
+        human_bytes(s.disk_free_bytes),
+        _scrub_cell(s),
+        _audit_cell(n),
+    ]
+
+
+def _scrub_cell(s: Any) -> str:
+    sc = s.scrub
+    if not sc.enabled:
+        state = "disabled"
+    elif sc.pass_started_unix:
+        state = f"pass {sc.passes_completed + 1}: {sc.position_fraction:.0%}"
+    elif sc.last_pass_completed_unix:
+        last = _ago(s.time_unix - sc.last_pass_completed_unix)
+        state = f"{sc.passes_completed} passes, last {last}"
+    else:
+        state = "no pass yet"
+    found = ""
+    if sc.corrupt_found:
+        found = f"; {sc.corrupt_found} corrupt found, {sc.repaired} repaired"
+    pending = f", {sc.pending_repair} awaiting repair" if sc.pending_repair else ""
+    return state + found + pending
+
+
+def _audit_cell(n: NodeReport) -> str:
+    a = n.audit
+    if a is None:
+        return "-"
+    if a.error:
+        return f"[red]FAILED[/] {a.error}"
+    if a.failed:
+        return f"[red]FAILED[/] {len(a.missing)} missing, {len(a.corrupt)} corrupt of {a.sampled}"
+    return f"{a.ok}/{a.sampled} ok"
+
+
+# ------------------------------------------------------------------------------ peers
+
+
+def _print_peers(report: HealthReport) -> None:
+    names = {(n.status.node_id if n.status else n.node_id): n.name for n in report.nodes}
+    rows = [
+        _peer_row(n, p, names) for n in report.nodes if n.status is not None for p in n.status.peers
+    ]
+    if rows:
+        print_table(
+            "Peers",
+            ["node", "peer", "last sync", "pulled", "bad data received", "last error"],
+            rows,
+        )
+
+
+def _peer_row(n: NodeReport, p: Any, names: dict[str, str]) -> list[str]:
+    assert n.status is not None
+    peer = names.get(p.node_id, p.node_id[:8])
+    if p.revoked:
+        return [n.name, peer, "revoked", "", "", ""]
+    last = (
+        _ago(n.status.time_unix - p.last_success_unix)
+        if p.last_success_unix
+        else "[yellow]never[/]"
+    )
+    bad = f"{p.bad_chunks_received} chunks, {p.bad_records_received} records"
+    if p.bad_chunks_received or p.bad_records_received:
+        bad = f"[red]{bad}[/]"
+    return [
+        n.name,
+        peer,
+        last,
+        f"{p.chunks_pulled} chunks, {human_bytes(p.bytes_pulled)}",
+        bad,
+        _clip(p.last_error or p.last_offence, 60),
+    ]
+
+
+# --------------------------------------------------------------------- corrupt chunks
+
+
+def _print_corrupt_chunks(report: HealthReport) -> None:
+    rows = [
+        _finding_row(n, f)
+        for n in report.nodes
+        if n.status is not None
+        for f in n.status.scrub.findings[:5]
+    ]
+    if rows:
+        print_table(
+            "Corrupt chunks found (latest 5 per node)",
+            ["node", "chunk", "found", "what", "state"],
+            rows,
+        )
+
+
+def _finding_row(n: NodeReport, f: Any) -> list[str]:
+    assert n.status is not None
+    now = n.status.time_unix
+    fate = "[red]awaiting repair[/]"
+    if f.repaired_unix:
+        fate = f"repaired {_ago(now - f.repaired_unix)}"
+    return [n.name, f.chunk_id.hex()[:16], _ago(now - f.found_unix), _clip(f.detail, 70), fate]
+
+
+# -------------------------------------------------------------------------- snapshots
+
+
+def _print_snapshots(report: HealthReport) -> None:
+    hosts = [n.name for n in report.nodes]
+    rows = [_snapshot_row(report, r, hosts) for r in report.snapshots]
+    if rows:
+        print_table(
+            "Snapshots (chunks held/total per node; v = verified)",
+            [
+                "snapshot",
+                "seq",
+                "size",
+                *hosts,
+                "copies",
+                "verified",
+                "jurisdictions",
+                "below target",
+                "single copy",
+            ],
+            rows,
+        )
+
+
+def _snapshot_row(report: HealthReport, r: SnapshotReport, hosts: list[str]) -> list[str]:
+    return [
+        r.snapshot.id.hex()[:16],
+        str(r.snapshot.record.sequence),
+        human_bytes(r.bytes_total),
+        *_holding_cells(report, r, hosts),
+        _copies_cell(r, report.policy),
+        str(r.verified_copies),
+        ", ".join(f"{j or '?'}:{c}" for j, c in r.jurisdictions.items()) or "-",
+        str(r.below_target),
+        str(r.at_risk),
+    ]
+
+
+def _holding_cells(report: HealthReport, r: SnapshotReport, hosts: list[str]) -> list[str]:
+    """Per node: revoked, down, n/a (does not list it) or chunks held/total."""
+    down = {n.name for n in report.nodes if not n.reachable}
+    revoked = {n.name for n in report.nodes if n.revoked}
+    held = {h.node: h for h in r.holdings}
+    cells = []
+    for name in hosts:
+        h = held.get(name)
+        if name in revoked:
+            cells.append("[red]revoked[/]")
+        elif name in down:
+            cells.append("[red]down[/]")
+        elif h is None:
+            cells.append("n/a")
+        elif h.complete:
+            cells.append(f"[green]{h.held}/{h.total}[/]" + (" v" if h.verified_by else ""))
+        else:
+            cells.append(f"[yellow]{h.held}/{h.total}[/]")
+    return cells
+
+
+def _copies_cell(r: SnapshotReport, policy: Policy) -> str:
+    copies = f"{r.complete_copies}/{policy.replicas}"
+    return f"[red]{copies}[/]" if r.complete_copies < policy.replicas else copies
+
+
+# ---------------------------------------------------------------- custody, findings
+
+
+def _print_custody(report: HealthReport) -> None:
+    """Revoked nodes and the writer and reader keys the archive key certified or revoked."""
+    rows = [
+        [r.name or "-", r.node_id[:16], r.archive_id_hex[:12], "[red]revoked[/]", r.reason]
+        for r in report.revoked_nodes
+    ]
+    if rows:
+        print_table("Revoked nodes", ["node", "id", "archive", "state", "reason"], rows)
+    rows = []
+    for m in report.members:
+        state = (
+            f"[red]revoked[/] (keeps {m.kept_snapshots} snapshots, up to sequence "
+            f"{m.last_sequence})"
+            if m.revoked
+            else "[green]active[/]"
+        )
+        rows.append([m.name or "-", m.role or "?", m.key_hex[:16], m.archive_id_hex[:12], state])
+    if rows:
+        print_table("Writer and reader keys", ["name", "role", "key id", "archive", "state"], rows)
+
+
+def _print_findings(report: HealthReport) -> None:
+    for f in report.findings:
+        mark = "[red]problem[/]" if f.severity is Severity.DEGRADED else "[yellow]warning[/]"
+        console.print(f"{mark}: {f.message}", highlight=False, soft_wrap=True)
