@@ -13,9 +13,10 @@ import blake3
 import pytest
 
 from samizdat.client import filescache
-from samizdat.client.filescache import FilesCache, StaleFilesCache
+from samizdat.client.filescache import FilesCache
 from samizdat.client.ingest import PushStats, push
 from samizdat.core.chunker import ChunkerParams
+from samizdat.core.errors import StaleFilesCache
 from samizdat.rpc.grpcpeer import GrpcPeer
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile, make_key_file

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from samizdat.client.damage import EXIT_INCOMPLETE
 from samizdat.core.codec import ChunkCodec
+from samizdat.core.errors import ExitCode
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import verify_snapshot
 from samizdat.core.tree import iter_tree
@@ -94,7 +94,7 @@ def test_flipped_byte_on_disk_fails_restore_and_verify_naming_the_file(
     # unreadable, often including the (small) tree chunk itself: then no file can be named,
     # the restore fails (exit 1) and the error must name the tree's chunk instead.
     tree_ids = [c.hex()[:12] for c in record.tree_chunk_ids]
-    named = (code == EXIT_INCOMPLETE and victim in err) or (
+    named = (code == ExitCode.INCOMPLETE and victim in err) or (
         victim == SMALL and code == 1 and any(t in err for t in tree_ids)
     )
     assert named, f"error names neither {victim!r} nor the tree chunk: {code} {err}"
@@ -103,7 +103,7 @@ def test_flipped_byte_on_disk_fails_restore_and_verify_naming_the_file(
     assert_no_wrong_file(sample_tree, dest)
 
     code, out, err = run_cli("verify", "--key", archive_key.path, "--node", node.address)
-    assert code in (1, EXIT_INCOMPLETE), (code, out, err)
+    assert code in (1, ExitCode.INCOMPLETE), (code, out, err)
     assert (victim in err or any(t in err for t in tree_ids)) and "Traceback" not in err
 
     # The node does not return the damaged chunk: it reports it missing.

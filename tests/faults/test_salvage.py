@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from samizdat.client.damage import EXIT_INCOMPLETE
+from samizdat.core.errors import ExitCode
 from tests.conftest import KeyFile
 from tests.damage import (
     blob_file_of,
@@ -142,7 +142,7 @@ def test_damaged_store_copy_restores_every_intact_file_and_lists_the_rest(
 ) -> None:
     dest = tmp_path / "restored"
     code, summary, err = _restore("--key", damaged.key.path, "--store", damaged.damaged_copy, dest)
-    assert code == EXIT_INCOMPLETE, err
+    assert code == ExitCode.INCOMPLETE, err
     assert _listed(summary) == damaged.expected
     assert summary["complete"] is False and summary["damaged_files"] == len(damaged.expected)
     assert_intact_files_restored(damaged, dest)
@@ -181,7 +181,7 @@ def test_damaged_store_copy_restores_every_intact_file_and_lists_the_rest(
 def test_verify_lists_every_damaged_file(damaged: Damaged) -> None:
     for source in ("--store", damaged.damaged_copy), ("--node", damaged.node.address):
         code, out, err = run_cli("verify", "--json", "--key", damaged.key.path, *source)
-        assert code == EXIT_INCOMPLETE, err
+        assert code == ExitCode.INCOMPLETE, err
         assert "Traceback" not in err
         assert _listed(json.loads(out)) == damaged.expected
 
@@ -192,7 +192,7 @@ def test_damaged_node_is_not_dropped_and_a_healthy_source_completes_the_rerun(
     dest = tmp_path / "restored"
     node = damaged.node
     code, summary, err = _restore("--key", damaged.key.path, "--node", node.address, dest)
-    assert code == EXIT_INCOMPLETE, err
+    assert code == ExitCode.INCOMPLETE, err
     assert _listed(summary) == damaged.expected
     assert_intact_files_restored(damaged, dest)
     (report,) = summary["sources"]
@@ -214,7 +214,7 @@ def test_salvage_partial_writes_what_verifies_beside_the_name(
     code, summary, err = _restore(
         "--key", damaged.key.path, "--store", damaged.damaged_copy, "--salvage-partial", dest
     )
-    assert code == EXIT_INCOMPLETE, err
+    assert code == ExitCode.INCOMPLETE, err
     assert _listed(summary) == damaged.expected
     source = read_tree(damaged.source)
     salvaged_count = 0
@@ -275,7 +275,7 @@ def test_chunk_no_peer_can_supply_is_counted_by_nodes_and_named_by_verify(
     code, out, err = run_cli(
         "verify", "--json", "--key", archive_key.path, "--cluster", cluster.file
     )
-    assert code == EXIT_INCOMPLETE, err
+    assert code == ExitCode.INCOMPLETE, err
     summary = json.loads(out)
     assert _listed(summary) == {b"videos/v1.bin"}
     (lost,) = summary["damaged"][0]["lost_chunks"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from samizdat.client.damage import EXIT_INCOMPLETE
+from samizdat.core.errors import ExitCode
 from tests.conftest import make_key_file
 from tests.crafted import craft_snapshot, dir_entry, file_entry, symlink_entry, upload
 from tests.damage import blob_files
@@ -87,7 +87,7 @@ def test_node_with_corrupted_disk_is_routed_around(cluster: Cluster, machine: Fr
     try:
         # From the damaged node alone: refused, naming what is missing; nothing wrong written.
         code, _, err = machine.restore("--node", oslo.address)
-        assert code == EXIT_INCOMPLETE and "Traceback" not in err, err
+        assert code == ExitCode.INCOMPLETE and "Traceback" not in err, err
         assert "could not be restored" in err and "does not hold it" in err, err
         assert_nothing_wrong_in_dest(cluster.source, machine.cwd / "restored")
 

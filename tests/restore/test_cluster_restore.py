@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from samizdat.client.damage import EXIT_INCOMPLETE
+from samizdat.core.errors import ExitCode
 from tests.conftest import make_key_file
 from tests.netfaults import TcpLink
 from tests.nodeproc import NodeProcess, dump_logs
@@ -313,7 +313,7 @@ def test_corrupted_store_copy_is_detected(
         raw[pos] ^= 0x10
     blob.write_bytes(bytes(raw))
     code, _, err = machine.restore("--store", str(carried), dest="from-copy")
-    assert code == EXIT_INCOMPLETE and "Traceback" not in err, err
+    assert code == ExitCode.INCOMPLETE and "Traceback" not in err, err
     assert "could not be restored" in err and "damaged copy" in err, err
     assert_nothing_wrong_in_dest(cluster.source, machine.cwd / "from-copy")
     code, summary, err = machine.restore(

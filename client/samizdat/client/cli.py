@@ -22,9 +22,7 @@ from samizdat.client.options import EPILOG
 from samizdat.client.push_cmd import push
 from samizdat.client.restore_cmd import ls, restore, verify
 from samizdat.client.status_cmd import snapshots, status
-from samizdat.core.errors import PeerUnavailable, SamizdatError, UsageError
-
-EXIT_FAILURE, EXIT_USAGE = 1, 2
+from samizdat.core.errors import ExitCode, SamizdatError, UsageError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
@@ -38,24 +36,23 @@ for _command in (key, custody_cmd.node_group, push, snapshots, ls, restore, veri
 
 
 def main() -> None:
-    """Run the CLI; map errors to exit codes (and to JSON on stderr under --json)."""
+    """Run the CLI; end with the exit code of the error that stopped it (its class decides,
+    samizdat.core.errors), also as JSON on stderr under --json."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        terminal.fail("aborted", "Aborted", EXIT_FAILURE)
+        terminal.fail("aborted", "Aborted", ExitCode.FAILURE)
     except click.ClickException as e:
         if not jsonout.requested():
             e.show()
-            sys.exit(EXIT_USAGE)
-        terminal.fail(e.format_message(), "UsageError", EXIT_USAGE)
-    except (UsageError, PeerUnavailable) as e:
-        terminal.fail(str(e), type(e).__name__, EXIT_USAGE)
+            sys.exit(UsageError.exit_code)
+        terminal.fail(e.format_message(), "UsageError", UsageError.exit_code, UsageError.reason)
     except SamizdatError as e:
-        terminal.fail(str(e), type(e).__name__, EXIT_FAILURE)
+        terminal.fail(str(e), type(e).__name__, e.exit_code, e.reason)
     except KeyboardInterrupt:
-        terminal.fail("interrupted", "Interrupted", 130)
+        terminal.fail("interrupted", "Interrupted", ExitCode.INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Restore and verify go on past a file they cannot complete (samizdat.client.resto
 collect one `DamagedFile` per such file: which of its chunks no source could serve (with the
 chunk's byte range in the file and, per source, why that source could not serve it), or that
 its content did not match its recorded hash. The command prints the list on stderr, carries it
-in `--json` (schema: docs/damage.schema.json) and exits with EXIT_INCOMPLETE
+in `--json` (schema: docs/damage.schema.json) and exits with ExitCode.INCOMPLETE
 (docs/restore.md, "Salvage").
 
 Memory: one small record per lost chunk, held until the end of the run. A restore from sources
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from samizdat.core.errors import ChunkCorrupt, ChunkNotFound, SamizdatError
 
 # Exit code of restore and verify when they finished but some files are damaged (listed).
-EXIT_INCOMPLETE = 3
 SIDECAR_FORMAT = "samizdat-salvage"
 SIDECAR_VERSION = 1
 

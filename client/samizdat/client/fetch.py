@@ -42,12 +42,11 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-import blake3
-
 from samizdat.client.sources import ChunkSource
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import (
     AccessDenied,
+    ChunkCheck,
     ChunkCorrupt,
     ChunkNotFound,
     IntegrityError,
@@ -229,10 +228,6 @@ class _Job:
     def open_positions(self) -> list[int]:
         slot = self.slot
         return [p for p in self.positions if not slot.filled[p] and p not in slot.errors]
-
-
-class _Corrupt(Exception):
-    """The source sent bytes that do not match their id (or were not asked for)."""
 
 
 class OrderedFetch:
@@ -500,20 +495,20 @@ class OrderedFetch:
                     break
                 targets = want.get(chunk_id)
                 if targets is None or targets[0] in got:
-                    raise _Corrupt(
-                        f"sent chunk {bytes(chunk_id).hex()[:12]} that was not asked for"
-                    )
+                    corrupt = f"sent chunk {bytes(chunk_id).hex()[:12]} that was not asked for"
+                    break
                 try:
                     plain = self.codec.decode(chunk_id, blob)
                 except ChunkCorrupt as e:
-                    if blake3.blake3(blob).digest() != chunk_id:
+                    if e.check is ChunkCheck.ID_HASH:
                         if src.source.damage_is_local:  # a damaged disk, not an adversary
                             damaged.extend(targets)
                             continue
-                        raise _Corrupt(
+                        corrupt = (
                             f"served chunk {chunk_id.hex()[:12]} with bytes that "
                             "do not match its id"
-                        ) from None
+                        )
+                        break
                     # Authentic bytes that do not decrypt: the archive itself is damaged
                     # (or the key is wrong); no other source can do better.
                     for p in targets:
@@ -529,8 +524,6 @@ class OrderedFetch:
                         )
                     else:
                         got[p] = plain
-        except _Corrupt as e:
-            corrupt = str(e)
         except SamizdatError as e:
             failure = e
         except Exception as e:  # a transport error the client did not map

@@ -34,7 +34,6 @@ import blake3
 
 from samizdat.client.idcache import cache_root
 from samizdat.core.chunker import ChunkerParams
-from samizdat.core.errors import IntegrityError
 from samizdat.core.keys import ArchiveKey
 
 log = logging.getLogger(__name__)
@@ -62,11 +61,6 @@ class CachedFile(NamedTuple):
     content_hash: bytes
     refs: list[CachedRef]
     record: bytes  # the entry as stored (kept as it is by `keep`)
-
-
-class StaleFilesCache(IntegrityError):
-    """A file the cache called unchanged no longer holds a recorded chunk (the cache is
-    deleted; the next push reads every file)."""
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:

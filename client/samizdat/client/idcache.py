@@ -22,6 +22,7 @@ from pathlib import Path
 
 import rocksdict as rdb
 
+from samizdat.core.errors import StoreError
 from samizdat.store import rocks
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class IdCache:
             self._db.put(FORMAT_KEY, FORMAT)
         elif stamp != FORMAT:
             self._db.close()
-            raise ValueError(f"id cache {path} has format {stamp!r}, expected {FORMAT!r}")
+            raise StoreError(f"id cache {path} has format {stamp!r}, expected {FORMAT!r}")
 
     @classmethod
     def open_for(cls, archive_id: bytes) -> IdCache | None:

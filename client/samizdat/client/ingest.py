@@ -42,7 +42,6 @@ from samizdat.client.filescache import (
     CachedFile,
     CachedRef,
     FilesCache,
-    StaleFilesCache,
     cacheable,
 )
 from samizdat.client.idcache import IdCache
@@ -51,7 +50,7 @@ from samizdat.client.walk import SourceGone, guard_reads, iter_source, shown
 from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
-from samizdat.core.errors import IntegrityError
+from samizdat.core.errors import IntegrityError, StaleFilesCache, StaleIdCache
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.peer import Peer, all_snapshots
 from samizdat.core.records import Snapshot, sign_snapshot
@@ -126,10 +125,6 @@ class _Hit(NamedTuple):
 
     entry: pb.TreeEntry
     chunks: list[_Chunk]
-
-
-class StaleIdCache(IntegrityError):
-    """A cached id no longer matches what its chunk encodes to (the cache is cleared)."""
 
 
 class _Uploader:

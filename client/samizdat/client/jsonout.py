@@ -76,6 +76,11 @@ def warning(message: str) -> None:
     _write(sys.stderr, {"type": "warning", "message": message})
 
 
-def error(message: str, kind: str, exit_code: int) -> None:
-    """The command failed: the last line on stderr before it exits with `exit_code`."""
-    _write(sys.stderr, {"type": "error", "kind": kind, "message": message, "exit_code": exit_code})
+def error(message: str, kind: str, exit_code: int, reason: str = "") -> None:
+    """The command failed: the last line on stderr before it exits with `exit_code`;
+    `reason` (if any) is the error's stable reason code (docs/json.md)."""
+    doc: dict[str, object] = {"type": "error", "kind": kind, "message": message}
+    if reason:
+        doc["reason"] = reason
+    doc["exit_code"] = int(exit_code)
+    _write(sys.stderr, doc)

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 import click
 
 from samizdat.client import jsonout, terminal
-from samizdat.client.damage import EXIT_INCOMPLETE
 from samizdat.client.options import key_option, node_clients, node_options, open_key
-from samizdat.core.errors import PeerUnavailable, SamizdatError, UsageError
+from samizdat.core.errors import ExitCode, PeerUnavailable, SamizdatError, UsageError
 
 if TYPE_CHECKING:
     from samizdat.client.ingest import PushStats
@@ -97,7 +96,7 @@ def push(
                 f"{'is' if n == 1 else 'are'} not in the snapshot (named above); the rest "
                 "was saved"
             )
-            sys.exit(EXIT_INCOMPLETE)
+            sys.exit(ExitCode.INCOMPLETE)
         return
     raise last if last else UsageError("no node given")
 

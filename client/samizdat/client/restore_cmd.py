@@ -5,7 +5,7 @@ Sources are every `--node`, every node of `--cluster`, and every `--store` (a co
 directory). Unreachable ones are reported and skipped; the rest are used in parallel.
 
 Files that cannot be restored or verified (chunks no source can serve) are listed at the end
-(samizdat.client.damage) and the command exits with EXIT_INCOMPLETE.
+(samizdat.client.damage) and the command exits with ExitCode.INCOMPLETE.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ import click
 
 from samizdat.client import jsonout, terminal
 from samizdat.client.cluster import named_nodes
-from samizdat.client.damage import EXIT_INCOMPLETE
 from samizdat.client.fetch import SourcePool
 from samizdat.client.options import EPILOG, open_key, snapshot_option, source_options
 from samizdat.client.restore import Restorer, RestoreStats, normalize_paths
 from samizdat.client.sources import ChunkSource, SourceSnapshot, resolve_snapshot
-from samizdat.core.errors import OutOfSpace, SamizdatError, UsageError
+from samizdat.core.errors import ExitCode, OutOfSpace, SamizdatError, UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.memory import tune_allocator
 from samizdat.rpc.grpcpeer import GrpcPeer
@@ -255,7 +254,7 @@ def run(
     as_json: bool,
     salvage: bool = False,
 ) -> int:
-    """Restore into `dest` (verify if None); return the exit code (0, or EXIT_INCOMPLETE
+    """Restore into `dest` (verify if None); return the exit code (0, or ExitCode.INCOMPLETE
     when some files are damaged); raise for failures."""
     wanted = normalize_paths(list(paths))
     tune_allocator()
@@ -276,7 +275,7 @@ def run(
                 stats = restorer.run(dest, wanted, overwrite)
         except KeyboardInterrupt:  # click would turn it into a generic "aborted" (exit 1)
             done = f" after {restorer.stats.files} files; {RESUME_HINT}" if dest else ""
-            terminal.fail(f"interrupted{done}", "Interrupted", 130)
+            terminal.fail(f"interrupted{done}", "Interrupted", ExitCode.INTERRUPTED)
         except (OutOfSpace, SamizdatError) as e:
             _report_sources(restorer.stats)
             _report_damage(verb, restorer.stats)
@@ -304,7 +303,7 @@ def run(
             "restored as copies"
         )
     _report_damage(verb, stats)
-    code = EXIT_INCOMPLETE if stats.damage else 0
+    code = ExitCode.INCOMPLETE if stats.damage else ExitCode.OK
     if as_json:
         jsonout.emit(jsonout.document("restore", **_summary(verb, found, stats)))
         return code

@@ -27,13 +27,14 @@ from samizdat.client.health import (
 )
 from samizdat.client.listing import verify_listings
 from samizdat.core.custody import CustodyState, verify_custody_record
-from samizdat.core.errors import SamizdatError, SignatureError, UsageError
+from samizdat.core.errors import ExitCode, SamizdatError, SignatureError, UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot
 from samizdat.rpc.remote import NodeClient
 from samizdat.rpc.wire import listed_from_wire
 
-EXIT_HEALTHY, EXIT_DEGRADED, EXIT_ERROR = 0, 1, 2
+# The exit codes of `samizdat status`, by what they mean there.
+EXIT_HEALTHY, EXIT_DEGRADED, EXIT_ERROR = ExitCode.OK, ExitCode.FAILURE, ExitCode.USAGE
 DEFAULT_WINDOW = "7d"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -147,7 +148,7 @@ def check_status(
             c.close()
 
 
-def exit_code(report: HealthReport) -> int:
+def exit_code(report: HealthReport) -> ExitCode:
     if report.reachable == 0:
         return EXIT_ERROR
     return EXIT_DEGRADED if report.degraded else EXIT_HEALTHY
@@ -291,7 +292,8 @@ def to_json(report: HealthReport, code: int, generated: float | None = None) -> 
                 },
             }
         )
-    status = {EXIT_HEALTHY: "healthy", EXIT_DEGRADED: "degraded"}.get(code, "error")
+    statuses: dict[int, str] = {EXIT_HEALTHY: "healthy", EXIT_DEGRADED: "degraded"}
+    status = statuses.get(code, "error")
     degraded = [f for f in report.findings if f.severity is Severity.DEGRADED]
     return {
         "schema": "samizdat.status",

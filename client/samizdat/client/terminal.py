@@ -94,10 +94,11 @@ def error(text: str) -> None:
         print(f"error: {text}", file=sys.stderr)
 
 
-def fail(text: str, kind: str, exit_code: int) -> NoReturn:
-    """Report why the command stops (a JSON error under --json) and exit with `exit_code`."""
+def fail(text: str, kind: str, exit_code: int, reason: str = "") -> NoReturn:
+    """Report why the command stops (a JSON error under --json, with the error's reason code
+    if it has one) and exit with `exit_code`."""
     if jsonout.requested():
-        jsonout.error(text, kind, exit_code)
+        jsonout.error(text, kind, exit_code, reason)
     else:
         print(f"error: {text}", file=sys.stderr)
     sys.exit(exit_code)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import DecodeError
 
-from samizdat.core.errors import ChunkCorrupt
+from samizdat.core.errors import ChunkCheck, ChunkCorrupt
 from samizdat.core.ids import ChunkId
 from samizdat.core.padding import padded_length
 from samizdat.v1 import records_pb2 as pb
@@ -68,11 +68,11 @@ def decode_chunk_list(chunk_id: bytes, blob: bytes) -> list[tuple[bytes, int]]:
     Version 2 lists must be strictly ascending by id."""
     msg = pb.ChunkList()
     if not blob.startswith(MAGIC):
-        raise ChunkCorrupt(chunk_id.hex(), "not a chunk list")
+        raise ChunkCorrupt(chunk_id.hex(), ChunkCheck.CONTENT, "not a chunk list")
     try:
         msg.ParseFromString(blob[len(MAGIC) :])
     except DecodeError:
-        raise ChunkCorrupt(chunk_id.hex(), "malformed chunk list") from None
+        raise ChunkCorrupt(chunk_id.hex(), ChunkCheck.CONTENT, "malformed chunk list") from None
     if (
         msg.version not in READABLE_VERSIONS
         or len(msg.ids) > MAX_IDS
@@ -80,7 +80,7 @@ def decode_chunk_list(chunk_id: bytes, blob: bytes) -> list[tuple[bytes, int]]:
         or any(len(i) != 32 for i in msg.ids)
         or (msg.version >= 2 and not _ascending(msg.ids))
     ):
-        raise ChunkCorrupt(chunk_id.hex(), "malformed chunk list")
+        raise ChunkCorrupt(chunk_id.hex(), ChunkCheck.CONTENT, "malformed chunk list")
     return list(zip(msg.ids, msg.sizes, strict=True))
 
 

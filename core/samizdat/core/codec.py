@@ -28,7 +28,7 @@ import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from samizdat.core.errors import ChunkCorrupt
+from samizdat.core.errors import ChunkCheck, ChunkCorrupt
 from samizdat.core.ids import ChunkId
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.padding import pad, unpadded_length
@@ -48,7 +48,7 @@ CACHE_KEY_CONTEXT = b"samizdat client id cache v1"
 def verify_blob(chunk_id: bytes, blob: bytes | memoryview) -> None:
     """Raise ChunkCorrupt unless BLAKE3(blob) == chunk_id. Needs no key."""
     if blake3.blake3(blob).digest() != chunk_id:
-        raise ChunkCorrupt(chunk_id.hex(), "bytes do not match the id")
+        raise ChunkCorrupt(chunk_id.hex(), ChunkCheck.ID_HASH, "bytes do not match the id")
 
 
 class ChunkCodec:
@@ -107,23 +107,27 @@ class ChunkCodec:
             or version not in READABLE_VERSIONS
             or blob[1] & (~FLAG_ZSTD if version == 1 else 0xFF)
         ):
-            raise ChunkCorrupt(chunk_id.hex(), "unknown blob format")
+            raise ChunkCorrupt(chunk_id.hex(), ChunkCheck.CONTENT, "unknown blob format")
         nonce = blob[2:HEADER_SIZE]
         try:  # a memoryview: the ciphertext is not copied before decryption
             body = self._aead.decrypt(nonce, memoryview(blob)[HEADER_SIZE:], blob[:2] + self._aad)
         except InvalidTag:
             raise ChunkCorrupt(
-                chunk_id.hex(), "does not decrypt under this archive key (wrong key?)"
+                chunk_id.hex(),
+                ChunkCheck.CONTENT,
+                "does not decrypt under this archive key (wrong key?)",
             ) from None
         flags, payload = blob[1], memoryview(body)
         if version == 2:
             end = unpadded_length(body)
             if not end or body[0] & ~FLAG_ZSTD:
-                raise ChunkCorrupt(chunk_id.hex(), "bad padding or flags")
+                raise ChunkCorrupt(chunk_id.hex(), ChunkCheck.CONTENT, "bad padding or flags")
             flags, payload = body[0], payload[1:end]
         if flags & FLAG_ZSTD:
             try:
                 return self._zstd()[1].decompress(payload, max_output_size=MAX_PLAINTEXT)
             except zstandard.ZstdError as e:
-                raise ChunkCorrupt(chunk_id.hex(), f"bad compressed payload: {e}") from None
+                raise ChunkCorrupt(
+                    chunk_id.hex(), ChunkCheck.CONTENT, f"bad compressed payload: {e}"
+                ) from None
         return body if version == 1 else bytes(payload)

@@ -18,15 +18,11 @@ import shamir_mnemonic
 from shamir_mnemonic.shamir import ShareGroup
 from shamir_mnemonic.share import Share
 
-from samizdat.core.errors import UsageError
+from samizdat.core.errors import ShareError, UsageError
 from samizdat.core.keys import ArchiveKey
 
 MAX_SHARES = 16  # SLIP-39's limit per group and on the number of groups
 WORDS_PER_LINE = 8
-
-
-class ShareError(UsageError):
-    """Shares cannot rebuild the key: too few, from different sets, or mistyped."""
 
 
 @dataclass(frozen=True)

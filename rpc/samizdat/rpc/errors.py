@@ -1,54 +1,53 @@
-"""The one table mapping samizdat errors to gRPC status codes and back."""
+"""samizdat errors on the wire: what a node answers for an error, and what a client raises
+for a failed call.
+
+A node ends a failed call with `abort_args(error)`: the status of the error's class and its
+reason code in the trailing metadata (REASON_METADATA). A client maps a failed call back by
+that reason code alone, never by the wording of the message. What a node says is only as good
+as the node, so the client raises PeerUnavailable ("node ... is unreachable or failed") and
+tries another node when the reason is missing (a transport failure, an older node) or unknown,
+when the class it names answers with another status than the call ended with, or when it
+names the node's own failure (status INTERNAL: its store, its key file).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import grpc
 
 from samizdat.core import errors as e
 
-_TO_STATUS: list[tuple[type[e.SamizdatError], grpc.StatusCode]] = [
-    (e.MalformedToken, grpc.StatusCode.INVALID_ARGUMENT),
-    (e.AccessDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (e.NotHosted, grpc.StatusCode.FAILED_PRECONDITION),
-    (e.IncompleteSnapshot, grpc.StatusCode.FAILED_PRECONDITION),
-    (e.SignatureError, grpc.StatusCode.INVALID_ARGUMENT),
-    (e.IntegrityError, grpc.StatusCode.DATA_LOSS),
-    (e.ChunkNotFound, grpc.StatusCode.NOT_FOUND),
-    (e.SnapshotNotFound, grpc.StatusCode.NOT_FOUND),
-    (e.OutOfSpace, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (e.UsageError, grpc.StatusCode.INVALID_ARGUMENT),
-    (e.PeerUnavailable, grpc.StatusCode.UNAVAILABLE),
-]
+REASON_METADATA = "samizdat-reason"
 
-_FROM_STATUS: dict[grpc.StatusCode, type[e.SamizdatError]] = {
-    grpc.StatusCode.PERMISSION_DENIED: e.AccessDenied,
-    grpc.StatusCode.UNAUTHENTICATED: e.AccessDenied,
-    grpc.StatusCode.FAILED_PRECONDITION: e.NotHosted,
-    grpc.StatusCode.INVALID_ARGUMENT: e.UsageError,
-    grpc.StatusCode.DATA_LOSS: e.IntegrityError,
-    grpc.StatusCode.NOT_FOUND: e.SnapshotNotFound,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: e.OutOfSpace,
-}
+Metadata = tuple[tuple[str, str], ...]
 
 
-def status_for(error: e.SamizdatError) -> grpc.StatusCode:
-    for cls, code in _TO_STATUS:
-        if isinstance(error, cls):
-            return code
-    return grpc.StatusCode.INTERNAL
+def status_of(cls: type[e.SamizdatError]) -> grpc.StatusCode:
+    return grpc.StatusCode[cls.status.value]
+
+
+def abort_args(error: e.SamizdatError) -> tuple[grpc.StatusCode, str, Metadata]:
+    """(status, details, trailing metadata) for `context.abort(*abort_args(error))`."""
+    return status_of(type(error)), str(error), ((REASON_METADATA, error.reason),)
+
+
+def reason_of(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    """The reason code in a call's trailing metadata ("" if there is none)."""
+    for key, value in metadata or ():
+        if key == REASON_METADATA and isinstance(value, str):
+            return value
+    return ""
 
 
 def error_from_rpc(err: grpc.RpcError, node: str) -> e.SamizdatError:
     """Translate a failed call into a samizdat error that names the node."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     detail = err.details() if hasattr(err, "details") else str(err)
-    if code == grpc.StatusCode.FAILED_PRECONDITION and detail and "incomplete" in detail:
-        return e.IncompleteSnapshot(f"{node}: {detail}")
-    if code == grpc.StatusCode.INVALID_ARGUMENT and detail and "signature" in detail:
-        return e.SignatureError(f"{node}: {detail}")
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and detail and detail.startswith("node busy"):
-        return e.PeerUnavailable(f"node {node} is busy: {detail}")
-    cls = _FROM_STATUS.get(code, e.PeerUnavailable)
-    if cls is e.PeerUnavailable:
+    trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    cls = e.error_class(reason_of(trailing))
+    if cls is None or cls.status is e.Status.INTERNAL or status_of(cls) != code:
         return e.PeerUnavailable(f"node {node} is unreachable or failed: {detail or code.name}")
-    return cls(f"{node}: {detail}")
+    if issubclass(cls, e.NodeBusy):
+        return cls.from_message(f"node {node} is busy: {detail}")
+    return cls.from_message(f"{node}: {detail}")

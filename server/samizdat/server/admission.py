@@ -38,9 +38,9 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from samizdat.core.errors import SamizdatError
+from samizdat.core.errors import NodeBusy, SamizdatError, UsageError
 from samizdat.core.tokens import Caller
-from samizdat.rpc.errors import status_for
+from samizdat.rpc.errors import Metadata, abort_args
 from samizdat.rpc.limits import AUTH_METADATA
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
 from samizdat.server.runtime import NodeRuntime
@@ -83,9 +83,9 @@ UNDECODABLE = Undecodable()
 class _Abort(Exception):
     """Raised by `SyncContext.abort` in a pool thread; the call ends with this status."""
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: Metadata) -> None:
         super().__init__(details)
-        self.code, self.details = code, details
+        self.code, self.details, self.trailing_metadata = code, details, trailing_metadata
 
 
 class SyncContext:
@@ -101,8 +101,12 @@ class SyncContext:
     def peer(self) -> str:
         return self._peer
 
-    def abort(self, code: grpc.StatusCode, details: str) -> None:
-        raise _Abort(code, details)
+    def abort(self, code: grpc.StatusCode, details: str, trailing_metadata: Metadata = ()) -> None:
+        raise _Abort(code, details, trailing_metadata)
+
+
+def _busy(who: tuple[str, str]) -> NodeBusy:
+    return NodeBusy(f"node busy: too many calls from this {who[0]} at once; retry later")
 
 
 def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
@@ -163,10 +167,9 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         try:
             who = self.classify(method, metadata)
         except SamizdatError as e:
-            return self._refuse(method, handler, status_for(e), str(e), "refused")
+            return self._refuse(method, handler, e, "refused")
         if self._over(who, streaming):
-            detail = f"node busy: too many calls from this {who[0]} at once; retry later"
-            return self._refuse(method, handler, grpc.StatusCode.RESOURCE_EXHAUSTED, detail, "busy")
+            return self._refuse(method, handler, _busy(who), "busy")
         return self._admit(method, handler, who, streaming)
 
     def _over(self, who: tuple[str, str], streaming: bool) -> bool:
@@ -177,8 +180,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self,
         method: str,
         handler: grpc.RpcMethodHandler,
-        code: grpc.StatusCode,
-        details: str,
+        error: SamizdatError,
         reason: str,
     ) -> grpc.RpcMethodHandler:
         """A handler that ends the call at once without waiting for its request."""
@@ -186,7 +188,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.node.metrics.rpc_seconds.labels(method, "error").observe(0.0)
 
         async def refuse(_requests: Any, context: Ctx) -> None:
-            await context.abort(code, details)
+            await context.abort(*abort_args(error))
 
         if handler.response_streaming:
             return grpc.stream_stream_rpc_method_handler(refuse)
@@ -206,8 +208,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             request that never comes holds no slot) until it ends."""
             if self._over(who, streaming):
                 rejected.labels(method, "busy").inc()
-                detail = f"node busy: too many calls from this {who[0]} at once; retry later"
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, detail)
+                await context.abort(*abort_args(_busy(who)))
             self.held[who] += 1
             self.streams[who] += streaming
             outcome = "error"
@@ -215,12 +216,12 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 yield
                 outcome = "ok"
             except _Abort as e:
-                await context.abort(e.code, e.details)
+                await context.abort(e.code, e.details, e.trailing_metadata)
             except _Idle as e:
                 await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(e))
             except _BadMessage:
                 rejected.labels(method, "undecodable").inc()
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "undecodable message")
+                await context.abort(*abort_args(UsageError("undecodable message")))
             finally:
                 self.held[who] -= 1
                 self.streams[who] -= streaming

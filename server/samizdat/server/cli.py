@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import tomlkit
 
-from samizdat.core.errors import SamizdatError, UsageError
+from samizdat.core.errors import ExitCode, SamizdatError, UsageError
 from samizdat.core.ids import ArchiveId, check_node_id
 from samizdat.rpc.address import split_host_port
 from samizdat.server.config import (
@@ -188,23 +188,22 @@ def serve(directory: Path, log_level: str, ready_file: Path | None) -> None:
 
 
 def main() -> None:
+    """Run `samizdat-node`; end with the exit code of the error that stopped it (its class
+    decides, samizdat.core.errors)."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.FAILURE)
     except click.ClickException as e:
         e.show()
-        sys.exit(2)
-    except UsageError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        sys.exit(UsageError.exit_code)
     except SamizdatError as e:
         click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        sys.exit(e.exit_code)
     except OSError as e:
         click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.FAILURE)
 
 
 if __name__ == "__main__":

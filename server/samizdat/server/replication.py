@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 
 from samizdat.core.chunklist import decode_chunk_list
 from samizdat.core.errors import (
+    ChunkCheck,
     ChunkCorrupt,
     NotHosted,
     PeerMisbehaved,
@@ -528,7 +529,7 @@ class Replicator:
                 batch = []
                 for chunk_id, blob in part.chunks:
                     if chunk_id not in wanted:
-                        raise ChunkCorrupt(chunk_id.hex(), "was not requested")
+                        raise ChunkCorrupt(chunk_id.hex(), ChunkCheck.ID_HASH, "was not requested")
                     batch.append((chunk_id, blob))
                 nbytes = sum(len(d) for _, d in batch)
                 self.limiter.consume(nbytes, self.node.config.bandwidth_limit_mb)

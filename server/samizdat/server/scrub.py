@@ -37,7 +37,7 @@ from samizdat.core.errors import SamizdatError
 from samizdat.server.reports import Finding, ScrubReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import count_held
-from samizdat.store.chunkstore import StoreError, is_damage
+from samizdat.store import rocks
 from samizdat.store.holdings import stored_snapshot
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class Scrubber:
             try:
                 self.handle_quarantine()
                 delay = self.step()
-            except (SamizdatError, StoreError) as e:
+            except SamizdatError as e:
                 log.error("scrub: %s", e)
                 delay = IDLE_POLL
             except Exception:  # the worker must survive anything
@@ -247,7 +247,7 @@ class Scrubber:
         try:
             blob = self.store.read_raw(chunk_id)
         except Exception as e:  # rocksdict raises plain Exception, e.g. "Corruption: ..."
-            if is_damage(e):
+            if rocks.fault_of(e) is rocks.Fault.DAMAGE:
                 return f"unreadable: {e}", 0
             log.error("scrub: chunk %s unreadable: %s", chunk_id.hex()[:12], e)
             with self._lock:

@@ -21,7 +21,7 @@ import grpc
 from samizdat.core.errors import SamizdatError, UsageError
 from samizdat.core.records import verify_restorable, verify_snapshot
 from samizdat.core.tokens import Caller
-from samizdat.rpc.errors import status_for
+from samizdat.rpc.errors import abort_args
 from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_BYTES, MAX_BATCH_IDS
 from samizdat.rpc.wire import counters_to_wire, custody_to_wire, page_to_wire
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
@@ -37,7 +37,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _rpc(method: F) -> F:
-    """Map samizdat errors to precise status codes; never leak tracebacks to callers."""
+    """End a call that raised a samizdat error with its status and reason code
+    (samizdat.rpc.errors); never leak tracebacks to callers."""
 
     @functools.wraps(method)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
@@ -45,7 +46,7 @@ def _rpc(method: F) -> F:
             return method(self, request, context)
         except SamizdatError as e:
             log.debug("rpc=%s refused: %s", method.__name__, e)
-            context.abort(status_for(e), str(e))
+            context.abort(*abort_args(e))
 
     return wrapper  # type: ignore[return-value]
 
@@ -57,7 +58,7 @@ def _stream_rpc(method: F) -> F:
             yield from method(self, request, context)
         except SamizdatError as e:
             log.debug("rpc=%s refused: %s", method.__name__, e)
-            context.abort(status_for(e), str(e))
+            context.abort(*abort_args(e))
 
     return wrapper  # type: ignore[return-value]
 
@@ -166,7 +167,7 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
                 stored, nbytes = stored + n, nbytes + b
         except SamizdatError as e:
             log.debug("rpc=PutChunks refused: %s", e)
-            await context.abort(status_for(e), str(e))
+            await context.abort(*abort_args(e))
         self.node.metrics.chunks_stored(stored, nbytes)
         return npb.PutChunksResponse(
             chunks_received=received, chunks_stored=stored, bytes_stored=nbytes

@@ -36,7 +36,7 @@ from typing import cast
 import blake3
 import rocksdict as rdb
 
-from samizdat.core.errors import ChunkCorrupt, OutOfSpace, SamizdatError
+from samizdat.core.errors import ChunkCheck, ChunkCorrupt, SamizdatError, StoreError
 from samizdat.store import rocks
 
 log = logging.getLogger(__name__)
@@ -62,24 +62,6 @@ STORE_FORMAT = 1
 # Column families a read-only copy must have (stores from before custody records lack `custody`).
 _READ_ONLY_NEEDED = ("chunks", "chunk_index", "snapshots", "snapshot_log", "snapshot_state")
 _ROCKSDICT_CONFIG = "rocksdict-config.json"
-
-
-class StoreError(SamizdatError):
-    """The store could not be opened or written."""
-
-
-def is_damage(err: Exception) -> bool:
-    """Is this RocksDB read error damage to the stored data (quarantine the chunk) rather than
-    a passing failure? A structurally broken or truncated file ("Corruption: ...") or a blob
-    file that is gone ("IO error: No such file or directory") is: the bytes cannot come back
-    from this disk, only from a peer."""
-    text = str(err).lower()
-    return "corruption" in text or "no such file or directory" in text
-
-
-def _is_no_space(err: Exception) -> bool:
-    text = str(err).lower()
-    return "no space" in text or "enospc" in text
 
 
 def _shadow(store: Path) -> Path:
@@ -221,7 +203,9 @@ class ChunkStore:
         items = list(chunks)
         for chunk_id, blob in items:
             if len(chunk_id) != 32 or blake3.blake3(blob).digest() != chunk_id:
-                raise ChunkCorrupt(bytes(chunk_id).hex(), "bytes do not match the id")
+                raise ChunkCorrupt(
+                    bytes(chunk_id).hex(), ChunkCheck.ID_HASH, "bytes do not match the id"
+                )
         with self._lock:
             present = self.has_chunks([cid for cid, _ in items])
             batch = rdb.WriteBatch(raw_mode=True)
@@ -248,20 +232,16 @@ class ChunkStore:
     def _write(self, batch: rdb.WriteBatch, opts: rdb.WriteOptions) -> None:
         try:
             self._db.write(batch, opts)
-        except Exception as e:
-            if _is_no_space(e):
-                raise OutOfSpace(f"node disk is full ({self.path})") from None
-            raise StoreError(f"store write failed: {e}") from None
+        except Exception as e:  # rocksdict raises plain Exception
+            raise rocks.write_error(e, self.path, "write") from None
 
     def sync_chunks(self) -> None:
         """Make every chunk written so far durable (flush memtables to synced files)."""
         try:
             self._cf["chunks"].flush(True)
             self._cf["chunk_index"].flush(True)
-        except Exception as e:
-            if _is_no_space(e):
-                raise OutOfSpace(f"node disk is full ({self.path})") from None
-            raise StoreError(f"store flush failed: {e}") from None
+        except Exception as e:  # rocksdict raises plain Exception
+            raise rocks.write_error(e, self.path, "flush") from None
 
     def has_chunks(self, ids: list[bytes]) -> list[bool]:
         if not ids:
@@ -281,7 +261,7 @@ class ChunkStore:
             # RocksDB still refuses structurally damaged files ("Corruption: ..." for a bad
             # blob header or footer, a truncated or missing blob file); flipped bytes inside
             # a blob reach the BLAKE3 check.
-            if not is_damage(e):
+            if rocks.fault_of(e) is not rocks.Fault.DAMAGE:
                 raise StoreError(f"store read failed: {e}") from None
             blob = b""
         if blob is None:

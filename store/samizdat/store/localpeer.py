@@ -19,7 +19,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from samizdat.core.errors import PeerUnavailable, SamizdatError, UsageError
+from samizdat.core.errors import PeerUnavailable, SamizdatError, StoreError, UsageError
 from samizdat.core.peer import (
     LIST_PAGE_RECORDS,
     ChunkPart,
@@ -30,7 +30,7 @@ from samizdat.core.peer import (
     SnapshotPage,
 )
 from samizdat.core.records import verify_restorable, verify_snapshot
-from samizdat.store.chunkstore import ChunkStore, StoreError
+from samizdat.store.chunkstore import ChunkStore
 from samizdat.store.holdings import store_snapshot
 from samizdat.v1 import records_pb2 as pb
 

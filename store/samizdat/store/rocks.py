@@ -1,4 +1,5 @@
-"""The one place that adapts rocksdict to samizdat: option builders and multi-key reads.
+"""The one place that adapts rocksdict to samizdat: option builders, multi-key reads, and the
+classifier of RocksDB errors.
 
 rocksdict's stubs (rocksdict.pyi, 0.3.29) lag its runtime in a few places; each gap is typed
 here once, with a narrow ignore naming it, so the callers (the node store, the client's id
@@ -8,10 +9,43 @@ so keys and values are `bytes`.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import cast
 
 import rocksdict as rdb
+
+from samizdat.core.errors import OutOfSpace, SamizdatError, StoreError
+
+
+class Fault(enum.Enum):
+    """What a RocksDB error means for the bytes it was about."""
+
+    # A structurally broken or truncated file ("Corruption: ...") or a blob file that is gone
+    # ("IO error: No such file or directory"): the bytes cannot come back from this disk,
+    # only from another copy.
+    DAMAGE = "damage"
+    NO_SPACE = "no space"  # the disk is full (ENOSPC)
+    OTHER = "other"  # a passing failure (a lock held, an I/O error): try again later
+
+
+def fault_of(err: Exception) -> Fault:
+    """Classify an error rocksdict raised. rocksdict raises plain Exception with RocksDB's
+    status text, so this reads the text: the only place that does."""
+    text = str(err).lower()
+    if "no space" in text or "enospc" in text:
+        return Fault.NO_SPACE
+    if "corruption" in text or "no such file or directory" in text:
+        return Fault.DAMAGE
+    return Fault.OTHER
+
+
+def write_error(err: Exception, path: object, doing: str) -> SamizdatError:
+    """The samizdat error for a failed write or flush of the store at `path`: OutOfSpace for
+    a full disk, else StoreError naming what was being done."""
+    if fault_of(err) is Fault.NO_SPACE:
+        return OutOfSpace(f"node disk is full ({path})")
+    return StoreError(f"store {doing} failed: {err}")
 
 
 def write_options(*, wal: bool = True, sync: bool = False) -> rdb.WriteOptions:
