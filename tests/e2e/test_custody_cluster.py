@@ -208,7 +208,7 @@ def test_node_rejects_records_not_signed_by_its_archive_key_and_ignores_replays(
     node: NodeProcess, archive_key: KeyFile, other_key: KeyFile, tmp_path: Path
 ) -> None:
     from samizdat.core.custody import sign_custody_record
-    from samizdat.core.errors import NotHosted, SignatureError, UsageError
+    from samizdat.core.errors import NotHosted, SignatureError
     from samizdat.core.signing import ed25519_sign
     from samizdat.v1 import records_pb2 as pb
 
@@ -243,7 +243,9 @@ def test_node_rejects_records_not_signed_by_its_archive_key_and_ignores_replays(
             with pytest.raises(SignatureError):
                 client.put_custody_record(forged)
         garbage = pb.SignedCustodyRecord(record=b"\xff garbage", signature=bytes(64))
-        with pytest.raises(UsageError, match="malformed"):
+        # The node's own error class reaches the client by its reason code (it was a
+        # UsageError when clients mapped by status and by the message's wording).
+        with pytest.raises(SignatureError, match="malformed"):
             client.put_custody_record(garbage)
         theirs = sign_custody_record(
             other_key.key, pb.CustodyRecord(serial=1, node_revocation=revocation.node_revocation)
