@@ -11,13 +11,14 @@ from samizdat.core.codec import ChunkCodec
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import verify_snapshot
 from samizdat.core.tree import iter_tree
-from samizdat.store.chunkstore import ChunkStore
+from samizdat.store.chunkstore import PACKS_DIR, ChunkStore, pack_location
+from samizdat.store.packs import SUFFIX as PACK_SUFFIX
 from samizdat.v1 import records_pb2 as pb
 
 
 def flip_on_disk(data_dir: Path, needle: bytes, offset: int = 0) -> Path:
     """Flip one bit of the first occurrence of `needle` (plus `offset`) in any file under the
-    store directory (blob files, SST tables, WAL); return the damaged file.
+    store directory (pack files, SST tables, WAL); return the damaged file.
 
     The store must be closed (node stopped). Raises LookupError if `needle` is nowhere.
     """
@@ -33,8 +34,9 @@ def flip_on_disk(data_dir: Path, needle: bytes, offset: int = 0) -> Path:
     raise LookupError(f"{needle[:8].hex()}... not found under {data_dir}")
 
 
-def blob_files(data_dir: Path) -> list[Path]:
-    return sorted(Path(data_dir).glob("*.blob"))
+def pack_files(data_dir: Path) -> list[Path]:
+    """The store's pack files (samizdat.store.packs), oldest first."""
+    return sorted((Path(data_dir) / PACKS_DIR).glob("*" + PACK_SUFFIX))
 
 
 def truncate_file(path: Path, keep: float = 0.5) -> None:
@@ -42,10 +44,9 @@ def truncate_file(path: Path, keep: float = 0.5) -> None:
     os.truncate(path, int(path.stat().st_size * keep))
 
 
-def blob_file_of(data_dir: Path, blob: bytes) -> Path | None:
-    """The RocksDB blob file holding these stored bytes, or None (stored inline in an SST
-    table: values under the store's min_blob_size, 1 KiB)."""
-    for path in blob_files(data_dir):
+def pack_of(data_dir: Path, blob: bytes) -> Path | None:
+    """The pack file holding these stored bytes, or None."""
+    for path in pack_files(data_dir):
         if blob in path.read_bytes():
             return path
     return None
@@ -84,3 +85,16 @@ def stored_blobs(data_dir: Path, ids: list[bytes]) -> dict[bytes, bytes]:
         return {cid: bytes(store.read_raw(cid) or b"") for cid in ids}
     finally:
         store.close()
+
+
+def overwrite_stored(store: ChunkStore, chunk_id: bytes, data: bytes) -> None:
+    """Replace a chunk's stored bytes in its pack, same length, past every check: what a bug
+    or an adversary rewriting the store consistently would leave (the store is flushed
+    first, so the chunk is in a pack)."""
+    store.sync_chunks()
+    where = pack_location(store._cf["chunk_index"][chunk_id])
+    assert where is not None and len(data) == where[2], "a format 2 chunk, same length"
+    number, offset, _ = where
+    with open(store.packs.path(number), "r+b") as f:
+        f.seek(offset)
+        f.write(data)

@@ -128,7 +128,7 @@ def test_scrub_finds_flipped_byte_repairs_it_from_a_peer(cluster: Cluster) -> No
     blob = read_chunk(berlin, cluster.key, victim_id)
     berlin.stop()
     damaged = flip_on_disk(berlin.data_dir, blob[size // 2 : size // 2 + 64])
-    assert damaged.suffix == ".blob"
+    assert damaged.suffix == ".pack"
     berlin.start()
 
     deadline = time.monotonic() + 60

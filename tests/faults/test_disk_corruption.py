@@ -23,8 +23,8 @@ from tests.trees import read_tree
 
 pytestmark = pytest.mark.timeout(120)
 
-BIG = "évidence/日本語 ディレクトリ/動画.bin"  # 3 MiB, incompressible: in a RocksDB blob file
-SMALL = "Привет/run.sh"  # 18 bytes: stored inline in an SST table
+BIG = "évidence/日本語 ディレクトリ/動画.bin"  # 3 MiB, incompressible: several chunks
+SMALL = "Привет/run.sh"  # 18 bytes: one small chunk
 
 
 def file_chunks(
@@ -74,7 +74,7 @@ def assert_no_wrong_file(src: Path, dest: Path) -> None:
             )
 
 
-@pytest.mark.parametrize("victim", [BIG, SMALL], ids=["blob-file", "sst-table"])
+@pytest.mark.parametrize("victim", [BIG, SMALL], ids=["large-file", "small-file"])
 def test_flipped_byte_on_disk_fails_restore_and_verify_naming_the_file(
     node: NodeProcess, archive_key: KeyFile, sample_tree: Path, tmp_path: Path, victim: str
 ) -> None:
@@ -85,14 +85,13 @@ def test_flipped_byte_on_disk_fails_restore_and_verify_naming_the_file(
     target = chunks[victim][len(chunks[victim]) // 2]
     blob = stored_blob(node.data_dir, target)
     damaged = flip_on_disk(node.data_dir, blob[len(blob) // 2 : len(blob) // 2 + 16])
-    assert damaged.suffix == (".blob" if victim == BIG else ".sst"), damaged
+    assert damaged.suffix == ".pack", damaged
     node.start()
 
     dest = tmp_path / "dest"
     code, out, err = run_cli("restore", "--key", archive_key.path, "--node", node.address, dest)
-    # A flipped byte in an SST data block makes every small value of that 4 KiB block
-    # unreadable, often including the (small) tree chunk itself: then no file can be named,
-    # the restore fails (exit 1) and the error must name the tree's chunk instead.
+    # Should the flip hit the tree chunk itself, no file can be named: the restore fails
+    # (exit 1) and the error must name the tree's chunk instead.
     tree_ids = [c.hex()[:12] for c in record.tree_chunk_ids]
     named = (code == ExitCode.INCOMPLETE and victim in err) or (
         victim == SMALL and code == 1 and any(t in err for t in tree_ids)

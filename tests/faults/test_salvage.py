@@ -18,9 +18,9 @@ import pytest
 from samizdat.core.errors import ExitCode
 from tests.conftest import KeyFile
 from tests.damage import (
-    blob_file_of,
     flip_on_disk,
     latest_files,
+    pack_of,
     stored_blobs,
     truncate_file,
 )
@@ -83,11 +83,11 @@ def damaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Damaged]:
 
         record, files = latest_files(node.data_dir, key.key)
         blobs = stored_blobs(node.data_dir, [c for ids in files.values() for c in ids])
-        where = {cid: blob_file_of(node.data_dir, blob) for cid, blob in blobs.items()}
+        where = {cid: pack_of(node.data_dir, blob) for cid, blob in blobs.items()}
         group_file = {g: where[files[f"videos/{g}/clip-0.bin".encode()][0]] for g in "abcd"}
         assert len({*group_file.values()}) == 4 and None not in group_file.values(), group_file
         tree_files = {
-            blob_file_of(node.data_dir, b)
+            pack_of(node.data_dir, b)
             for b in stored_blobs(node.data_dir, list(record.tree_chunk_ids)).values()
         }
         assert not tree_files & {group_file["b"], group_file["c"]}, "the tree must survive"
@@ -97,7 +97,7 @@ def damaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Damaged]:
         for cid in flipped:
             blob = blobs[cid]
             assert flip_on_disk(node.data_dir, blob[100:132]) == group_file["a"]
-        truncate_file(group_file["b"])  # RocksDB refuses the whole file (its footer is gone)
+        truncate_file(group_file["b"], keep=0.0)  # allocated, never written: every blob lost
         group_file["c"].unlink()
         lost = {cid for cid, f in where.items() if f in (group_file["b"], group_file["c"])}
         lost.update(flipped)

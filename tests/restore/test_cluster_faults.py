@@ -19,7 +19,7 @@ import pytest
 from samizdat.core.errors import ExitCode
 from tests.conftest import make_key_file
 from tests.crafted import craft_snapshot, dir_entry, file_entry, symlink_entry, upload
-from tests.damage import blob_files
+from tests.damage import pack_files
 from tests.healthcluster import configure
 from tests.restore.cluster import (
     Cluster,
@@ -76,10 +76,9 @@ def test_node_with_corrupted_disk_is_routed_around(cluster: Cluster, machine: Fr
     oslo = cluster.by_name("oslo")
     oslo.stop()
     configure(oslo, scrub_rate_mb=0, sync_interval=3600)  # nothing repairs it behind our back
-    blob = max(blob_files(oslo.data_dir), key=lambda p: p.stat().st_size)
+    blob = max(pack_files(oslo.data_dir), key=lambda p: p.stat().st_size)
     raw = bytearray(blob.read_bytes())
-    # Nine flips inside the file's records (the footer, whose damage would make RocksDB refuse
-    # the whole file, stays intact): some chunks of some files are damaged, not every one.
+    # Nine flips inside the pack: some chunks of some files are damaged, not every one.
     for k in range(1, 10):
         raw[len(raw) * k // 10] ^= 0x04
     blob.write_bytes(bytes(raw))

@@ -300,14 +300,14 @@ def test_corrupted_store_copy_is_detected(
 ) -> None:
     """The carried disk was tampered with: the flipped chunk is refused, every file written
     is authentic, and adding a live node as a second source completes the restore."""
-    from tests.damage import blob_files
+    from tests.damage import pack_files
 
     oslo = cluster.by_name("oslo")
     oslo.stop()
     carried = tmp_path / "oslo-copy"
     subprocess.run(["cp", "-a", str(oslo.directory), str(carried)], check=True)
     oslo.start()
-    blob = max(blob_files(carried / "data"), key=lambda p: p.stat().st_size)
+    blob = max(pack_files(carried / "data"), key=lambda p: p.stat().st_size)
     raw = bytearray(blob.read_bytes())
     for pos in range(len(raw) // 3, len(raw), len(raw) // 4):
         raw[pos] ^= 0x10

@@ -102,7 +102,7 @@ def test_store_of_a_newer_format_is_refused(store_dir) -> None:  # type: ignore[
 
     node_dir, _, _ = store_dir
     store = ChunkStore(node_dir / "data")
-    store._cf["node"].put(b"store_format", struct.pack("<I", 2))
+    store._cf["node"].put(b"store_format", struct.pack("<I", 3))
     store.close()
-    with pytest.raises(UsageError, match="has format 2; this samizdat reads format 1"):
+    with pytest.raises(UsageError, match="has format 3; this samizdat reads format 2"):
         LocalPeer.open_copy(node_dir)

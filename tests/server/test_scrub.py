@@ -19,7 +19,7 @@ from samizdat.server.runtime import NodeRuntime
 from samizdat.server.scrub import STATE_KEY, Scrubber, ScrubState
 from samizdat.server.snapshots import accept_snapshot
 from samizdat.v1 import records_pb2 as pb
-from tests.damage import flip_on_disk
+from tests.damage import flip_on_disk, overwrite_stored
 
 KEY = ArchiveKey(signing_seed=b"\x51" * 32, master_secret=b"\x52" * 32)
 
@@ -93,7 +93,7 @@ def test_corrupt_chunk_is_quarantined_counted_and_released_when_fetched_again(
 ) -> None:
     snap, chunks = store_snapshot(node)
     victim_id, victim_blob = chunks[3]
-    node.store._cf["chunks"].put(victim_id, b"rot" + victim_blob[3:])  # bypass verification
+    overwrite_stored(node.store, victim_id, b"rot" + victim_blob[3:])
     scrubber = Scrubber(node)
     node.wake.clear()
     run_pass(scrubber)
@@ -114,7 +114,7 @@ def test_corrupt_chunk_is_quarantined_counted_and_released_when_fetched_again(
 def test_chunk_quarantined_on_read_is_accounted_too(node: NodeRuntime) -> None:
     snap, chunks = store_snapshot(node)
     victim_id, victim_blob = chunks[5]
-    node.store._cf["chunks"].put(victim_id, b"x" + victim_blob[1:])
+    overwrite_stored(node.store, victim_id, b"x" + victim_blob[1:])
     assert node.store.get_chunk(victim_id) is None  # as GetChunks would
     scrubber = Scrubber(node)
     scrubber.handle_quarantine()

@@ -4,14 +4,17 @@ detected, quarantined and reported absent; everything survives a reopen."""
 from __future__ import annotations
 
 import os
+import shutil
+import struct
 from pathlib import Path
 
 import blake3
 import pytest
 
-from samizdat.core.errors import ChunkCorrupt
-from samizdat.store.chunkstore import ChunkStore
-from tests.damage import blob_files, flip_on_disk
+from samizdat.core.errors import ChunkCorrupt, SamizdatError
+from samizdat.store.chunkstore import PACKS_DIR, STORE_FORMAT, ChunkStore
+from tests.damage import flip_on_disk, overwrite_stored, pack_files
+from tests.legacy import downgrade_store_to_format1
 
 
 def chunk(size: int = 5000) -> tuple[bytes, bytes]:
@@ -106,15 +109,15 @@ def test_chunks_survive_a_crash_after_sync(tmp_path: Path) -> None:
         c.close()
 
 
-def test_flipped_byte_in_blob_file_is_quarantined_and_reported_absent(tmp_path: Path) -> None:
+def test_flipped_byte_in_pack_is_quarantined_and_reported_absent(tmp_path: Path) -> None:
     path = tmp_path / "data"
     s = ChunkStore(path)
     victim, other = chunk(), chunk()
     s.put_chunks([victim, other])
     s.close()
-    assert blob_files(path), "large chunks are expected in RocksDB blob files"
+    assert pack_files(path), "chunks are expected in pack files"
     damaged = flip_on_disk(path, victim[1][1000:1032])
-    assert damaged.suffix == ".blob"
+    assert damaged.suffix == ".pack"
     s = ChunkStore(path)
     try:
         assert s.get_chunk(victim[0]) is None  # detected, not returned, no exception
@@ -129,21 +132,21 @@ def test_flipped_byte_in_blob_file_is_quarantined_and_reported_absent(tmp_path: 
 
 
 @pytest.mark.parametrize("harm", ["truncate", "delete"])
-def test_truncated_or_missing_blob_file_quarantines_its_chunks(tmp_path: Path, harm: str) -> None:
-    """A blob file cut short or gone: its chunks are reported absent and quarantined (so that
+def test_truncated_or_missing_pack_quarantines_its_chunks(tmp_path: Path, harm: str) -> None:
+    """A pack cut short or gone: its chunks are reported absent and quarantined (so that
     replication fetches them again and restorers are told "missing"), never a read error that
-    would make callers drop the node; chunks in other blob files are still served."""
+    would make callers drop the node; chunks in other packs are still served."""
     path = tmp_path / "data"
     s = ChunkStore(path)
     lost, kept = [chunk() for _ in range(3)], [chunk() for _ in range(3)]
     s.put_chunks(lost)
-    s.sync_chunks()  # one blob file per flush
+    s.sync_chunks()  # one pack per flush
     s.put_chunks(kept)
     s.close()
-    first = blob_files(path)[0]
+    first = pack_files(path)[0]
     assert lost[0][1] in first.read_bytes() and kept[0][1] not in first.read_bytes()
-    if harm == "truncate":
-        os.truncate(first, first.stat().st_size // 2)
+    if harm == "truncate":  # cut inside its first blob: a pack loses what lies past the cut
+        os.truncate(first, 100)
     else:
         first.unlink()
     s = ChunkStore(path)
@@ -156,11 +159,11 @@ def test_truncated_or_missing_blob_file_quarantines_its_chunks(tmp_path: Path, h
 
 
 def test_wrong_bytes_under_valid_checksums_are_quarantined(store: ChunkStore) -> None:
-    """Bytes that RocksDB considers intact but that do not hash to their key (a bug, or an
-    adversary rewriting the store consistently) are caught by the BLAKE3 check on read."""
+    """Bytes that do not hash to their key, in a pack whose size and index are intact (a bug,
+    or an adversary rewriting the store consistently) are caught by the BLAKE3 check on read."""
     cid, blob = chunk()
     store.put_chunks([(cid, blob)])
-    store._cf["chunks"].put(cid, b"forged" + blob[6:])  # bypass put's verification
+    overwrite_stored(store, cid, b"forged" + blob[6:])
     assert store.read_raw(cid) != blob
     assert store.get_chunk(cid) is None
     assert store.quarantined_count() == 1
@@ -169,7 +172,7 @@ def test_wrong_bytes_under_valid_checksums_are_quarantined(store: ChunkStore) ->
 
 def test_nothing_on_disk_keeps_the_arrival_order(tmp_path: Path) -> None:
     """A disk reader must not line up chunks by the order they arrived: within a flush the
-    blob file holds them in key order, and the index holds no arrival time."""
+    pack holds them in key order, and the index holds no arrival time."""
     store = ChunkStore(tmp_path / "data")
     try:
         items = [chunk(2000 + i) for i in range(60)]  # arrival order: random ids
@@ -177,10 +180,10 @@ def test_nothing_on_disk_keeps_the_arrival_order(tmp_path: Path) -> None:
         for start in range(0, len(items), 7):  # several PutChunks batches, one flush
             store.put_chunks(items[start : start + 7])
         store.sync_chunks()
-        assert all(v[4:] == bytes(4) for v in _index_values(store, items))
+        assert all(v[4:8] == bytes(4) for v in _index_values(store, items))
     finally:
         store.close()
-    files = blob_files(tmp_path / "data")
+    files = pack_files(tmp_path / "data")
     assert len(files) == 1
     data = files[0].read_bytes()
     offsets = {cid: data.find(blob) for cid, blob in items}
@@ -190,3 +193,99 @@ def test_nothing_on_disk_keeps_the_arrival_order(tmp_path: Path) -> None:
 
 def _index_values(store: ChunkStore, items: list[tuple[bytes, bytes]]) -> list[bytes]:
     return [store._cf["chunk_index"][cid] for cid, _ in items]
+
+
+def _assert_consistent(store: ChunkStore) -> int:
+    """Every indexed chunk reads back and hashes to its id; the counters match. Returns the
+    chunk count."""
+    count = nbytes = 0
+    for chunk_id, size in store.iter_chunk_ids():
+        blob = store.read_raw(chunk_id)
+        assert blob is not None and blake3.blake3(blob).digest() == chunk_id
+        assert len(blob) == size
+        count, nbytes = count + 1, nbytes + size
+    assert (store.chunk_count, store.chunk_bytes) == (count, nbytes)
+    return count
+
+
+def test_format1_store_opens_in_place_and_stays_readable(tmp_path: Path) -> None:
+    """A store written before pack files (format 1: blobs in RocksDB) is opened as format 2
+    without moving its chunks: they read back, quarantine works on them, and new chunks go to
+    packs beside them."""
+    path = tmp_path / "data"
+    s = ChunkStore(path)
+    old = [chunk(), chunk(100), chunk(300_000)]
+    s.put_chunks(old)
+    s.add_snapshot(b"s" * 32, b"signed", 3, 3, 1)
+    s.close()
+    assert downgrade_store_to_format1(path) == 3
+    assert not (path / PACKS_DIR).exists()
+
+    s = ChunkStore(path)
+    try:
+        assert s._cf["node"].get(b"store_format") == struct.pack("<I", STORE_FORMAT)
+        assert [s.get_chunk(cid) for cid, _ in old] == [blob for _, blob in old]
+        assert s.has_snapshot(b"s" * 32)
+        new = [chunk(), chunk(2_000_000)]
+        assert s.put_chunks([*old, *new]) == (2, sum(len(b) for _, b in new))
+        s.sync_chunks()
+        assert len(pack_files(path)) == 1
+        assert _assert_consistent(s) == 5
+        s.quarantine(old[2][0])  # a format 1 chunk leaves `chunks` as well
+        assert s.read_raw(old[2][0]) is None and s.chunk_count == 4
+    finally:
+        s.close()
+    s = ChunkStore(path)
+    try:
+        assert _assert_consistent(s) == 4
+        assert s.put_chunks([old[2]]) == (1, len(old[2][1]))  # repaired into a pack
+    finally:
+        s.close()
+
+
+def test_pack_written_but_never_indexed_is_removed_at_open(tmp_path: Path) -> None:
+    """A crash between a pack's fsync and its index batch leaves a pack no index entry names:
+    it is deleted at the next open, and the chunks in it count as never stored."""
+    path = tmp_path / "data"
+    s = ChunkStore(path)
+    kept, lost = chunk(), chunk()
+    s.put_chunks([kept])
+    s.sync_chunks()
+    s.put_chunks([lost])
+    (first,) = pack_files(path)
+    orphan = s.packs.path(s._next_pack)
+    s.packs.write(s._next_pack, [lost[1]])  # the pack the next flush would write
+    shutil.copytree(path, tmp_path / "crashed", ignore=shutil.ignore_patterns("LOCK"))
+    s.close()
+    c = ChunkStore(tmp_path / "crashed")
+    try:
+        assert [p.name for p in pack_files(tmp_path / "crashed")] == [first.name]
+        assert orphan.name != first.name
+        assert c.has_chunks([kept[0], lost[0]]) == [True, False]
+        assert _assert_consistent(c) == 1
+        assert c.put_chunks([lost]) == (1, len(lost[1]))
+        c.sync_chunks()
+        assert _assert_consistent(c) == 2
+    finally:
+        c.close()
+
+
+def test_a_failed_pack_write_keeps_the_chunks_buffered(tmp_path: Path) -> None:
+    """If a pack cannot be written, sync fails and nothing is indexed; the chunks stay
+    readable in the buffer and the next sync writes them (no chunk reported present can be
+    missing after a sync that succeeded)."""
+    path = tmp_path / "data"
+    s = ChunkStore(path)
+    try:
+        items = [chunk(), chunk()]
+        s.put_chunks(items)
+        (path / PACKS_DIR).write_bytes(b"")  # where the packs go is taken: no pack written
+        with pytest.raises(SamizdatError):
+            s.sync_chunks()
+        assert s.has_chunks([c for c, _ in items]) == [True, True]
+        assert [s.get_chunk(c) for c, _ in items] == [b for _, b in items]
+        (path / PACKS_DIR).unlink()
+        s.sync_chunks()
+        assert _assert_consistent(s) == 2 and len(pack_files(path)) == 1
+    finally:
+        s.close()

@@ -86,6 +86,7 @@ class NodeConfig:
     scrub_rate_mb: float = 50.0
     scrub_interval: float = 86400.0
     metrics_listen: str = ""
+    pack_mb: int = 32
 
 
 def config_path(directory: Path) -> Path:
@@ -155,6 +156,7 @@ def load_config(directory: Path) -> NodeConfig:
         "scrub_rate_mb",
         "scrub_interval",
         "metrics_listen",
+        "pack_mb",
     }
     for key in doc:
         if key not in known:
@@ -210,6 +212,9 @@ def load_config(directory: Path) -> NodeConfig:
     scrub_interval = _get(doc, "scrub_interval", float, 86400.0, where)
     if scrub_interval < 0:
         raise ConfigError(f"{where}: key 'scrub_interval' must not be negative")
+    pack_mb = _get(doc, "pack_mb", int, 32, where)
+    if not 1 <= pack_mb <= 1024:
+        raise ConfigError(f"{where}: key 'pack_mb' must be from 1 to 1024")
     return NodeConfig(
         directory=directory,
         name=name,
@@ -225,4 +230,5 @@ def load_config(directory: Path) -> NodeConfig:
         scrub_rate_mb=scrub_rate_mb,
         scrub_interval=scrub_interval,
         metrics_listen=_get(doc, "metrics_listen", str, "", where),
+        pack_mb=pack_mb,
     )

@@ -56,7 +56,7 @@ class NodeRuntime:
         self._config_mtime = self._mtime()
         self.identity: NodeIdentity = load_identity(directory)
         self.node_id = self.identity.node_id
-        self.store = ChunkStore(self.config.data_dir)
+        self.store = ChunkStore(self.config.data_dir, pack_mb=self.config.pack_mb)
         self.custody = NodeCustody(self.store, lambda: self.config.hosted_archives)
         self.metrics = NodeMetrics()
         self.metrics.watch(self)

@@ -129,7 +129,7 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
             if size and size + len(blob) > MAX_BATCH_BYTES:
                 yield response
                 response, size = npb.GetChunksResponse(), 0
-            response.chunks.append(npb.Chunk(id=chunk_id, data=blob))
+            response.chunks.add(id=chunk_id, data=blob)  # built in place: one copy fewer
             size += len(blob)
             self.node.metrics.chunks_served(caller, len(blob))
         yield response

@@ -1,8 +1,11 @@
-"""The node's RocksDB store (rocksdict, raw mode). Layout in docs/format.md, "Node store".
+"""The node's store: chunk bytes in pack files (samizdat.store.packs), everything else in
+RocksDB (rocksdict, raw mode). Layout in docs/format.md, "Node store".
 
 Column families:
-- `chunks`: chunk id -> blob. Values go to blob files (key-value separation).
-- `chunk_index`: chunk id -> (stored size u32, last verified unix u32); plus the counter key.
+- `chunks`: chunk id -> blob, for chunks written by store format 1 only (read, never
+  written: a format 1 store is opened as format 2 in place, and new chunks go to packs).
+- `chunk_index`: chunk id -> (stored size u32, last verified unix u32, pack u32, offset u64);
+  8-byte values (no location) are format 1 chunks, held in `chunks`. Plus the counter key.
 - `snapshots`: snapshot id -> serialized SignedSnapshot (verified before storing).
 - `snapshot_log`: position (u64 BE) -> snapshot id, for incremental listing.
 - `snapshot_state`: snapshot id -> (chunks held u64, chunks total u64, stored bytes u64).
@@ -13,15 +16,17 @@ Column families:
 - `custody`: position (u64 BE, node-local) -> serialized SignedCustodyRecord (verified before
   storing); a grow-only log, like the snapshot log.
 
-Durability: chunk batches are written without the WAL and become durable at the next explicit
-`sync_chunks()` (a memtable flush into synced blob and table files), which must precede
-storing any snapshot that references them; a chunk lost in a crash is simply asked for again.
-Snapshot and state writes go through the WAL with sync. Every blob is checked against its id
-on put and on get; a mismatch on get quarantines the chunk.
+Durability: `put_chunks` keeps new blobs in a write buffer (visible to every reader at once);
+a full buffer, or an explicit `sync_chunks()`, writes them as one pack sorted by id, fsyncs it,
+then indexes them in one synced RocksDB batch. `sync_chunks()` must precede storing any
+snapshot that references the chunks; a chunk lost in a crash before it is simply asked for
+again. Snapshot and state writes go through the WAL with sync. Every blob is checked against
+its id on put and on get; a mismatch on get quarantines the chunk.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -36,8 +41,9 @@ from typing import cast
 import blake3
 import rocksdict as rdb
 
-from samizdat.core.errors import ChunkCheck, ChunkCorrupt, SamizdatError, StoreError
+from samizdat.core.errors import ChunkCheck, ChunkCorrupt, OutOfSpace, SamizdatError, StoreError
 from samizdat.store import rocks
+from samizdat.store.packs import PackDir
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +58,30 @@ _CF_NAMES = (
     "custody",
 )
 _COUNT_KEY = b"\x00count"
-_INDEX = struct.Struct("<II")
+_INDEX = struct.Struct("<IIIQ")  # size, verified unix, pack, offset
+# The first 8 bytes of both layouts; format 1 entries hold only these (blob in `chunks`).
+_HEAD = struct.Struct("<II")  # size, verified unix
 _COUNTS = struct.Struct("<QQ")
 _STATE = struct.Struct("<QQQ")
 _POSITION_KEY = b"snapshot_position"
 _CUSTODY_POSITION_KEY = b"custody_position"
 _FORMAT_KEY = b"store_format"
-STORE_FORMAT = 1
+_PACK_NEXT_KEY = b"pack_next"
+STORE_FORMAT = 2
+_OLD_FORMATS = (1,)  # opened, and stamped STORE_FORMAT: their chunks stay readable in `chunks`
+PACKS_DIR = "packs"
 # Column families a read-only copy must have (stores from before custody records lack `custody`).
 _READ_ONLY_NEEDED = ("chunks", "chunk_index", "snapshots", "snapshot_log", "snapshot_state")
 _ROCKSDICT_CONFIG = "rocksdict-config.json"
+
+
+def pack_location(index_value: bytes) -> tuple[int, int, int] | None:
+    """(pack, offset, size) from a `chunk_index` value; None for a format 1 entry, whose blob
+    is in the `chunks` column family."""
+    if len(index_value) == _HEAD.size:
+        return None
+    size, _, number, offset = _INDEX.unpack(index_value)
+    return number, offset, size
 
 
 def _shadow(store: Path) -> Path:
@@ -87,10 +107,15 @@ def _shadow(store: Path) -> Path:
 class ChunkStore:
     """Content-addressed chunk storage plus the node's snapshot records and state.
 
-    `read_only`: open an existing store (a copy carried on a disk) without writing anything
-    to it, not even RocksDB's or rocksdict's own files; every write method then fails."""
+    `pack_mb`: the write buffer; a pack file is written each time it fills (and at every
+    `sync_chunks`). The buffer and the pack being written are held in memory, so the store's
+    share of the node's memory is about twice this.
 
-    def __init__(self, path: Path, *, write_buffer_mb: int = 32, read_only: bool = False) -> None:
+    `read_only`: open an existing store (a copy carried on a disk) without writing anything
+    to it, not even RocksDB's or rocksdict's own files; every write method then fails.
+    """
+
+    def __init__(self, path: Path, *, pack_mb: int = 32, read_only: bool = False) -> None:
         self.path = path
         self._shadow: Path | None = None
         if read_only:
@@ -103,12 +128,11 @@ class ChunkStore:
         opts.set_atomic_flush(True)
         opts.set_max_background_jobs(2)
         opts.set_max_total_wal_size(64 << 20)
+        # `chunks` holds format 1 blobs only: opened as they were written, never written.
         chunk_opts = rdb.Options(raw_mode=True)
         chunk_opts.set_enable_blob_files(True)
         chunk_opts.set_min_blob_size(1024)
         chunk_opts.set_blob_file_size(256 << 20)
-        chunk_opts.set_write_buffer_size(write_buffer_mb << 20)
-        chunk_opts.set_max_write_buffer_number(2)
         cfs = {
             name: (chunk_opts if name == "chunks" else rdb.Options(raw_mode=True))
             for name in _CF_NAMES
@@ -121,7 +145,9 @@ class ChunkStore:
         self._handle = {name: self._db.get_column_family_handle(name) for name in _CF_NAMES}
         self._nowal = rocks.write_options(wal=False)
         self._synced = rocks.write_options(sync=True)
-        self._finish_open(path)
+        self._finish_open(path, pack_mb)
+        for number in self.packs.remove_from(self._next_pack):
+            log.info("removed pack %08x: written before a crash, never indexed", number)
 
     def _open_read_only(self, path: Path) -> None:
         opts = rdb.Options(raw_mode=True)
@@ -147,34 +173,51 @@ class ChunkStore:
             raise StoreError(f"cannot open the store at {path} read-only: {e}") from None
         self._cf = {name: self._db.get_column_family(name) for name in present}
         self._handle = {}
-        self._finish_open(path)
+        self._finish_open(path, 0)
 
-    def _finish_open(self, path: Path) -> None:
-        # Chunk reads skip RocksDB's own checksums: every blob read is checked against its id
-        # with BLAKE3 anyway, which catches all the CRCs would, and the CRC pass cost five
-        # times the read itself (2 GiB: 2.05 s with, 0.36 s without; bench/README.md).
+    def _finish_open(self, path: Path, pack_mb: int) -> None:
+        # Format 1 chunk reads skip RocksDB's own checksums: every blob read is checked
+        # against its id with BLAKE3 anyway, which catches all the CRCs would, and the CRC
+        # pass cost five times the read itself (2 GiB: 2.05 s with, 0.36 s without).
         self._blob_read = rocks.blob_read_options()
-        self._lock = threading.Lock()
         self._check_format(path)
-        raw = self._cf["chunk_index"].get(_COUNT_KEY)
-        self._count: int
-        self._bytes: int
-        self._count, self._bytes = _COUNTS.unpack(raw) if raw else (0, 0)
+        self._open_packs(pack_mb)
 
     @property
     def read_only(self) -> bool:
         return self._shadow is not None
 
+    def _open_packs(self, pack_mb: int) -> None:
+        """Set up the pack files, the write buffer and the counters (writes nothing)."""
+        self._lock = threading.Lock()  # buffer, counters, index writes
+        self._flush_lock = threading.Lock()  # one pack written at a time
+        self.packs = PackDir(self.path / PACKS_DIR)
+        self._pack_bytes = pack_mb << 20
+        # Chunks not yet indexed: `_buffer` fills; `_flushing` is being written as a pack.
+        # Both are replaced, never emptied in place, so a reader holding either sees it whole.
+        self._buffer: dict[bytes, bytes] = {}
+        self._flushing: dict[bytes, bytes] = {}
+        self._buffer_bytes = 0
+        raw = self._cf["chunk_index"].get(_COUNT_KEY)
+        self._count: int
+        self._bytes: int
+        self._count, self._bytes = _COUNTS.unpack(raw) if raw else (0, 0)
+        raw = self._cf["node"].get(_PACK_NEXT_KEY) if "node" in self._cf else None
+        self._next_pack: int = struct.unpack("<Q", raw)[0] if raw else 0
+
     def _check_format(self, path: Path) -> None:
-        """Stamp a new store with STORE_FORMAT; refuse a store written by a newer format
-        (a read-only copy without a stamp predates it: format 1)."""
+        """Stamp a new store with STORE_FORMAT, and an older one it reads (format 1: its
+        chunks stay where they are); refuse a store written by a newer format. A read-only
+        copy is read as it is (unstamped: format 1)."""
         raw = self._cf["node"].get(_FORMAT_KEY) if "node" in self._cf else None
-        if raw is None and self.read_only:
-            raw = struct.pack("<I", STORE_FORMAT)
-        if raw is None:
+        found = struct.unpack("<I", raw)[0] if raw is not None and len(raw) == 4 else None
+        if found is None or found in _OLD_FORMATS:
+            if self.read_only:
+                return
+            if found is not None:
+                log.info("store at %s: format %d opened as format %d", path, found, STORE_FORMAT)
             self._cf["node"].put(_FORMAT_KEY, struct.pack("<I", STORE_FORMAT), self._synced)
             return
-        found = struct.unpack("<I", raw)[0] if len(raw) == 4 else STORE_FORMAT
         if found != STORE_FORMAT:
             self._db.close()
             if self._shadow is not None:
@@ -188,17 +231,19 @@ class ChunkStore:
 
     @property
     def chunk_count(self) -> int:
-        return self._count
+        """Chunks held, counting those still in the write buffer."""
+        return self._count + len(self._buffer) + len(self._flushing)
 
     @property
     def chunk_bytes(self) -> int:
-        return self._bytes
+        return self._bytes + self._buffer_bytes + sum(map(len, self._flushing.values()))
 
     def put_chunks(self, chunks: Iterable[tuple[bytes, bytes]]) -> tuple[int, int]:
         """Verify and store (id, blob) pairs not yet present; return (stored, bytes stored).
 
         Raises ChunkCorrupt for the first blob that does not hash to its id (nothing of that
-        batch is written). Existing chunks are never overwritten.
+        batch is written). Existing chunks are never overwritten. Stored chunks are readable
+        at once and durable after the next `sync_chunks()`.
         """
         items = list(chunks)
         for chunk_id, blob in items:
@@ -208,26 +253,68 @@ class ChunkStore:
                 )
         with self._lock:
             present = self.has_chunks([cid for cid, _ in items])
-            batch = rdb.WriteBatch(raw_mode=True)
             stored = stored_bytes = 0
-            seen: set[bytes] = set()
             for (chunk_id, blob), have in zip(items, present, strict=True):
-                if have or chunk_id in seen:
+                key = bytes(chunk_id)
+                if have or key in self._buffer:
                     continue
-                seen.add(chunk_id)
-                batch.put(chunk_id, blob, self._handle["chunks"])
-                # Verified time 0 ("not yet by scrub"), not the arrival time: the index must
-                # not keep the order in which chunks arrived (docs/format.md, "Node store").
-                batch.put(chunk_id, _INDEX.pack(len(blob), 0), self._handle["chunk_index"])
+                self._buffer[key] = bytes(blob)
                 stored += 1
                 stored_bytes += len(blob)
-            if not stored:
-                return 0, 0
-            count, nbytes = self._count + stored, self._bytes + stored_bytes
-            batch.put(_COUNT_KEY, _COUNTS.pack(count, nbytes), self._handle["chunk_index"])
-            self._write(batch, self._nowal)
-            self._count, self._bytes = count, nbytes
+            self._buffer_bytes += stored_bytes
+            full = self._buffer_bytes >= self._pack_bytes
+        if full:
+            self._flush()
         return stored, stored_bytes
+
+    def sync_chunks(self) -> None:
+        """Make every chunk stored so far durable: write the buffer as a pack and index it
+        (waiting for a pack being written by another thread)."""
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffer as one pack, sorted by id, then index it in one synced batch. If
+        that fails the chunks go back to the buffer (a later flush retries, and every caller
+        that counts on them being durable gets the error)."""
+        with self._flush_lock:
+            with self._lock:
+                if not self._buffer:
+                    return
+                batch, self._flushing = self._buffer, self._buffer
+                self._buffer, self._buffer_bytes = {}, 0
+                number = self._next_pack
+            ids = sorted(batch)
+            try:
+                try:
+                    offsets = self.packs.write(number, [batch[cid] for cid in ids])
+                except OSError as e:
+                    if e.errno == errno.ENOSPC:
+                        raise OutOfSpace(f"node disk is full ({self.path})") from None
+                    raise StoreError(f"pack write failed: {e}") from None
+                with self._lock:
+                    nbytes = sum(map(len, batch.values()))
+                    count, total = self._count + len(batch), self._bytes + nbytes
+                    wb = rdb.WriteBatch(raw_mode=True)
+                    index = self._handle["chunk_index"]
+                    for cid, offset in zip(ids, offsets, strict=True):
+                        # Verified time 0 ("not yet by scrub"), not the arrival time: the index
+                        # must not keep the order in which chunks arrived.
+                        wb.put(cid, _INDEX.pack(len(batch[cid]), 0, number, offset), index)
+                    wb.put(_COUNT_KEY, _COUNTS.pack(count, total), index)
+                    wb.put(_PACK_NEXT_KEY, struct.pack("<Q", number + 1), self._handle["node"])
+                    self._write(wb, self._synced)
+                    self._count, self._bytes, self._next_pack = count, total, number + 1
+                    self._flushing = {}
+            except BaseException:
+                with self._lock:
+                    self._buffer = {**batch, **self._buffer}
+                    self._buffer_bytes = sum(map(len, self._buffer.values()))
+                    self._flushing = {}
+                try:
+                    self.packs.remove_from(number)
+                except OSError as e:  # removed at the next open instead
+                    log.error("cannot remove unindexed pack %08x: %s", number, e)
+                raise
 
     def _write(self, batch: rdb.WriteBatch, opts: rdb.WriteOptions) -> None:
         try:
@@ -235,32 +322,36 @@ class ChunkStore:
         except Exception as e:  # rocksdict raises plain Exception
             raise rocks.write_error(e, self.path, "write") from None
 
-    def sync_chunks(self) -> None:
-        """Make every chunk written so far durable (flush memtables to synced files)."""
-        try:
-            self._cf["chunks"].flush(True)
-            self._cf["chunk_index"].flush(True)
-        except Exception as e:  # rocksdict raises plain Exception
-            raise rocks.write_error(e, self.path, "flush") from None
-
     def has_chunks(self, ids: list[bytes]) -> list[bool]:
         if not ids:
             return []
-        return [v is not None for v in rocks.multi_get(self._cf["chunk_index"], ids)]
+        # Buffers first: a chunk leaves them only after it is indexed.
+        buffer, flushing = self._buffer, self._flushing
+        values = rocks.multi_get(self._cf["chunk_index"], ids)
+        return [
+            v is not None or cid in buffer or cid in flushing
+            for cid, v in zip(ids, values, strict=True)
+        ]
 
     def chunk_size(self, chunk_id: bytes) -> int | None:
+        buffered = self._buffered(chunk_id)
+        if buffered is not None:
+            return len(buffered)
         raw = self._cf["chunk_index"].get(chunk_id)
-        return _INDEX.unpack(raw)[0] if raw else None
+        return _HEAD.unpack_from(raw)[0] if raw else None
+
+    def _buffered(self, chunk_id: bytes) -> bytes | None:
+        buffer, flushing = self._buffer, self._flushing
+        return buffer.get(chunk_id) or flushing.get(chunk_id)
 
     def get_chunk(self, chunk_id: bytes) -> bytes | None:
         """Return the verified blob, or None if absent. A corrupt blob is quarantined and
         reported as absent (and logged)."""
         try:
-            blob = self._cf["chunks"].get(chunk_id, read_opt=self._blob_read)
-        except Exception as e:  # rocksdict raises plain Exception
-            # RocksDB still refuses structurally damaged files ("Corruption: ..." for a bad
-            # blob header or footer, a truncated or missing blob file); flipped bytes inside
-            # a blob reach the BLAKE3 check.
+            blob = self.read_raw(chunk_id)
+        except (StoreError, OSError) as e:
+            # A pack that is gone; RocksDB refusing a structurally damaged format 1 blob
+            # file ("Corruption: ..."). Flipped bytes and cut packs reach the BLAKE3 check.
             if rocks.fault_of(e) is not rocks.Fault.DAMAGE:
                 raise StoreError(f"store read failed: {e}") from None
             blob = b""
@@ -270,21 +361,34 @@ class ChunkStore:
             log.error("chunk %s failed verification on read; quarantined", chunk_id.hex()[:12])
             self.quarantine(chunk_id)
             return None
-        return bytes(blob)
+        return blob
 
     def read_raw(self, chunk_id: bytes) -> bytes | None:
-        """Return stored bytes without verification (scrub and tests only)."""
-        return self._cf["chunks"].get(chunk_id, read_opt=self._blob_read)
-
-    def mark_verified(self, chunk_id: bytes, size: int) -> None:
-        self._cf["chunk_index"].put(chunk_id, _INDEX.pack(size, int(time.time())), self._nowal)
+        """Return stored bytes without verification (scrub and tests only): None if not
+        held. Raises OSError or StoreError if they cannot be read (`rocks.fault_of` tells whether
+        they never will)."""
+        buffered = self._buffered(chunk_id)
+        if buffered is not None:
+            return buffered
+        raw = self._cf["chunk_index"].get(chunk_id)
+        if raw is None:
+            return None
+        where = pack_location(raw)
+        if where is None:
+            try:
+                blob = self._cf["chunks"].get(chunk_id, read_opt=self._blob_read)
+            except Exception as e:  # rocksdict raises plain Exception
+                raise StoreError(str(e)) from None
+            return None if blob is None else bytes(blob)
+        return self.packs.read(*where)
 
     def quarantine(self, chunk_id: bytes) -> None:
         """Remove a corrupt chunk and remember it, so that replication fetches it again."""
         with self._lock:
-            size = self.chunk_size(chunk_id)
-            if size is None:
+            raw = self._cf["chunk_index"].get(chunk_id)
+            if raw is None:
                 return
+            size = _HEAD.unpack_from(raw)[0]
             batch = rdb.WriteBatch(raw_mode=True)
             batch.delete(chunk_id, self._handle["chunks"])
             batch.delete(chunk_id, self._handle["chunk_index"])
@@ -321,18 +425,23 @@ class ChunkStore:
         """Forget a quarantined chunk (fetched again, or referenced by nothing)."""
         self._cf["quarantine"].delete(chunk_id, self._synced)
 
+    def mark_verified(self, chunk_id: bytes, size: int) -> None:
+        self.mark_verified_many([(chunk_id, size)], int(time.time()))
+
     def mark_verified_many(self, items: Iterable[tuple[bytes, int]], when: int) -> None:
         """Record that these (id, size) chunks hashed to their ids at `when` (scrub); ids no
-        longer held are skipped, so a quarantined chunk never reappears in the index."""
-        items = list(items)
-        if not items:
+        longer indexed are skipped, so a quarantined chunk never reappears in the index."""
+        ids = [cid for cid, _ in items]
+        if not ids:
             return
         with self._lock:
-            present = self.has_chunks([cid for cid, _ in items])
             batch = rdb.WriteBatch(raw_mode=True)
-            for (chunk_id, size), have in zip(items, present, strict=True):
-                if have:
-                    batch.put(chunk_id, _INDEX.pack(size, when), self._handle["chunk_index"])
+            for chunk_id, raw in zip(
+                ids, rocks.multi_get(self._cf["chunk_index"], ids), strict=True
+            ):
+                if raw is not None:
+                    value = _HEAD.pack(_HEAD.unpack_from(raw)[0], when) + raw[_HEAD.size :]
+                    batch.put(chunk_id, value, self._handle["chunk_index"])
             self._write(batch, self._nowal)
 
     def iter_chunk_ids(self, start: bytes = b"") -> Generator[tuple[bytes, int], None, None]:
@@ -342,7 +451,7 @@ class ChunkStore:
         while it.valid():
             key = it.key()
             if len(key) == 32:
-                yield key, _INDEX.unpack(it.value())[0]
+                yield key, _HEAD.unpack_from(it.value())[0]
             it.next()
 
     # -------------------------------------------------------------- snapshots

@@ -1,0 +1,105 @@
+"""Pack files: the node's chunk bytes, appended once and never rewritten (docs/format.md,
+"Node store", format 2).
+
+A pack is one flush of the store's write buffer: the blobs of that flush concatenated in
+chunk id order (never arrival order), with nothing else in the file; `packs/<number>.pack`,
+the number 8 hex digits, counting up from 0. Where each blob lies (pack, offset, size) is kept
+in the RocksDB chunk index, which is written only after the pack and its directory entry are
+synced: an indexed chunk always has durable bytes, and a pack that no index entry can name
+yet (numbers at or above the store's next pack number) is a crash's leftover, deleted at open.
+
+Reads open the pack for each blob: one `open` + `pread` + `close` costs a few microseconds
+against the hundreds a 256 KiB blob takes to hash, and no descriptor cache can then be
+closed under a concurrent reader.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+SUFFIX = ".pack"
+
+
+class PackDir:
+    """The `packs` directory of one store: write whole packs, read byte ranges."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, number: int) -> Path:
+        return self.root / f"{number:08x}{SUFFIX}"
+
+    def numbers(self) -> list[int]:
+        """Numbers of the packs present, ascending (names that are not packs are ignored)."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            stem, dot, ext = name.partition(".")
+            if dot and "." + ext == SUFFIX and len(stem) == 8:
+                try:
+                    out.append(int(stem, 16))
+                except ValueError:
+                    continue
+        return sorted(out)
+
+    def write(self, number: int, blobs: Iterable[bytes]) -> list[int]:
+        """Write a new pack holding `blobs` in the order given, fsync it and the directory
+        entry; return each blob's offset. On any OSError the partial file is removed and the
+        error raised (ENOSPC included)."""
+        self.root.mkdir(exist_ok=True)
+        path = self.path(number)
+        offsets = []
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            offset = 0
+            for blob in blobs:
+                offsets.append(offset)
+                view = memoryview(blob)
+                while view:  # os.write may write less than asked (signals, quotas)
+                    n = os.write(fd, view)
+                    view = view[n:]
+                offset += len(blob)
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        self._sync_dir()
+        return offsets
+
+    def _sync_dir(self) -> None:
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self, number: int, offset: int, size: int) -> bytes:
+        """The stored bytes at (pack, offset, size), unverified: shorter than `size` if the
+        pack was cut short. Raises FileNotFoundError if the pack is gone."""
+        fd = os.open(self.path(number), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+    def remove_from(self, first: int) -> list[int]:
+        """Delete the packs numbered `first` or higher (written by a flush that never reached
+        the index: a crash's leftovers); return their numbers."""
+        gone = [n for n in self.numbers() if n >= first]
+        for number in gone:
+            try:
+                self.path(number).unlink()
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+        if gone:
+            self._sync_dir()
+        return gone
