@@ -53,6 +53,7 @@ from samizdat.core.errors import (
     NotHosted,
     SamizdatError,
 )
+from samizdat.core.ids import short_hex
 from samizdat.core.peer import iter_blobs
 
 log = logging.getLogger(__name__)
@@ -495,7 +496,7 @@ class OrderedFetch:
                     break
                 targets = want.get(chunk_id)
                 if targets is None or targets[0] in got:
-                    corrupt = f"sent chunk {bytes(chunk_id).hex()[:12]} that was not asked for"
+                    corrupt = f"sent chunk {short_hex(chunk_id)} that was not asked for"
                     break
                 try:
                     plain = self.codec.decode(chunk_id, blob)
@@ -505,7 +506,7 @@ class OrderedFetch:
                             damaged.extend(targets)
                             continue
                         corrupt = (
-                            f"served chunk {chunk_id.hex()[:12]} with bytes that "
+                            f"served chunk {short_hex(chunk_id)} with bytes that "
                             "do not match its id"
                         )
                         break
@@ -519,7 +520,7 @@ class OrderedFetch:
                     n = slot.lengths[p]
                     if n is not None and len(plain) != n:
                         errors[p] = IntegrityError(
-                            f"chunk {chunk_id.hex()[:12]} has {len(plain)} bytes, the tree "
+                            f"chunk {short_hex(chunk_id)} has {len(plain)} bytes, the tree "
                             f"records {n}"
                         )
                     else:

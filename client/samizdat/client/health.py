@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from samizdat.core.custody import CustodyState
+from samizdat.core.ids import short_hex
 from samizdat.core.peer import ListedSnapshot
 from samizdat.core.records import Snapshot
 from samizdat.v1 import node_pb2 as npb
@@ -233,7 +234,7 @@ def _short(raw: bytes) -> str:
 
 def _label(snap: Snapshot) -> str:
     return (
-        f"snapshot {_short(snap.id)} (archive {snap.archive_id.hex()[:12]}, "
+        f"snapshot {_short(snap.id)} (archive {short_hex(snap.archive_id)}, "
         f"sequence {snap.record.sequence})"
     )
 
@@ -253,7 +254,7 @@ def analyse(
         n = named.get(node_id)
         reason = rec.record.node_revocation.reason
         if n is not None:
-            n.revoked = f"revoked by archive {rec.archive_id.hex()[:12]}" + (
+            n.revoked = f"revoked by archive {short_hex(rec.archive_id)}" + (
                 f" ({reason})" if reason else ""
             )
     findings: list[Finding] = []

@@ -51,6 +51,7 @@ from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import IntegrityError, StaleFilesCache, StaleIdCache
+from samizdat.core.ids import short_hex
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.peer import Peer, all_snapshots
 from samizdat.core.records import Snapshot, sign_snapshot
@@ -175,7 +176,7 @@ class _Uploader:
                 if encoded_id == chunk_id:
                     return blob
             self.stale = StaleFilesCache(
-                f"{shown(origin.path)} no longer holds chunk {chunk_id.hex()[:12]} at offset "
+                f"{shown(origin.path)} no longer holds chunk {short_hex(chunk_id)} at offset "
                 f"{origin.offset}, though its size and times are unchanged since the last "
                 "push; the files cache was deleted, run the push again"
             )
@@ -184,8 +185,8 @@ class _Uploader:
         encoded_id, blob = self.codec.encode(plaintext)
         if encoded_id != chunk_id:
             self.stale = StaleIdCache(
-                f"the local id cache names chunk {chunk_id.hex()[:12]} but it "
-                f"now encodes to {encoded_id.hex()[:12]}; the cache was cleared, "
+                f"the local id cache names chunk {short_hex(chunk_id)} but it "
+                f"now encodes to {short_hex(encoded_id)}; the cache was cleared, "
                 "run the push again"
             )
             raise self.stale

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from samizdat.core.custody import CustodyState
 from samizdat.core.errors import SignatureError
-from samizdat.core.ids import SnapshotId
+from samizdat.core.ids import SnapshotId, short_hex
 from samizdat.core.peer import ListedSnapshot
 from samizdat.core.records import Snapshot, verify_restorable, verify_snapshot
 
@@ -73,8 +73,8 @@ def verify_listings(
             try:
                 if item.snapshot_id and item.snapshot_id != snapshot_id:
                     raise SignatureError(
-                        f"record {snapshot_id.hex()[:12]} listed under another id "
-                        f"{bytes(item.snapshot_id).hex()[:12]}"
+                        f"record {short_hex(snapshot_id)} listed under another id "
+                        f"{short_hex(item.snapshot_id)}"
                     )
                 if snapshot_id not in out.snapshots:
                     snap = verify_snapshot(item.signed, archive_id or None)

@@ -22,7 +22,7 @@ def snapshots(
 ) -> None:
     """List the signed snapshots the nodes hold (signatures verified)."""
     from samizdat.client.listing import verify_listings
-    from samizdat.core.ids import ArchiveId
+    from samizdat.core.ids import ArchiveId, short_hex
     from samizdat.core.peer import ListedSnapshot, all_snapshots
     from samizdat.rpc.grpcpeer import GrpcPeer
 
@@ -64,7 +64,7 @@ def snapshots(
                 },
                 [
                     snap.id.hex()[:16],
-                    snap.archive_id.hex()[:12],
+                    short_hex(snap.archive_id),
                     str(r.sequence),
                     terminal.local_time(r.created_unix_ns),
                     str(r.totals.files),

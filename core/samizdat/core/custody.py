@@ -23,6 +23,7 @@ import blake3
 from google.protobuf.message import DecodeError
 
 from samizdat.core.errors import SignatureError
+from samizdat.core.ids import short_hex
 from samizdat.core.signing import verify_ed25519
 from samizdat.v1 import records_pb2 as pb
 
@@ -186,7 +187,7 @@ class CustodyState:
         if revocation is None or snapshot_id in revocation.kept_snapshot_ids:
             return ""
         return (
-            f"writer {record.writer_key.hex()[:12]} is revoked (snapshots up to sequence "
+            f"writer {short_hex(record.writer_key)} is revoked (snapshots up to sequence "
             f"{revocation.last_sequence} kept)"
         )
 

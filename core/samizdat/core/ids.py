@@ -9,6 +9,12 @@ import blake3
 from samizdat.core.errors import UsageError
 
 ID_SIZE = 32
+SHORT_HEX = 12  # hex digits that name an id in messages and logs
+
+
+def short_hex(raw: bytes) -> str:
+    """The short hex form of an id (or key) for messages and logs: its first 12 hex digits."""
+    return raw[: SHORT_HEX // 2].hex()
 
 
 class Digest(bytes):
@@ -31,7 +37,7 @@ class Digest(bytes):
         return cls(raw)
 
     def short(self) -> str:
-        return self.hex()[:12]
+        return short_hex(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.short()})"

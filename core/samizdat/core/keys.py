@@ -191,7 +191,9 @@ def save_key(key: ArchiveKey, path: Path, passphrase: str | None = None) -> None
         kf.kdf = pb.KDF_ARGON2ID
         kf.argon2_time_cost, kf.argon2_memory_kib = _ARGON2_TIME, _ARGON2_MEMORY_KIB
         kf.argon2_parallelism, kf.salt, kf.nonce = _ARGON2_PARALLELISM, salt, nonce
-        wrap = _passphrase_key(passphrase, salt, _ARGON2_TIME, _ARGON2_MEMORY_KIB, 2)
+        wrap = _passphrase_key(
+            passphrase, salt, _ARGON2_TIME, _ARGON2_MEMORY_KIB, _ARGON2_PARALLELISM
+        )
         kf.secrets = AESGCM(wrap).encrypt(nonce, secrets_msg, bytes(key.archive_id))
     else:
         kf.kdf, kf.secrets = pb.KDF_NONE, secrets_msg

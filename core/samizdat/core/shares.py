@@ -19,6 +19,7 @@ from shamir_mnemonic.shamir import ShareGroup
 from shamir_mnemonic.share import Share
 
 from samizdat.core.errors import ShareError, UsageError
+from samizdat.core.ids import short_hex
 from samizdat.core.keys import ArchiveKey
 
 MAX_SHARES = 16  # SLIP-39's limit per group and on the number of groups
@@ -145,7 +146,7 @@ def recover_key(
     key = ArchiveKey(secret[:32], secret[32:])
     if expect is not None and bytes(key.archive_id) != expect:
         raise ShareError(
-            f"the shares rebuild archive {key.archive_id.short()}, not {expect.hex()[:12]}: "
+            f"the shares rebuild archive {key.archive_id.short()}, not {short_hex(expect)}: "
             "wrong passphrase, or shares of another archive"
         )
     return key

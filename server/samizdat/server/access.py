@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from samizdat.core.errors import AccessDenied, NotHosted, Revoked
+from samizdat.core.ids import short_hex
 from samizdat.core.tokens import Caller, verify_token
 from samizdat.rpc.limits import AUTH_METADATA
 from samizdat.server.config import NodeConfig
@@ -55,10 +56,10 @@ def require_writer(
     if caller.role != pb.ROLE_WRITER or caller.archive_id != archive_id:
         raise AccessDenied("writing needs a writer token signed by this archive's key")
     if archive_id not in config.hosted_archives:
-        raise NotHosted(f"this node does not host archive {archive_id.hex()[:12]}")
+        raise NotHosted(f"this node does not host archive {short_hex(archive_id)}")
     _require_unrevoked(caller, custody)
 
 
 def _require_unrevoked(caller: Caller, custody: NodeCustody) -> None:
     if caller.member_key and custody.key_revoked(caller.archive_id, caller.member_key):
-        raise Revoked(f"key {caller.member_key.hex()[:12]} is revoked by the archive key")
+        raise Revoked(f"key {short_hex(caller.member_key)} is revoked by the archive key")

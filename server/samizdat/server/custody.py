@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_record
 from samizdat.core.errors import NotHosted, SignatureError
+from samizdat.core.ids import short_hex
 from samizdat.core.peer import CustodyPage
 from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
@@ -41,7 +42,7 @@ class NodeCustody:
         (not signed by the archive key it names) or NotHosted (another archive)."""
         rec = verify_custody_record(signed)
         if rec.archive_id not in self.hosted():
-            raise NotHosted(f"this node does not host archive {rec.archive_id.hex()[:12]}")
+            raise NotHosted(f"this node does not host archive {short_hex(rec.archive_id)}")
         with self._lock:
             if rec.id in self.state:
                 return rec, False
@@ -49,8 +50,8 @@ class NodeCustody:
             self.state.add(rec)
         log.info(
             "custody record=%s archive=%s %s %s serial=%d stored",
-            rec.id.hex()[:12],
-            rec.archive_id.hex()[:12],
+            short_hex(rec.id),
+            short_hex(rec.archive_id),
             rec.kind,
             rec.subject[:17],
             rec.record.serial,

@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
+from samizdat.core.ids import short_hex
 from samizdat.core.tokens import Caller
 from samizdat.v1 import records_pb2 as pb
 
@@ -205,7 +206,7 @@ class NodeCollector(Collector):
             if item is None:
                 continue
             record = pb.SnapshotRecord.FromString(item.signed.record)
-            values = [item.snapshot_id.hex()[:12], record.archive_id.hex()[:12]]
+            values = [short_hex(item.snapshot_id), short_hex(record.archive_id)]
             held.add_metric(values, item.chunks_held)
             total.add_metric(values, item.chunks_total)
             missing.add_metric(values, item.chunks_total - item.chunks_held)

@@ -40,7 +40,7 @@ from samizdat.core.errors import (
     SignatureError,
     UsageError,
 )
-from samizdat.core.ids import SnapshotId
+from samizdat.core.ids import SnapshotId, short_hex
 from samizdat.core.peer import LIST_PAGE_RECORDS, Peer, SnapshotPage, check_page
 from samizdat.core.records import Snapshot
 from samizdat.server.config import PeerConfig
@@ -301,9 +301,9 @@ class Replicator:
                 continue
             snapshot_id = bytes(SnapshotId.of(item.signed.record))
             if item.snapshot_id != snapshot_id:
-                raise PeerMisbehaved(f"listed record {snapshot_id.hex()[:12]} under another id")
+                raise PeerMisbehaved(f"listed record {short_hex(snapshot_id)} under another id")
             if snapshot_id in listed:
-                raise PeerMisbehaved(f"listed record {snapshot_id.hex()[:12]} twice")
+                raise PeerMisbehaved(f"listed record {short_hex(snapshot_id)} twice")
             listed.add(snapshot_id)
             if self.store.has_snapshot(snapshot_id):
                 continue

@@ -34,6 +34,7 @@ import blake3
 
 from samizdat.core.chunklist import decode_chunk_list
 from samizdat.core.errors import SamizdatError
+from samizdat.core.ids import short_hex
 from samizdat.server.reports import Finding, ScrubReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import count_held
@@ -201,7 +202,7 @@ class Scrubber:
                 elif problem:
                     corrupt = True
                     log.error(
-                        "scrub: chunk %s is corrupt (%s); quarantined", chunk_id.hex()[:12], problem
+                        "scrub: chunk %s is corrupt (%s); quarantined", short_hex(chunk_id), problem
                     )
                     self.store.quarantine(chunk_id)
                     self._add_finding(chunk_id, f"scrub: {problem}")
@@ -249,7 +250,7 @@ class Scrubber:
         except Exception as e:  # rocksdict raises plain Exception, e.g. "Corruption: ..."
             if rocks.fault_of(e) is rocks.Fault.DAMAGE:
                 return f"unreadable: {e}", 0
-            log.error("scrub: chunk %s unreadable: %s", chunk_id.hex()[:12], e)
+            log.error("scrub: chunk %s unreadable: %s", short_hex(chunk_id), e)
             with self._lock:
                 self.state.pass_errors += 1
             return "", 0
@@ -277,7 +278,7 @@ class Scrubber:
                         finding.repaired_unix = int(time.time())
                     self.state.repaired += 1
                 self.node.metrics.scrub_repaired.inc()
-                log.info("chunk %s repaired from a peer", chunk_id.hex()[:12])
+                log.info("chunk %s repaired from a peer", short_hex(chunk_id))
                 changed = True
             elif not accounted:
                 if self._finding(chunk_id) is None:  # quarantined on a read, not by scrub

@@ -42,6 +42,7 @@ import blake3
 import rocksdict as rdb
 
 from samizdat.core.errors import ChunkCheck, ChunkCorrupt, OutOfSpace, SamizdatError, StoreError
+from samizdat.core.ids import short_hex
 from samizdat.store import rocks
 from samizdat.store.packs import PackDir
 
@@ -358,7 +359,7 @@ class ChunkStore:
         if blob is None:
             return None
         if blake3.blake3(blob).digest() != chunk_id:
-            log.error("chunk %s failed verification on read; quarantined", chunk_id.hex()[:12])
+            log.error("chunk %s failed verification on read; quarantined", short_hex(chunk_id))
             self.quarantine(chunk_id)
             return None
         return blob

@@ -20,6 +20,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from samizdat.core.errors import PeerUnavailable, SamizdatError, StoreError, UsageError
+from samizdat.core.ids import short_hex
 from samizdat.core.peer import (
     LIST_PAGE_RECORDS,
     ChunkPart,
@@ -147,7 +148,7 @@ class LocalPeer:
                 # A structurally damaged or truncated blob file ("Corruption: ..."), a blob
                 # file that is gone, a bad sector: this chunk is damaged in this copy; the
                 # rest of it is still read.
-                log.info("%s: chunk %s is unreadable: %s", self.label, chunk_id.hex()[:12], e)
+                log.info("%s: chunk %s is unreadable: %s", self.label, short_hex(chunk_id), e)
                 blob = b""
             if blob is None:
                 missing.append(chunk_id)
