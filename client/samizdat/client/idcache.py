@@ -3,10 +3,12 @@
 A chunk id is the hash of the *encrypted* blob, so learning it means compressing, encrypting
 and hashing the chunk. The cache maps `ChunkCodec.cache_key(plaintext)` (a keyed hash) to
 (chunk id, blob length), so that a push of data pushed before (the next version of the
-archive) only hashes it. The cache is advisory: a hit gives the id to record in the tree, and
-the chunk is still offered to the node, which says whether it holds it; a chunk the node
-lacks is encoded again and must produce the cached id (else the push stops and the cache is
-cleared). Losing or deleting the cache costs only time.
+archive) only hashes it. Each value carries a MAC under a key derived from the archive key,
+bound to its cache key: an entry written, altered or moved by anyone without the archive key
+(a tampered `~/.cache`) is a miss, never a hit. The cache is advisory: a hit gives the id to
+record in the tree, and the chunk is still offered to the node, which says whether it holds
+it; a chunk the node lacks is encoded again and must produce the cached id (else the push
+stops and the cache is cleared). Losing or deleting the cache costs only time.
 
 One RocksDB per archive under `$SAMIZDAT_CACHE_DIR` (default `$XDG_CACHE_HOME/samizdat`, or
 `~/.cache/samizdat`): `<archive id hex>/ids`. Format: docs/format.md, "Client id cache".
@@ -20,19 +22,22 @@ import shutil
 import struct
 from pathlib import Path
 
+import blake3
 import rocksdict as rdb
 
 from samizdat.core.errors import StoreError
+from samizdat.core.keys import ArchiveKey
 from samizdat.store import rocks
 
 log = logging.getLogger(__name__)
 
 FORMAT_KEY = b"\x00format"
-# 2: ids of version 2 (padded) blobs. A cache of an older format names blobs of an older
-# format, which a push must not reference any more: it is emptied.
-FORMAT = b"2"
-OLDER_FORMATS = (b"1",)
-_VALUE = struct.Struct(">32sI")  # chunk id, blob length
+# 3: values carry a MAC. 2: ids of version 2 (padded) blobs without a MAC. Older caches are
+# emptied (format 1 names blobs a push must not reference any more; format 2 is unauthenticated).
+FORMAT = b"3"
+OLDER_FORMATS = (b"1", b"2")
+_VALUE = struct.Struct(">32sI16s")  # chunk id, blob length, MAC
+MAC_KEY_CONTEXT = b"samizdat client id cache mac v1"
 
 
 def cache_root() -> Path:
@@ -46,7 +51,8 @@ def cache_root() -> Path:
 class IdCache:
     """Thread-safe (RocksDB is); writes skip the WAL, since a lost entry costs only time."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mac_key: bytes) -> None:
+        self._mac_key = mac_key
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         opts = rdb.Options(raw_mode=True)
         opts.create_if_missing(True)
@@ -69,25 +75,34 @@ class IdCache:
             raise StoreError(f"id cache {path} has format {stamp!r}, expected {FORMAT!r}")
 
     @classmethod
-    def open_for(cls, archive_id: bytes) -> IdCache | None:
-        """The cache of this archive, or None (logged) if it cannot be opened: another push
-        holds it, the directory is not writable, or its format is unknown."""
-        path = cache_root() / archive_id.hex() / "ids"
+    def open_for(cls, key: ArchiveKey) -> IdCache | None:
+        """The cache of this key's archive, or None (logged) if it cannot be opened: another
+        push holds it, the directory is not writable, or its format is unknown."""
+        path = cache_root() / bytes(key.archive_id).hex() / "ids"
+        mac_key = blake3.blake3(MAC_KEY_CONTEXT, key=key.nonce_key).digest()
         try:
-            return cls(path)
+            return cls(path, mac_key)
         except Exception as e:  # rocksdict raises plain Exception
             log.warning("id cache %s not used: %s", path, e)
             return None
 
+    def _mac(self, key: bytes, chunk_id: bytes, blob_length: int) -> bytes:
+        message = key + chunk_id + blob_length.to_bytes(4, "big")
+        return blake3.blake3(message, key=self._mac_key).digest(length=16)
+
     def get(self, key: bytes) -> tuple[bytes, int] | None:
+        """The cached (chunk id, blob length), or None: absent, malformed or failing its MAC."""
         raw = self._db.get(key)
         if raw is None or len(raw) != _VALUE.size:
             return None
-        chunk_id, length = _VALUE.unpack(raw)
+        chunk_id, length, mac = _VALUE.unpack(raw)
+        if mac != self._mac(key, chunk_id, length):
+            return None
         return chunk_id, length
 
     def put(self, key: bytes, chunk_id: bytes, blob_length: int) -> None:
-        self._db.put(key, _VALUE.pack(chunk_id, blob_length), self._nowal)
+        value = _VALUE.pack(chunk_id, blob_length, self._mac(key, chunk_id, blob_length))
+        self._db.put(key, value, self._nowal)
 
     def close(self) -> None:
         if not self._closed:

@@ -511,7 +511,7 @@ def push(
     cache is then only written). Entries that vanish, change type or cannot be read are
     left out, each reported to `warn`, and counted in `PushStats.not_saved`."""
     sequence = next_sequence(client, bytes(key.archive_id))
-    cache = IdCache.open_for(bytes(key.archive_id)) if use_cache else None
+    cache = IdCache.open_for(key) if use_cache else None
     files = (
         FilesCache.open_for(key, params, source, read_old=not force_rehash) if use_cache else None
     )
