@@ -30,14 +30,11 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -46,61 +43,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 import gen_data  # noqa: E402
+from harness import Run, Sampler, run_measured  # noqa: E402
 
 from tests.nodeproc import NodeProcess, entry_point  # noqa: E402
 
 MiB = 1 << 20
+SAMPLER = Sampler()
 
 
-@dataclass
-class Run:
-    seconds: float
-    code: int
-    out: str
-    err: str
-    peak_rss: int
-    cpu: float  # user + system seconds of the process and its children
-
-
-def peak_rss_run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
-    """Run cmd; measure wall time, peak RSS of its process tree and CPU time."""
-    peak = 0
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-    )
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        try:
-            p = psutil.Process(proc.pid)
-        except psutil.Error:
-            return
-        while not done.wait(0.05):
-            try:
-                rss = p.memory_info().rss + sum(
-                    c.memory_info().rss for c in p.children(recursive=True)
-                )
-            except psutil.Error:
-                break
-            peak = max(peak, rss)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    out, err = proc.communicate()
-    seconds = time.perf_counter() - start
-    done.set()
-    t.join()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Run(seconds, proc.returncode, out.decode(), err.decode(), peak, cpu)
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> Run:
+    """Run cmd (a failure is the caller's to report): wall time, CPU time, peak RSS."""
+    return run_measured(cmd, SAMPLER, env=env, check=False)
 
 
 def node_cpu(nodes: list[NodeProcess]) -> float:
@@ -178,6 +131,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=HERE / "out" / "restore_multi.json")
     args = ap.parse_args()
 
+    SAMPLER.start()
     data = args.data or gen_data.default_out(args.size, args.seed)
     manifest = gen_data.generate(args.size, args.seed, data)
     source = data / "v1"
@@ -222,11 +176,9 @@ def main() -> int:
             f"pushing {gen_data.human(nbytes)} ({manifest['v1']['files']} files) to node1",
             flush=True,
         )
-        r = peak_rss_run(
-            [samizdat, "push", "--key", str(key), "--node", nodes[0].address, str(source)]
-        )
-        if r.code:
-            raise SystemExit(f"push failed: {r.err}")
+        r = measured([samizdat, "push", "--key", str(key), "--node", nodes[0].address, str(source)])
+        if r.rc:
+            raise SystemExit(f"push failed: {r.stderr}")
         print(f"  push {nbytes / r.seconds / 1e6:.0f} MB/s; waiting for replication", flush=True)
         t = wait_replicated(nodes, timeout=1800)
         print(f"  all three nodes complete after {t:.1f}s more", flush=True)
@@ -271,14 +223,14 @@ def main() -> int:
                 "seconds": round(r.seconds, 3),
                 "mb_per_s": round(nbytes / r.seconds / 1e6, 1),
                 "peak_rss_mib": r.peak_rss // MiB,
-                "client_cpu_s": round(r.cpu, 2),
+                "client_cpu_s": round(r.cpu_seconds, 2),
                 "node_cpu_s": round(node_s, 2),
                 **extra,
             }
             results["runs"].append(row)  # type: ignore[attr-defined]
             print(
                 f"  {name:18} {kind:5} run {run_no}: {r.seconds:6.2f}s "
-                f"{row['mb_per_s']:6.0f} MB/s  cpu {r.cpu:5.1f}s (+nodes {node_s:4.1f}s)  "
+                f"{row['mb_per_s']:6.0f} MB/s  cpu {r.cpu_seconds:5.1f}s (+nodes {node_s:4.1f}s)  "
                 f"peak RSS {row['peak_rss_mib']} MiB {extra or ''}",
                 flush=True,
             )
@@ -287,17 +239,17 @@ def main() -> int:
             for kind, base in dest_bases.items():
                 dest = base / "restored"
                 if run_no == 1:  # the floor: copying the plain tree on the same file system
-                    r = peak_rss_run(["cp", "-a", str(source), str(dest)])
+                    r = measured(["cp", "-a", str(source), str(dest)])
                     record("cp_a_floor", kind, run_no, r, 0.0, {})
                     settle(dest, args.settle if kind == "disk" else 0)
                 for name, src_args in configs.items():
                     cpu0 = node_cpu(nodes)
-                    r = peak_rss_run(
+                    r = measured(
                         [samizdat, "restore", "--key", str(key), *src_args, "--json", str(dest)]
                     )
-                    if r.code:
-                        raise SystemExit(f"{name} failed ({r.code}): {r.err}")
-                    summary = json.loads(r.out)
+                    if r.rc:
+                        raise SystemExit(f"{name} failed ({r.rc}): {r.stderr}")
+                    summary = json.loads(r.stdout)
                     record(
                         name,
                         kind,
@@ -316,11 +268,11 @@ def main() -> int:
                         checked.add(name)
                     settle(dest, args.settle if kind == "disk" else 0)
                 if restic_env is not None:
-                    r = peak_rss_run(
+                    r = measured(
                         ["restic", "restore", "latest", "--target", str(dest)], env=restic_env
                     )
-                    if r.code:
-                        raise SystemExit(f"restic restore failed: {r.err}")
+                    if r.rc:
+                        raise SystemExit(f"restic restore failed: {r.stderr}")
                     record("restic_local_repo", kind, run_no, r, 0.0, {})
                     settle(dest, args.settle if kind == "disk" else 0)
     finally:
