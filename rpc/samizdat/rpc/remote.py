@@ -34,6 +34,12 @@ from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
 
+PUT_CHUNKS = "/samizdat.v1.ChunkService/PutChunks"
+
+
+def _serialized(request: npb.PutChunksRequest | bytes) -> bytes:
+    return request if isinstance(request, bytes) else request.SerializeToString()
+
 
 class TokenSource(Protocol):
     def __call__(self, role: int, audience: str) -> bytes: ...
@@ -198,9 +204,16 @@ class NodeClient:
             guard.close()
             call.cancel()  # no-op once the call has ended; frees it if the caller stopped early
 
-    def put_chunks(self, requests: Iterable[npb.PutChunksRequest]) -> npb.PutChunksResponse:
+    def put_chunks(self, requests: Iterable[npb.PutChunksRequest | bytes]) -> npb.PutChunksResponse:
+        """Stream chunks to the node; a request may come serialized already
+        (samizdat.rpc.wire.put_chunks_request: no copies through protobuf objects)."""
+        put = self._stubs().stream_unary(
+            PUT_CHUNKS,
+            request_serializer=_serialized,
+            response_deserializer=npb.PutChunksResponse.FromString,
+        )
         try:
-            return self.chunks.PutChunks(
+            return put(
                 iter(requests), timeout=STREAM_DEADLINE, metadata=self.metadata(pb.ROLE_WRITER)
             )
         except grpc.RpcError as e:

@@ -1,6 +1,14 @@
 """Conversions between the node API's wire messages (node.proto) and the transport-free
 dataclasses of samizdat.core.peer. The only place where a listing or a chunk answer changes
-form; used by the gRPC peer (client side) and by the servicers (server side)."""
+form; used by the gRPC peer (client side) and by the servicers (server side).
+
+The two messages that carry megabytes of blobs, PutChunksRequest and GetChunksResponse, are
+written straight into their wire bytes: through protobuf objects every blob is copied into a
+Chunk, again into the message and once more by serialization (over 1 CPU-s per GiB on this
+machine); here each blob is copied once, into the bytes gRPC sends (it takes them
+pre-serialized: NodeClient.put_chunks and the node's GetChunks handler). The bytes are
+exactly protobuf's serialization of the same message (tests/rpc/test_wire.py).
+"""
 
 from __future__ import annotations
 
@@ -71,8 +79,53 @@ def part_from_wire(response: npb.GetChunksResponse) -> ChunkPart:
 
 def chunks_to_wire(
     archive_id: bytes, batches: Iterable[Sequence[tuple[bytes, bytes]]]
-) -> Iterable[npb.PutChunksRequest]:
+) -> Iterable[bytes]:
+    """Serialized PutChunksRequests, one per batch of (id, blob)."""
     for batch in batches:
-        yield npb.PutChunksRequest(
-            archive_id=archive_id, chunks=[npb.Chunk(id=c, data=d) for c, d in batch]
-        )
+        yield put_chunks_request(archive_id, batch)
+
+
+# Field keys (field number << 3 | wire type 2, length-delimited) of node.proto.
+_PUT_ARCHIVE_ID = b"\x0a"  # PutChunksRequest.archive_id = 1
+_PUT_CHUNKS = b"\x12"  # PutChunksRequest.chunks = 2
+_GOT_CHUNKS = b"\x0a"  # GetChunksResponse.chunks = 1
+_GOT_MISSING_IDS = b"\x12"  # GetChunksResponse.missing_ids = 2
+_CHUNK_ID = b"\x0a"  # Chunk.id = 1
+_CHUNK_DATA = b"\x12"  # Chunk.data = 2
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _head(key: bytes, value: bytes) -> bytes:
+    """Key and length of a bytes field (nothing for an empty value: proto3 omits it)."""
+    return key + _varint(len(value)) if value else b""
+
+
+def _chunks(key: bytes, chunks: Sequence[tuple[bytes, bytes]], parts: list[bytes]) -> None:
+    """Append repeated Chunk messages {id, data} under field `key`."""
+    for chunk_id, blob in chunks:
+        head = _head(_CHUNK_ID, chunk_id) + chunk_id + _head(_CHUNK_DATA, blob)
+        parts += [key, _varint(len(head) + len(blob)), head, blob]
+
+
+def put_chunks_request(archive_id: bytes, chunks: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """The serialized PutChunksRequest of (id, blob) pairs for `archive_id`."""
+    parts = [_head(_PUT_ARCHIVE_ID, archive_id), archive_id]
+    _chunks(_PUT_CHUNKS, chunks, parts)
+    return b"".join(parts)
+
+
+def get_chunks_response(chunks: Sequence[tuple[bytes, bytes]], missing: Sequence[bytes]) -> bytes:
+    """The serialized GetChunksResponse of (id, blob) pairs and missing ids."""
+    parts: list[bytes] = []
+    _chunks(_GOT_CHUNKS, chunks, parts)
+    for chunk_id in missing:
+        parts += [_GOT_MISSING_IDS, _varint(len(chunk_id)), chunk_id]
+    return b"".join(parts)

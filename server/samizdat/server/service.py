@@ -23,7 +23,12 @@ from samizdat.core.records import verify_restorable, verify_snapshot
 from samizdat.core.tokens import Caller
 from samizdat.rpc.errors import abort_args
 from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_BYTES, MAX_BATCH_IDS
-from samizdat.rpc.wire import counters_to_wire, custody_to_wire, page_to_wire
+from samizdat.rpc.wire import (
+    counters_to_wire,
+    custody_to_wire,
+    get_chunks_response,
+    page_to_wire,
+)
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
 from samizdat.server.reports import PeerReport, ScrubReport
 from samizdat.server.runtime import NodeRuntime
@@ -116,23 +121,26 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
     @_stream_rpc
     def GetChunks(
         self, request: npb.GetChunksRequest, context: grpc.ServicerContext
-    ) -> Iterator[npb.GetChunksResponse]:
+    ) -> Iterator[bytes]:
+        """Serialized GetChunksResponses (samizdat.rpc.wire: each blob copied once)."""
         caller = self.caller(context)
         require_reader(caller, self.node.config, self.node.custody)
         ids = _check_ids(request.ids)
-        response, size = npb.GetChunksResponse(), 0
+        chunks: list[tuple[bytes, bytes]] = []
+        missing: list[bytes] = []
+        size = 0
         for chunk_id in ids:
             blob = self.node.store.get_chunk(chunk_id)
             if blob is None:
-                response.missing_ids.append(chunk_id)
+                missing.append(chunk_id)
                 continue
             if size and size + len(blob) > MAX_BATCH_BYTES:
-                yield response
-                response, size = npb.GetChunksResponse(), 0
-            response.chunks.add(id=chunk_id, data=blob)  # built in place: one copy fewer
+                yield get_chunks_response(chunks, missing)
+                chunks, missing, size = [], [], 0
+            chunks.append((chunk_id, blob))
             size += len(blob)
             self.node.metrics.chunks_served(caller, len(blob))
-        yield response
+        yield get_chunks_response(chunks, missing)
 
     @_rpc
     def HasChunks(
@@ -274,8 +282,32 @@ class CustodyServicer(_Base, rpc.CustodyServiceServicer):
         return custody_to_wire(self.node.custody.list(request.after_position))
 
 
+def _add_chunk_service(server: grpc.Server, servicer: ChunkServicer) -> None:
+    """rpc.add_ChunkServiceServicer_to_server, but GetChunks yields serialized responses."""
+    handlers = {
+        "GetChunks": grpc.unary_stream_rpc_method_handler(
+            servicer.GetChunks,
+            request_deserializer=npb.GetChunksRequest.FromString,
+            response_serializer=bytes,
+        ),
+        "HasChunks": grpc.unary_unary_rpc_method_handler(
+            servicer.HasChunks,
+            request_deserializer=npb.HasChunksRequest.FromString,
+            response_serializer=npb.HasChunksResponse.SerializeToString,
+        ),
+        "PutChunks": grpc.stream_unary_rpc_method_handler(
+            servicer.PutChunks,
+            request_deserializer=npb.PutChunksRequest.FromString,
+            response_serializer=npb.PutChunksResponse.SerializeToString,
+        ),
+    }
+    service = "samizdat.v1.ChunkService"
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
+
+
 def add_servicers(server: grpc.Server, node: NodeRuntime) -> None:
-    rpc.add_ChunkServiceServicer_to_server(ChunkServicer(node), server)
+    _add_chunk_service(server, ChunkServicer(node))
     rpc.add_SnapshotServiceServicer_to_server(SnapshotServicer(node), server)
     rpc.add_NodeServiceServicer_to_server(NodeServicer(node), server)
     rpc.add_CustodyServiceServicer_to_server(CustodyServicer(node), server)
