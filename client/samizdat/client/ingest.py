@@ -46,7 +46,7 @@ from samizdat.client.filescache import (
 )
 from samizdat.client.idcache import IdCache
 from samizdat.client.treeentry import EntryMaker
-from samizdat.client.walk import SourceGone, guard_reads, iter_source, shown
+from samizdat.client.walk import OpenFile, SourceGone, guard_reads, iter_source, shown
 from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
@@ -67,6 +67,9 @@ UPLOAD_QUEUE = 2
 BATCH_CHUNKS = 512
 BATCH_BYTES = 8 << 20
 SMALL_FILE = 1 << 20  # files up to this size are read whole (see Pusher._file_chunks)
+# Chunks are handed to the encoder threads in groups of up to GROUP_CHUNKS or GROUP_BYTES.
+GROUP_CHUNKS = 16
+GROUP_BYTES = 256 << 10
 _shuffle = random.SystemRandom().shuffle
 
 
@@ -119,6 +122,22 @@ class _FileRecord:
     entry: pb.TreeEntry
     blob_lengths: list[int] = field(default_factory=list)
     cache_stat: os.stat_result | None = None
+
+
+@dataclass
+class _Group:
+    """Chunks encoded by one pool task; `future` is set once the group is sent."""
+
+    datas: list[bytes] = field(default_factory=list)
+    size: int = 0
+    future: Future[list[_Chunk]] | None = None
+
+
+class _Slot(NamedTuple):
+    """One chunk of the tree ingest: its group and place in it."""
+
+    group: _Group
+    position: int
 
 
 class _Hit(NamedTuple):
@@ -245,6 +264,7 @@ class Pusher:
         self.lists = ChunkListBuilder()
         self.batch: list[_Chunk] = []
         self.batch_bytes = 0
+        self._group = _Group()
 
     def _record_chunk(self, chunk: _Chunk) -> None:
         self.stats.chunks += 1
@@ -327,7 +347,7 @@ class Pusher:
         return s
 
     def _ingest_tree(self, source: str, out: BinaryIO) -> int:
-        pending: deque[tuple[str, pb.TreeEntry | _FileRecord | _Hit | Future[_Chunk]]] = deque()
+        pending: deque[tuple[str, pb.TreeEntry | _FileRecord | _Hit | _Slot]] = deque()
         count = 0
         current = _FileRecord(pb.TreeEntry())
         root = os.fsencode(os.path.realpath(source))
@@ -336,8 +356,8 @@ class Pusher:
             nonlocal count, current
             while len(pending) > limit:
                 kind, item = pending.popleft()
-                if isinstance(item, Future):  # "chunk"
-                    chunk = item.result()
+                if isinstance(item, _Slot):  # "chunk"
+                    chunk = self._encoded(item)
                     current.entry.chunks.append(pb.ChunkRef(id=chunk.chunk_id, length=chunk.length))
                     current.blob_lengths.append(chunk.blob_length)
                     self._record_chunk(chunk)
@@ -372,7 +392,7 @@ class Pusher:
             else:
                 assert f is not None
                 with f:
-                    st = os.fstat(f.fileno())
+                    st = f.st
                     hit = self.files.lookup(src.path, st) if self.files is not None else None
                     if hit is not None:
                         pending.append(("hit", self._hit(entry, hit, root + b"/" + src.path)))
@@ -388,11 +408,9 @@ class Pusher:
                         for data in guard_reads(chunks):
                             hasher.update(data)
                             size += len(data)
-                            pending.append(("chunk", self.pool.submit(self._encode, data)))
+                            pending.append(("chunk", self._submit(data)))
                             drain(WINDOW)
-                        if self.files is not None and cacheable(
-                            st, os.fstat(f.fileno()), read_start
-                        ):
+                        if self.files is not None and cacheable(st, os.fstat(f.fd), read_start):
                             record.cache_stat = st
                     except (SourceGone, OSError) as e:  # the file failed midway (an I/O error)
                         self._skip(src.path, str(e))
@@ -439,7 +457,7 @@ class Pusher:
         ]
         self.files.record(entry.path, record.cache_stat, entry.content_hash, refs)
 
-    def _file_chunks(self, f: BinaryIO, size_hint: int) -> Iterator[bytes]:
+    def _file_chunks(self, f: OpenFile, size_hint: int) -> Iterator[bytes]:
         """The chunks of an open file. A small one is read whole and cut in memory (the
         stream chunker allocates a 2 MiB window per file); the cut points are the same."""
         if size_hint <= SMALL_FILE:
@@ -447,8 +465,34 @@ class Pusher:
             if len(data) <= SMALL_FILE:
                 yield from self.chunker.iter_buffer(data)
                 return
-            f.seek(0)  # it grew since it was listed: stream it
-        yield from self.chunker.iter_chunks(f)
+            # it grew since it was listed: stream it
+        yield from self.chunker.iter_chunks(f.stream())
+
+    def _submit(self, data: bytes) -> _Slot:
+        """Queue a chunk for encoding. Chunks go to the pool in groups of up to GROUP_CHUNKS
+        or GROUP_BYTES: one thread hand-off (and Future) per group, not per small chunk."""
+        group = self._group
+        group.datas.append(data)
+        group.size += len(data)
+        slot = _Slot(group, len(group.datas) - 1)
+        if group.size >= GROUP_BYTES or len(group.datas) >= GROUP_CHUNKS:
+            self._send_group()
+        return slot
+
+    def _send_group(self) -> None:
+        group, self._group = self._group, _Group()
+        if group.datas:
+            group.future = self.pool.submit(self._encode_all, group.datas)
+
+    def _encode_all(self, datas: list[bytes]) -> list[_Chunk]:
+        return [self._encode(data) for data in datas]
+
+    def _encoded(self, slot: _Slot) -> _Chunk:
+        """The encoded chunk of a slot (sending its group first if it still collects)."""
+        if slot.group.future is None:
+            self._send_group()
+        assert slot.group.future is not None
+        return slot.group.future.result()[slot.position]
 
     def _store_tree(self, body: BinaryIO, count: int) -> list[bytes]:
         """Chunk and encode the serialized tree (header + entries); return its chunk ids."""

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import BinaryIO
 
-from samizdat.client.walk import SourceEntry, SourceGone, open_file, read_link, read_xattrs
+from samizdat.client.walk import (
+    OpenFile,
+    SourceEntry,
+    SourceGone,
+    open_file,
+    read_link,
+    read_xattrs,
+)
 from samizdat.v1 import records_pb2 as pb
 
 
@@ -19,7 +25,7 @@ class EntryMaker:
     def __init__(self) -> None:
         self._groups: dict[tuple[int, int], int] = {}
 
-    def make(self, src: SourceEntry) -> tuple[pb.TreeEntry, BinaryIO | None]:
+    def make(self, src: SourceEntry) -> tuple[pb.TreeEntry, OpenFile | None]:
         """Return the entry (without size, hash and chunks for a file) and, for a regular
         file, the file opened for reading (the caller's to close). Raises SourceGone when the
         entry can no longer be read as it was listed."""
@@ -39,7 +45,7 @@ class EntryMaker:
             if st.st_nlink > 1:
                 key = (st.st_dev, st.st_ino)
                 entry.link_group = self._groups.setdefault(key, len(self._groups) + 1)
-            return entry, os.fdopen(fd, "rb")
+            return entry, OpenFile(fd, st)
         except BaseException:
             os.close(fd)
             raise

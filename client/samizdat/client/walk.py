@@ -10,11 +10,13 @@ walk goes on with the rest (`SourceGone` is raised by the helpers that open entr
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from samizdat.core.errors import UsageError
 
@@ -133,6 +135,43 @@ def _open_dir(
         os.close(fd)
         on_skip(path, describe(e))
         return None
+
+
+class OpenFile:
+    """A listed regular file opened for reading: its descriptor and the fstat of what was
+    opened. Unbuffered (reads go straight to the descriptor: no buffer object and no further
+    fstat per file); `stream()` gives a file object for streaming a large one."""
+
+    def __init__(self, fd: int, st: os.stat_result) -> None:
+        self.fd, self.st = fd, st
+
+    def read(self, limit: int = -1) -> bytes:
+        """Up to `limit` bytes (all if negative) from the current position."""
+        parts, total = [], 0
+        while limit < 0 or total < limit:
+            part = os.read(self.fd, (1 << 20) if limit < 0 else limit - total)
+            if not part:
+                break
+            parts.append(part)
+            total += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def stream(self) -> BinaryIO:
+        """The file from its start as an unbuffered file object (the descriptor stays
+        this object's to close)."""
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        return io.FileIO(self.fd, "rb", closefd=False)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> OpenFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def open_file(entry: SourceEntry) -> tuple[int, os.stat_result]:

@@ -109,6 +109,9 @@ class Chunker:
         start = 0
         while start < len(view):
             end = self._chunk_end(view, start)
+            if start == 0 and end == len(view) and isinstance(data, bytes):
+                yield data  # one chunk: the buffer itself, not a copy
+                return
             yield bytes(view[start:end])
             start = end
 
