@@ -14,7 +14,7 @@ import pytest
 
 from samizdat.client import filescache
 from samizdat.client.filescache import FilesCache
-from samizdat.client.ingest import PushStats, push
+from samizdat.client.ingest import FileRange, PushStats, _read_range, push
 from samizdat.core.chunker import ChunkerParams
 from samizdat.core.errors import StaleFilesCache
 from samizdat.rpc.grpcpeer import GrpcPeer
@@ -22,7 +22,7 @@ from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile, make_key_file
 from tests.e2e.test_single_node import restore
 from tests.nodeproc import NodeProcess
-from tests.trees import assert_same_tree, build_sample_tree
+from tests.trees import assert_same_tree, build_deep_tree, build_sample_tree
 
 
 def writer(client) -> GrpcPeer:  # type: ignore[no-untyped-def]
@@ -184,6 +184,42 @@ def test_chunks_the_node_lacks_are_read_again_from_the_files(
     assert stats.uploaded_chunks == pushed.uploaded_chunks
     restore(archive_key, fresh, tmp_path / "restored")
     assert_same_tree(settled_tree, tmp_path / "restored")
+
+
+def test_files_deeper_than_path_max_are_read_again_for_a_node_that_lacks_them(
+    node_factory: Callable[..., NodeProcess],
+    archive_key: KeyFile,
+    tmp_path: Path,
+) -> None:
+    """A cache hit's chunks are re-read component by component from the root, as the walk
+    reads them: a path longer than PATH_MAX is no reason to blame the cache."""
+    src = tmp_path / "deep"
+    deepest = build_deep_tree(src)
+    assert len(deepest) > 4096
+    built = time.time_ns()
+    deadline = time.monotonic() + 30
+    while time.time_ns() <= built + filescache.RACY_NS + 10_000_000:  # let the cache record
+        assert time.monotonic() < deadline, "the clock does not advance"
+        time.sleep(0.05)
+    first = node_factory("first", host=[archive_key.archive_id])
+    pushed = push_in_process(archive_key, first, src)
+    fresh = node_factory("fresh", host=[archive_key.archive_id])
+    stats = push_in_process(archive_key, fresh, src)
+    assert stats.files_cached == pushed.files > 0
+    assert stats.uploaded_chunks == pushed.uploaded_chunks
+    restore(archive_key, fresh, tmp_path / "restored")
+    assert_same_tree(src, tmp_path / "restored")
+
+
+def test_a_fifo_in_a_cached_files_place_is_not_read(tmp_path: Path) -> None:
+    """A file swapped for a FIFO after the cache recorded it: reading its chunk again must
+    neither block (no writer will ever come) nor return anything."""
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "dir" / "video.bin")
+    where = FileRange(os.fsencode(tmp_path), b"dir/video.bin", 0, 4096)
+    assert _read_range(where) == b""
+    (tmp_path / "dir" / "link").symlink_to(tmp_path / "dir" / "video.bin")
+    assert _read_range(where._replace(rel=b"dir/link")) == b""
 
 
 def test_entry_naming_a_chunk_the_file_does_not_hold_stops_the_push(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import queue
 import random
+import stat
 import tempfile
 import threading
 import time
@@ -94,11 +95,17 @@ Warn = Callable[[str], None]
 
 
 class FileRange(NamedTuple):
-    """Where a chunk of a files-cache hit lies: absolute path, offset, plaintext length."""
+    """Where a chunk of a files-cache hit lies: the source root as the user named it, the
+    file's path below it, offset, plaintext length."""
 
-    path: bytes
+    root: bytes
+    rel: bytes
     offset: int
     length: int
+
+    @property
+    def path(self) -> bytes:
+        return self.root + b"/" + self.rel
 
 
 class _Chunk(NamedTuple):
@@ -395,7 +402,7 @@ class Pusher:
                     st = f.st
                     hit = self.files.lookup(src.path, st) if self.files is not None else None
                     if hit is not None:
-                        pending.append(("hit", self._hit(entry, hit, root + b"/" + src.path)))
+                        pending.append(("hit", self._hit(entry, hit, root, src.path)))
                         drain(WINDOW)
                         continue
                     record = _FileRecord(entry)
@@ -428,12 +435,12 @@ class Pusher:
         drain(0)
         return count
 
-    def _hit(self, entry: pb.TreeEntry, hit: CachedFile, path: bytes) -> _Hit:
+    def _hit(self, entry: pb.TreeEntry, hit: CachedFile, root: bytes, rel: bytes) -> _Hit:
         """Complete the entry of a file taken from the files cache; return it with its chunks
         (each knowing where to read it again should the node lack it)."""
         chunks, offset = [], 0
         for chunk_id, length, blob_length in hit.refs:
-            origin = FileRange(path, offset, length)
+            origin = FileRange(root, rel, offset, length)
             chunks.append(_Chunk(chunk_id, None, None, length, blob_length, origin))
             entry.chunks.append(pb.ChunkRef(id=chunk_id, length=length))
             offset += length
@@ -514,12 +521,17 @@ class Pusher:
 
 
 def _read_range(where: FileRange) -> bytes:
-    """The bytes at `where`; fewer (or none) if the file is shorter or cannot be read."""
+    """The bytes at `where`; fewer (or none) if the file is shorter, cannot be read, or is no
+    longer a regular file. The path is resolved one component at a time from the root (as the
+    walk does: paths of any length, no symlink followed below the root), and the file is
+    opened non-blocking, so a FIFO put in its place cannot hang the push."""
     try:
-        fd = os.open(where.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = _open_below(where.root, where.rel)
     except OSError:
         return b""
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
         parts, done = [], 0
         while done < where.length:
             part = os.pread(fd, where.length - done, where.offset + done)
@@ -530,6 +542,22 @@ def _read_range(where: FileRange) -> bytes:
         return b"".join(parts)
     except OSError:
         return b""
+    finally:
+        os.close(fd)
+
+
+def _open_below(root: bytes, rel: bytes) -> int:
+    """A read-only descriptor of ROOT/REL, walking REL's components with O_NOFOLLOW."""
+    *dirs, name = rel.split(b"/")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in dirs:
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            next_fd = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+        file_flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        return os.open(name, file_flags, dir_fd=fd)
     finally:
         os.close(fd)
 
