@@ -289,3 +289,32 @@ def test_a_failed_pack_write_keeps_the_chunks_buffered(tmp_path: Path) -> None:
         assert _assert_consistent(s) == 2 and len(pack_files(path)) == 1
     finally:
         s.close()
+
+
+def test_a_full_buffer_that_cannot_be_written_takes_nothing_more(tmp_path: Path) -> None:
+    """Disk full: once the buffer is full and its pack cannot be written, every further put
+    raises without buffering (memory stays bounded); once the disk has room, all is well."""
+    path = tmp_path / "data"
+    s = ChunkStore(path, pack_mb=1)
+    try:
+        (path / PACKS_DIR).write_bytes(b"")  # no pack can be written
+        first, second = chunk(1_200_000), chunk()
+        with pytest.raises(SamizdatError):
+            s.put_chunks([first])  # taken, then the flush it triggers fails
+        with pytest.raises(SamizdatError):
+            s.put_chunks([second])
+        assert s.has_chunks([first[0], second[0]]) == [True, False]
+        (path / PACKS_DIR).unlink()
+        assert s.put_chunks([second]) == (1, len(second[1]))
+        s.sync_chunks()
+        assert _assert_consistent(s) == 2
+    finally:
+        s.close()
+
+
+def test_an_empty_blob_is_a_chunk_like_any_other(store: ChunkStore) -> None:
+    empty = (blake3.blake3(b"").digest(), b"")
+    assert store.put_chunks([empty]) == (1, 0)
+    assert store.get_chunk(empty[0]) == b"" and store.has_chunks([empty[0]]) == [True]
+    store.sync_chunks()
+    assert store.get_chunk(empty[0]) == b"" and store.chunk_size(empty[0]) == 0

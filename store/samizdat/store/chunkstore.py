@@ -244,7 +244,9 @@ class ChunkStore:
 
         Raises ChunkCorrupt for the first blob that does not hash to its id (nothing of that
         batch is written). Existing chunks are never overwritten. Stored chunks are readable
-        at once and durable after the next `sync_chunks()`.
+        at once and durable after the next `sync_chunks()`. While the buffer cannot be written
+        (a full disk), nothing more is taken: the flush's error is raised instead, so the
+        buffer never grows past about one pack and one batch.
         """
         items = list(chunks)
         for chunk_id, blob in items:
@@ -252,6 +254,8 @@ class ChunkStore:
                 raise ChunkCorrupt(
                     bytes(chunk_id).hex(), ChunkCheck.ID_HASH, "bytes do not match the id"
                 )
+        if self._buffer_bytes >= self._pack_bytes:  # a flush failed: retry it first
+            self._flush()
         with self._lock:
             present = self.has_chunks([cid for cid, _ in items])
             stored = stored_bytes = 0
@@ -343,7 +347,8 @@ class ChunkStore:
 
     def _buffered(self, chunk_id: bytes) -> bytes | None:
         buffer, flushing = self._buffer, self._flushing
-        return buffer.get(chunk_id) or flushing.get(chunk_id)
+        blob = buffer.get(chunk_id)
+        return flushing.get(chunk_id) if blob is None else blob
 
     def get_chunk(self, chunk_id: bytes) -> bytes | None:
         """Return the verified blob, or None if absent. A corrupt blob is quarantined and
