@@ -136,3 +136,20 @@ def test_flipped_byte_on_disk_fails_restore_and_verify_naming_the_file(
     assert code == 0, err
     for p in others:
         assert (tmp_path / "partial-restore" / p).read_bytes() == (sample_tree / p).read_bytes()
+
+
+def test_store_failure_tells_the_caller_no_node_path(
+    node: NodeProcess, archive_key: KeyFile, sample_tree: Path
+) -> None:
+    """The node's store cannot write a pack (its packs directory is taken by a file): the
+    push fails with the store's reason and a generic message; the node's own paths stay in
+    the node's log, never in what a caller (perhaps a stranger) is told."""
+    packs = node.data_dir / "packs"
+    if packs.is_dir():
+        packs.rmdir()  # a fresh node has no pack yet: empty
+    packs.write_bytes(b"")
+    code, out, err = run_cli("push", "--key", archive_key.path, "--node", node.address, sample_tree)
+    assert code != 0, out
+    assert "store" in err and "Traceback" not in err, err
+    assert str(node.directory) not in err + out, err
+    assert str(node.data_dir) in node.logs()

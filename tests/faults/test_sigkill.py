@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +15,14 @@ from pathlib import Path
 import blake3
 import pytest
 
+from samizdat.client.ingest import push as push_tree
+from samizdat.core.chunklist import decode_chunk_list
+from samizdat.core.errors import PeerUnavailable
+from samizdat.core.peer import Peer
+from samizdat.rpc.grpcpeer import GrpcPeer
 from samizdat.store.chunkstore import ChunkStore
+from samizdat.store.holdings import stored_snapshot
+from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
 from tests.healthcluster import configure
 from tests.netfaults import TcpLink
@@ -77,11 +85,30 @@ def kill_push_midway(
     return proc
 
 
+def check_complete_snapshots_durable(store: ChunkStore) -> None:
+    """Every chunk of every snapshot the store shows complete is in its index (the store was
+    just opened: its write buffer is empty, so `has_chunks` reads the index alone)."""
+    for _pos, snapshot_id, signed in store.iter_snapshot_log(0):
+        held, total, _ = store.snapshot_state(snapshot_id)
+        if total == 0 or held < total:
+            continue
+        lists = list(stored_snapshot(signed).record.chunk_list_ids)
+        ids = list(lists)
+        for list_id in lists:
+            blob = store.get_chunk(list_id)
+            assert blob is not None, f"snapshot {snapshot_id.hex()[:12]} shown complete"
+            ids += [cid for cid, _ in decode_chunk_list(list_id, blob)]
+        lost = sum(not have for have in store.has_chunks(ids))
+        assert lost == 0, f"snapshot {snapshot_id.hex()[:12]} shown complete, {lost} lost"
+
+
 def check_store_consistent(node: NodeProcess) -> int:
-    """With the node stopped: every indexed chunk is readable and matches its id, and the
-    counters match the contents. Returns the chunk count."""
+    """With the node stopped: every indexed chunk is readable and matches its id, the
+    counters match the contents, and every snapshot shown complete has all its chunks
+    indexed. Returns the chunk count."""
     store = ChunkStore(node.data_dir)
     try:
+        check_complete_snapshots_durable(store)
         count = nbytes = 0
         for chunk_id, size in store.iter_chunk_ids():
             blob = store.read_raw(chunk_id)
@@ -223,3 +250,61 @@ def test_node_killed_at_random_points_of_pushes_loses_no_acknowledged_snapshot(
     code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address, dest)
     assert code == 0, err
     assert_same_tree(src, dest)
+
+
+class _DiesBeforeSnapshot:
+    """A push whose client dies after its chunks arrived, before PutSnapshot."""
+
+    def __init__(self, inner: Peer) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def put_snapshot(self, signed: object) -> None:
+        raise PeerUnavailable("client died before PutSnapshot")
+
+
+def test_record_learned_over_buffered_chunks_is_complete_only_once_durable(
+    tmp_path: Path, archive_key: KeyFile
+) -> None:
+    """B holds a push's chunks only in its write buffer (the push died before PutSnapshot),
+    then learns the snapshot's record from A: the record may say complete only once those
+    chunks are durable, so after SIGKILL every snapshot B shows complete is in its index."""
+    a, b = NodeProcess(tmp_path / "a").init(), NodeProcess(tmp_path / "b").init()
+    for n in (a, b):
+        n.host(archive_key.archive_id)
+        configure(n, sync_interval=1)
+    a.peer_add(b)  # A lets B list; B learns of A only later
+    a.start()
+    b.start()
+    try:
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "data.bin").write_bytes(random.Random(7).randbytes(3 << 20))
+        code, out, err = run_cli("push", "--key", archive_key.path, "--node", a.address, src)
+        assert code == 0, err
+        client = b.client(archive_key.key)
+        try:
+            peer = GrpcPeer(client, has_role=pb.ROLE_WRITER)
+            with pytest.raises(PeerUnavailable):
+                push_tree(archive_key.key, _DiesBeforeSnapshot(peer), str(src), use_cache=False)  # type: ignore[arg-type]
+        finally:
+            client.close()
+        b.peer_add(a)
+        assert b.proc is not None
+        b.proc.send_signal(signal.SIGHUP)  # reload: B now lists A's records
+        snapshot_id = re.search(r"snapshot ([0-9a-f]{64})", out).group(1)  # type: ignore[union-attr]
+        deadline = time.monotonic() + 60
+        while True:
+            snaps = {s.snapshot_id.hex(): s for s in b.status().snapshots}
+            got = snaps.get(snapshot_id)
+            if got is not None and got.chunks_held == got.chunks_total:
+                break
+            assert time.monotonic() < deadline, f"B never learned the record: {b.logs()[-3000:]}"
+            time.sleep(0.1)
+        b.kill()
+        check_store_consistent(b)
+    finally:
+        a.stop()
+        b.kill()

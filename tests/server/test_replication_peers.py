@@ -8,6 +8,7 @@ replication logic alone."""
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,7 @@ import pytest
 from samizdat.core.peer import ChunkPart, Peer, SnapshotPage
 from samizdat.server.replication import Replicator
 from samizdat.server.runtime import NodeRuntime
+from samizdat.store import packs
 from samizdat.store.chunkstore import ChunkStore
 from samizdat.store.localpeer import LocalPeer
 from samizdat.v1 import records_pb2 as pb
@@ -196,3 +198,27 @@ def test_a_slow_peer_still_delivers(make_puller, snapshot) -> None:  # type: ign
     assert slow.calls > 0
     assert held(runtime, snapshot) == (len(snapshot.blobs), len(snapshot.blobs))
     assert replicator.book.state(next(iter(runtime.peers()))).offences == 0
+
+
+@pytest.mark.parametrize("pack_bytes", [1, 32 << 20])  # full at every batch / at the end
+def test_own_full_disk_ends_the_round_and_is_no_peer_fault(  # type: ignore[no-untyped-def]
+    make_puller, snapshot, monkeypatch: pytest.MonkeyPatch, pack_bytes: int
+) -> None:
+    """Every pack write here fails ENOSPC: the round ends without blaming the peer (no
+    offence, not unreachable) and the snapshot is not counted complete; with room again,
+    the next round fills it."""
+    runtime, replicator, ids = make_puller(None)
+    runtime.store._pack_bytes = pack_bytes  # the buffer as full as the case needs
+
+    def disk_full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(packs.os, "write", disk_full)
+    replicator.run_round()  # ends the round, raises nothing
+    state = replicator.book.state(next(iter(runtime.peers())))
+    assert state.last_error == "" and state.offences == 0 and replicator.book.usable(state)
+    held_now, total = held(runtime, snapshot)
+    assert held_now < total
+    monkeypatch.undo()
+    replicator.run_round()
+    assert held(runtime, snapshot) == (len(snapshot.blobs), len(snapshot.blobs))

@@ -3,6 +3,7 @@ detected, quarantined and reported absent; everything survives a reopen."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import struct
@@ -11,7 +12,8 @@ from pathlib import Path
 import blake3
 import pytest
 
-from samizdat.core.errors import ChunkCorrupt, SamizdatError
+from samizdat.core.errors import ChunkCorrupt, OutOfSpace, SamizdatError, StoreError
+from samizdat.store import packs
 from samizdat.store.chunkstore import PACKS_DIR, STORE_FORMAT, ChunkStore
 from tests.damage import flip_on_disk, overwrite_stored, pack_files
 from tests.legacy import downgrade_store_to_format1
@@ -312,9 +314,87 @@ def test_a_full_buffer_that_cannot_be_written_takes_nothing_more(tmp_path: Path)
         s.close()
 
 
+def test_full_disk_bounds_the_buffer_and_nothing_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every pack write failing ENOSPC, a node fed chunks refuses them with OutOfSpace
+    once its buffer is full (memory stays within the buffer plus one batch), and no sync
+    claims them durable; once the disk has room the buffered chunks are written."""
+    path = tmp_path / "data"
+    s = ChunkStore(path, pack_mb=1)
+    real_write = os.write
+
+    def disk_full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    try:
+        monkeypatch.setattr(packs.os, "write", disk_full)
+        batch_bytes = 8 * (128 << 10)
+        refused = 0
+        for _ in range(24):  # 24 MiB offered to a 1 MiB buffer
+            try:
+                s.put_chunks([chunk(128 << 10) for _ in range(8)])
+            except OutOfSpace:
+                refused += 1
+            assert s.chunk_bytes <= (1 << 20) + batch_bytes
+        assert refused >= 22
+        with pytest.raises(OutOfSpace):
+            s.sync_chunks()
+        assert pack_files(path) == []
+        held = s.chunk_count
+        monkeypatch.setattr(packs.os, "write", real_write)
+        s.sync_chunks()
+        assert _assert_consistent(s) == held
+    finally:
+        s.close()
+
+
 def test_an_empty_blob_is_a_chunk_like_any_other(store: ChunkStore) -> None:
     empty = (blake3.blake3(b"").digest(), b"")
     assert store.put_chunks([empty]) == (1, 0)
     assert store.get_chunk(empty[0]) == b"" and store.has_chunks([empty[0]]) == [True]
     store.sync_chunks()
     assert store.get_chunk(empty[0]) == b"" and store.chunk_size(empty[0]) == 0
+
+
+def test_pack_that_is_a_fifo_is_damage_not_a_hang(tmp_path: Path) -> None:
+    """A carried store whose pack is a FIFO (or a symlink): reads fail at once as a pack
+    that is gone; the chunk is quarantined and reported absent."""
+    path = tmp_path / "data"
+    s = ChunkStore(path)
+    items = [chunk(), chunk()]
+    s.put_chunks(items)
+    s.sync_chunks()
+    s.close()
+    (pack,) = pack_files(path)
+    pack.unlink()
+    os.mkfifo(pack)
+    s = ChunkStore(path)
+    try:
+        with pytest.raises(FileNotFoundError):
+            s.read_raw(items[0][0])
+        assert s.get_chunk(items[0][0]) is None
+        assert s.quarantined([items[0][0]]) == [True]
+    finally:
+        s.close()
+    pack.unlink()
+    target = tmp_path / "elsewhere"
+    target.write_bytes(items[0][1] + items[1][1])
+    pack.symlink_to(target)
+    s = ChunkStore(path)
+    try:
+        with pytest.raises(FileNotFoundError):
+            s.read_raw(items[1][0])
+    finally:
+        s.close()
+
+
+def test_unlistable_packs_dir_at_start_is_a_store_error(tmp_path: Path) -> None:
+    """listdir refused at node start (here ENOTDIR; EACCES and EIO alike): a StoreError
+    naming the problem, not a traceback."""
+    path = tmp_path / "data"
+    ChunkStore(path).close()
+    shutil.rmtree(path / PACKS_DIR, ignore_errors=True)
+    (path / PACKS_DIR).write_bytes(b"")
+    with pytest.raises(StoreError, match="cannot clean up the pack files"):
+        ChunkStore(path)

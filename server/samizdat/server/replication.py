@@ -33,6 +33,7 @@ from samizdat.core.errors import (
     ChunkCheck,
     ChunkCorrupt,
     NotHosted,
+    OutOfSpace,
     PeerMisbehaved,
     PeerUnavailable,
     Revoked,
@@ -52,6 +53,17 @@ from samizdat.store.holdings import stored_snapshot
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+
+class OwnStoreFault(Exception):
+    """This node's own store refused a write (its disk is full): ends the round, and is
+    never counted against the peer whose chunks or records were being stored. Not a
+    SamizdatError, so no handler of a peer's errors takes it for one."""
+
+    def __init__(self, error: OutOfSpace) -> None:
+        super().__init__(str(error))
+        self.error = error
+
 
 MISSING_BATCH = 4096
 FETCH_BATCH = 64
@@ -189,26 +201,34 @@ class Replicator:
         peer gets wrong is its offence; the round goes on with the others."""
         with self._lock:
             self.book.round += 1
-            for cfg, state, client in self.live_peers():
-                self._pull_custody(cfg, state, client)
-            peers = self.live_peers()  # a node revoked by a record just learned is dropped now
-            offences = {s.node_id: s.offences for _, s, _ in peers}
-            new = 0
-            for cfg, state, client in peers:
-                new += self._pull_records(cfg, state, client)
-            completed: list[tuple[bytes, int, int, int]] = []
-            counts: ListCounts = {}
-            for snapshot_id, snap in self._incomplete():
-                if new == 0 and self._retry_at.get(snapshot_id, 0) > time.monotonic():
-                    continue
-                self._fill(snapshot_id, snap, peers, completed, counts)
-            if completed:  # snapshots whose chunks all came with others: one synced write
-                self.store.sync_chunks()
-                self.store.set_snapshot_states(completed)
-                log.info("%d snapshot(s) complete here with the chunks of others", len(completed))
-            for _, state, _ in peers:
-                if state.offences == offences[state.node_id]:
-                    self.book.clean(state)
+            try:
+                self._round()
+            except OwnStoreFault as e:
+                log.error("replication round ended: %s", e.error)
+            except OutOfSpace as e:
+                log.error("replication round ended: %s", e)
+
+    def _round(self) -> None:
+        for cfg, state, client in self.live_peers():
+            self._pull_custody(cfg, state, client)
+        peers = self.live_peers()  # a node revoked by a record just learned is dropped now
+        offences = {s.node_id: s.offences for _, s, _ in peers}
+        new = 0
+        for cfg, state, client in peers:
+            new += self._pull_records(cfg, state, client)
+        completed: list[tuple[bytes, int, int, int]] = []
+        counts: ListCounts = {}
+        for snapshot_id, snap in self._incomplete():
+            if new == 0 and self._retry_at.get(snapshot_id, 0) > time.monotonic():
+                continue
+            self._fill(snapshot_id, snap, peers, completed, counts)
+        if completed:  # snapshots whose chunks all came with others: one synced write
+            self.store.sync_chunks()
+            self.store.set_snapshot_states(completed)
+            log.info("%d snapshot(s) complete here with the chunks of others", len(completed))
+        for _, state, _ in peers:
+            if state.offences == offences[state.node_id]:
+                self.book.clean(state)
 
     # ---------------------------------------------------------------- records
 
@@ -246,6 +266,8 @@ class Replicator:
                 state.position = page.last_position
                 if not page.more or not self.book.usable(state):
                     break
+        except OwnStoreFault:
+            raise
         except PeerMisbehaved as e:
             self.book.offence(state, Offence.BAD_ANSWER, str(e))
             return stored
@@ -283,7 +305,9 @@ class Replicator:
     def _take_page(self, cfg: PeerConfig, state: PeerState, page: SnapshotPage) -> int:
         """Store the records of one page that are new here, each accepted as PutSnapshot
         accepts one (samizdat.server.snapshots), in one synced write. Records already held
-        and those of archives not hosted cost a parse and a hash, never a signature check."""
+        and those of archives not hosted cost a parse and a hash, never a signature check.
+        Chunks are synced before the first count: a record stored complete here has every
+        chunk durable (docs/format.md §13)."""
         forged = 0
         why = ""
         hosted = self.node.config.hosted_archives
@@ -316,6 +340,8 @@ class Replicator:
             except (Revoked, NotHosted) as e:
                 log.info("snapshot=%s from peer=%s %s", snap.id.short(), cfg.node_id[:12], e)
                 continue
+            if not rows:  # the counters stored below must speak of durable chunks only
+                self._sync_own()
             held, total, nbytes = count_held(self.store, snap)
             rows.append((snapshot_id, item.signed.SerializeToString(), held, total, nbytes))
             new.append(snap)
@@ -533,7 +559,7 @@ class Replicator:
                     batch.append((chunk_id, blob))
                 nbytes = sum(len(d) for _, d in batch)
                 self.limiter.consume(nbytes, self.node.config.bandwidth_limit_mb)
-                self.store.put_chunks(batch)  # verifies every id against its bytes
+                self._put_own(batch)  # verifies every id against its bytes
                 got.update(c for c, _ in batch)
                 self._advance(len(batch))
                 state.chunks_pulled += len(batch)
@@ -548,6 +574,8 @@ class Replicator:
                 )
             if missing:
                 raise PeerMisbehaved(f"claimed {len(missing)} chunk(s) it then reported missing")
+        except OwnStoreFault:
+            raise
         except ChunkCorrupt as e:
             self.book.offence(state, Offence.BAD_CHUNK, f"served a bad chunk: {e}", chunks=1)
         except PeerMisbehaved as e:
@@ -558,6 +586,20 @@ class Replicator:
             log.exception("peer=%s chunks not handled", cfg.node_id[:12])
             self.book.unreachable(state, PeerUnavailable(f"chunks not handled: {e!r}"))
         return got
+
+    def _put_own(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Store pulled chunks here; this node's own full disk is OwnStoreFault, not the
+        peer's doing."""
+        try:
+            self.store.put_chunks(batch)
+        except OutOfSpace as e:
+            raise OwnStoreFault(e) from e
+
+    def _sync_own(self) -> None:
+        try:
+            self.store.sync_chunks()
+        except OutOfSpace as e:
+            raise OwnStoreFault(e) from e
 
     def _advance(self, chunks: int) -> None:
         """Count chunks arriving for the snapshot being filled; persist the counter at most

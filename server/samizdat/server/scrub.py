@@ -267,6 +267,8 @@ class Scrubber:
         entries = list(self.store.iter_quarantine())
         if not entries:
             return
+        # Released and recounted from durable chunks only, never from the write buffer.
+        self.store.sync_chunks()
         new: set[bytes] = set()
         changed = False
         for chunk_id, _since, accounted in entries:

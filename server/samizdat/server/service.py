@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from samizdat.core.errors import SamizdatError, UsageError
+from samizdat.core.errors import OutOfSpace, SamizdatError, StoreError, UsageError
 from samizdat.core.records import verify_restorable, verify_snapshot
 from samizdat.core.tokens import Caller
 from samizdat.rpc.errors import abort_args
@@ -41,6 +41,18 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _refusal(rpc: str, error: SamizdatError) -> tuple[Any, ...]:
+    """`context.abort` arguments for `error`. A fault of this node's own store is logged
+    here in full and sent as its reason with a generic message: the caller never learns the
+    node's paths or RocksDB's wording."""
+    if isinstance(error, StoreError | OutOfSpace):
+        log.error("rpc=%s failed: %s", rpc, error)
+        generic = OutOfSpace("node disk is full") if isinstance(error, OutOfSpace) else None
+        return abort_args(generic or StoreError("node store failed"))
+    log.debug("rpc=%s refused: %s", rpc, error)
+    return abort_args(error)
+
+
 def _rpc(method: F) -> F:
     """End a call that raised a samizdat error with its status and reason code
     (samizdat.rpc.errors); never leak tracebacks to callers."""
@@ -50,8 +62,7 @@ def _rpc(method: F) -> F:
         try:
             return method(self, request, context)
         except SamizdatError as e:
-            log.debug("rpc=%s refused: %s", method.__name__, e)
-            context.abort(*abort_args(e))
+            context.abort(*_refusal(method.__name__, e))
 
     return wrapper  # type: ignore[return-value]
 
@@ -62,8 +73,7 @@ def _stream_rpc(method: F) -> F:
         try:
             yield from method(self, request, context)
         except SamizdatError as e:
-            log.debug("rpc=%s refused: %s", method.__name__, e)
-            context.abort(*abort_args(e))
+            context.abort(*_refusal(method.__name__, e))
 
     return wrapper  # type: ignore[return-value]
 
@@ -174,8 +184,7 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
                 n, b = await asyncio.to_thread(self.node.store.put_chunks, chunks)
                 stored, nbytes = stored + n, nbytes + b
         except SamizdatError as e:
-            log.debug("rpc=PutChunks refused: %s", e)
-            await context.abort(*abort_args(e))
+            await context.abort(*_refusal("PutChunks", e))
         self.node.metrics.chunks_stored(stored, nbytes)
         return npb.PutChunksResponse(
             chunks_received=received, chunks_stored=stored, bytes_stored=nbytes

@@ -147,7 +147,14 @@ class ChunkStore:
         self._nowal = rocks.write_options(wal=False)
         self._synced = rocks.write_options(sync=True)
         self._finish_open(path, pack_mb)
-        for number in self.packs.remove_from(self._next_pack):
+        try:
+            leftovers = self.packs.remove_from(self._next_pack)
+        except OSError as e:  # EACCES, EIO: the node cannot start on this store
+            self._db.close()
+            raise StoreError(
+                f"cannot clean up the pack files in {self.packs.root}: {e.strerror}"
+            ) from None
+        for number in leftovers:
             log.info("removed pack %08x: written before a crash, never indexed", number)
 
     def _open_read_only(self, path: Path) -> None:

@@ -17,10 +17,27 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 SUFFIX = ".pack"
+
+
+class NotAPack(FileNotFoundError):
+    """A pack's name holds something other than a regular file: its bytes are lost here
+    (a FileNotFoundError, so every reader treats it as a pack that is gone)."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(errno.ENOENT, "not a regular file", f"{number:08x}{SUFFIX}")
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class PackDir:
@@ -52,7 +69,9 @@ class PackDir:
         """Write a new pack holding `blobs` in the order given, fsync it and the directory
         entry; return each blob's offset. On any OSError the partial file is removed and the
         error raised (ENOSPC included)."""
-        self.root.mkdir(exist_ok=True)
+        if not self.root.is_dir():
+            self.root.mkdir(exist_ok=True)
+            _sync_dir(self.root.parent)  # the new directory's own entry, durable
         path = self.path(number)
         offsets = []
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -75,17 +94,25 @@ class PackDir:
         return offsets
 
     def _sync_dir(self) -> None:
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _sync_dir(self.root)
 
     def read(self, number: int, offset: int, size: int) -> bytes:
         """The stored bytes at (pack, offset, size), unverified: shorter than `size` if the
-        pack was cut short. Raises FileNotFoundError if the pack is gone."""
-        fd = os.open(self.path(number), os.O_RDONLY | os.O_CLOEXEC)
+        pack was cut short. Raises FileNotFoundError if the pack is gone, NotAPack if it is
+        not a regular file (a FIFO, a device, a symlink in a carried copy): damage, never
+        a read that blocks."""
+        path = self.path(number)
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
         try:
+            fd = os.open(path, flags)
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # a symlink, refused by O_NOFOLLOW
+                raise NotAPack(number) from None
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NotAPack(number)
+            os.set_blocking(fd, True)
             return os.pread(fd, size, offset)
         finally:
             os.close(fd)

@@ -31,7 +31,10 @@ class Fault(enum.Enum):
 
 def fault_of(err: Exception) -> Fault:
     """Classify an error rocksdict raised. rocksdict raises plain Exception with RocksDB's
-    status text, so this reads the text: the only place that does."""
+    status text, so this reads the text: the only place that does. A pack file that is gone
+    or is no regular file (FileNotFoundError, packs.NotAPack) is damage too."""
+    if isinstance(err, FileNotFoundError):
+        return Fault.DAMAGE
     text = str(err).lower()
     if "no space" in text or "enospc" in text:
         return Fault.NO_SPACE
