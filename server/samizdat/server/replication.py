@@ -306,8 +306,8 @@ class Replicator:
         """Store the records of one page that are new here, each accepted as PutSnapshot
         accepts one (samizdat.server.snapshots), in one synced write. Records already held
         and those of archives not hosted cost a parse and a hash, never a signature check.
-        Chunks are synced before the first count: a record stored complete here has every
-        chunk durable (docs/format.md §13)."""
+        Chunks are synced after the counts, before the write: a record stored complete here
+        has every chunk durable (docs/format.md §13)."""
         forged = 0
         why = ""
         hosted = self.node.config.hosted_archives
@@ -340,11 +340,11 @@ class Replicator:
             except (Revoked, NotHosted) as e:
                 log.info("snapshot=%s from peer=%s %s", snap.id.short(), cfg.node_id[:12], e)
                 continue
-            if not rows:  # the counters stored below must speak of durable chunks only
-                self._sync_own()
             held, total, nbytes = count_held(self.store, snap)
             rows.append((snapshot_id, item.signed.SerializeToString(), held, total, nbytes))
             new.append(snap)
+        if rows:  # every chunk counted above is durable before a count is stored
+            self._sync_own()
         self.store.add_snapshots(rows)  # one synced write per page
         for snap in new:
             self._retry_at.pop(bytes(snap.id), None)
@@ -408,8 +408,8 @@ class Replicator:
                 self._pull_ids(batch, peers)
         finally:
             self._progress = None
-        self.store.sync_chunks()  # durable before the counters say complete
         held, total, nbytes = count_held(self.store, snap)
+        self.store.sync_chunks()  # every chunk counted is durable before the counters say so
         self.store.set_snapshot_state(snapshot_id, held, total, nbytes)
         self.node.metrics.missing.labels(snapshot=snap.id.short()).set(total - held)
         if held >= total:

@@ -267,25 +267,27 @@ class Scrubber:
         entries = list(self.store.iter_quarantine())
         if not entries:
             return
-        # Released and recounted from durable chunks only, never from the write buffer.
-        self.store.sync_chunks()
         new: set[bytes] = set()
-        changed = False
+        repaired: list[bytes] = []
         for chunk_id, _since, accounted in entries:
             if self.store.has_chunks([chunk_id])[0]:
-                self.store.release_quarantine(chunk_id)
-                with self._lock:
-                    finding = self._finding(chunk_id)
-                    if finding is not None:
-                        finding.repaired_unix = int(time.time())
-                    self.state.repaired += 1
-                self.node.metrics.scrub_repaired.inc()
-                log.info("chunk %s repaired from a peer", short_hex(chunk_id))
-                changed = True
+                repaired.append(chunk_id)
             elif not accounted:
                 if self._finding(chunk_id) is None:  # quarantined on a read, not by scrub
                     self._add_finding(chunk_id, "read: failed verification when served")
                 new.add(chunk_id)
+        if repaired:  # counted held, perhaps from the write buffer: durable before released
+            self.store.sync_chunks()
+        for chunk_id in repaired:
+            self.store.release_quarantine(chunk_id)
+            with self._lock:
+                finding = self._finding(chunk_id)
+                if finding is not None:
+                    finding.repaired_unix = int(time.time())
+                self.state.repaired += 1
+            self.node.metrics.scrub_repaired.inc()
+            log.info("chunk %s repaired from a peer", short_hex(chunk_id))
+        changed = bool(repaired)
         if new:
             referenced, complete = self._recount(new)
             for chunk_id in new:
@@ -310,6 +312,7 @@ class Scrubber:
         so that "referenced by nothing" is known for sure).
         """
         referenced: set[bytes] = set()
+        states: list[tuple[bytes, int, int, int]] = []
         complete = True
         hosted = self.node.config.hosted_archives
         for _position, snapshot_id, signed in self.store.iter_snapshot_log(0):
@@ -328,7 +331,7 @@ class Scrubber:
             if hit:
                 referenced |= hit
                 held, total, nbytes = count_held(self.store, snap)
-                self.store.set_snapshot_state(snapshot_id, held, total, nbytes)
+                states.append((snapshot_id, held, total, nbytes))
                 log.warning(
                     "snapshot=%s lost %d chunk(s) to corruption; now %d/%d held",
                     snap.id.short(),
@@ -336,4 +339,7 @@ class Scrubber:
                     held,
                     total,
                 )
+        if states:  # every chunk counted (the write buffer included) durable first
+            self.store.sync_chunks()
+            self.store.set_snapshot_states(states)
         return referenced, complete

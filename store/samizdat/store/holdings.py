@@ -77,13 +77,14 @@ def store_snapshot(store: ChunkStore, snap: Snapshot, *, require_complete: bool)
 
     Raises IncompleteSnapshot (when `require_complete` and chunks are missing). The chunks
     are made durable first, so no stored record names a chunk a crash could lose."""
-    store.sync_chunks()  # first: "already held" and the counters speak of durable chunks only
     if store.has_snapshot(bytes(snap.id)):
+        store.sync_chunks()  # "already held" is an acknowledgement too: of durable chunks
         return False
     held, total, nbytes = count_held(store, snap)
     if require_complete and held < total:
         raise IncompleteSnapshot(
             f"snapshot incomplete: {total - held} of {total} referenced chunks are missing"
         )
+    store.sync_chunks()  # after the count: every chunk it counted is durable
     store.add_snapshot(bytes(snap.id), snap.signed.SerializeToString(), held, total, nbytes)
     return True
