@@ -46,12 +46,13 @@ from samizdat.client.filescache import (
     cacheable,
 )
 from samizdat.client.idcache import IdCache
+from samizdat.client.listing import verify_listings
 from samizdat.client.treeentry import EntryMaker
 from samizdat.client.walk import OpenFile, SourceGone, guard_reads, iter_source, shown
 from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
-from samizdat.core.errors import IntegrityError, StaleFilesCache, StaleIdCache
+from samizdat.core.errors import IntegrityError, SequenceExhausted, StaleFilesCache, StaleIdCache
 from samizdat.core.ids import short_hex
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.peer import Peer, all_snapshots
@@ -562,10 +563,29 @@ def _open_below(root: bytes, rel: bytes) -> int:
         os.close(fd)
 
 
-def next_sequence(client: Peer, archive_id: bytes) -> int:
-    listed = all_snapshots(client, archive_id)
-    seqs = [pb.SnapshotRecord.FromString(s.signed.record).sequence for s in listed]
-    return max(seqs, default=0) + 1
+MAX_SEQUENCE = 2**64 - 1  # SnapshotRecord.sequence is a uint64
+
+
+def next_sequence(client: Peer, archive_id: bytes, warn: Warn | None = None) -> int:
+    """One past the highest sequence among the node's verified records of the archive
+    (samizdat.client.listing; each forged record is named to `warn` and skipped). Raises
+    SequenceExhausted, before anything is uploaded, if a verified record holds the last one."""
+    verified = verify_listings([(client.label, all_snapshots(client, archive_id))], archive_id)
+    for forged in verified.forged:
+        (warn or _ignore)(str(forged))
+    last = max(verified.snapshots.values(), key=lambda s: s.record.sequence, default=None)
+    if last is None:
+        return 1
+    if last.record.sequence >= MAX_SEQUENCE:
+        raise SequenceExhausted(
+            f"snapshot {last.id.short()} on {client.label} holds the last sequence number "
+            f"({last.record.sequence}): no later snapshot can be signed for this archive"
+        )
+    return last.record.sequence + 1
+
+
+def _ignore(message: str) -> None:
+    pass
 
 
 def push(
@@ -582,7 +602,7 @@ def push(
     files caches unless `use_cache` is false; `force_rehash` reads every file (the files
     cache is then only written). Entries that vanish, change type or cannot be read are
     left out, each reported to `warn`, and counted in `PushStats.not_saved`."""
-    sequence = next_sequence(client, bytes(key.archive_id))
+    sequence = next_sequence(client, bytes(key.archive_id), warn)
     cache = IdCache.open_for(key) if use_cache else None
     files = (
         FilesCache.open_for(key, params, source, read_old=not force_rehash) if use_cache else None

@@ -1,5 +1,6 @@
 """`samizdat push`: ingest a directory as a new signed snapshot on the first node that takes
-it (the pipeline itself is samizdat.client.ingest)."""
+it (the pipeline itself is samizdat.client.ingest). A node that cannot be reached, or that ends
+a call with any error, is the node's fault: push tries the next node."""
 
 from __future__ import annotations
 
@@ -73,7 +74,9 @@ def push(
                     warn=terminal.warning,
                     force_rehash=force_rehash,
                 )
-        except PeerUnavailable as e:
+        except SamizdatError as e:
+            if not (isinstance(e, PeerUnavailable) or e.from_node):
+                raise  # about this machine (a key, a cache, the directory): no node helps
             last = e
             terminal.error(f"{e}; trying the next node")
             continue

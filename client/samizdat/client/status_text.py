@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from samizdat.client.health import HealthReport, NodeReport, Policy, Severity, SnapshotReport
 from samizdat.client.terminal import console, human_bytes, print_table
+from samizdat.core.printable import printable
 
 
 def print_status(report: HealthReport, code: int) -> None:
@@ -29,8 +32,13 @@ def _ago(seconds: float) -> str:
     return f"{seconds}s ago"
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
+def _node_text(text: str, width: int = 0) -> str:
+    """Words a node sent, clipped to `width` (0: whole), made printable (no terminal escapes)
+    and shown literally (no rich markup)."""
+    text = printable(text)
+    if width and len(text) > width:
+        text = text[: width - 3] + "..."
+    return escape(text)
 
 
 def _print_summary(report: HealthReport, code: int) -> None:
@@ -63,8 +71,8 @@ def _node_row(n: NodeReport) -> list[str]:
     return [
         n.name,
         n.jurisdiction or "-",
-        s.node_id[:8],
-        s.software_version,
+        _node_text(s.node_id[:8]),
+        _node_text(s.software_version),
         f"{s.chunks_stored} chunks, {human_bytes(s.bytes_stored)}",
         human_bytes(s.disk_free_bytes),
         _scrub_cell(s),
@@ -136,7 +144,7 @@ def _peer_row(n: NodeReport, p: Any, names: dict[str, str]) -> list[str]:
         last,
         f"{p.chunks_pulled} chunks, {human_bytes(p.bytes_pulled)}",
         bad,
-        _clip(p.last_error or p.last_offence, 60),
+        _node_text(p.last_error or p.last_offence, 60),
     ]
 
 
@@ -164,7 +172,7 @@ def _finding_row(n: NodeReport, f: Any) -> list[str]:
     fate = "[red]awaiting repair[/]"
     if f.repaired_unix:
         fate = f"repaired {_ago(now - f.repaired_unix)}"
-    return [n.name, f.chunk_id.hex()[:16], _ago(now - f.found_unix), _clip(f.detail, 70), fate]
+    return [n.name, f.chunk_id.hex()[:16], _ago(now - f.found_unix), _node_text(f.detail, 70), fate]
 
 
 # -------------------------------------------------------------------------- snapshots

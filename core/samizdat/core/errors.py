@@ -49,6 +49,9 @@ class SamizdatError(Exception):
     reason: ClassVar[str] = "error"
     status: ClassVar[Status] = Status.INTERNAL
     exit_code: ClassVar[ExitCode] = ExitCode.FAILURE
+    # The node that ended a call with this error ("" if it was raised here); set by
+    # samizdat.rpc.errors. A command may try another node for an error a node sent.
+    from_node: str = ""
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -175,6 +178,13 @@ class StaleFilesCache(IntegrityError):
     deleted; the next push reads every file)."""
 
     reason = "stale_files_cache"
+
+
+class SequenceExhausted(SamizdatError):
+    """A verified snapshot of the archive holds the highest sequence number a record can
+    carry: no later snapshot can be signed (only a holder of a signing key can cause this)."""
+
+    reason = "sequence_exhausted"
 
 
 class ChunkNotFound(SamizdatError):
