@@ -436,15 +436,20 @@ class Restorer:
             if handle is not None and dest is not None and writer is not None:
                 writer.finish()
                 self.stats.xattrs_refused += set_xattrs(handle[2], entry.xattrs, entry.path)
+                # Forget the descriptor before closing it: an interrupt between the two must
+                # not make the cleanup below close it again (EBADF would hide the interrupt).
+                fd, handle = handle[2], (handle[0], handle[1], -1)
                 with os_errors(entry.path):
-                    os.close(handle[2])
-                handle = (handle[0], handle[1], -1)
+                    os.close(fd)
                 dest.commit(handle[0], handle[1], entry.mode, entry.mtime_ns)
                 remove_salvage(handle[0], handle[1], entry.path)
         except BaseException:
             if handle is not None and dest is not None:
                 if handle[2] >= 0:
-                    os.close(handle[2])
+                    try:
+                        os.close(handle[2])
+                    except OSError:
+                        pass  # the error on the way out is the one to report
                 dest.discard(handle[0], handle[1])
             raise
         finally:
