@@ -108,6 +108,8 @@ def test_corrupt_chunk_is_quarantined_counted_and_released_when_fetched_again(
     scrubber.handle_quarantine()
     status = scrubber.status()
     assert status.repaired == 1 and status.pending_repair == 0
+    # Released only once durable: indexed, not merely in the write buffer.
+    assert victim_id in {cid for cid, _ in node.store.iter_chunk_ids(victim_id)}
     assert status.findings[0].repaired_unix > 0
 
 
