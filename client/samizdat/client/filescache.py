@@ -34,6 +34,7 @@ import blake3
 
 from samizdat.client.idcache import cache_root
 from samizdat.core.chunker import ChunkerParams
+from samizdat.core.ids import ChunkId
 from samizdat.core.keys import ArchiveKey
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ _MAC_SIZE = 32
 
 
 class CachedRef(NamedTuple):
-    chunk_id: bytes
+    chunk_id: ChunkId
     length: int  # plaintext bytes
     blob_length: int
 
@@ -156,7 +157,10 @@ class FilesCache:
         if (size, mtime, ctime, ino) != stat_key(st):
             return None
         start, pos = pos, pos + _ENTRY.size
-        refs = [CachedRef(*_REF.unpack_from(self._old, pos + i * _REF.size)) for i in range(count)]
+        refs = []
+        for i in range(count):  # "32s": every id read is 32 bytes
+            chunk_id, length, blob_length = _REF.unpack_from(self._old, pos + i * _REF.size)
+            refs.append(CachedRef(ChunkId(chunk_id), length, blob_length))
         return CachedFile(content_hash, refs, self._old[start : pos + count * _REF.size])
 
     def keep(self, hit: CachedFile) -> None:

@@ -26,6 +26,7 @@ import blake3
 import rocksdict as rdb
 
 from samizdat.core.errors import StoreError
+from samizdat.core.ids import ChunkId
 from samizdat.core.keys import ArchiveKey
 from samizdat.store import rocks
 
@@ -90,7 +91,7 @@ class IdCache:
         message = key + chunk_id + blob_length.to_bytes(4, "big")
         return blake3.blake3(message, key=self._mac_key).digest(length=16)
 
-    def get(self, key: bytes) -> tuple[bytes, int] | None:
+    def get(self, key: bytes) -> tuple[ChunkId, int] | None:
         """The cached (chunk id, blob length), or None: absent, malformed or failing its MAC."""
         raw = self._db.get(key)
         if raw is None or len(raw) != _VALUE.size:
@@ -98,9 +99,9 @@ class IdCache:
         chunk_id, length, mac = _VALUE.unpack(raw)
         if mac != self._mac(key, chunk_id, length):
             return None
-        return chunk_id, length
+        return ChunkId(chunk_id), length  # "32s": always 32 bytes
 
-    def put(self, key: bytes, chunk_id: bytes, blob_length: int) -> None:
+    def put(self, key: bytes, chunk_id: ChunkId, blob_length: int) -> None:
         value = _VALUE.pack(chunk_id, blob_length, self._mac(key, chunk_id, blob_length))
         self._db.put(key, value, self._nowal)
 

@@ -53,7 +53,7 @@ from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import IntegrityError, SequenceExhausted, StaleFilesCache, StaleIdCache
-from samizdat.core.ids import short_hex
+from samizdat.core.ids import ChunkId, short_hex
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.peer import Peer, all_snapshots
 from samizdat.core.records import Snapshot, sign_snapshot
@@ -114,7 +114,7 @@ class _Chunk(NamedTuple):
     instead until the node says whether it needs the blob, and for a files-cache hit, whose
     `origin` says where to read it again."""
 
-    chunk_id: bytes
+    chunk_id: ChunkId
     blob: bytes | None
     plaintext: bytes | None
     length: int  # plaintext bytes
@@ -124,11 +124,11 @@ class _Chunk(NamedTuple):
 
 @dataclass
 class _FileRecord:
-    """A file on its way through the pipeline: its entry, the blob lengths of its chunks so
-    far, and the fstat to record it in the files cache with (None: not to be recorded)."""
+    """A file on its way through the pipeline: its entry, its chunks so far as the files cache
+    records them, and the fstat to record it with (None: not to be recorded)."""
 
     entry: pb.TreeEntry
-    blob_lengths: list[int] = field(default_factory=list)
+    refs: list[CachedRef] = field(default_factory=list)
     cache_stat: os.stat_result | None = None
 
 
@@ -367,7 +367,7 @@ class Pusher:
                 if isinstance(item, _Slot):  # "chunk"
                     chunk = self._encoded(item)
                     current.entry.chunks.append(pb.ChunkRef(id=chunk.chunk_id, length=chunk.length))
-                    current.blob_lengths.append(chunk.blob_length)
+                    current.refs.append(CachedRef(chunk.chunk_id, chunk.length, chunk.blob_length))
                     self._record_chunk(chunk)
                     self.progress(chunk.length)
                 elif kind == "start":
@@ -459,11 +459,7 @@ class Pusher:
         if self.files is None or record.cache_stat is None:
             return
         entry = record.entry
-        refs = [
-            CachedRef(ref.id, ref.length, blob_length)
-            for ref, blob_length in zip(entry.chunks, record.blob_lengths, strict=True)
-        ]
-        self.files.record(entry.path, record.cache_stat, entry.content_hash, refs)
+        self.files.record(entry.path, record.cache_stat, entry.content_hash, record.refs)
 
     def _file_chunks(self, f: OpenFile, size_hint: int) -> Iterator[bytes]:
         """The chunks of an open file. A small one is read whole and cut in memory (the
@@ -502,7 +498,7 @@ class Pusher:
         assert slot.group.future is not None
         return slot.group.future.result()[slot.position]
 
-    def _store_tree(self, body: BinaryIO, count: int) -> list[bytes]:
+    def _store_tree(self, body: BinaryIO, count: int) -> list[ChunkId]:
         """Chunk and encode the serialized tree (header + entries); return its chunk ids."""
         with tempfile.TemporaryFile() as stream:
             write_message(stream, pb.TreeHeader(version=TREE_VERSION, entry_count=count))

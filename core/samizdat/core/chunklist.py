@@ -63,7 +63,7 @@ def _fill_for(bare: int) -> int:
         target = padded_length(target + 1)
 
 
-def decode_chunk_list(chunk_id: bytes, blob: bytes) -> list[tuple[bytes, int]]:
+def decode_chunk_list(chunk_id: bytes, blob: bytes) -> list[tuple[ChunkId, int]]:
     """Parse a chunk-list blob (its id already verified) into (id, stored size) pairs.
     Version 2 lists must be strictly ascending by id."""
     msg = pb.ChunkList()
@@ -81,7 +81,7 @@ def decode_chunk_list(chunk_id: bytes, blob: bytes) -> list[tuple[bytes, int]]:
         or (msg.version >= 2 and not _ascending(msg.ids))
     ):
         raise ChunkCorrupt(chunk_id.hex(), ChunkCheck.CONTENT, "malformed chunk list")
-    return list(zip(msg.ids, msg.sizes, strict=True))
+    return [(ChunkId(i), size) for i, size in zip(msg.ids, msg.sizes, strict=True)]
 
 
 class ChunkListBuilder:
@@ -89,9 +89,9 @@ class ChunkListBuilder:
     them in id order into chunk lists."""
 
     def __init__(self) -> None:
-        self._sizes: dict[bytes, int] = {}
+        self._sizes: dict[ChunkId, int] = {}
 
-    def add(self, chunk_id: bytes, stored_size: int) -> bool:
+    def add(self, chunk_id: ChunkId, stored_size: int) -> bool:
         """Record a referenced chunk; return False if it was already recorded."""
         if chunk_id in self._sizes:
             return False

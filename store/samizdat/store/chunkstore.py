@@ -34,7 +34,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -334,7 +334,7 @@ class ChunkStore:
         except Exception as e:  # rocksdict raises plain Exception
             raise rocks.write_error(e, self.path, "write") from None
 
-    def has_chunks(self, ids: list[bytes]) -> list[bool]:
+    def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
         if not ids:
             return []
         # Buffers first: a chunk leaves them only after it is indexed.
@@ -416,7 +416,7 @@ class ChunkStore:
         # An Rdict is not iterable itself (no __iter__): .keys() is needed here.
         return sum(1 for _ in self._cf["quarantine"].keys())  # noqa: SIM118
 
-    def quarantined(self, ids: list[bytes]) -> list[bool]:
+    def quarantined(self, ids: Sequence[bytes]) -> list[bool]:
         """One flag per id: is it quarantined (found corrupt, not yet fetched again)?"""
         if not ids:
             return []
