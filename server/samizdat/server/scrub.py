@@ -34,7 +34,7 @@ import blake3
 
 from samizdat.core.chunklist import decode_chunk_list
 from samizdat.core.errors import SamizdatError
-from samizdat.core.ids import short_hex
+from samizdat.core.ids import ChunkId, short_hex
 from samizdat.server.reports import Finding, ScrubReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import count_held
@@ -242,7 +242,7 @@ class Scrubber:
         )
         st.pass_started_unix, st.cursor_hex = 0, ""
 
-    def _check(self, chunk_id: bytes) -> tuple[str | None, int]:
+    def _check(self, chunk_id: ChunkId) -> tuple[str | None, int]:
         """Return (problem, stored size): problem None if sound, "" if it could not be read
         for a reason other than corruption (counted, retried next pass)."""
         try:

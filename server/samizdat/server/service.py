@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import grpc
 
 from samizdat.core.errors import OutOfSpace, SamizdatError, StoreError, UsageError
+from samizdat.core.ids import ID_SIZE, ChunkId
 from samizdat.core.records import verify_restorable, verify_snapshot
 from samizdat.core.tokens import Caller
 from samizdat.rpc.errors import abort_args
@@ -78,12 +79,14 @@ def _stream_rpc(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _check_ids(ids: Any) -> list[bytes]:
+def _check_ids(ids: Any) -> list[ChunkId]:
+    """The chunk ids of a request, or UsageError (InvalidArgument) for too many or one of
+    another length than ID_SIZE."""
     if len(ids) > MAX_BATCH_IDS:
         raise UsageError(f"too many ids in one request (max {MAX_BATCH_IDS})")
-    if any(len(i) != 32 for i in ids):
+    if any(len(i) != ID_SIZE for i in ids):
         raise UsageError("chunk ids must be 32 bytes")
-    return list(ids)
+    return [ChunkId(i) for i in ids]
 
 
 def _peer_to_wire(report: PeerReport) -> npb.PeerSyncStatus:

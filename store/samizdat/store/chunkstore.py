@@ -42,7 +42,7 @@ import blake3
 import rocksdict as rdb
 
 from samizdat.core.errors import ChunkCheck, ChunkCorrupt, OutOfSpace, SamizdatError, StoreError
-from samizdat.core.ids import short_hex
+from samizdat.core.ids import ID_SIZE, ChunkId, short_hex
 from samizdat.store import rocks
 from samizdat.store.packs import PackDir
 
@@ -457,14 +457,15 @@ class ChunkStore:
                     batch.put(chunk_id, value, self._handle["chunk_index"])
             self._write(batch, self._nowal)
 
-    def iter_chunk_ids(self, start: bytes = b"") -> Generator[tuple[bytes, int], None, None]:
-        """Yield (id, stored size) in id order from `start` (for scrub)."""
+    def iter_chunk_ids(self, start: bytes = b"") -> Generator[tuple[ChunkId, int], None, None]:
+        """Yield (id, stored size) in id order from `start` (for scrub); keys of another
+        length are skipped."""
         it = self._cf["chunk_index"].iter()
         it.seek(start) if start else it.seek_to_first()
         while it.valid():
             key = it.key()
-            if len(key) == 32:
-                yield key, _HEAD.unpack_from(it.value())[0]
+            if len(key) == ID_SIZE:
+                yield ChunkId(key), _HEAD.unpack_from(it.value())[0]
             it.next()
 
     # -------------------------------------------------------------- snapshots
