@@ -33,7 +33,7 @@ from samizdat.core.custody import (
     verify_custody_record,
 )
 from samizdat.core.errors import PeerUnavailable, SamizdatError, SignatureError, UsageError
-from samizdat.core.ids import SnapshotId, check_node_id
+from samizdat.core.ids import ArchiveId, SnapshotId, check_node_id
 from samizdat.core.keys import ArchiveKey, save_key
 from samizdat.core.records import verify_snapshot
 from samizdat.rpc.remote import NodeClient
@@ -81,7 +81,7 @@ def _send(records: Sequence[CustodyRecord], clients: Sequence[NodeClient]) -> di
     return {"stored_on": stored, "failed": failed}
 
 
-def _known_records(clients: Sequence[NodeClient], archive_id: bytes) -> list[CustodyRecord]:
+def _known_records(clients: Sequence[NodeClient], archive_id: ArchiveId) -> list[CustodyRecord]:
     """Custody records of the archive that the reachable nodes hold (verified)."""
     out = []
     for client in clients:
@@ -216,7 +216,7 @@ def _parse_member_id(text: str) -> bytes:
 
 
 def _kept_snapshots(
-    clients: Sequence[NodeClient], archive_id: bytes, writer: bytes, through: int | None
+    clients: Sequence[NodeClient], archive_id: ArchiveId, writer: bytes, through: int | None
 ) -> dict[bytes, int]:
     """Snapshot id -> sequence of the writer's snapshots the reachable nodes list."""
     kept: dict[bytes, int] = {}
@@ -305,7 +305,7 @@ def key_revoke_writer(
     def build(root: ArchiveKey, clients: list[NodeClient], serial: int) -> list[CustodyRecord]:
         out = []
         for member in members:
-            kept = _kept_snapshots(clients, bytes(root.archive_id), member, keep_through)
+            kept = _kept_snapshots(clients, root.archive_id, member, keep_through)
             revocation = pb.KeyRevocation(
                 member_key=member,
                 last_sequence=max(kept.values(), default=0),

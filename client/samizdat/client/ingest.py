@@ -53,7 +53,7 @@ from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import IntegrityError, SequenceExhausted, StaleFilesCache, StaleIdCache
-from samizdat.core.ids import ChunkId, short_hex
+from samizdat.core.ids import ArchiveId, ChunkId, short_hex
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.peer import Peer, all_snapshots
 from samizdat.core.records import Snapshot, sign_snapshot
@@ -562,7 +562,7 @@ def _open_below(root: bytes, rel: bytes) -> int:
 MAX_SEQUENCE = 2**64 - 1  # SnapshotRecord.sequence is a uint64
 
 
-def next_sequence(client: Peer, archive_id: bytes, warn: Warn | None = None) -> int:
+def next_sequence(client: Peer, archive_id: ArchiveId, warn: Warn | None = None) -> int:
     """One past the highest sequence among the node's verified records of the archive
     (samizdat.client.listing; each forged record is named to `warn` and skipped). Raises
     SequenceExhausted, before anything is uploaded, if a verified record holds the last one."""
@@ -598,7 +598,7 @@ def push(
     files caches unless `use_cache` is false; `force_rehash` reads every file (the files
     cache is then only written). Entries that vanish, change type or cannot be read are
     left out, each reported to `warn`, and counted in `PushStats.not_saved`."""
-    sequence = next_sequence(client, bytes(key.archive_id), warn)
+    sequence = next_sequence(client, key.archive_id, warn)
     cache = IdCache.open_for(key) if use_cache else None
     files = (
         FilesCache.open_for(key, params, source, read_old=not force_rehash) if use_cache else None

@@ -137,7 +137,7 @@ def ls(
     sources = open_sources(k, nodes, cluster, stores)
     pool = SourcePool(sources)
     try:
-        found = resolve_snapshot(sources, bytes(k.archive_id), snapshot)
+        found = resolve_snapshot(sources, k.archive_id, snapshot)
         for i, ok in enumerate(found.reachable):
             if not ok:
                 pool.sources[i].dropped = True
@@ -261,7 +261,7 @@ def run(
     sources = open_sources(key, nodes, cluster, stores)
     pool: SourcePool | None = None
     try:
-        found = resolve_snapshot(sources, bytes(key.archive_id), snapshot)
+        found = resolve_snapshot(sources, key.archive_id, snapshot)
         for text in found.unreachable:
             terminal.error(f"source {text} is unusable; using the others")
         usable = [s for s, ok in zip(sources, found.reachable, strict=True) if ok]

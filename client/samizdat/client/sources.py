@@ -20,6 +20,7 @@ from samizdat.core.errors import (
     SignatureError,
     SnapshotNotFound,
 )
+from samizdat.core.ids import ArchiveId
 from samizdat.core.peer import ListedSnapshot, Peer, all_snapshots
 from samizdat.core.records import Snapshot
 
@@ -43,7 +44,7 @@ class SourceSnapshot:
 
 
 def list_verified_snapshots(
-    sources: Sequence[ChunkSource], archive_id: bytes
+    sources: Sequence[ChunkSource], archive_id: ArchiveId
 ) -> list[SourceSnapshot]:
     """All snapshots of the archive that any reachable source lists, verified by the one
     listing (samizdat.client.listing: forged records reported by source and skipped), sorted
@@ -84,7 +85,7 @@ def list_verified_snapshots(
     ]
 
 
-def _learn_custody(source: ChunkSource, archive_id: bytes, custody: CustodyState) -> None:
+def _learn_custody(source: ChunkSource, archive_id: ArchiveId, custody: CustodyState) -> None:
     try:
         records = source.custody_page(0).records
     except SamizdatError as e:  # withheld or unsupported: the other sources may have them
@@ -98,7 +99,7 @@ def _learn_custody(source: ChunkSource, archive_id: bytes, custody: CustodyState
 
 
 def resolve_snapshot(
-    sources: Sequence[ChunkSource], archive_id: bytes, spec: str
+    sources: Sequence[ChunkSource], archive_id: ArchiveId, spec: str
 ) -> SourceSnapshot:
     """Find a snapshot by id prefix (hex) or 'latest' among the verified records."""
     snaps = list_verified_snapshots(sources, archive_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Self
 
 import blake3
 
@@ -28,7 +29,7 @@ class Digest(bytes):
         return super().__new__(cls, raw)
 
     @classmethod
-    def parse(cls, text: str) -> Digest:
+    def parse(cls, text: str) -> Self:
         """Parse a 64-digit hex string."""
         try:
             raw = bytes.fromhex(text.strip())

@@ -78,7 +78,7 @@ class NodeConfig:
     tls: bool
     jurisdiction: str
     data_dir: Path
-    hosted_archives: frozenset[bytes]
+    hosted_archives: frozenset[ArchiveId]
     peers: tuple[PeerConfig, ...] = ()
     revoked: frozenset[str] = field(default_factory=frozenset)
     sync_interval: float = 30.0
@@ -173,10 +173,10 @@ def load_config(directory: Path) -> NodeConfig:
             f"{where}: key 'tls' is false but 'listen' ({listen}) is not loopback; "
             "a node serves plaintext only on 127.0.0.1"
         )
-    hosted = set()
+    hosted: set[ArchiveId] = set()
     for item in _get(doc, "hosted_archives", list, [], where):
         try:
-            hosted.add(bytes(ArchiveId.parse(str(item))))
+            hosted.add(ArchiveId.parse(str(item)))
         except Exception:
             raise ConfigError(f"{where}: key 'hosted_archives' has a bad id {item!r}") from None
     revoked = set()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_record
 from samizdat.core.errors import NotHosted, SignatureError
-from samizdat.core.ids import short_hex
+from samizdat.core.ids import ArchiveId, short_hex
 from samizdat.core.peer import CustodyPage
 from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class NodeCustody:
     """Custody records of the hosted archives, persisted in the store's custody log."""
 
-    def __init__(self, store: ChunkStore, hosted: Callable[[], frozenset[bytes]]) -> None:
+    def __init__(self, store: ChunkStore, hosted: Callable[[], frozenset[ArchiveId]]) -> None:
         self.store = store
         self.hosted = hosted
         self.state = CustodyState()

@@ -372,7 +372,7 @@ class Replicator:
                 if snap is None:  # parsed once: records in the store were verified on entry
                     snap = stored_snapshot(signed_bytes)
                     self._verified[snapshot_id] = snap
-                if bytes(snap.archive_id) not in self.node.config.hosted_archives:
+                if snap.archive_id not in self.node.config.hosted_archives:
                     continue
                 if not self.node.custody.snapshot_refusal(snapshot_id, snap.record):
                     yield snapshot_id, snap
