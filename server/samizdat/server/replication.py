@@ -323,7 +323,7 @@ class Replicator:
                 continue
             if record.archive_id not in hosted:
                 continue
-            snapshot_id = bytes(SnapshotId.of(item.signed.record))
+            snapshot_id = SnapshotId.of(item.signed.record)
             if item.snapshot_id != snapshot_id:
                 raise PeerMisbehaved(f"listed record {short_hex(snapshot_id)} under another id")
             if snapshot_id in listed:

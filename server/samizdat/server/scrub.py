@@ -317,7 +317,7 @@ class Scrubber:
         hosted = self.node.config.hosted_archives
         for _position, snapshot_id, signed in self.store.iter_snapshot_log(0):
             snap = stored_snapshot(signed)  # verified when stored: parsed, not re-verified
-            if bytes(snap.archive_id) not in hosted:
+            if snap.archive_id not in hosted:
                 continue
             hit = set()
             for list_id in snap.record.chunk_list_ids:

@@ -4,6 +4,7 @@ by replication. The store-side half (counters, durable write) is samizdat.store.
 from __future__ import annotations
 
 from samizdat.core.errors import NotHosted, Revoked
+from samizdat.core.ids import ArchiveId
 from samizdat.core.records import Snapshot, verify_restorable, verify_snapshot
 from samizdat.server.custody import NodeCustody
 from samizdat.store.chunkstore import ChunkStore
@@ -19,12 +20,12 @@ def verify_record(signed: pb.SignedSnapshot) -> Snapshot:
     return verify_restorable(verify_snapshot(signed))
 
 
-def check_acceptable(snap: Snapshot, hosted: frozenset[bytes], custody: NodeCustody) -> None:
+def check_acceptable(snap: Snapshot, hosted: frozenset[ArchiveId], custody: NodeCustody) -> None:
     """Raise NotHosted (archive not hosted here) or Revoked (signed by a revoked writer key
     and not kept by its revocation); otherwise learn the writer's certificate."""
-    if bytes(snap.archive_id) not in hosted:
+    if snap.archive_id not in hosted:
         raise NotHosted(f"this node does not host archive {snap.archive_id.short()}")
-    refusal = custody.snapshot_refusal(bytes(snap.id), snap.record)
+    refusal = custody.snapshot_refusal(snap.id, snap.record)
     if refusal:
         raise Revoked(f"snapshot refused: {refusal}")
     custody.learn_certificate(snap.signed)
@@ -33,7 +34,7 @@ def check_acceptable(snap: Snapshot, hosted: frozenset[bytes], custody: NodeCust
 def accept_verified(
     store: ChunkStore,
     snap: Snapshot,
-    hosted: frozenset[bytes],
+    hosted: frozenset[ArchiveId],
     *,
     require_complete: bool,
     custody: NodeCustody,
@@ -48,7 +49,7 @@ def accept_verified(
 def accept_snapshot(
     store: ChunkStore,
     signed: pb.SignedSnapshot,
-    hosted: frozenset[bytes],
+    hosted: frozenset[ArchiveId],
     *,
     require_complete: bool,
     custody: NodeCustody,
