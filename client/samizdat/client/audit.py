@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError
 from samizdat.client.health import AuditResult, NodeReport
 from samizdat.core.chunklist import MAGIC, MAX_IDS, VERSION
 from samizdat.core.errors import SamizdatError
+from samizdat.core.ids import ArchiveId
 from samizdat.core.peer import Peer, iter_blobs
 from samizdat.core.records import Snapshot
 from samizdat.rpc.limits import MAX_BATCH_IDS
@@ -129,7 +130,7 @@ def audit(
     nodes: list[NodeReport],
     clients: Mapping[str, Peer],
     records: dict[bytes, Snapshot],
-    archive_id: bytes,
+    archive_id: ArchiveId,
     per_node: int,
     rng: random.Random | None = None,
 ) -> None:

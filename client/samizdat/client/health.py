@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from samizdat.core.custody import CustodyState
-from samizdat.core.ids import short_hex
+from samizdat.core.ids import ArchiveId, short_hex
 from samizdat.core.peer import ListedSnapshot
 from samizdat.core.records import Snapshot
 from samizdat.v1 import node_pb2 as npb
@@ -109,7 +109,7 @@ class NodeReport:
     def reachable(self) -> bool:
         return self.status is not None
 
-    def hosts(self, archive_id: bytes) -> bool:
+    def hosts(self, archive_id: ArchiveId) -> bool:
         return self.status is not None and archive_id in self.status.hosted_archive_ids
 
     def scrub_verified(self, window: float) -> bool:
@@ -306,8 +306,8 @@ def _members(custody: CustodyState, archives: list[bytes]) -> list[Member]:
 
 
 def _snapshot_report(snap: Snapshot, nodes: list[NodeReport], policy: Policy) -> SnapshotReport:
-    sid, archive = bytes(snap.id), bytes(snap.archive_id)
-    holders = [n for n in nodes if n.hosts(archive) and not n.revoked]
+    sid = bytes(snap.id)
+    holders = [n for n in nodes if n.hosts(snap.archive_id) and not n.revoked]
     stored = {n.name: n.snapshots.get(sid) for n in holders}
     total = max((s.chunks_total for s in stored.values() if s is not None), default=0)
     bytes_total = max((s.bytes_total for s in stored.values() if s is not None), default=0)

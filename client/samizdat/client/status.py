@@ -141,7 +141,7 @@ def check_status(
             from samizdat.rpc.grpcpeer import GrpcPeer
 
             peers = {name: GrpcPeer(client) for name, client in clients.items()}
-            audit(reports, peers, records, bytes(key.archive_id), options.audit)
+            audit(reports, peers, records, key.archive_id, options.audit)
         return analyse(reports, records, policy_for(options, cluster, reports), custody)
     finally:
         for c in clients.values():
