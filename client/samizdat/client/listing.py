@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from samizdat.core.custody import CustodyState
 from samizdat.core.errors import SignatureError
-from samizdat.core.ids import SnapshotId, short_hex
+from samizdat.core.ids import ArchiveId, SnapshotId, short_hex
 from samizdat.core.peer import ListedSnapshot
 from samizdat.core.records import Snapshot, verify_restorable, verify_snapshot
 
@@ -53,14 +53,14 @@ class VerifiedListing:
 
 def verify_listings(
     listings: Sequence[tuple[str, Sequence[ListedSnapshot] | None]],
-    archive_id: bytes = b"",
+    archive_id: ArchiveId | None = None,
     *,
     restorable: bool = False,
     custody: CustodyState | None = None,
 ) -> VerifiedListing:
     """Verify the (label, listing) of every source (None: the source did not answer).
 
-    `archive_id`: only records of this archive are accepted (b"": any archive). `restorable`:
+    `archive_id`: only records of this archive are accepted (None: any archive). `restorable`:
     a record that names no tree counts as forged too. `custody`: snapshots it refuses are
     left out (listed in `refused`). Each record's signature is checked once, however many
     sources list it.
@@ -77,7 +77,7 @@ def verify_listings(
                         f"{short_hex(item.snapshot_id)}"
                     )
                 if snapshot_id not in out.snapshots:
-                    snap = verify_snapshot(item.signed, archive_id or None)
+                    snap = verify_snapshot(item.signed, archive_id)
                     if restorable:
                         verify_restorable(snap)
                     out.snapshots[snapshot_id] = snap

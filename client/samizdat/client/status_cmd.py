@@ -26,14 +26,14 @@ def snapshots(
     from samizdat.core.peer import ListedSnapshot, all_snapshots
     from samizdat.rpc.grpcpeer import GrpcPeer
 
-    archive_id = bytes(ArchiveId.parse(archive)) if archive else b""
+    archive_id = ArchiveId.parse(archive) if archive else None
     rows = []
     reachable = 0
     unreachable = []
     listings: list[tuple[str, list[ListedSnapshot] | None]] = []
     for client in node_clients(nodes, cluster):
         try:
-            listings.append((client.label, all_snapshots(GrpcPeer(client), archive_id)))
+            listings.append((client.label, all_snapshots(GrpcPeer(client), archive_id or b"")))
         except PeerUnavailable as e:
             terminal.error(str(e))
             unreachable.append(client.label)

@@ -58,7 +58,7 @@ def sign_snapshot(key: ArchiveKey, record: pb.SnapshotRecord) -> Snapshot:
     return Snapshot(SnapshotId.of(raw), signed, record)
 
 
-def verify_snapshot(signed: pb.SignedSnapshot, archive_id: bytes | None = None) -> Snapshot:
+def verify_snapshot(signed: pb.SignedSnapshot, archive_id: ArchiveId | None = None) -> Snapshot:
     """Parse a signed record and check its signature (and archive, when given).
 
     Raises SignatureError for anything not signed by the archive key it names, or by a writer
