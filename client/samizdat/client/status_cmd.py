@@ -33,7 +33,7 @@ def snapshots(
     listings: list[tuple[str, list[ListedSnapshot] | None]] = []
     for client in node_clients(nodes, cluster):
         try:
-            listings.append((client.label, all_snapshots(GrpcPeer(client), archive_id or b"")))
+            listings.append((client.label, all_snapshots(GrpcPeer(client), archive_id)))
         except PeerUnavailable as e:
             terminal.error(str(e))
             unreachable.append(client.label)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from samizdat.core.errors import PeerMisbehaved
+from samizdat.core.ids import ArchiveId
 from samizdat.v1 import records_pb2 as pb
 
 # Records in one listing page at most (a peer may send fewer; never more than asked).
@@ -97,8 +98,10 @@ class Peer(Protocol):
         damage, not malice, and counts as missing from it only."""
         ...
 
-    def list_page(self, archive_id: bytes, after: int, max_count: int = 0) -> SnapshotPage:
-        """Records of `archive_id` (b"": every archive listed) stored after position `after`,
+    def list_page(
+        self, archive_id: ArchiveId | None, after: int, max_count: int = 0
+    ) -> SnapshotPage:
+        """Records of `archive_id` (None: every archive listed) stored after position `after`,
         at most `max_count` (0: LIST_PAGE_RECORDS). Raises UsageError for a position beyond
         the peer's last one, PeerUnavailable."""
         ...
@@ -158,7 +161,7 @@ def check_page(page: SnapshotPage, after: int, asked: int, label: str) -> None:
         )
 
 
-def all_snapshots(peer: Peer, archive_id: bytes) -> list[ListedSnapshot]:
+def all_snapshots(peer: Peer, archive_id: ArchiveId | None) -> list[ListedSnapshot]:
     """Every record the peer lists (of `archive_id`, or of every archive), page after page.
     Raises PeerMisbehaved for pages that do not advance or repeat positions."""
     out: list[ListedSnapshot] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from samizdat.core.errors import UsageError
+from samizdat.core.ids import ArchiveId
 from samizdat.core.peer import (
     ChunkPart,
     CustodyPage,
@@ -41,7 +42,9 @@ class GrpcPeer:
     def damage_is_local(self) -> bool:
         return False
 
-    def list_page(self, archive_id: bytes, after: int, max_count: int = 0) -> SnapshotPage:
+    def list_page(
+        self, archive_id: ArchiveId | None, after: int, max_count: int = 0
+    ) -> SnapshotPage:
         return page_from_wire(self.client.list_snapshots(archive_id, after, max_count))
 
     def custody_page(self, after: int) -> CustodyPage:

@@ -15,6 +15,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from samizdat.core.errors import PeerMisbehaved, PeerUnavailable, SamizdatError
+from samizdat.core.ids import ArchiveId
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.peer import check_page
 from samizdat.core.tokens import TOKEN_LIFETIME, archive_token, node_token
@@ -125,16 +126,17 @@ class NodeClient:
 
     def list_snapshots(
         self,
-        archive_id: bytes = b"",
+        archive_id: ArchiveId | None = None,
         after: int = 0,
         max_count: int = 0,
         timeout: float = UNARY_DEADLINE,
     ) -> npb.ListSnapshotsResponse:
-        """One page of the node's listing after position `after` (see `all_snapshots`)."""
+        """One page of the node's listing (of `archive_id`, None: of every hosted archive)
+        after position `after` (see `all_snapshots`)."""
         try:
             return self.snapshots_stub.ListSnapshots(
                 npb.ListSnapshotsRequest(
-                    archive_id=archive_id, after_position=after, max_count=max_count
+                    archive_id=archive_id or b"", after_position=after, max_count=max_count
                 ),
                 timeout=timeout,
                 metadata=self.metadata(pb.ROLE_READER),
@@ -143,7 +145,7 @@ class NodeClient:
             raise self._fail(e) from None
 
     def all_snapshots(
-        self, archive_id: bytes = b"", timeout: float = UNARY_DEADLINE
+        self, archive_id: ArchiveId | None = None, timeout: float = UNARY_DEADLINE
     ) -> list[npb.StoredSnapshot]:
         """Every listed record (of `archive_id`, or of every hosted archive), page after page.
         Raises PeerMisbehaved for pages that do not advance or repeat positions."""

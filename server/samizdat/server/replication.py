@@ -290,7 +290,7 @@ class Replicator:
         """The next page after the position seen; from 0 when the peer no longer knows that
         position (its store was replaced). Raises PeerMisbehaved for a malformed page."""
         try:
-            page = peer.list_page(b"", state.position, LIST_PAGE_RECORDS)
+            page = peer.list_page(None, state.position, LIST_PAGE_RECORDS)
         except UsageError:
             if state.position == 0:
                 raise
@@ -298,7 +298,7 @@ class Replicator:
                 "peer=%s forgot position %d: listing from 0", state.node_id[:12], state.position
             )
             state.position = 0
-            page = peer.list_page(b"", 0, LIST_PAGE_RECORDS)
+            page = peer.list_page(None, 0, LIST_PAGE_RECORDS)
         check_page(page, state.position, LIST_PAGE_RECORDS, peer.label)
         return page
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from samizdat.core.errors import PeerUnavailable, SamizdatError, StoreError, UsageError
-from samizdat.core.ids import short_hex
+from samizdat.core.ids import ArchiveId, short_hex
 from samizdat.core.peer import (
     LIST_PAGE_RECORDS,
     ChunkPart,
@@ -95,7 +95,9 @@ class LocalPeer:
         if self._closed:
             raise PeerUnavailable(f"{self.label} is closed")
 
-    def list_page(self, archive_id: bytes, after: int, max_count: int = 0) -> SnapshotPage:
+    def list_page(
+        self, archive_id: ArchiveId | None, after: int, max_count: int = 0
+    ) -> SnapshotPage:
         self._check_open()
         last = self.store.last_position()
         if after > last:
