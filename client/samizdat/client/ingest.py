@@ -160,7 +160,7 @@ class _Uploader:
     asks HasChunks as a writer (GrpcPeer(..., has_role=ROLE_WRITER))."""
 
     def __init__(
-        self, client: Peer, archive_id: bytes, stats: PushStats, codec: ChunkCodec
+        self, client: Peer, archive_id: ArchiveId, stats: PushStats, codec: ChunkCodec
     ) -> None:
         self.client, self.archive_id, self.stats = client, archive_id, stats
         self.codec = codec
@@ -308,7 +308,7 @@ class Pusher:
         return _Chunk(chunk_id, blob, None, len(data), len(blob))
 
     def run(self, source: str, sequence: int) -> PushStats:
-        self.uploader = _Uploader(self.client, bytes(self.key.archive_id), self.stats, self.codec)
+        self.uploader = _Uploader(self.client, self.key.archive_id, self.stats, self.codec)
         try:
             with tempfile.TemporaryFile() as tree_body:
                 entries = self._ingest_tree(source, tree_body)

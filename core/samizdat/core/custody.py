@@ -23,7 +23,7 @@ import blake3
 from google.protobuf.message import DecodeError
 
 from samizdat.core.errors import SignatureError
-from samizdat.core.ids import short_hex
+from samizdat.core.ids import ArchiveId, short_hex
 from samizdat.core.signing import verify_ed25519
 from samizdat.v1 import records_pb2 as pb
 
@@ -49,8 +49,8 @@ class CustodyRecord:
         return str(self.record.WhichOneof("body"))
 
     @property
-    def archive_id(self) -> bytes:
-        return self.record.archive_id
+    def archive_id(self) -> ArchiveId:
+        return ArchiveId(self.record.archive_id)  # 32 bytes: checked when verified
 
     @property
     def subject(self) -> str:

@@ -122,7 +122,7 @@ class Peer(Protocol):
         ...
 
     def put_chunks(
-        self, archive_id: bytes, batches: Iterable[Sequence[tuple[bytes, bytes]]]
+        self, archive_id: ArchiveId, batches: Iterable[Sequence[tuple[bytes, bytes]]]
     ) -> PutChunksResult:
         """Store (id, blob) pairs, each checked against its id. Raises ChunkCorrupt,
         PermissionDenied, OutOfSpace, PeerUnavailable."""
@@ -133,7 +133,7 @@ class Peer(Protocol):
         NotHosted, Revoked, IncompleteSnapshot, PermissionDenied, PeerUnavailable."""
         ...
 
-    def notify_snapshots(self, archive_id: bytes) -> None:
+    def notify_snapshots(self, archive_id: ArchiveId) -> None:
         """Hint that new records of `archive_id` exist (best effort)."""
         ...
 

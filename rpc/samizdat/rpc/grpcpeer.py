@@ -60,7 +60,7 @@ class GrpcPeer:
             yield part_from_wire(response)
 
     def put_chunks(
-        self, archive_id: bytes, batches: Iterable[Sequence[tuple[bytes, bytes]]]
+        self, archive_id: ArchiveId, batches: Iterable[Sequence[tuple[bytes, bytes]]]
     ) -> PutChunksResult:
         answer = self.client.put_chunks(chunks_to_wire(archive_id, batches))
         return PutChunksResult(answer.chunks_received, answer.chunks_stored, answer.bytes_stored)
@@ -69,7 +69,7 @@ class GrpcPeer:
         answer = self.client.put_snapshot(signed)
         return PutSnapshotResult(answer.snapshot_id, answer.already_present)
 
-    def notify_snapshots(self, archive_id: bytes) -> None:
+    def notify_snapshots(self, archive_id: ArchiveId) -> None:
         self.client.notify_snapshots(archive_id, timeout=3.0)
 
     def close(self) -> None:

@@ -231,7 +231,7 @@ class NodeClient:
         except grpc.RpcError as e:
             raise self._fail(e) from None
 
-    def notify_snapshots(self, archive_id: bytes, timeout: float = 5.0) -> None:
+    def notify_snapshots(self, archive_id: ArchiveId, timeout: float = 5.0) -> None:
         try:
             self.node_stub.NotifySnapshots(
                 npb.NotifySnapshotsRequest(archive_id=archive_id),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from samizdat.core.ids import ArchiveId
 from samizdat.core.peer import ChunkPart, CustodyPage, ListedSnapshot, SnapshotPage
 from samizdat.v1 import node_pb2 as npb
 
@@ -78,7 +79,7 @@ def part_from_wire(response: npb.GetChunksResponse) -> ChunkPart:
 
 
 def chunks_to_wire(
-    archive_id: bytes, batches: Iterable[Sequence[tuple[bytes, bytes]]]
+    archive_id: ArchiveId, batches: Iterable[Sequence[tuple[bytes, bytes]]]
 ) -> Iterable[bytes]:
     """Serialized PutChunksRequests, one per batch of (id, blob)."""
     for batch in batches:
@@ -115,7 +116,7 @@ def _chunks(key: bytes, chunks: Sequence[tuple[bytes, bytes]], parts: list[bytes
         parts += [key, _varint(len(head) + len(blob)), head, blob]
 
 
-def put_chunks_request(archive_id: bytes, chunks: Sequence[tuple[bytes, bytes]]) -> bytes:
+def put_chunks_request(archive_id: ArchiveId, chunks: Sequence[tuple[bytes, bytes]]) -> bytes:
     """The serialized PutChunksRequest of (id, blob) pairs for `archive_id`."""
     parts = [_head(_PUT_ARCHIVE_ID, archive_id), archive_id]
     _chunks(_PUT_CHUNKS, chunks, parts)

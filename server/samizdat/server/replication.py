@@ -41,7 +41,7 @@ from samizdat.core.errors import (
     SignatureError,
     UsageError,
 )
-from samizdat.core.ids import SnapshotId, short_hex
+from samizdat.core.ids import ArchiveId, SnapshotId, short_hex
 from samizdat.core.peer import LIST_PAGE_RECORDS, Peer, SnapshotPage, check_page
 from samizdat.core.records import Snapshot
 from samizdat.server.config import PeerConfig
@@ -617,7 +617,7 @@ class Replicator:
 
     # ------------------------------------------------------------------ hints
 
-    def hint_peers(self, archive_id: bytes) -> None:
+    def hint_peers(self, archive_id: ArchiveId) -> None:
         """Tell peers a new snapshot is here (best effort, in the background)."""
 
         def send() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from samizdat.core.errors import UsageError
+from samizdat.core.ids import ArchiveId
 from samizdat.core.peer import ListedSnapshot, SnapshotPage
 from samizdat.core.records import Snapshot
 from samizdat.rpc.limits import LIST_PAGE_BYTES, LIST_PAGE_RECORDS, LIST_PAGE_SCAN
@@ -34,7 +35,7 @@ class ReplicationWorker(Protocol):
     last_round_finished: float  # time.monotonic(); 0: none yet
     last_round_finished_unix: float
 
-    def hint_peers(self, archive_id: bytes) -> None: ...
+    def hint_peers(self, archive_id: ArchiveId) -> None: ...
 
     def peer_status(self) -> list[PeerReport]: ...
 
@@ -109,7 +110,7 @@ class NodeRuntime:
         revoked = self.custody.revoked_nodes()
         return [p for p in self.config.peers if p.node_id not in revoked]
 
-    def custody_changed(self, archive_id: bytes) -> None:
+    def custody_changed(self, archive_id: ArchiveId) -> None:
         """A custodian handed this node a new custody record: hint peers so they pull it."""
         if self.replicator is not None:
             self.replicator.hint_peers(archive_id)
@@ -117,7 +118,7 @@ class NodeRuntime:
     def snapshot_stored(self, snap: Snapshot) -> None:
         """A new snapshot is complete here: hint peers so they pull early."""
         if self.replicator is not None:
-            self.replicator.hint_peers(bytes(snap.archive_id))
+            self.replicator.hint_peers(snap.archive_id)
 
     def iter_listed(self, archive_id: bytes = b"", after: int = 0) -> Iterator[ListedRecord]:
         """Every record stored after position `after`, in position order: (position, the

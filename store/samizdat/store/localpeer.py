@@ -168,7 +168,7 @@ class LocalPeer:
             raise UsageError(f"{self.label} is a read-only copy")
 
     def put_chunks(
-        self, archive_id: bytes, batches: Iterable[Sequence[tuple[bytes, bytes]]]
+        self, archive_id: ArchiveId, batches: Iterable[Sequence[tuple[bytes, bytes]]]
     ) -> PutChunksResult:
         self._check_writable()
         received = stored = nbytes = 0
@@ -184,7 +184,7 @@ class LocalPeer:
         new = store_snapshot(self.store, snap, require_complete=True)
         return PutSnapshotResult(bytes(snap.id), not new)
 
-    def notify_snapshots(self, archive_id: bytes) -> None:
+    def notify_snapshots(self, archive_id: ArchiveId) -> None:
         """Nothing to do: a store on disk runs no replication loop to wake."""
 
     def close(self) -> None:
