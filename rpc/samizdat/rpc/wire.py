@@ -30,21 +30,12 @@ def listed_from_wire(item: npb.StoredSnapshot) -> ListedSnapshot:
     )
 
 
-def listed_to_wire(item: ListedSnapshot) -> npb.StoredSnapshot:
+def listed_to_wire(item: ListedSnapshot, *, with_record: bool = True) -> npb.StoredSnapshot:
+    """A listed record as the wire lists it; without the record (`with_record` False) only its
+    id, position and counters (GetStatus)."""
     return npb.StoredSnapshot(
         snapshot_id=item.snapshot_id,
-        snapshot=item.signed,
-        position=item.position,
-        chunks_held=item.chunks_held,
-        chunks_total=item.chunks_total,
-        bytes_total=item.bytes_total,
-    )
-
-
-def counters_to_wire(item: ListedSnapshot) -> npb.StoredSnapshot:
-    """A listed record's id, position and counters, without the record (GetStatus)."""
-    return npb.StoredSnapshot(
-        snapshot_id=item.snapshot_id,
+        snapshot=item.signed if with_record else None,
         position=item.position,
         chunks_held=item.chunks_held,
         chunks_total=item.chunks_total,

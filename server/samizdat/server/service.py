@@ -25,9 +25,9 @@ from samizdat.core.tokens import Caller
 from samizdat.rpc.errors import abort_args
 from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_BYTES, MAX_BATCH_IDS
 from samizdat.rpc.wire import (
-    counters_to_wire,
     custody_to_wire,
     get_chunks_response,
+    listed_to_wire,
     page_to_wire,
 )
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
@@ -258,7 +258,9 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             unrepairable_chunks=node.unrepairable_count(),
             peers=peers,
             scrub=_scrub_to_wire(node.scrub_status()),
-            snapshots=[counters_to_wire(item) for item in node.snapshot_counters()],
+            snapshots=[
+                listed_to_wire(item, with_record=False) for item in node.snapshot_counters()
+            ],
             custody_records=node.custody.records(),
         )
 
