@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import blake3
-from google.protobuf.message import DecodeError
 
 from samizdat.core.errors import SignatureError
 from samizdat.core.ids import ArchiveId, short_hex
-from samizdat.core.signing import verify_ed25519
+from samizdat.core.signing import parse_signed_body, verify_ed25519
 from samizdat.v1 import records_pb2 as pb
 
 if TYPE_CHECKING:
@@ -82,17 +81,9 @@ def verify_custody_record(
 ) -> CustodyRecord:
     """Parse a signed custody record and check it; raise SignatureError for anything not
     signed by the archive key it names (or naming another archive than `archive_id`)."""
-    record = pb.CustodyRecord()
-    try:
-        record.ParseFromString(signed.record)
-    except DecodeError:
-        raise SignatureError("custody record is malformed") from None
-    if record.version != RECORD_VERSION:
-        raise SignatureError(f"custody record has unsupported version {record.version}")
-    if len(record.archive_id) != 32:
-        raise SignatureError("custody record names no valid archive")
-    if archive_id is not None and record.archive_id != bytes(archive_id):
-        raise SignatureError("custody record belongs to another archive")
+    record = parse_signed_body(
+        pb.CustodyRecord(), signed.record, "custody record", RECORD_VERSION, archive_id
+    )
     if record.WhichOneof("body") is None:
         raise SignatureError("custody record says nothing")
     verify_ed25519(record.archive_id, SIGNING_CONTEXT, signed.record, signed.signature)

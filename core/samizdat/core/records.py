@@ -10,13 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError
-
 from samizdat.core.custody import verify_certificate
 from samizdat.core.errors import KeyRoleError, SignatureError
 from samizdat.core.ids import ArchiveId, SnapshotId
 from samizdat.core.keys import ArchiveKey, verify_archive_signature
-from samizdat.core.signing import verify_ed25519
+from samizdat.core.signing import parse_signed_body, verify_ed25519
 from samizdat.v1 import records_pb2 as pb
 
 RECORD_VERSION = 1
@@ -64,17 +62,9 @@ def verify_snapshot(signed: pb.SignedSnapshot, archive_id: ArchiveId | None = No
     Raises SignatureError for anything not signed by the archive key it names, or by a writer
     key that the archive key certified (revocations are the node's business: CustodyState).
     """
-    record = pb.SnapshotRecord()
-    try:
-        record.ParseFromString(signed.record)
-    except DecodeError:
-        raise SignatureError("snapshot record is malformed") from None
-    if record.version != RECORD_VERSION:
-        raise SignatureError(f"snapshot record has unsupported version {record.version}")
-    if len(record.archive_id) != 32:
-        raise SignatureError("snapshot record names no valid archive")
-    if archive_id is not None and record.archive_id != bytes(archive_id):
-        raise SignatureError("snapshot record belongs to another archive")
+    record = parse_signed_body(
+        pb.SnapshotRecord(), signed.record, "snapshot record", RECORD_VERSION, archive_id
+    )
     if record.writer_key:
         verify_certificate(
             signed.certificate, record.archive_id, record.writer_key, pb.MEMBER_ROLE_WRITER

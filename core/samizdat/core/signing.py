@@ -6,9 +6,12 @@ one purpose (a snapshot record) can never pass as another (a token, a custody re
 
 from __future__ import annotations
 
+from typing import Protocol, TypeVar
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from google.protobuf.message import DecodeError
 
 from samizdat.core.errors import SignatureError
 
@@ -42,3 +45,35 @@ def verify_ed25519(
         )
     except (InvalidSignature, ValueError):
         raise SignatureError(f"signature does not verify under {signer}") from None
+
+
+class SignedBody(Protocol):
+    """What every record the archive key vouches for begins with (snapshot and custody
+    records, docs/format.md)."""
+
+    version: int
+    archive_id: bytes
+
+    def ParseFromString(self, serialized: bytes, /) -> int: ...
+
+
+B = TypeVar("B", bound=SignedBody)
+
+
+def parse_signed_body(
+    body: B, raw: bytes, what: str, version: int, archive_id: bytes | None = None
+) -> B:
+    """Parse `raw` into `body` and check what every signed record shares: `version`, a
+    32-byte archive id, and that it is `archive_id` when given. Raise SignatureError naming
+    `what` otherwise. The signature is the caller's to check."""
+    try:
+        body.ParseFromString(raw)
+    except DecodeError:
+        raise SignatureError(f"{what} is malformed") from None
+    if body.version != version:
+        raise SignatureError(f"{what} has unsupported version {body.version}")
+    if len(body.archive_id) != 32:
+        raise SignatureError(f"{what} names no valid archive")
+    if archive_id is not None and body.archive_id != bytes(archive_id):
+        raise SignatureError(f"{what} belongs to another archive")
+    return body
