@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,5 +147,7 @@ def test_reason_codes_are_unique_words_and_documented() -> None:
 def test_a_subclass_without_its_own_reason_is_refused() -> None:
     with pytest.raises(TypeError, match="must set its own reason"):
         type("Unnamed", (e.UsageError,), {})
+    with pytest.raises(TypeError, match="must set its own reason"):  # an attribute is not enough
+        type("Plain", (e.UsageError,), {"reason": "plain"})
     with pytest.raises(TypeError, match="is taken"):
-        type("Twin", (e.UsageError,), {"reason": "usage"})
+        types.new_class("Twin", (e.UsageError,), {"reason": "usage"})

@@ -1,6 +1,8 @@
 """The exception tree of samizdat: every error it raises on purpose is a class here.
 
-Each class carries three class attributes, inherited unless a subclass sets its own:
+Each class carries three class attributes, declared as keywords of its class statement
+(`class NodeBusy(PeerUnavailable, reason="node_busy", status=Status.RESOURCE_EXHAUSTED)`);
+`status` and `exit_code` are inherited unless given:
 
 - `reason`: a stable code naming the class (each class sets its own; unique). A node sends it
   in the trailing metadata of a failed call and clients map it back to the class
@@ -53,13 +55,25 @@ class SamizdatError(Exception):
     # samizdat.rpc.errors. A command may try another node for an error a node sent.
     from_node: str = ""
 
-    def __init_subclass__(cls) -> None:
+    def __init_subclass__(
+        cls,
+        *,
+        reason: str = "",
+        status: Status | None = None,
+        exit_code: ExitCode | None = None,
+    ) -> None:
+        """Declare a subclass: `class X(Base, reason="x", status=..., exit_code=...)`."""
         super().__init_subclass__()
-        if "reason" not in cls.__dict__:
-            raise TypeError(f"{cls.__name__} must set its own reason code")
-        if cls.reason in _BY_REASON:
-            raise TypeError(f"reason {cls.reason!r} of {cls.__name__} is taken")
-        _BY_REASON[cls.reason] = cls
+        if not reason:
+            raise TypeError(f"{cls.__name__} must set its own reason code (reason=...)")
+        if reason in _BY_REASON:
+            raise TypeError(f"reason {reason!r} of {cls.__name__} is taken")
+        cls.reason = reason
+        if status is not None:
+            cls.status = status
+        if exit_code is not None:
+            cls.exit_code = exit_code
+        _BY_REASON[reason] = cls
 
     @classmethod
     def from_message(cls, message: str) -> Self:
@@ -80,50 +94,35 @@ def error_classes() -> list[type[SamizdatError]]:
     return list(_BY_REASON.values())
 
 
-class UsageError(SamizdatError):
+class UsageError(
+    SamizdatError, reason="usage", status=Status.INVALID_ARGUMENT, exit_code=ExitCode.USAGE
+):
     """The user asked for something malformed or impossible (bad argument, bad config)."""
 
-    reason = "usage"
-    status = Status.INVALID_ARGUMENT
-    exit_code = ExitCode.USAGE
 
-
-class ConfigError(UsageError):
+class ConfigError(UsageError, reason="config"):
     """A node or cluster configuration file is invalid; the message names the key."""
 
-    reason = "config"
 
-
-class ShareError(UsageError):
+class ShareError(UsageError, reason="share"):
     """Shares cannot rebuild the key: too few, from different sets, mistyped, unreadable."""
 
-    reason = "share"
 
-
-class KeyFileError(SamizdatError):
+class KeyFileError(SamizdatError, reason="key_file"):
     """An archive key file cannot be read or unlocked (corrupt, wrong passphrase)."""
 
-    reason = "key_file"
 
-
-class KeyRoleError(UsageError):
+class KeyRoleError(UsageError, reason="key_role"):
     """The key file cannot do what was asked (a reader key cannot push; only the archive key
     certifies and revokes)."""
 
-    reason = "key_role"
 
-
-class DestinationNotEmpty(UsageError):
+class DestinationNotEmpty(UsageError, reason="destination_not_empty"):
     """A restore would overwrite existing files in its destination."""
 
-    reason = "destination_not_empty"
 
-
-class IntegrityError(SamizdatError):
+class IntegrityError(SamizdatError, reason="integrity", status=Status.DATA_LOSS):
     """Bytes do not match what they claim to be (chunk id, signature, AEAD tag, file hash)."""
-
-    reason = "integrity"
-    status = Status.DATA_LOSS
 
 
 class ChunkCheck(enum.Enum):
@@ -136,11 +135,9 @@ class ChunkCheck(enum.Enum):
     CONTENT = "content"
 
 
-class ChunkCorrupt(IntegrityError):
+class ChunkCorrupt(IntegrityError, reason="chunk_corrupt"):
     """A chunk's bytes do not hash to its id (`check` ID_HASH), or hash to it but do not
     decrypt under the archive key or decode (`check` CONTENT)."""
-
-    reason = "chunk_corrupt"
 
     def __init__(self, chunk_id_hex: str, check: ChunkCheck, detail: str = "") -> None:
         self.chunk_id_hex = chunk_id_hex
@@ -154,45 +151,31 @@ class ChunkCorrupt(IntegrityError):
         return err
 
 
-class SignatureError(IntegrityError):
+class SignatureError(IntegrityError, reason="signature", status=Status.INVALID_ARGUMENT):
     """A snapshot record or token signature does not verify."""
 
-    reason = "signature"
-    status = Status.INVALID_ARGUMENT
 
-
-class WrongKey(IntegrityError):
+class WrongKey(IntegrityError, reason="wrong_key"):
     """The archive key does not match the archive being read."""
 
-    reason = "wrong_key"
 
-
-class StaleIdCache(IntegrityError):
+class StaleIdCache(IntegrityError, reason="stale_id_cache"):
     """A cached id no longer matches what its chunk encodes to (the cache is cleared)."""
 
-    reason = "stale_id_cache"
 
-
-class StaleFilesCache(IntegrityError):
+class StaleFilesCache(IntegrityError, reason="stale_files_cache"):
     """A file the cache called unchanged no longer holds a recorded chunk (the cache is
     deleted; the next push reads every file)."""
 
-    reason = "stale_files_cache"
 
-
-class SequenceExhausted(SamizdatError):
+class SequenceExhausted(SamizdatError, reason="sequence_exhausted"):
     """A verified snapshot of the archive holds the highest sequence number a record can
     carry: no later snapshot can be signed (only a holder of a signing key can cause this)."""
 
-    reason = "sequence_exhausted"
 
-
-class ChunkNotFound(SamizdatError):
+class ChunkNotFound(SamizdatError, reason="chunk_not_found", status=Status.NOT_FOUND):
     """No reachable source holds a chunk. `why` says, per source label, why that source
     could not serve it ("does not hold it", "damaged copy", "dropped: ...")."""
-
-    reason = "chunk_not_found"
-    status = Status.NOT_FOUND
 
     def __init__(self, chunk_id_hex: str, why: dict[str, str] | None = None) -> None:
         self.chunk_id_hex = chunk_id_hex
@@ -210,93 +193,63 @@ class ChunkNotFound(SamizdatError):
         return err
 
 
-class SnapshotNotFound(SamizdatError):
+class SnapshotNotFound(SamizdatError, reason="snapshot_not_found", status=Status.NOT_FOUND):
     """No snapshot matches the requested id or prefix."""
 
-    reason = "snapshot_not_found"
-    status = Status.NOT_FOUND
 
-
-class IncompleteSnapshot(SamizdatError):
+class IncompleteSnapshot(
+    SamizdatError, reason="incomplete_snapshot", status=Status.FAILED_PRECONDITION
+):
     """A snapshot record references chunks the node does not (yet) hold."""
 
-    reason = "incomplete_snapshot"
-    status = Status.FAILED_PRECONDITION
 
-
-class NotHosted(SamizdatError):
+class NotHosted(SamizdatError, reason="not_hosted", status=Status.FAILED_PRECONDITION):
     """The node does not host the archive a request is about."""
 
-    reason = "not_hosted"
-    status = Status.FAILED_PRECONDITION
 
-
-class AccessDenied(SamizdatError):
+class AccessDenied(SamizdatError, reason="access_denied", status=Status.PERMISSION_DENIED):
     """The caller lacks a valid token for the requested role."""
 
-    reason = "access_denied"
-    status = Status.PERMISSION_DENIED
 
-
-class Revoked(AccessDenied):
+class Revoked(AccessDenied, reason="revoked"):
     """A record signed by the archive key revoked the key or node that is acting."""
 
-    reason = "revoked"
 
-
-class MalformedToken(AccessDenied):
+class MalformedToken(
+    AccessDenied, reason="malformed_token", status=Status.INVALID_ARGUMENT, exit_code=ExitCode.USAGE
+):
     """An authentication token that cannot be decoded (bad encoding, unknown key type or
     curve): an invalid argument rather than a refusal."""
 
-    reason = "malformed_token"
-    status = Status.INVALID_ARGUMENT
-    exit_code = ExitCode.USAGE
 
-
-class PeerUnavailable(SamizdatError):
+class PeerUnavailable(
+    SamizdatError, reason="peer_unavailable", status=Status.UNAVAILABLE, exit_code=ExitCode.USAGE
+):
     """A node could not be reached, broke off the call, or failed on its side (an error
     with status INTERNAL, or one without a reason code samizdat knows)."""
 
-    reason = "peer_unavailable"
-    status = Status.UNAVAILABLE
-    exit_code = ExitCode.USAGE
 
-
-class NodeBusy(PeerUnavailable):
+class NodeBusy(PeerUnavailable, reason="node_busy", status=Status.RESOURCE_EXHAUSTED):
     """A node refused the call because the caller holds too many at once: retry later."""
 
-    reason = "node_busy"
-    status = Status.RESOURCE_EXHAUSTED
 
-
-class PeerMisbehaved(PeerUnavailable):
+class PeerMisbehaved(PeerUnavailable, reason="peer_misbehaved"):
     """A node answered against the protocol (wrong number of answers, ids or positions it
     was not asked for, a listing that does not advance): its answer is not used."""
 
-    reason = "peer_misbehaved"
 
-
-class UnsafePath(SamizdatError):
+class UnsafePath(SamizdatError, reason="unsafe_path"):
     """A tree path would escape the restore directory or is otherwise unsafe."""
 
-    reason = "unsafe_path"
 
-
-class OutOfSpace(SamizdatError):
+class OutOfSpace(SamizdatError, reason="out_of_space", status=Status.RESOURCE_EXHAUSTED):
     """The disk is full."""
 
-    reason = "out_of_space"
-    status = Status.RESOURCE_EXHAUSTED
 
-
-class DestinationError(SamizdatError):
+class DestinationError(SamizdatError, reason="destination"):
     """The restore destination cannot be written (permissions, read-only, I/O error)."""
 
-    reason = "destination"
 
-
-class StoreError(SamizdatError):
+class StoreError(SamizdatError, reason="store"):
     """A store (the node's chunk store, the client's id cache) could not be opened, read or
     written for a reason other than a full disk."""
-
-    reason = "store"
