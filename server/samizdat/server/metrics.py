@@ -266,5 +266,5 @@ class NodeCollector(Collector):
             if peer.revoked:
                 continue
             last.add_metric([peer.node_id[:12]], peer.last_success_unix)
-            bad_records.add_metric([peer.node_id[:12]], peer.bad_records_received)
+            bad_records.add_metric([peer.node_id[:12]], peer.bad_records)
         yield from (last, bad_records)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 
 from samizdat.core.errors import SamizdatError
 from samizdat.server.config import PeerConfig
 from samizdat.server.metrics import NodeMetrics
-from samizdat.server.reports import PeerReport
+from samizdat.server.reports import PeerReport, PeerSync
 from samizdat.store.chunkstore import ChunkStore
 
 log = logging.getLogger(__name__)
@@ -38,24 +38,11 @@ class Offence(Enum):
 
 
 @dataclass
-class PeerState:
+class PeerState(PeerSync):
     """One peer as this node knows it (persisted in the store's node column family)."""
 
-    node_id: str
-    address: str = ""
-    jurisdiction: str = ""
     position: int = 0
-    last_success_unix: int = 0
-    last_error: str = ""
-    bad_chunks: int = 0
-    bad_records: int = 0
-    offences: int = 0
-    last_offence: str = ""
-    last_offence_unix: int = 0
-    chunks_pulled: int = 0
-    bytes_pulled: int = 0
     custody_position: int = 0
-    backed_off_until_unix: float = 0.0
     streak: int = field(default=0, repr=False)  # offences since the last clean round
     failed_round: int = field(default=-1, repr=False)  # the last round a call to it failed
 
@@ -63,21 +50,8 @@ class PeerState:
         return json.dumps({k: v for k, v in self.__dict__.items() if k != "failed_round"}).encode()
 
     def report(self) -> PeerReport:
-        return PeerReport(
-            node_id=self.node_id,
-            address=self.address,
-            jurisdiction=self.jurisdiction,
-            last_success_unix=self.last_success_unix,
-            last_error=self.last_error,
-            bad_chunks_received=self.bad_chunks,
-            chunks_pulled=self.chunks_pulled,
-            bytes_pulled=self.bytes_pulled,
-            bad_records_received=self.bad_records,
-            last_offence=self.last_offence,
-            last_offence_unix=self.last_offence_unix,
-            offences=self.offences,
-            backed_off_until_unix=int(self.backed_off_until_unix),
-        )
+        """A copy of the synced part, for status and metrics."""
+        return PeerReport(**{f.name: getattr(self, f.name) for f in fields(PeerSync)})
 
 
 class PeerBook:

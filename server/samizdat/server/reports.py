@@ -36,21 +36,29 @@ class ScrubReport:
     findings: tuple[Finding, ...] = ()
 
 
-@dataclass(frozen=True)
-class PeerReport:
-    """How syncing with one peer goes (samizdat.server.peerbook.PeerState.report)."""
+@dataclass
+class PeerSync:
+    """How syncing with one peer goes: what the peer book keeps of each peer
+    (samizdat.server.peerbook.PeerState, persisted) and what status and metrics report of it
+    (PeerReport)."""
 
     node_id: str
     address: str = ""
     jurisdiction: str = ""
     last_success_unix: int = 0
     last_error: str = ""
-    bad_chunks_received: int = 0
-    chunks_pulled: int = 0
-    bytes_pulled: int = 0
-    bad_records_received: int = 0
+    bad_chunks: int = 0
+    bad_records: int = 0
+    offences: int = 0
     last_offence: str = ""
     last_offence_unix: int = 0
-    offences: int = 0
-    backed_off_until_unix: int = 0
+    chunks_pulled: int = 0
+    bytes_pulled: int = 0
+    backed_off_until_unix: float = 0.0
+
+
+@dataclass
+class PeerReport(PeerSync):
+    """One peer as status and metrics show it (samizdat.server.peerbook.PeerState.report)."""
+
     revoked: bool = False

@@ -90,7 +90,11 @@ def _check_ids(ids: Any) -> list[ChunkId]:
 
 
 def _peer_to_wire(report: PeerReport) -> npb.PeerSyncStatus:
-    return npb.PeerSyncStatus(**asdict(report))
+    fields = asdict(report)
+    fields["bad_chunks_received"] = fields.pop("bad_chunks")
+    fields["bad_records_received"] = fields.pop("bad_records")
+    fields["backed_off_until_unix"] = int(report.backed_off_until_unix)
+    return npb.PeerSyncStatus(**fields)
 
 
 def _scrub_to_wire(report: ScrubReport) -> npb.ScrubStatus:
