@@ -20,7 +20,7 @@ from samizdat.core.peer import (
 )
 from samizdat.rpc.limits import MAX_BATCH_IDS
 from samizdat.rpc.remote import NodeClient
-from samizdat.rpc.wire import chunks_to_wire, custody_from_wire, page_from_wire, part_from_wire
+from samizdat.rpc.wire import chunks_to_wire, custody_from_wire, page_from_wire, part_from_bytes
 from samizdat.v1 import records_pb2 as pb
 
 
@@ -56,8 +56,8 @@ class GrpcPeer:
     def get_chunks(self, ids: Sequence[bytes]) -> Iterator[ChunkPart]:
         if len(ids) > MAX_BATCH_IDS:
             raise UsageError(f"at most {MAX_BATCH_IDS} ids per call")
-        for response in self.client.get_chunks(list(ids)):
-            yield part_from_wire(response)
+        for response in self.client.get_chunks_serialized(list(ids)):
+            yield part_from_bytes(response, self.label)
 
     def put_chunks(
         self, archive_id: ArchiveId, batches: Iterable[Sequence[tuple[bytes, bytes]]]

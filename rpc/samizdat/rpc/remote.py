@@ -36,6 +36,7 @@ from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
 
 PUT_CHUNKS = "/samizdat.v1.ChunkService/PutChunks"
+GET_CHUNKS = "/samizdat.v1.ChunkService/GetChunks"
 
 
 def _serialized(request: npb.PutChunksRequest | bytes) -> bytes:
@@ -181,7 +182,16 @@ class NodeClient:
     def get_chunks(self, ids: list[bytes]) -> Iterator[npb.GetChunksResponse]:
         """Stream the chunks for `ids` (at most MAX_BATCH_IDS); bytes are NOT yet verified.
         Raises PeerUnavailable if the node sends nothing for STALL_SECONDS."""
-        call = self.chunks.GetChunks(
+        for response in self.get_chunks_serialized(ids):
+            yield npb.GetChunksResponse.FromString(response)
+
+    def get_chunks_serialized(self, ids: list[bytes]) -> Iterator[bytes]:
+        """`get_chunks`, each GetChunksResponse as the bytes received (to be parsed without
+        protobuf's copies: samizdat.rpc.wire.part_from_bytes)."""
+        get = self._stubs().unary_stream(
+            GET_CHUNKS, request_serializer=npb.GetChunksRequest.SerializeToString
+        )
+        call = get(
             npb.GetChunksRequest(ids=ids),
             timeout=STREAM_DEADLINE,
             metadata=self.metadata(pb.ROLE_READER),
