@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,17 @@ def _record_doc(rec: CustodyRecord) -> dict[str, Any]:
     }
 
 
+def _archive_key_and_nodes(
+    key_path: Path, nodes: Sequence[str], cluster: Path | None
+) -> tuple[ArchiveKey, list[NodeClient], int]:
+    """The archive key in `key_path` (a writer or reader key is refused before any network
+    call), the nodes to send records to, and the serial for new records (next_serial)."""
+    root = open_key(key_path)
+    root.require_archive_key()
+    clients = _clients(nodes, cluster)
+    return root, clients, next_serial(_known_records(clients, root.archive_id))
+
+
 def _delegate(
     file: Path,
     role: int,
@@ -130,10 +141,8 @@ def _delegate(
     cluster: Path | None,
     as_json: bool,
 ) -> None:
-    root = open_key(file)
-    root.require_archive_key()
-    clients = _clients(nodes, cluster)
-    member, cert = root.delegate(role, name, next_serial(_known_records(clients, root.archive_id)))
+    root, clients, serial = _archive_key_and_nodes(file, nodes, cluster)
+    member, cert = root.delegate(role, name, serial)
     save_key(member, out, env_passphrase())
     sent = _send([cert], clients)
     member_id = member.member_key.hex()
@@ -243,12 +252,15 @@ def _issue(
     cluster: Path | None,
     record_out: Path | None,
     as_json: bool,
-    build: Callable[[ArchiveKey, list[NodeClient], int], list[CustodyRecord]],
+    bodies: Callable[[ArchiveKey, list[NodeClient]], Iterable[pb.CustodyRecord]],
 ) -> None:
-    root = open_key(key_path)
-    root.require_archive_key()  # refuse a writer or reader key before any network call
-    clients = _clients(nodes, cluster)
-    records = build(root, clients, next_serial(_known_records(clients, root.archive_id)))
+    """Sign the records `bodies` makes (one serial for all), write them to `record_out`,
+    send them to the nodes and print what became of them."""
+    root, clients, serial = _archive_key_and_nodes(key_path, nodes, cluster)
+    records = []
+    for body in bodies(root, clients):
+        body.serial = serial
+        records.append(sign_custody_record(root, body))
     _write_records(record_out, records)
     sent = _send(records, clients)
     if not clients and record_out is None:
@@ -262,6 +274,15 @@ def _issue(
             for r in records
         ),
     )
+
+
+def _issue_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--reason, the nodes to send to, --out and --json: the options every revocation ends
+    with (applied in the order of a decorator stack, so --help lists them the same)."""
+    reason = click.option("--reason", default="", help="Why (kept in the record)")
+    for option in (json_option, record_out_option, send_to_options, reason):
+        command = option(command)
+    return command
 
 
 @click.command("revoke-writer")
@@ -281,10 +302,7 @@ def _issue(
     metavar="SNAPSHOT_ID",
     help="Keep this snapshot of the writer (64 hex digits); for use without nodes",
 )
-@click.option("--reason", default="", help="Why (kept in the record)")
-@send_to_options
-@record_out_option
-@json_option
+@_issue_options
 def key_revoke_writer(
     file: Path,
     writer_ids: tuple[str, ...],
@@ -302,8 +320,7 @@ def key_revoke_writer(
     members = [_parse_member_id(w) for w in writer_ids]
     extra = {bytes(SnapshotId.parse(s)) for s in keep_ids}
 
-    def build(root: ArchiveKey, clients: list[NodeClient], serial: int) -> list[CustodyRecord]:
-        out = []
+    def bodies(root: ArchiveKey, clients: list[NodeClient]) -> Iterator[pb.CustodyRecord]:
         for member in members:
             kept = _kept_snapshots(clients, root.archive_id, member, keep_through)
             revocation = pb.KeyRevocation(
@@ -312,23 +329,15 @@ def key_revoke_writer(
                 kept_snapshot_ids=sorted(set(kept) | extra),
                 reason=reason,
             )
-            out.append(
-                sign_custody_record(
-                    root, pb.CustodyRecord(serial=serial, key_revocation=revocation)
-                )
-            )
-        return out
+            yield pb.CustodyRecord(key_revocation=revocation)
 
-    _issue(file, nodes, cluster, record_out, as_json, build)
+    _issue(file, nodes, cluster, record_out, as_json, bodies)
 
 
 @click.command("revoke")
 @key_option
 @click.argument("node_ids", nargs=-1, required=True)
-@click.option("--reason", default="", help="Why (kept in the record)")
-@send_to_options
-@record_out_option
-@json_option
+@_issue_options
 def node_revoke(
     key_path: Path,
     node_ids: tuple[str, ...],
@@ -342,18 +351,13 @@ def node_revoke(
     its peers, then refuses them, stops pulling from them and stops serving them."""
     ids = [check_node_id(n) for n in node_ids]
 
-    def build(root: ArchiveKey, clients: list[NodeClient], serial: int) -> list[CustodyRecord]:
+    def bodies(root: ArchiveKey, clients: list[NodeClient]) -> list[pb.CustodyRecord]:
         return [
-            sign_custody_record(
-                root,
-                pb.CustodyRecord(
-                    serial=serial, node_revocation=pb.NodeRevocation(node_id=n, reason=reason)
-                ),
-            )
+            pb.CustodyRecord(node_revocation=pb.NodeRevocation(node_id=n, reason=reason))
             for n in ids
         ]
 
-    _issue(key_path, nodes, cluster, record_out, as_json, build)
+    _issue(key_path, nodes, cluster, record_out, as_json, bodies)
 
 
 @click.command("publish")
