@@ -153,41 +153,34 @@ class NodeCollector(Collector):
         self.node = node
 
     def collect(self) -> Iterator[Metric]:
-        node, store = self.node, self.node.store
-        yield GaugeMetricFamily(
-            "samizdat_chunks_stored", "Chunks in the store", value=store.chunk_count
-        )
-        yield GaugeMetricFamily(
-            "samizdat_bytes_stored", "Stored chunk bytes", value=store.chunk_bytes
-        )
-        yield GaugeMetricFamily(
-            "samizdat_quarantined_chunks",
-            "Corrupt chunks removed and not yet fetched again",
-            value=store.quarantined_count(),
-        )
-        yield GaugeMetricFamily(
-            "samizdat_unrepairable_chunks",
-            "Quarantined chunks that no reachable peer held at the last repair attempt",
-            value=node.unrepairable_count(),
-        )
+        node, store, config = self.node, self.node.store, self.node.config
         usage = shutil.disk_usage(store.path)
-        yield GaugeMetricFamily(
-            "samizdat_disk_free_bytes", "Free bytes on the store's disk", value=usage.free
-        )
-        yield GaugeMetricFamily(
-            "samizdat_disk_size_bytes", "Size of the store's disk", value=usage.total
-        )
-        config = node.config
-        yield GaugeMetricFamily(
-            "samizdat_sync_interval_seconds",
-            "Configured seconds between replication rounds",
-            value=config.sync_interval,
-        )
         replicator = node.replicator
-        yield GaugeMetricFamily(
-            "samizdat_replication_last_round_timestamp_seconds",
-            "End of the last finished replication round (0: none since start)",
-            value=replicator.last_round_finished_unix if replicator is not None else 0,
+        yield from _gauges(
+            ("samizdat_chunks_stored", "Chunks in the store", store.chunk_count),
+            ("samizdat_bytes_stored", "Stored chunk bytes", store.chunk_bytes),
+            (
+                "samizdat_quarantined_chunks",
+                "Corrupt chunks removed and not yet fetched again",
+                store.quarantined_count(),
+            ),
+            (
+                "samizdat_unrepairable_chunks",
+                "Quarantined chunks that no reachable peer held at the last repair attempt",
+                node.unrepairable_count(),
+            ),
+            ("samizdat_disk_free_bytes", "Free bytes on the store's disk", usage.free),
+            ("samizdat_disk_size_bytes", "Size of the store's disk", usage.total),
+            (
+                "samizdat_sync_interval_seconds",
+                "Configured seconds between replication rounds",
+                config.sync_interval,
+            ),
+            (
+                "samizdat_replication_last_round_timestamp_seconds",
+                "End of the last finished replication round (0: none since start)",
+                replicator.last_round_finished_unix if replicator is not None else 0,
+            ),
         )
 
         labels = ["snapshot", "archive"]
@@ -213,43 +206,43 @@ class NodeCollector(Collector):
         yield from (held, total, missing)
 
         scrub = node.scrub_status()
-        yield GaugeMetricFamily(
-            "samizdat_scrub_enabled",
-            "1 when scrub runs (scrub_rate_mb > 0)",
-            value=int(scrub.enabled),
-        )
-        yield GaugeMetricFamily(
-            "samizdat_scrub_position_fraction",
-            "Progress of the current scrub pass (0..1)",
-            value=scrub.position_fraction,
-        )
-        yield GaugeMetricFamily(
-            "samizdat_scrub_pass_chunks_checked",
-            "Chunks checked in the current scrub pass",
-            value=scrub.chunks_checked,
+        yield from _gauges(
+            ("samizdat_scrub_enabled", "1 when scrub runs (scrub_rate_mb > 0)", int(scrub.enabled)),
+            (
+                "samizdat_scrub_position_fraction",
+                "Progress of the current scrub pass (0..1)",
+                scrub.position_fraction,
+            ),
+            (
+                "samizdat_scrub_pass_chunks_checked",
+                "Chunks checked in the current scrub pass",
+                scrub.chunks_checked,
+            ),
         )
         yield CounterMetricFamily(
             "samizdat_scrub_passes", "Completed scrub passes", value=scrub.passes_completed
         )
-        yield GaugeMetricFamily(
-            "samizdat_scrub_verified_since_timestamp_seconds",
-            "Every chunk held was hash-checked after this time (0: never)",
-            value=scrub.verified_since_unix,
-        )
-        yield GaugeMetricFamily(
-            "samizdat_scrub_last_pass_completed_timestamp_seconds",
-            "End of the last completed scrub pass",
-            value=scrub.last_pass_completed_unix,
-        )
-        yield GaugeMetricFamily(
-            "samizdat_scrub_pass_started_timestamp_seconds",
-            "Start of the scrub pass in progress (0: idle between passes)",
-            value=scrub.pass_started_unix,
-        )
-        yield GaugeMetricFamily(
-            "samizdat_scrub_interval_seconds",
-            "Configured seconds from the start of one scrub pass to the next",
-            value=config.scrub_interval,
+        yield from _gauges(
+            (
+                "samizdat_scrub_verified_since_timestamp_seconds",
+                "Every chunk held was hash-checked after this time (0: never)",
+                scrub.verified_since_unix,
+            ),
+            (
+                "samizdat_scrub_last_pass_completed_timestamp_seconds",
+                "End of the last completed scrub pass",
+                scrub.last_pass_completed_unix,
+            ),
+            (
+                "samizdat_scrub_pass_started_timestamp_seconds",
+                "Start of the scrub pass in progress (0: idle between passes)",
+                scrub.pass_started_unix,
+            ),
+            (
+                "samizdat_scrub_interval_seconds",
+                "Configured seconds from the start of one scrub pass to the next",
+                config.scrub_interval,
+            ),
         )
 
         last = GaugeMetricFamily(
@@ -268,3 +261,9 @@ class NodeCollector(Collector):
             last.add_metric([peer.node_id[:12]], peer.last_success_unix)
             bad_records.add_metric([peer.node_id[:12]], peer.bad_records)
         yield from (last, bad_records)
+
+
+def _gauges(*levels: tuple[str, str, float]) -> Iterator[Metric]:
+    """One unlabelled gauge per (name, help, value), in that order."""
+    for name, doc, value in levels:
+        yield GaugeMetricFamily(name, doc, value=value)
