@@ -136,6 +136,17 @@ def node(node_factory: Callable[..., NodeProcess], archive_key: KeyFile) -> Node
 
 
 @pytest.fixture
+def first_and_fresh(
+    node_factory: Callable[..., NodeProcess], archive_key: KeyFile
+) -> tuple[NodeProcess, NodeProcess]:
+    """Two running nodes that host `archive_key`'s archive and are not peers: push to the
+    first, then see what a push to the fresh one (which holds nothing) does."""
+    return node_factory("first", host=[archive_key.archive_id]), node_factory(
+        "fresh", host=[archive_key.archive_id]
+    )
+
+
+@pytest.fixture
 def sample_tree(tmp_path: Path) -> Path:
     """A source tree with non-ASCII names, symlinks, empty dirs, modes and ns mtimes."""
     return build_sample_tree(tmp_path / "src")

@@ -19,10 +19,10 @@ from samizdat.core.chunker import ChunkerParams
 from samizdat.core.errors import StaleFilesCache
 from samizdat.rpc.grpcpeer import GrpcPeer
 from samizdat.v1 import records_pb2 as pb
-from tests.conftest import KeyFile, make_key_file
-from tests.e2e.test_single_node import restore
+from tests.conftest import KeyFile
+from tests.e2e.test_single_node import assert_restores
 from tests.nodeproc import NodeProcess
-from tests.trees import assert_same_tree, build_deep_tree, build_sample_tree
+from tests.trees import build_deep_tree, build_sample_tree
 
 
 def writer(client) -> GrpcPeer:  # type: ignore[no-untyped-def]
@@ -37,14 +37,18 @@ def cache_file(key: KeyFile) -> Path:
     return Path(os.environ["SAMIZDAT_CACHE_DIR"]) / key.archive_id / "files"
 
 
-def wait_until_settled(root: Path) -> None:
-    """Wait until every file under `root` is older than the racy window (a condition on the
-    clock, with a deadline): only then may the files cache record it."""
-    newest = max(os.lstat(p).st_ctime_ns for p in root.rglob("*"))
+def wait_past(changed_ns: int) -> None:
+    """Wait until a change at `changed_ns` is older than the racy window (a condition on the
+    clock, with a deadline): only then may the files cache record the file."""
     deadline = time.monotonic() + 30
-    while time.time_ns() <= newest + filescache.RACY_NS + 10_000_000:
+    while time.time_ns() <= changed_ns + filescache.RACY_NS + 10_000_000:
         assert time.monotonic() < deadline, "the clock does not advance"
         time.sleep(0.05)
+
+
+def wait_until_settled(root: Path) -> None:
+    """Wait until every file under `root` may be recorded by the files cache."""
+    wait_past(max(os.lstat(p).st_ctime_ns for p in root.rglob("*")))
 
 
 def file_count(root: Path) -> int:
@@ -82,8 +86,7 @@ def test_unchanged_files_are_taken_from_the_cache(
     assert second.uploaded_chunks == 0  # same tree, same chunks: the node holds them all
     assert second.snapshot is not None and first.snapshot is not None
     assert second.snapshot.record.tree_chunk_ids == first.snapshot.record.tree_chunk_ids
-    restore(archive_key, node, tmp_path / "restored")
-    assert_same_tree(settled_tree, tmp_path / "restored")
+    assert_restores(archive_key, node, settled_tree, tmp_path / "restored")
 
     rehashed = push_in_process(archive_key, node, settled_tree, force_rehash=True)
     assert rehashed.files_cached == 0 and rehashed.files == files
@@ -104,8 +107,7 @@ def test_changed_file_is_read_again(
 
     second = push_in_process(archive_key, node, src)
     assert second.files_cached == file_count(src) - 1
-    restore(archive_key, node, tmp_path / "restored")
-    assert_same_tree(src, tmp_path / "restored")
+    assert_restores(archive_key, node, src, tmp_path / "restored")
 
 
 def test_file_changed_right_after_its_read_is_not_recorded(
@@ -136,25 +138,23 @@ def test_tampered_cache_is_ignored(
         stats = push_in_process(archive_key, node, settled_tree)
         assert stats.files_cached == 0
         assert path.read_bytes() != tamper(original)  # rewritten by the push
-    restore(archive_key, node, tmp_path / "restored")
-    assert_same_tree(settled_tree, tmp_path / "restored")
+    assert_restores(archive_key, node, settled_tree, tmp_path / "restored")
 
 
 def test_cache_of_another_archive_is_ignored(
     node_factory: Callable[..., NodeProcess],
     archive_key: KeyFile,
+    other_key: KeyFile,
     settled_tree: Path,
     tmp_path: Path,
 ) -> None:
-    other = make_key_file(tmp_path / "other.key")
-    node = node_factory("n", host=[archive_key.archive_id, other.archive_id])
+    node = node_factory("n", host=[archive_key.archive_id, other_key.archive_id])
     push_in_process(archive_key, node, settled_tree)
-    cache_file(other).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cache_file(archive_key), cache_file(other))
-    stats = push_in_process(other, node, settled_tree)
+    cache_file(other_key).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cache_file(archive_key), cache_file(other_key))
+    stats = push_in_process(other_key, node, settled_tree)
     assert stats.files_cached == 0
-    restore(other, node, tmp_path / "restored")
-    assert_same_tree(settled_tree, tmp_path / "restored")
+    assert_restores(other_key, node, settled_tree, tmp_path / "restored")
 
 
 def test_cache_of_other_chunker_parameters_is_ignored(
@@ -171,23 +171,21 @@ def test_cache_of_other_chunker_parameters_is_ignored(
 
 
 def test_chunks_the_node_lacks_are_read_again_from_the_files(
-    node_factory: Callable[..., NodeProcess],
+    first_and_fresh: tuple[NodeProcess, NodeProcess],
     archive_key: KeyFile,
     settled_tree: Path,
     tmp_path: Path,
 ) -> None:
-    first = node_factory("first", host=[archive_key.archive_id])
+    first, fresh = first_and_fresh
     pushed = push_in_process(archive_key, first, settled_tree)
-    fresh = node_factory("fresh", host=[archive_key.archive_id])
     stats = push_in_process(archive_key, fresh, settled_tree)
     assert stats.files_cached == file_count(settled_tree)
     assert stats.uploaded_chunks == pushed.uploaded_chunks
-    restore(archive_key, fresh, tmp_path / "restored")
-    assert_same_tree(settled_tree, tmp_path / "restored")
+    assert_restores(archive_key, fresh, settled_tree, tmp_path / "restored")
 
 
 def test_files_deeper_than_path_max_are_read_again_for_a_node_that_lacks_them(
-    node_factory: Callable[..., NodeProcess],
+    first_and_fresh: tuple[NodeProcess, NodeProcess],
     archive_key: KeyFile,
     tmp_path: Path,
 ) -> None:
@@ -196,19 +194,13 @@ def test_files_deeper_than_path_max_are_read_again_for_a_node_that_lacks_them(
     src = tmp_path / "deep"
     deepest = build_deep_tree(src)
     assert len(deepest) > 4096
-    built = time.time_ns()
-    deadline = time.monotonic() + 30
-    while time.time_ns() <= built + filescache.RACY_NS + 10_000_000:  # let the cache record
-        assert time.monotonic() < deadline, "the clock does not advance"
-        time.sleep(0.05)
-    first = node_factory("first", host=[archive_key.archive_id])
+    wait_past(time.time_ns())  # every file was changed before now (lstat cannot reach them)
+    first, fresh = first_and_fresh
     pushed = push_in_process(archive_key, first, src)
-    fresh = node_factory("fresh", host=[archive_key.archive_id])
     stats = push_in_process(archive_key, fresh, src)
     assert stats.files_cached == pushed.files > 0
     assert stats.uploaded_chunks == pushed.uploaded_chunks
-    restore(archive_key, fresh, tmp_path / "restored")
-    assert_same_tree(src, tmp_path / "restored")
+    assert_restores(archive_key, fresh, src, tmp_path / "restored")
 
 
 def test_a_fifo_in_a_cached_files_place_is_not_read(tmp_path: Path) -> None:
@@ -223,14 +215,14 @@ def test_a_fifo_in_a_cached_files_place_is_not_read(tmp_path: Path) -> None:
 
 
 def test_entry_naming_a_chunk_the_file_does_not_hold_stops_the_push(
-    node_factory: Callable[..., NodeProcess],
+    first_and_fresh: tuple[NodeProcess, NodeProcess],
     archive_key: KeyFile,
     settled_tree: Path,
     tmp_path: Path,
 ) -> None:
     """Even an authenticated entry (written with the archive key) is checked where it can
     be: a chunk the node lacks must encode, from the file, to the recorded id."""
-    first = node_factory("first", host=[archive_key.archive_id])
+    first, fresh = first_and_fresh
     push_in_process(archive_key, first, settled_tree)
     path = cache_file(archive_key)
     body = bytearray(path.read_bytes()[:-32])
@@ -239,15 +231,13 @@ def test_entry_naming_a_chunk_the_file_does_not_hold_stops_the_push(
     mac_key = blake3.blake3(filescache.MAC_KEY_CONTEXT, key=archive_key.key.nonce_key).digest()
     path.write_bytes(bytes(body) + blake3.blake3(bytes(body), key=mac_key).digest())
 
-    fresh = node_factory("fresh", host=[archive_key.archive_id])
     with pytest.raises(StaleFilesCache, match="run the push again"):
         push_in_process(archive_key, fresh, settled_tree)
     assert not path.exists()
     assert not fresh.status().snapshots  # no snapshot record was stored
     stats = push_in_process(archive_key, fresh, settled_tree)  # the rerun reads every file
     assert stats.files_cached == 0
-    restore(archive_key, fresh, tmp_path / "restored")
-    assert_same_tree(settled_tree, tmp_path / "restored")
+    assert_restores(archive_key, fresh, settled_tree, tmp_path / "restored")
 
 
 def test_paths_are_not_in_the_cache_file(

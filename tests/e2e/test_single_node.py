@@ -36,6 +36,12 @@ def restore(key: KeyFile, node: NodeProcess, dest: Path, *extra: str) -> str:
     return out
 
 
+def assert_restores(key: KeyFile, node: NodeProcess, src: Path, dest: Path) -> None:
+    """Restore the latest snapshot from `node` into `dest` with the CLI: it must equal `src`."""
+    restore(key, node, dest)
+    assert_same_tree(src, dest)
+
+
 def test_push_snapshots_ls_restore_verify_round_trip(
     node: NodeProcess, archive_key: KeyFile, sample_tree: Path, tmp_path: Path
 ) -> None:
