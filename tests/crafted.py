@@ -4,6 +4,7 @@ signed with the real core API and uploaded through NodeClient as a writer would.
 from __future__ import annotations
 
 import io
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -87,6 +88,23 @@ def craft_snapshot(
         ),
     )
     return CraftedSnapshot(sign_snapshot(key, record), list(blobs.items()))
+
+
+def random_snapshot(
+    key: ArchiveKey, n: int, size: int
+) -> tuple[Snapshot, list[tuple[bytes, bytes]]]:
+    """A signed snapshot of `n` random data chunks of `size` bytes (the first doubles as the
+    'tree', which nothing here reads) and its blobs: the data chunks, then the chunk list."""
+    codec = ChunkCodec(key)
+    chunks = [codec.encode(os.urandom(size)) for _ in range(n)]
+    list_id, list_blob = encode_chunk_list(sorted((cid, len(b)) for cid, b in chunks))
+    record = pb.SnapshotRecord(
+        sequence=1,
+        tree_chunk_ids=[chunks[0][0]],
+        chunk_list_ids=[list_id],
+        totals=pb.SnapshotTotals(chunks=n),
+    )
+    return sign_snapshot(key, record), [*chunks, (list_id, list_blob)]
 
 
 def upload(client, crafted: CraftedSnapshot) -> None:  # type: ignore[no-untyped-def]

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import tomlkit
 
-from samizdat.core.chunklist import encode_chunk_list
-from samizdat.core.codec import ChunkCodec
 from samizdat.core.keys import ArchiveKey
-from samizdat.core.records import Snapshot, sign_snapshot
+from samizdat.core.records import Snapshot
 from samizdat.server.config import config_path, write_initial_config
 from samizdat.server.identity import create_identity
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.scrub import STATE_KEY, Scrubber, ScrubState
 from samizdat.server.snapshots import accept_snapshot
-from samizdat.v1 import records_pb2 as pb
+from tests.crafted import random_snapshot
 from tests.damage import flip_on_disk, overwrite_stored
 
 KEY = ArchiveKey(signing_seed=b"\x51" * 32, master_secret=b"\x52" * 32)
@@ -40,17 +37,8 @@ def make_node(directory: Path, **config: object) -> NodeRuntime:
 def store_snapshot(
     node: NodeRuntime, n: int = 20, size: int = 5000
 ) -> tuple[Snapshot, list[tuple[bytes, bytes]]]:
-    codec = ChunkCodec(KEY)
-    chunks = [codec.encode(os.urandom(size)) for _ in range(n)]
-    list_id, list_blob = encode_chunk_list(sorted((cid, len(b)) for cid, b in chunks))
-    record = pb.SnapshotRecord(
-        sequence=1,
-        tree_chunk_ids=[chunks[0][0]],
-        chunk_list_ids=[list_id],
-        totals=pb.SnapshotTotals(chunks=n),
-    )
-    snap = sign_snapshot(KEY, record)
-    node.store.put_chunks([*chunks, (list_id, list_blob)])
+    snap, blobs = random_snapshot(KEY, n, size)
+    node.store.put_chunks(blobs)
     accept_snapshot(
         node.store,
         snap.signed,
@@ -58,7 +46,7 @@ def store_snapshot(
         require_complete=True,
         custody=node.custody,
     )
-    return snap, chunks
+    return snap, blobs[:-1]  # the data chunks
 
 
 @pytest.fixture

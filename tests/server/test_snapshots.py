@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from samizdat.core.chunklist import encode_chunk_list
-from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import IncompleteSnapshot, NotHosted, SignatureError
 from samizdat.core.keys import ArchiveKey
-from samizdat.core.records import Snapshot, sign_snapshot
+from samizdat.core.records import Snapshot
 from samizdat.server.custody import NodeCustody
 from samizdat.server.snapshots import accept_snapshot, count_held
 from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
+from tests.crafted import random_snapshot
 
 KEY = ArchiveKey(signing_seed=b"\x31" * 32, master_secret=b"\x32" * 32)
 OTHER = ArchiveKey(signing_seed=b"\x33" * 32, master_secret=b"\x34" * 32)
@@ -28,16 +26,7 @@ def custody_of(store: ChunkStore) -> NodeCustody:
 
 def build(key: ArchiveKey, n: int = 4) -> tuple[Snapshot, list[tuple[bytes, bytes]]]:
     """A snapshot of `n` data chunks (the first one doubles as the 'tree') and its blobs."""
-    codec = ChunkCodec(key)
-    chunks = [codec.encode(os.urandom(3000)) for _ in range(n)]
-    list_id, list_blob = encode_chunk_list(sorted((cid, len(b)) for cid, b in chunks))
-    record = pb.SnapshotRecord(
-        sequence=1,
-        tree_chunk_ids=[chunks[0][0]],
-        chunk_list_ids=[list_id],
-        totals=pb.SnapshotTotals(chunks=n),
-    )
-    return sign_snapshot(key, record), [*chunks, (list_id, list_blob)]
+    return random_snapshot(key, n, 3000)
 
 
 @pytest.fixture
