@@ -22,7 +22,7 @@ SCHEMA_PATH = Path(__file__).parents[1] / "docs" / "status.schema.json"
 
 
 def configure(node: NodeProcess, **values: object) -> None:
-    """Set keys in a node's node.toml (before start, or followed by a restart)."""
+    """Set keys in a node's node.toml (before start, or followed by a restart/SIGHUP)."""
     path = node.directory / "node.toml"
     doc = tomlkit.parse(path.read_text())
     for k, v in values.items():

@@ -11,22 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import tomlkit
 
 from tests.conftest import KeyFile
+from tests.healthcluster import configure
 from tests.netfaults import EvilPeer, TcpLink
 from tests.nodeproc import NodeProcess, free_port, run_cli
 
 pytestmark = pytest.mark.timeout(150)
-
-
-def configure(node: NodeProcess, **values: object) -> None:
-    """Set keys in a node's node.toml (before start, or followed by a restart/SIGHUP)."""
-    path = node.directory / "node.toml"
-    doc = tomlkit.parse(path.read_text())
-    for k, v in values.items():
-        doc[k] = v
-    path.write_text(tomlkit.dumps(doc))
 
 
 def make_tree(root: Path, size: int, seed: int, notes: int = 20) -> Path:

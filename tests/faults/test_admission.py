@@ -22,7 +22,8 @@ from samizdat.rpc.remote import NodeClient, peer_tokens
 from samizdat.server.admission import LIMITS, STRANGER
 from samizdat.server.identity import create_identity
 from tests.conftest import KeyFile
-from tests.e2e.test_replication import configure, make_tree, push, wait_complete
+from tests.e2e.test_replication import make_tree, push, wait_complete
+from tests.healthcluster import configure
 from tests.hostile import KINDS, HoldCalls
 from tests.nodeproc import NodeProcess, run_cli
 

@@ -29,7 +29,7 @@ from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
-from tests.e2e.test_replication import configure
+from tests.healthcluster import configure
 from tests.netfaults import EvilPeer
 from tests.nodeproc import NodeProcess, free_port, run_cli
 

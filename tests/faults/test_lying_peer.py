@@ -18,7 +18,8 @@ import pytest
 
 from samizdat.rpc.remote import NodeClient, peer_tokens
 from tests.conftest import KeyFile
-from tests.e2e.test_replication import configure, holdings, make_tree, push, wait_complete
+from tests.e2e.test_replication import holdings, make_tree, push, wait_complete
+from tests.healthcluster import configure
 from tests.netfaults import LYING_MODES, EvilPeer
 from tests.nodeproc import free_port
 
