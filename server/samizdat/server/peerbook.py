@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import Enum
 
 from samizdat.core.errors import SamizdatError
 from samizdat.server.config import PeerConfig
 from samizdat.server.metrics import NodeMetrics
-from samizdat.server.reports import PeerReport, PeerSync
+from samizdat.server.reports import PeerReport, PeerSync, shared_fields
 from samizdat.store.chunkstore import ChunkStore
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class PeerState(PeerSync):
 
     def report(self) -> PeerReport:
         """A copy of the synced part, for status and metrics."""
-        return PeerReport(**{f.name: getattr(self, f.name) for f in fields(PeerSync)})
+        return PeerReport(**shared_fields(PeerSync, self))
 
 
 class PeerBook:

@@ -4,7 +4,8 @@ message."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 
 @dataclass
@@ -17,9 +18,10 @@ class Finding:
     repaired_unix: int = 0
 
 
-@dataclass(frozen=True)
-class ScrubReport:
-    """The scrubber's progress and findings (samizdat.server.scrub.Scrubber.status)."""
+@dataclass
+class ScrubProgress:
+    """The scrubber's counters: what it persists (samizdat.server.scrub.ScrubState) and what
+    it reports (ScrubReport)."""
 
     chunks_checked: int = 0
     bytes_checked: int = 0
@@ -27,11 +29,17 @@ class ScrubReport:
     repaired: int = 0
     last_pass_completed_unix: int = 0
     passes_completed: int = 0
+    pass_started_unix: int = 0  # 0: idle between passes
+    verified_since_unix: int = 0
+
+
+@dataclass
+class ScrubReport(ScrubProgress):
+    """The scrubber's progress and findings (samizdat.server.scrub.Scrubber.status)."""
+
     position_fraction: float = 0.0
     enabled: bool = False
     rate_mb: float = 0.0
-    pass_started_unix: int = 0
-    verified_since_unix: int = 0
     pending_repair: int = 0
     findings: tuple[Finding, ...] = ()
 
@@ -62,3 +70,9 @@ class PeerReport(PeerSync):
     """One peer as status and metrics show it (samizdat.server.peerbook.PeerState.report)."""
 
     revoked: bool = False
+
+
+def shared_fields(base: type[Any], state: object) -> dict[str, Any]:
+    """`state`'s values of the fields of dataclass `base`, which `state`'s class extends: the
+    part of a worker's state that its report (another extension of `base`) copies."""
+    return {f.name: getattr(state, f.name) for f in fields(base)}

@@ -35,7 +35,7 @@ import blake3
 from samizdat.core.chunklist import decode_chunk_list
 from samizdat.core.errors import SamizdatError
 from samizdat.core.ids import ChunkId, short_hex
-from samizdat.server.reports import Finding, ScrubReport
+from samizdat.server.reports import Finding, ScrubProgress, ScrubReport, shared_fields
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import count_held
 from samizdat.store import rocks
@@ -55,20 +55,12 @@ MIN_CHARGE = 4096
 
 
 @dataclass
-class ScrubState:
+class ScrubState(ScrubProgress):
     """What the scrubber persists (JSON in the node state)."""
 
     version: int = STATE_VERSION
     cursor_hex: str = ""  # last id checked in the current pass
-    pass_started_unix: int = 0  # 0: idle between passes
     pass_errors: int = 0  # unreadable chunks (not corruption) in the current pass
-    chunks_checked: int = 0
-    bytes_checked: int = 0
-    passes_completed: int = 0
-    last_pass_completed_unix: int = 0
-    verified_since_unix: int = 0
-    corrupt_found: int = 0
-    repaired: int = 0
     findings: list[Finding] = field(default_factory=list)
 
     @classmethod
@@ -108,17 +100,10 @@ class Scrubber:
             if st.pass_started_unix and st.cursor_hex:
                 fraction = int(st.cursor_hex[:16], 16) / 2**64
             return ScrubReport(
-                chunks_checked=st.chunks_checked,
-                bytes_checked=st.bytes_checked,
-                corrupt_found=st.corrupt_found,
-                repaired=st.repaired,
-                last_pass_completed_unix=st.last_pass_completed_unix,
-                passes_completed=st.passes_completed,
+                **shared_fields(ScrubProgress, st),
                 position_fraction=fraction,
                 enabled=config.scrub_rate_mb > 0,
                 rate_mb=config.scrub_rate_mb,
-                pass_started_unix=st.pass_started_unix,
-                verified_since_unix=st.verified_since_unix,
                 pending_repair=self.store.quarantined_count(),
                 findings=tuple(replace(f) for f in st.findings),
             )
