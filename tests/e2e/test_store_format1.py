@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KeyFile
+from tests.e2e.test_single_node import assert_restores
 from tests.legacy import downgrade_store_to_format1
 from tests.nodeproc import NodeProcess, run_cli
 from tests.trees import assert_same_tree
@@ -36,9 +37,6 @@ def test_format1_store_is_served_and_restored_after_upgrade(
     code, _, err = run_cli("push", "--key", archive_key.path, "--node", node.address, sample_tree)
     assert code == 0, err
     assert (node.data_dir / "packs").is_dir()
-    dest = tmp_path / "dest"
-    code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address, dest)
-    assert code == 0, err
-    assert_same_tree(sample_tree, dest)
+    assert_restores(archive_key, node, sample_tree, tmp_path / "dest")
     code, _, err = run_cli("verify", "--key", archive_key.path, "--node", node.address)
     assert code == 0, err

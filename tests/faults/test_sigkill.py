@@ -24,10 +24,10 @@ from samizdat.store.chunkstore import ChunkStore
 from samizdat.store.holdings import stored_snapshot
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
+from tests.e2e.test_single_node import assert_restores
 from tests.healthcluster import configure
 from tests.netfaults import TcpLink
 from tests.nodeproc import NodeProcess, run_cli, spawn_cli
-from tests.trees import assert_same_tree
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -158,10 +158,7 @@ def test_push_killed_midway_then_next_push_reuses_stored_chunks(
     _, sent = uploaded_bytes(out)
     assert sent < 0.99 * total and abs(sent - new) <= 0.01 * total + 1024, (sent, new, total)
 
-    dest = tmp_path / "dest"
-    code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address, dest)
-    assert code == 0, err
-    assert_same_tree(src, dest)
+    assert_restores(archive_key, node, src, tmp_path / "dest")
 
 
 def test_node_killed_mid_push_restarts_consistent(
@@ -181,10 +178,7 @@ def test_node_killed_mid_push_restarts_consistent(
 
     code, out, err = run_cli("push", "--key", archive_key.path, "--node", node.address, src)
     assert code == 0, err
-    dest = tmp_path / "dest"
-    code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address, dest)
-    assert code == 0, err
-    assert_same_tree(src, dest)
+    assert_restores(archive_key, node, src, tmp_path / "dest")
     code, _, err = run_cli("verify", "--key", archive_key.path, "--node", node.address)
     assert code == 0, err
 
@@ -198,10 +192,7 @@ def test_acknowledged_snapshot_survives_node_sigkill(
     node.start()
     (snap,) = node.status().snapshots
     assert snap.chunks_held == snap.chunks_total
-    dest = tmp_path / "dest"
-    code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address, dest)
-    assert code == 0, err
-    assert_same_tree(sample_tree, dest)
+    assert_restores(archive_key, node, sample_tree, tmp_path / "dest")
 
 
 def test_node_killed_at_random_points_of_pushes_loses_no_acknowledged_snapshot(
@@ -246,10 +237,7 @@ def test_node_killed_at_random_points_of_pushes_loses_no_acknowledged_snapshot(
     assert len(acknowledged) == 3
     code, _, err = run_cli("verify", "--key", archive_key.path, "--node", node.address)
     assert code == 0, err
-    dest = tmp_path / "dest"
-    code, _, err = run_cli("restore", "--key", archive_key.path, "--node", node.address, dest)
-    assert code == 0, err
-    assert_same_tree(src, dest)
+    assert_restores(archive_key, node, src, tmp_path / "dest")
 
 
 class _DiesBeforeSnapshot:
