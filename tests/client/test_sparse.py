@@ -46,3 +46,14 @@ def test_aligned_zero_blocks_become_holes(tmp_path: Path) -> None:
         assert os.pread(fd, len(data), 0) == data
     finally:
         os.close(fd)
+
+
+def test_a_block_with_zero_ends_but_data_inside_is_written(tmp_path: Path) -> None:
+    edged = b"\0" + b"\x5a" * (BLOCK - 2) + b"\0"  # first and last byte zero, not a zero block
+    data = edged * 3 + bytes(BLOCK) + edged + bytes(BLOCK)
+    with open(tmp_path / "f", "w+b") as f:
+        writer = SparseWriter(f.fileno(), b"f")
+        writer.write(data)
+        writer.finish()
+        assert os.pread(f.fileno(), len(data) + 1, 0) == data
+        assert os.fstat(f.fileno()).st_blocks * 512 <= 4 * BLOCK + (64 << 10)

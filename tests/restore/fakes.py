@@ -36,7 +36,9 @@ class FakeSource:
     were served in total (a node killed mid-stream); corrupt: ids whose bytes it flips;
     lacks: ids it does not hold although it claims the whole snapshot; stall_after: calls
     after which every call blocks until `release` is set; extra: an id it sends unasked;
-    local: a copy on a disk at hand (`damage_is_local`), whose `corrupt` ids are damage.
+    local: a copy on a disk at hand (`damage_is_local`), whose `corrupt` ids are damage;
+    gate: a barrier its first call waits at (sources sharing one all get work, however the
+    threads are scheduled).
     """
 
     def __init__(
@@ -51,10 +53,12 @@ class FakeSource:
         stall_after: int | None = None,
         extra: bytes | None = None,
         local: bool = False,
+        gate: threading.Barrier | None = None,
     ) -> None:
         self.name, self.blobs, self.delay = name, blobs, delay
         self.die_after, self.corrupt, self.lacks = die_after, corrupt or set(), lacks or set()
         self.stall_after, self.extra, self.local = stall_after, extra, local
+        self.gate = gate
         self.release = threading.Event()
         self.served = 0
         self.calls = 0
@@ -85,6 +89,8 @@ class FakeSource:
             self.calls += 1
             calls = self.calls
             self.requested.extend(ids)
+        if self.gate is not None and calls == 1:
+            self.gate.wait(30)
         if self.stall_after is not None and calls > self.stall_after:
             self.release.wait(30)
         if self.delay:

@@ -45,7 +45,8 @@ def expected(refs, plain) -> list[bytes]:  # type: ignore[no-untyped-def]
 
 def test_three_sources_in_order_and_all_used(key, chunks) -> None:  # type: ignore[no-untyped-def]
     refs, blobs, plain = chunks
-    sources = [FakeSource(n, blobs, delay=0.002) for n in "abc"]
+    gate = threading.Barrier(3)  # each source's first call waits for the others' first
+    sources = [FakeSource(n, blobs, delay=0.002, gate=gate) for n in "abc"]
     pool = SourcePool(sources)
     assert fetch_all(key, pool, refs) == expected(refs, plain)
     reports = pool.reports()

@@ -1,7 +1,9 @@
 """Restore and verify: a snapshot's tree and chunks from untrusted sources into files.
 
-Every chunk is checked against its id and AEAD tag as it arrives (samizdat.client.fetch) and
-every file against its recorded plaintext BLAKE3 before it gets its final name.
+Every chunk is checked against its id, AEAD tag and recorded length as it arrives
+(samizdat.client.fetch) and every file against its recorded size before it gets its final
+name; verify also checks each file against its recorded plaintext BLAKE3 (docs/restore.md,
+"What restore checks", says why restore does not need to).
 
 Passes over the decrypted tree (kept in a temporary file, never in memory):
 
@@ -11,7 +13,7 @@ Passes over the decrypted tree (kept in a temporary file, never in memory):
    files already in DEST with their recorded hash are skipped (resume);
 2. fetch (a feeder thread) and write (this thread) run together over the same order: chunks
    of the marked files stream in through a bounded window and are appended to a partial
-   file beside NAME (samizdat.client.safefs), renamed to NAME only once its hash matches. An
+   file beside NAME (samizdat.client.safefs), renamed to NAME only once it is complete. An
    interrupted restore therefore never leaves a file that looks complete, and rerunning the
    same command continues where it stopped. A file with a chunk no source can serve is not
    written under its name (or, with `salvage`, kept as NAME.samizdat-salvaged: see
@@ -236,8 +238,15 @@ class Restorer:
     def _plan(
         self, tree: BinaryIO, dest: SafeDest | None, paths: list[bytes], overwrite: bool
     ) -> _Bitmap:
-        """Check every entry and return the indices (among selected files) to fetch."""
+        """Check every entry and return the indices (among selected files) to fetch.
+
+        A DEST that was empty when the restore began has nothing in the way and nothing to
+        resume: its entries are not looked up one by one. (Something another process puts
+        there meanwhile is no more a danger than after a lookup: writes never follow a
+        symlink and never leave DEST, see samizdat.client.safefs.)"""
         needed = _Bitmap()
+        if dest is not None and dest.started_empty:
+            dest = None
         links = LinkGroups()
         symlinks: set[bytes] = set()
         found: set[bytes] = set()
@@ -248,7 +257,7 @@ class Restorer:
             if path == previous:
                 raise UnsafePath(f"the tree lists {_shown(path)!r} twice; refusing it")
             previous = path
-            parts = path.split(b"/")
+            parts = path.split(b"/") if symlinks else []
             for n in range(1, len(parts)):
                 if b"/".join(parts[:n]) in symlinks:
                     raise UnsafePath(
@@ -402,8 +411,13 @@ class Restorer:
         self, entry: pb.TreeEntry, dest: SafeDest | None, fetch: OrderedFetch
     ) -> None:
         """Fetch one file into its partial file and give it its name once it verifies; a
-        file with lost chunks goes into the damage report instead (salvaged if asked)."""
-        hasher = blake3.blake3()
+        file with lost chunks goes into the damage report instead (salvaged if asked).
+
+        Restore checks every chunk (id, AEAD tag, recorded length) and the file's size; only
+        verify (`dest` None) also hashes the whole file against its recorded content hash:
+        for a restore that pass adds no check an adversary could fail (docs/restore.md,
+        "What restore checks"), and it cost a BLAKE3 over every restored byte."""
+        hasher = blake3.blake3() if dest is None else None
         lost: list[LostChunk] = []
         offset = 0
         handle = dest.open_partial(entry.path) if dest is not None else None
@@ -424,24 +438,29 @@ class Restorer:
                     self.progress.advance(ref.length)
                     continue
                 offset += len(data)
-                if not lost:
+                if hasher is not None and not lost:
                     hasher.update(data)
                 if writer is not None and (self.salvage or not lost):
                     writer.write(data)
                 self.progress.advance(len(data))
-            if lost or offset != entry.size or hasher.digest() != entry.content_hash:
+            if (
+                lost
+                or offset != entry.size
+                or (hasher is not None and hasher.digest() != entry.content_hash)
+            ):
                 owned, handle = handle, None
                 self._damaged(entry, dest, lost, owned, offset)
                 return
             if handle is not None and dest is not None and writer is not None:
                 writer.finish()
                 self.stats.xattrs_refused += set_xattrs(handle[2], entry.xattrs, entry.path)
+                dest.seal(handle[2], entry.mode, entry.mtime_ns, entry.path)
                 # Forget the descriptor before closing it: an interrupt between the two must
                 # not make the cleanup below close it again (EBADF would hide the interrupt).
                 fd, handle = handle[2], (handle[0], handle[1], -1)
                 with os_errors(entry.path):
                     os.close(fd)
-                dest.commit(handle[0], handle[1], entry.mode, entry.mtime_ns)
+                dest.commit(handle[0], handle[1])
                 remove_salvage(handle[0], handle[1], entry.path)
         except BaseException:
             if handle is not None and dest is not None:

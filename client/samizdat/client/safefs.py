@@ -82,6 +82,8 @@ class SafeDest:
             # The user named DEST: follow it if it is a symlink; never anything below it.
             self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.root = root
+        with os_errors(shown), os.scandir(self.root_fd) as listing:
+            self.started_empty = next(listing, None) is None
         # Directory fds by tree path, most recently used last: consecutive entries of a
         # sorted tree share parents, so most lookups cost no system call at all. An fd keeps
         # pointing at the directory it was opened as, even if the name is later swapped.
@@ -208,19 +210,24 @@ class SafeDest:
             raise
         return fd, name, file_fd
 
-    def commit(self, parent_fd: int, name: bytes, mode: int, mtime_ns: int) -> None:
-        """Apply metadata to the partial file and rename it into place."""
-        tmp = partial_name(name)
-        with os_errors(name):
-            os.chmod(tmp, mode & 0o7777, dir_fd=parent_fd)
-            os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=parent_fd)
-            try:
-                st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    raise UnsafePath(f"refusing to replace directory {_show(name)!r} with a file")
-            except FileNotFoundError:
-                pass
-            os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+    @staticmethod
+    def seal(fd: int, mode: int, mtime_ns: int, path: bytes) -> None:
+        """Give a written partial file its mode and times through its own descriptor (no path
+        lookup, nothing to follow), after its last write."""
+        with os_errors(path):
+            os.fchmod(fd, mode & 0o7777)
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+    def commit(self, parent_fd: int, name: bytes) -> None:
+        """Rename a sealed partial file into place. A directory under the final name is never
+        replaced: rename(2) refuses to put a file over one (EISDIR)."""
+        try:
+            os.rename(partial_name(name), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+        except IsADirectoryError:
+            raise UnsafePath(f"refusing to replace directory {_show(name)!r} with a file") from None
+        except OSError:
+            with os_errors(name):
+                raise
 
     def link(self, target: bytes, path: bytes) -> bool:
         """Make `path` a hard link to the already restored file `target` (both tree paths),
@@ -270,10 +277,11 @@ class SafeDest:
                         writer.write(block)
                 writer.finish()
                 refused = set_xattrs(fd, xattrs, path)
+                self.seal(fd, mode, mtime_ns, path)
                 with os_errors(path):
                     fd, closing = -1, fd
                     os.close(closing)
-                self.commit(parent_fd, name, mode, mtime_ns)
+                self.commit(parent_fd, name)
             except BaseException:
                 if fd >= 0:
                     os.close(fd)
@@ -346,25 +354,34 @@ class SparseWriter:
     def __init__(self, fd: int, path: bytes) -> None:
         self.fd, self.path, self.pos, self.end = fd, path, 0, 0
 
-    def write(self, data: bytes) -> None:
-        n = len(data)
-        if n < self.BLOCK or self.ZERO_BLOCK not in data:  # the common case: no zero block
-            self._write(data)
-            return
+    def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         block, zero = self.BLOCK, self.ZERO_BLOCK
+        first = -self.pos % block  # first block-aligned offset in data
+        count = (len(view) - first) // block  # whole aligned blocks in data
+        if count <= 0:
+            self._write(view)
+            return
+        # A zero block starts and ends with a zero byte: only blocks whose first and last
+        # bytes are both zero are compared in full (on incompressible data almost none), so
+        # the common case costs two strided copies of `count` bytes, not a scan of `data`.
+        stop = first + count * block
+        heads = view[first:stop:block].tobytes()
+        tails = view[first + block - 1 : stop : block].tobytes()
         start = 0  # data[:start] is written or skipped
-        at = -self.pos % block  # first block-aligned offset in data
-        while at + block <= n:
-            if view[at : at + block] != zero:
-                at += block
+        i = heads.find(0)
+        while i >= 0:
+            at = first + i * block
+            if tails[i] or view[at : at + block] != zero:
+                i = heads.find(0, i + 1)
                 continue
-            end = at + block
-            while end + block <= n and view[end : end + block] == zero:
-                end += block
+            end, i = at + block, i + 1
+            while i < count and not heads[i] and view[end : end + block] == zero:
+                end, i = end + block, i + 1
             self._write(view[start:at])
             self.pos += end - at
-            start = at = end
+            start = end
+            i = heads.find(0, i)
         self._write(view[start:])
 
     def _write(self, data: bytes | memoryview) -> None:
