@@ -74,6 +74,7 @@ HEDGE_JOBS = 4.0  # ... or this many typical job durations, whichever is longer
 WAKE = 0.25
 
 Ref = tuple[bytes, int | None]  # (chunk id, plaintext length if known)
+Plaintext = bytes | memoryview  # as ChunkCodec.decode returns it: not copied out of the blob
 
 
 @dataclass
@@ -194,7 +195,7 @@ class _Slot:
         self.seq = seq
         self.ids = [r[0] for r in refs]
         self.lengths = [r[1] for r in refs]
-        self.plain: list[bytes | None] = [None] * len(refs)
+        self.plain: list[Plaintext | None] = [None] * len(refs)
         self.filled = bytearray(len(refs))
         self.errors: dict[int, SamizdatError] = {}
         self.damaged: dict[int, int] = {}  # position -> mask of local copies damaged there
@@ -263,7 +264,7 @@ class OrderedFetch:
 
     # ------------------------------------------------------------- consumer
 
-    def next(self) -> bytes:
+    def next(self) -> Plaintext:
         """The plaintext of the next ref. Raises ChunkNotFound or IntegrityError for a ref
         that cannot be served (the next call goes on with the following ref), or whatever
         stopped the feeder."""
@@ -483,7 +484,7 @@ class OrderedFetch:
         want: dict[bytes, list[int]] = {}
         for p in positions:
             want.setdefault(slot.ids[p], []).append(p)
-        got: dict[int, bytes] = {}
+        got: dict[int, Plaintext] = {}
         errors: dict[int, SamizdatError] = {}
         damaged: list[int] = []  # positions whose blob is damaged in this local copy
         nbytes = 0

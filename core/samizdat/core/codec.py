@@ -97,9 +97,11 @@ class ChunkCodec:
         blob = prefix + nonce + self._aead.encrypt(nonce, body, prefix + self._aad)
         return ChunkId.of(blob), blob
 
-    def decode(self, chunk_id: bytes, blob: bytes) -> bytes:
+    def decode(self, chunk_id: bytes, blob: bytes) -> bytes | memoryview:
         """Return the plaintext of a blob (version 1 or 2) after checking its id, header, AEAD
-        tag and padding."""
+        tag and padding. An uncompressed version 2 payload comes back as a read-only view
+        into the decrypted body (not copied out of its padding): use it as any bytes-like
+        object, or bytes() it where a real bytes is needed."""
         verify_blob(chunk_id, blob)
         version = blob[0] if blob else 0
         if (
@@ -130,4 +132,4 @@ class ChunkCodec:
                 raise ChunkCorrupt(
                     chunk_id.hex(), ChunkCheck.CONTENT, f"bad compressed payload: {e}"
                 ) from None
-        return body if version == 1 else bytes(payload)
+        return body if version == 1 else payload
