@@ -25,10 +25,12 @@ from samizdat.core.tokens import Caller
 from samizdat.rpc.errors import abort_args
 from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_BYTES, MAX_BATCH_IDS
 from samizdat.rpc.wire import (
+    PutChunksWire,
     custody_to_wire,
     get_chunks_response,
     listed_to_wire,
     page_to_wire,
+    parse_put_chunks_request,
 )
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
 from samizdat.server.reports import PeerReport, ScrubReport
@@ -172,11 +174,12 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
 
     async def PutChunks(
         self,
-        request_iterator: AsyncIterator[npb.PutChunksRequest],
+        request_iterator: AsyncIterator[PutChunksWire],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> npb.PutChunksResponse:
         """Client-streaming, so a coroutine: waiting for the writer's next message holds no
-        thread. The token names the archive: checked before any message is read."""
+        thread. The token names the archive: checked before any message is read. Requests
+        come parsed by samizdat.rpc.wire (blobs are views of the received bytes)."""
         try:
             caller = self.caller(context)
             require_writer(caller, self.node.config, caller.archive_id, self.node.custody)
@@ -187,8 +190,7 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
                         caller, self.node.config, request.archive_id, self.node.custody
                     )
                 received += len(request.chunks)
-                chunks = [(c.id, c.data) for c in request.chunks]
-                n, b = await asyncio.to_thread(self.node.store.put_chunks, chunks)
+                n, b = await asyncio.to_thread(self.node.store.put_chunks, request.chunks)
                 stored, nbytes = stored + n, nbytes + b
         except SamizdatError as e:
             await context.abort(*_refusal("PutChunks", e))
@@ -301,7 +303,8 @@ class CustodyServicer(_Base, rpc.CustodyServiceServicer):
 
 
 def _add_chunk_service(server: grpc.Server, servicer: ChunkServicer) -> None:
-    """rpc.add_ChunkServiceServicer_to_server, but GetChunks yields serialized responses."""
+    """rpc.add_ChunkServiceServicer_to_server, but GetChunks yields serialized responses and
+    PutChunks takes requests parsed by samizdat.rpc.wire."""
     handlers = {
         "GetChunks": grpc.unary_stream_rpc_method_handler(
             servicer.GetChunks,
@@ -315,7 +318,7 @@ def _add_chunk_service(server: grpc.Server, servicer: ChunkServicer) -> None:
         ),
         "PutChunks": grpc.stream_unary_rpc_method_handler(
             servicer.PutChunks,
-            request_deserializer=npb.PutChunksRequest.FromString,
+            request_deserializer=parse_put_chunks_request,
             response_serializer=npb.PutChunksResponse.SerializeToString,
         ),
     }

@@ -246,8 +246,9 @@ class ChunkStore:
     def chunk_bytes(self) -> int:
         return self._bytes + self._buffer_bytes + sum(map(len, self._flushing.values()))
 
-    def put_chunks(self, chunks: Iterable[tuple[bytes, bytes]]) -> tuple[int, int]:
+    def put_chunks(self, chunks: Iterable[tuple[bytes, bytes | memoryview]]) -> tuple[int, int]:
         """Verify and store (id, blob) pairs not yet present; return (stored, bytes stored).
+        A blob may be a view (of a received message): what is kept is a copy.
 
         Raises ChunkCorrupt for the first blob that does not hash to its id (nothing of that
         batch is written). Existing chunks are never overwritten. Stored chunks are readable
