@@ -383,7 +383,7 @@ class Restorer:
                 self.stats.symlinks += 1
                 if dest is not None:
                     dest.make_symlink(entry.path, entry.symlink_target, overwrite=True)
-                    dest.set_meta(entry.path, None, entry.mtime_ns)
+                    dest.set_link_mtime(entry.path, entry.mtime_ns)
             else:
                 file_index += 1
                 target = links.target(entry)
@@ -393,7 +393,7 @@ class Restorer:
                 elif file_index in needed:
                     self._restore_file(entry, dest, fetch)
         for path, mode, mtime_ns in reversed(dirs):
-            dest.set_meta(path, mode, mtime_ns)  # type: ignore[union-attr]
+            dest.set_dir_meta(path, mode, mtime_ns)  # type: ignore[union-attr]
 
     def _link(self, dest: SafeDest, target: bytes, entry: pb.TreeEntry) -> bool:
         """Restore a later name of a hard-link group: a link, or a copy of the first name

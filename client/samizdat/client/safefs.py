@@ -317,13 +317,29 @@ class SafeDest:
             return
         self.discard(fd, name)
 
-    def set_meta(self, path: bytes, mode: int | None, mtime_ns: int) -> None:
+    def set_dir_meta(self, path: bytes, mode: int, mtime_ns: int) -> None:
+        """Set a restored directory's mode and mtime through a descriptor opened with
+        O_NOFOLLOW: a name swapped for a symlink by someone else writing in DEST is refused
+        (UnsafePath), never followed to a file outside DEST."""
+        fd, name = self._parent(path, create=False)
+        try:
+            dir_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafePath(f"{_show(path)!r} is no longer a directory") from None
+            with os_errors(path):
+                raise
+        try:
+            with os_errors(path):
+                os.chmod(dir_fd, mode & 0o7777)
+                os.utime(dir_fd, ns=(mtime_ns, mtime_ns))
+        finally:
+            os.close(dir_fd)
+
+    def set_link_mtime(self, path: bytes, mtime_ns: int) -> None:
+        """Set a restored symlink's own mtime (never its target's)."""
         fd, name = self._parent(path, create=False)
         with os_errors(path):
-            if mode is not None:  # directories only: never chmod through a symlink
-                if not stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
-                    raise UnsafePath(f"{_show(path)!r} is no longer a directory")
-                os.chmod(name, mode & 0o7777, dir_fd=fd)
             os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=fd, follow_symlinks=False)
 
 
