@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import blake3
@@ -107,17 +108,14 @@ def random_snapshot(
     return sign_snapshot(key, record), [*chunks, (list_id, list_blob)]
 
 
+def put_blobs(client, archive_id: bytes, blobs: Iterable[tuple[bytes, bytes]]) -> None:  # type: ignore[no-untyped-def]
+    """One PutChunks call of one request with `blobs`, (id, bytes) pairs taken as they are
+    (what the node makes of wrong ones is what fault tests check)."""
+    chunks = [npb.Chunk(id=c, data=b) for c, b in blobs]
+    client.put_chunks(iter([npb.PutChunksRequest(archive_id=archive_id, chunks=chunks)]))
+
+
 def upload(client, crafted: CraftedSnapshot) -> None:  # type: ignore[no-untyped-def]
     """PutChunks then PutSnapshot through a NodeClient that holds the archive key."""
-    archive_id = bytes(crafted.snapshot.archive_id)
-    client.put_chunks(
-        iter(
-            [
-                npb.PutChunksRequest(
-                    archive_id=archive_id,
-                    chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs],
-                )
-            ]
-        )
-    )
+    put_blobs(client, bytes(crafted.snapshot.archive_id), crafted.blobs)
     client.put_snapshot(crafted.snapshot.signed)

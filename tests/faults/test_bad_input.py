@@ -19,10 +19,9 @@ from samizdat.core.errors import (
     UsageError,
 )
 from samizdat.core.keys import ArchiveKey, save_key
-from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile, make_key_file
-from tests.crafted import craft_snapshot, file_entry, upload
+from tests.crafted import craft_snapshot, file_entry, put_blobs, upload
 from tests.nodeproc import NodeProcess, run_cli
 from tests.trees import assert_same_tree
 
@@ -131,16 +130,7 @@ def test_snapshot_with_a_bad_signature_is_rejected(
     crafted = craft_snapshot(archive_key.key, [file_entry(b"a.txt", b"forged content")])
     client = node.client(archive_key.key)
     try:
-        client.put_chunks(
-            iter(
-                [
-                    npb.PutChunksRequest(
-                        archive_id=bytes(archive_key.key.archive_id),
-                        chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs],
-                    )
-                ]
-            )
-        )
+        put_blobs(client, bytes(archive_key.key.archive_id), crafted.blobs)
         signed = crafted.snapshot.signed
         record = pb.SnapshotRecord.FromString(signed.record)
         record.sequence = 1000  # altered after signing
@@ -188,16 +178,7 @@ def test_snapshot_for_an_archive_the_node_does_not_host_is_rejected(
         with pytest.raises(AccessDenied, match="writer token signed by this archive"):
             ours.put_snapshot(crafted.snapshot.signed)
         with pytest.raises(AccessDenied):
-            ours.put_chunks(
-                iter(
-                    [
-                        npb.PutChunksRequest(
-                            archive_id=bytes(other_key.key.archive_id),
-                            chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs],
-                        )
-                    ]
-                )
-            )
+            put_blobs(ours, bytes(other_key.key.archive_id), crafted.blobs)
     finally:
         ours.close()
     status = node.status()
@@ -233,16 +214,7 @@ def test_snapshot_referencing_missing_chunks_is_rejected(
     try:
         with pytest.raises(IncompleteSnapshot, match="missing"):
             client.put_snapshot(crafted.snapshot.signed)  # no chunks uploaded at all
-        client.put_chunks(
-            iter(
-                [
-                    npb.PutChunksRequest(
-                        archive_id=bytes(archive_key.key.archive_id),
-                        chunks=[npb.Chunk(id=c, data=b) for c, b in crafted.blobs[1:]],
-                    )
-                ]
-            )
-        )
+        put_blobs(client, bytes(archive_key.key.archive_id), crafted.blobs[1:])
         with pytest.raises(IncompleteSnapshot, match="1 of"):
             client.put_snapshot(crafted.snapshot.signed)
         assert list(node.status().snapshots) == []
@@ -266,53 +238,17 @@ def test_chunk_whose_bytes_do_not_match_its_id_is_rejected_on_put(
     client = node.client(archive_key.key)
     try:
         with pytest.raises(IntegrityError, match=f"chunk {lie_id.hex()[:12]} is corrupt"):
-            client.put_chunks(
-                iter(
-                    [
-                        npb.PutChunksRequest(
-                            archive_id=archive_id,
-                            chunks=[
-                                npb.Chunk(id=good_id, data=good),
-                                npb.Chunk(id=lie_id, data=lie),
-                            ],
-                        )
-                    ]
-                )
-            )
+            put_blobs(client, archive_id, [(good_id, good), (lie_id, lie)])
         # Nothing of the refused batch was stored.
         assert client.has_chunks([good_id, lie_id], role=pb.ROLE_WRITER) == [False, False]
         # A lie cannot overwrite a chunk that is already there either.
-        client.put_chunks(
-            iter(
-                [
-                    npb.PutChunksRequest(
-                        archive_id=archive_id, chunks=[npb.Chunk(id=good_id, data=good)]
-                    )
-                ]
-            )
-        )
+        put_blobs(client, archive_id, [(good_id, good)])
         with pytest.raises(IntegrityError, match="do not match the id"):
-            client.put_chunks(
-                iter(
-                    [
-                        npb.PutChunksRequest(
-                            archive_id=archive_id, chunks=[npb.Chunk(id=good_id, data=lie)]
-                        )
-                    ]
-                )
-            )
+            put_blobs(client, archive_id, [(good_id, lie)])
         blobs = [c for r in client.get_chunks([good_id]) for c in r.chunks]
         assert [(c.id, c.data) for c in blobs] == [(good_id, good)]
         with pytest.raises(IntegrityError, match="is corrupt"):  # a 5-byte id
-            client.put_chunks(
-                iter(
-                    [
-                        npb.PutChunksRequest(
-                            archive_id=archive_id, chunks=[npb.Chunk(id=b"short", data=good)]
-                        )
-                    ]
-                )
-            )
+            put_blobs(client, archive_id, [(b"short", good)])
     finally:
         client.close()
     status = node.status()
@@ -326,16 +262,7 @@ def test_node_keeps_serving_after_refusals(
     try:
         for _ in range(3):
             with pytest.raises(IntegrityError):
-                client.put_chunks(
-                    iter(
-                        [
-                            npb.PutChunksRequest(
-                                archive_id=bytes(archive_key.key.archive_id),
-                                chunks=[npb.Chunk(id=bytes(32), data=b"junk")],
-                            )
-                        ]
-                    )
-                )
+                put_blobs(client, bytes(archive_key.key.archive_id), [(bytes(32), b"junk")])
     finally:
         client.close()
     pushed(node, archive_key, sample_tree)
