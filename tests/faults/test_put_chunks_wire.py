@@ -49,3 +49,19 @@ def test_malformed_put_chunks_are_undecodable_and_oddities_parse_like_protobuf(
     finally:
         client.close()
     assert "level=error" not in node.logs()
+
+
+def test_a_flood_of_tiny_entries_is_refused_and_the_node_serves_on(
+    node: NodeProcess, archive_key: KeyFile
+) -> None:
+    """4 MiB of empty chunk entries (2 million with protobuf's parse): past MAX_PUT_CHUNKS the
+    message is undecodable, parsed in a worker thread, and the node answers the next call."""
+    flood = b"\x12\x00" * (2 * 1024 * 1024 - 64)
+    client = node.client(archive_key.key)
+    try:
+        with pytest.raises(UsageError, match="undecodable message"):
+            client.put_chunks(iter([flood]))
+        assert node.status().node_id
+    finally:
+        client.close()
+    assert "level=error" not in node.logs()

@@ -1,5 +1,7 @@
 """The node's PutChunksRequest parser accepts exactly what protobuf accepts, with the same
-values, and refuses with ValueError whatever protobuf refuses."""
+values, and refuses with ValueError whatever protobuf refuses; beyond protobuf, it refuses
+more than MAX_PUT_CHUNKS chunks in one message (and the client's GetChunks answer parser more
+than MAX_BATCH_IDS entries)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import random
 import pytest
 from google.protobuf.message import DecodeError
 
-from samizdat.rpc.wire import _varint, parse_put_chunks_request, put_chunks_request
+from samizdat.core.errors import PeerMisbehaved
+from samizdat.rpc.limits import MAX_BATCH_IDS, MAX_PUT_CHUNKS
+from samizdat.rpc.wire import _varint, parse_put_chunks_request, part_from_bytes, put_chunks_request
 from samizdat.v1 import node_pb2 as npb
 
 Parsed = tuple[bytes, list[tuple[bytes, bytes]]] | None
@@ -95,6 +99,9 @@ MALFORMED = {
     "wire type 6": b"\x1e\x00",
     "chunk length past its message": b"\x12\x06\x0a\x05abcd\x0a\x01e",
     "group too deep": b"\x1b" * 200 + b"\x1c" * 200,
+    "groups too deep inside a chunk": b"\x12\xc8\x01" + b"\x2b" * 100 + b"\x2c" * 100,
+    "length in 6 bytes": b"\x12\x8a\x80\x80\x80\x80\x00" + CHUNK,
+    "length of 2**31": b"\x12\x80\x80\x80\x80\x08" + CHUNK,
 }
 
 
@@ -113,6 +120,8 @@ WELL_FORMED = {
     "archive id twice: the last wins": b"\x0a\x01a\x12\x0a" + CHUNK + b"\x0a\x01b",
     "a group of unknown fields": b"\x1b\x08\x01\x22\x00\x1c\x12\x0a" + CHUNK,
     "an empty chunk": b"\x12\x00",
+    "groups 99 deep inside a chunk": b"\x12\xc6\x01" + b"\x2b" * 99 + b"\x2c" * 99,
+    "length in 5 bytes": b"\x12\x8a\x80\x80\x80\x00" + CHUNK,
 }
 
 
@@ -121,3 +130,23 @@ def test_well_formed_oddities_give_protobufs_values(raw: bytes) -> None:
     expected = by_protobuf(raw)
     assert expected is not None
     assert by_parser(raw) == expected
+
+
+def test_more_chunks_than_a_real_message_holds_are_refused() -> None:
+    """A writer's message of tiny entries would cost the node seconds and hundreds of MiB
+    to parse and hold: past MAX_PUT_CHUNKS it is refused, which protobuf would not do."""
+    at_cap = b"\x12\x00" * MAX_PUT_CHUNKS
+    assert len(parse_put_chunks_request(at_cap).chunks) == MAX_PUT_CHUNKS
+    assert by_protobuf(at_cap + b"\x12\x00") is not None
+    with pytest.raises(ValueError, match="chunks in one message"):
+        parse_put_chunks_request(at_cap + b"\x12\x00")
+    # Unknown fields past the cap are skipped as before: only chunks count.
+    assert len(parse_put_chunks_request(at_cap + b"\x18\x01").chunks) == MAX_PUT_CHUNKS
+
+
+def test_a_get_chunks_answer_of_more_entries_than_asked_for_is_misbehaviour() -> None:
+    entries = b"\x12\x00" * (MAX_BATCH_IDS // 2) + b"\x0a\x00" * (MAX_BATCH_IDS // 2)
+    part = part_from_bytes(entries, "n1")
+    assert len(part.chunks) + len(part.missing) == MAX_BATCH_IDS
+    with pytest.raises(PeerMisbehaved, match="more than 4096"):
+        part_from_bytes(entries + b"\x12\x00", "n1")

@@ -6,6 +6,10 @@ from samizdat.core.peer import LIST_PAGE_RECORDS as LIST_PAGE_RECORDS
 MAX_BATCH_BYTES = 3 * 1024 * 1024
 MAX_BATCH_IDS = 4096
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024 + 64 * 1024
+# Chunks in one PutChunksRequest. A blob is at least 542 bytes (a 512-byte padded body, header
+# and tag: docs/format.md), so a message of MAX_MESSAGE_BYTES holds under 7,700 real ones; the
+# cap bounds what a writer's message of empty entries costs the node to parse and hold.
+MAX_PUT_CHUNKS = 16384
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -15,7 +15,8 @@ CPU-s per GiB pulled); here each blob is sliced out of the received message once
 reads PutChunksRequests so too (`parse_put_chunks_request`), handing its store views of the
 received bytes (parse and the store's one copy: 0.27 -> 0.135 CPU-s per GiB). Both parsers
 accept exactly what protobuf accepts, with the same values, and refuse what it refuses
-(tests/rpc/test_wire_parse.py compares them on mutated messages).
+(tests/rpc/test_wire_parse.py compares them on mutated messages), except that they also refuse
+more entries than a real message holds (MAX_PUT_CHUNKS, MAX_BATCH_IDS).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from samizdat.core.errors import PeerMisbehaved
 from samizdat.core.ids import ArchiveId
 from samizdat.core.peer import ChunkPart, CustodyPage, ListedSnapshot, SnapshotPage
+from samizdat.rpc.limits import MAX_BATCH_IDS, MAX_PUT_CHUNKS
 from samizdat.v1 import node_pb2 as npb
 
 
@@ -145,11 +147,14 @@ def _varint_at(data: memoryview, pos: int, end: int) -> tuple[int, int]:
     raise ValueError("a varint runs past its message")
 
 
-def _bytes_fields(data: memoryview, pos: int, end: int) -> Iterator[tuple[int, memoryview]]:
-    """(field number, value) of the length-delimited fields in data[pos:end], in order. Other
-    fields are skipped, as protobuf keeps them unknown (a known field sent with another wire
-    type included, and groups); a malformed encoding (field 0, an unmatched end of group, a
-    length past the end) raises ValueError."""
+def _bytes_fields(
+    data: memoryview, pos: int, end: int, depth: int = 0
+) -> Iterator[tuple[int, memoryview]]:
+    """(field number, value) of the length-delimited fields in data[pos:end], a message nested
+    `depth` deep, in order. Other fields are skipped, as protobuf keeps them unknown (a known
+    field sent with another wire type included, and groups); a malformed encoding (field 0, an
+    unmatched end of group, a length past the end or longer than protobuf's 5-byte, 31-bit
+    lengths, groups nested past protobuf's depth limit) raises ValueError."""
     groups: list[int] = []  # the numbers of the groups being skipped, innermost last
     while pos < end:
         start = pos
@@ -158,7 +163,10 @@ def _bytes_fields(data: memoryview, pos: int, end: int) -> Iterator[tuple[int, m
         if number == 0 or key >> 32 or pos - start > 5:  # a key is a 32-bit varint
             raise ValueError(f"field number {number} out of range")
         if wire_type == 2:
+            length_at = pos
             size, pos = _varint_at(data, pos, end)
+            if pos - length_at > 5 or size >> 31:
+                raise ValueError("a length out of range")
             if size > end - pos:
                 raise ValueError("a field runs past its message")
             if not groups:
@@ -169,7 +177,7 @@ def _bytes_fields(data: memoryview, pos: int, end: int) -> Iterator[tuple[int, m
         elif wire_type in (1, 5):
             pos += 8 if wire_type == 1 else 4
         elif wire_type == 3:
-            if len(groups) >= _MAX_GROUP_DEPTH:
+            if depth + len(groups) >= _MAX_GROUP_DEPTH:
                 raise ValueError("groups nested too deep")
             groups.append(number)
         elif wire_type == 4 and groups and groups[-1] == number:
@@ -183,7 +191,7 @@ def _bytes_fields(data: memoryview, pos: int, end: int) -> Iterator[tuple[int, m
 def _chunk(message: memoryview) -> tuple[memoryview, memoryview]:
     """(id, data) of a serialized Chunk, as views (the last of each wins, as in protobuf)."""
     chunk_id = blob = message[:0]
-    for number, value in _bytes_fields(message, 0, len(message)):
+    for number, value in _bytes_fields(message, 0, len(message), depth=1):
         if number == 1:
             chunk_id = value
         elif number == 2:
@@ -194,12 +202,15 @@ def _chunk(message: memoryview) -> tuple[memoryview, memoryview]:
 def part_from_bytes(data: bytes, label: str) -> ChunkPart:
     """The ChunkPart of a serialized GetChunksResponse, as protobuf would parse it (the last
     `id` or `data` of a Chunk wins, unknown fields are skipped), with each blob copied once.
-    Raises PeerMisbehaved, naming node `label`, for bytes protobuf would refuse."""
+    Raises PeerMisbehaved, naming node `label`, for bytes protobuf would refuse and for more
+    than MAX_BATCH_IDS entries (no request asks for more)."""
     view = memoryview(data)
     chunks: list[tuple[bytes, bytes]] = []
     missing: list[bytes] = []
     try:
         for number, value in _bytes_fields(view, 0, len(view)):
+            if number in (1, 2) and len(chunks) + len(missing) >= MAX_BATCH_IDS:
+                raise ValueError(f"more than {MAX_BATCH_IDS} chunks in one answer")
             if number == 1:  # GetChunksResponse.chunks
                 chunk_id, blob = _chunk(value)
                 chunks.append((bytes(chunk_id), bytes(blob)))
@@ -222,11 +233,16 @@ class PutChunksWire:
 def parse_put_chunks_request(data: bytes) -> PutChunksWire:
     """Parse a serialized PutChunksRequest as protobuf would (the last `archive_id`, and the
     last `id` or `data` of a Chunk, wins; unknown fields are skipped), without copying its
-    blobs. Raises ValueError for bytes protobuf would refuse (the node's admission layer
-    answers them INVALID_ARGUMENT, "undecodable message")."""
+    blobs. Raises ValueError for bytes protobuf would refuse, and for more than MAX_PUT_CHUNKS
+    chunks (the node's admission layer answers both INVALID_ARGUMENT, "undecodable message").
+    Costly for a message of many tiny entries: the node runs it off its event loop
+    (admission.OffLoop)."""
     view = memoryview(data).cast("B")
-    archive_id, chunks = b"", []
+    archive_id = b""
+    chunks: list[tuple[bytes, memoryview]] = []
     for number, value in _bytes_fields(view, 0, len(view)):
+        if number == 2 and len(chunks) >= MAX_PUT_CHUNKS:
+            raise ValueError(f"more than {MAX_PUT_CHUNKS} chunks in one message")
         if number == 1:  # PutChunksRequest.archive_id
             archive_id = bytes(value)
         elif number == 2:  # PutChunksRequest.chunks

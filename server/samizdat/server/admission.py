@@ -20,7 +20,8 @@ through `Admission` first, which, from the call's metadata alone:
 5. bounds time: a stream whose client sends nothing for READ_IDLE, or reads nothing for
    WRITE_IDLE, is ended (DEADLINE_EXCEEDED); a health Watch ends after WATCH_SECONDS;
 6. answers an undecodable message with INVALID_ARGUMENT, counted in
-   `samizdat_rpc_rejected_total{method,reason}` rather than logged.
+   `samizdat_rpc_rejected_total{method,reason}` rather than logged; a deserializer marked
+   `OffLoop` (PutChunks' hand-written parse) runs in a worker thread, never on the loop.
 
 Memory per caller is bounded by its stream cap: a GetChunks stream holds at most the message
 being written (<= 3 MiB) while its reader is slow, and is ended after WRITE_IDLE.
@@ -78,6 +79,19 @@ class Undecodable:
 
 
 UNDECODABLE = Undecodable()
+
+
+@dataclass(frozen=True)
+class OffLoop:
+    """A client-streaming method's request deserializer too costly for the event loop (a
+    hand-written parse of megabytes, whose cost a writer's message of tiny entries drives up):
+    admission runs it in a worker thread as each message arrives, so the node keeps answering
+    every other call meanwhile. A failure is an undecodable message, as for any deserializer."""
+
+    parse: Callable[[bytes], Any]
+
+    def __call__(self, raw: bytes) -> Any:  # still a deserializer where no Admission runs
+        return self.parse(raw)
 
 
 class _Abort(Exception):
@@ -237,8 +251,12 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             async with workers:
                 return await asyncio.to_thread(fn, *args)
 
+        deserializer = handler.request_deserializer
+        off_loop = _safe(deserializer.parse) if isinstance(deserializer, OffLoop) else None
+        if off_loop is not None and not handler.stream_unary:
+            raise TypeError(f"{method}: only client-streaming requests parse off the loop")
         kw = {
-            "request_deserializer": _safe(handler.request_deserializer),
+            "request_deserializer": None if off_loop else _safe(deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary or handler.unary_stream:
@@ -289,7 +307,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def client_stream(requests: Any, context: Ctx) -> Any:
             async with accounted(context):
-                return await behavior(_checked(requests), context)
+                return await behavior(_checked(requests, off_loop), context)
             return None
 
         return grpc.stream_unary_rpc_method_handler(client_stream, **kw)
@@ -310,9 +328,11 @@ def _next(responses: Iterator[Any]) -> Any:
     return next(responses, _END)
 
 
-async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """The messages of a client stream; raises _Idle after READ_IDLE without one and
-    _BadMessage for one that did not decode."""
+async def _checked(
+    requests: AsyncIterator[Any], parse: Callable[[bytes], Any] | None
+) -> AsyncIterator[Any]:
+    """The messages of a client stream, each `parse`d in a worker thread if given; raises
+    _Idle after READ_IDLE without one and _BadMessage for one that did not decode."""
     iterator = requests.__aiter__()
     while True:
         try:
@@ -321,6 +341,8 @@ async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
             return
         except TimeoutError:
             raise _Idle(f"no message for {READ_IDLE:.0f}s") from None
+        if parse is not None:
+            message = await asyncio.to_thread(parse, message)
         if message is UNDECODABLE:
             raise _BadMessage
         yield message

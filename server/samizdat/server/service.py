@@ -33,6 +33,7 @@ from samizdat.rpc.wire import (
     parse_put_chunks_request,
 )
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
+from samizdat.server.admission import OffLoop
 from samizdat.server.reports import PeerReport, ScrubReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import accept_verified
@@ -318,7 +319,7 @@ def _add_chunk_service(server: grpc.Server, servicer: ChunkServicer) -> None:
         ),
         "PutChunks": grpc.stream_unary_rpc_method_handler(
             servicer.PutChunks,
-            request_deserializer=parse_put_chunks_request,
+            request_deserializer=OffLoop(parse_put_chunks_request),
             response_serializer=npb.PutChunksResponse.SerializeToString,
         ),
     }
