@@ -1,10 +1,12 @@
 """Push: turn a directory into chunks, a tree, chunk lists and a signed snapshot on a node.
 
 Pipeline: the main thread walks the tree and cuts files into chunks (FastCDC releases the
-GIL); a thread pool hashes, compresses and encrypts them (all GIL-free); results are taken
-in order, recorded in the tree and chunk lists, and new ones go to an upload thread that asks
-the node which it lacks (HasChunks) and streams only those (PutChunks). Memory is bounded by
-the in-flight window, whatever the size of the tree.
+GIL); a thread pool hashes, compresses and encrypts them (all GIL-free), and one hash thread
+computes the content hash of each large file; results are taken in order, recorded in the
+tree and chunk lists, and new ones go, in batches, to an asker thread that asks the node
+which it lacks (HasChunks), then to an upload thread that streams only those (PutChunks)
+while the next batch is asked about. Memory is bounded by the in-flight window, whatever the
+size of the tree.
 
 Order: what the node sees must not line up a file's chunks. Each upload batch (up to
 BATCH_CHUNKS chunks or BATCH_BYTES) is shuffled before it is offered (HasChunks) and sent
@@ -35,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, TypeVar
 
 import blake3
 
@@ -64,15 +66,20 @@ from samizdat.v1 import records_pb2 as pb
 WINDOW = 48
 # One HasChunks question per batch of up to BATCH_CHUNKS chunks or BATCH_BYTES; the upload
 # thread then streams the missing ones in PutChunks messages of MAX_BATCH_BYTES. At most
-# UPLOAD_QUEUE batches wait for it: 2 x 8 MiB plus the one in flight.
-UPLOAD_QUEUE = 2
+# UPLOAD_QUEUE batches wait for the question, one is being asked about, one waits answered
+# and one is being sent: 4 x 8 MiB.
+UPLOAD_QUEUE = 1
 BATCH_CHUNKS = 512
 BATCH_BYTES = 8 << 20
 SMALL_FILE = 1 << 20  # files up to this size are read whole (see Pusher._file_chunks)
 # Chunks are handed to the encoder threads in groups of up to GROUP_CHUNKS or GROUP_BYTES.
 GROUP_CHUNKS = 16
 GROUP_BYTES = 256 << 10
+# Chunks of a file larger than SMALL_FILE are hashed (content hash) on the hash thread, at
+# most HASH_AHEAD chunks behind the walking thread.
+HASH_AHEAD = 16
 _shuffle = random.SystemRandom().shuffle
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -122,12 +129,39 @@ class _Chunk(NamedTuple):
     origin: FileRange | None = None
 
 
+class _ContentHash:
+    """The BLAKE3 content hash of one file, fed its chunks in order. With a pool (one
+    worker: updates run in order) the chunks are hashed there, off the walking thread, at
+    most HASH_AHEAD behind; `digest` waits for them. Chunks are immutable bytes, so a
+    queued update sees what was chunked."""
+
+    def __init__(self, pool: ThreadPoolExecutor | None = None) -> None:
+        self._hasher = blake3.blake3()
+        self._pool = pool
+        self._queued: deque[Future[object]] = deque()
+
+    def update(self, data: bytes) -> None:
+        if self._pool is None:
+            self._hasher.update(data)
+            return
+        self._queued.append(self._pool.submit(self._hasher.update, data))
+        while len(self._queued) > HASH_AHEAD:
+            self._queued.popleft().result()
+
+    def digest(self) -> bytes:
+        while self._queued:
+            self._queued.popleft().result()
+        return self._hasher.digest()
+
+
 @dataclass
 class _FileRecord:
-    """A file on its way through the pipeline: its entry, its chunks so far as the files cache
-    records them, and the fstat to record it with (None: not to be recorded)."""
+    """A file on its way through the pipeline: its entry, its content hash (set on the entry
+    once complete), its chunks so far as the files cache records them, and the fstat to
+    record it with (None: not to be recorded)."""
 
     entry: pb.TreeEntry
+    content: _ContentHash
     refs: list[CachedRef] = field(default_factory=list)
     cache_stat: os.stat_result | None = None
 
@@ -157,7 +191,12 @@ class _Hit(NamedTuple):
 
 class _Uploader:
     """Streams batches of (id, blob) to the node, skipping chunks it already holds. The peer
-    asks HasChunks as a writer (GrpcPeer(..., has_role=ROLE_WRITER))."""
+    asks HasChunks as a writer (GrpcPeer(..., has_role=ROLE_WRITER)).
+
+    Two stages, each a thread: the asker offers each batch (shuffled) with HasChunks and
+    hands it on with the answer; the upload thread streams the missing chunks in one
+    PutChunks call. The question about the next batch overlaps the upload of this one.
+    At most UPLOAD_QUEUE batches wait for the asker and one, answered, for the upload."""
 
     def __init__(
         self, client: Peer, archive_id: ArchiveId, stats: PushStats, codec: ChunkCodec
@@ -165,15 +204,27 @@ class _Uploader:
         self.client, self.archive_id, self.stats = client, archive_id, stats
         self.codec = codec
         self.queue: queue.Queue[list[_Chunk] | None] = queue.Queue(UPLOAD_QUEUE)
+        self.answered: queue.Queue[tuple[list[_Chunk], list[bool]] | None] = queue.Queue(1)
         self.error: BaseException | None = None
         self.stale: IntegrityError | None = None
+        self.asker = threading.Thread(target=self._ask, name="has-chunks", daemon=True)
         self.thread = threading.Thread(target=self._run, name="upload", daemon=True)
+        self.asker.start()
         self.thread.start()
 
+    def _ask(self) -> None:
+        try:
+            while (batch := _get_until(self.queue, self._failed)) is not None:
+                _shuffle(batch)  # neither HasChunks nor PutChunks may follow the tree's order
+                present = self.client.has_chunks([c.chunk_id for c in batch])
+                _put_until(self.answered, (batch, present), self._failed)
+            _put_until(self.answered, None, self._failed)
+        except BaseException as e:  # handed to the main thread (by put or finish)
+            self._fail(e)
+
     def _requests(self) -> Iterator[list[tuple[bytes, bytes]]]:
-        while (batch := self.queue.get()) is not None:
-            _shuffle(batch)  # neither HasChunks nor PutChunks may follow the tree's order
-            present = self.client.has_chunks([c.chunk_id for c in batch])
+        while (answered := _get_until(self.answered, self._failed)) is not None:
+            batch, present = answered
             request: list[tuple[bytes, bytes]] = []
             size = 0
             for (chunk_id, blob, plaintext, _, _, origin), have in zip(batch, present, strict=True):
@@ -222,30 +273,57 @@ class _Uploader:
     def _run(self) -> None:
         try:
             self.client.put_chunks(self.archive_id, self._requests())
-        except BaseException as e:  # handed to the main thread
-            self.error = self.stale or e
-            while True:  # unblock the producer
+        except BaseException as e:  # handed to the main thread (by put or finish)
+            self._fail(e)
+
+    def _fail(self, error: BaseException) -> None:
+        """Record the first error (a stale cache's over what it caused) and unblock the
+        producer and the other stage."""
+        if self.error is None:
+            self.error = self.stale or error
+        for q in (self.queue, self.answered):
+            while True:
                 try:
-                    if self.queue.get_nowait() is None:
-                        break
+                    q.get_nowait()
                 except queue.Empty:
                     break
 
+    def _failed(self) -> None:
+        """Raise the recorded error, if any (the pusher's view of both stages)."""
+        if self.error is not None:
+            raise self.error
+
     def put(self, batch: list[_Chunk]) -> None:
-        while True:
-            if self.error is not None:
-                raise self.error
-            try:
-                self.queue.put(batch, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        _put_until(self.queue, batch, self._failed)
 
     def finish(self) -> None:
         self.put(None)  # type: ignore[arg-type]
+        self.asker.join()
         self.thread.join()
-        if self.error is not None:
-            raise self.error
+        self._failed()
+
+
+def _put_until(into: queue.Queue[_T], item: _T, check: Callable[[], None]) -> None:
+    """Put `item` into a bounded queue, calling `check` (which raises to give up) while the
+    queue stays full."""
+    while True:
+        check()
+        try:
+            into.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+
+
+def _get_until(source: queue.Queue[_T], check: Callable[[], None]) -> _T:
+    """The next item of a queue, calling `check` (which raises to give up) while it stays
+    empty."""
+    while True:
+        check()
+        try:
+            return source.get(timeout=0.2)
+        except queue.Empty:
+            continue
 
 
 class Pusher:
@@ -268,6 +346,7 @@ class Pusher:
         self.params = params
         self.progress = progress or (lambda n: None)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="encode")
+        self.hash_pool = ThreadPoolExecutor(1, thread_name_prefix="hash")
         self.stats = PushStats()
         self.lists = ChunkListBuilder()
         self.batch: list[_Chunk] = []
@@ -331,6 +410,7 @@ class Pusher:
             raise
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            self.hash_pool.shutdown(wait=True, cancel_futures=True)
         s = self.stats
         record = pb.SnapshotRecord(
             sequence=sequence,
@@ -357,7 +437,7 @@ class Pusher:
     def _ingest_tree(self, source: str, out: BinaryIO) -> int:
         pending: deque[tuple[str, pb.TreeEntry | _FileRecord | _Hit | _Slot]] = deque()
         count = 0
-        current = _FileRecord(pb.TreeEntry())
+        current = _FileRecord(pb.TreeEntry(), _ContentHash())
         root = os.fsencode(os.path.realpath(source))
 
         def drain(limit: int) -> None:
@@ -381,6 +461,7 @@ class Pusher:
                     count += 1
                 elif kind == "end":  # entry complete
                     if isinstance(item, _FileRecord):
+                        item.entry.content_hash = item.content.digest()
                         self._remember(item)
                         item = item.entry
                     write_message(out, item)
@@ -406,15 +487,16 @@ class Pusher:
                         pending.append(("hit", self._hit(entry, hit, root, src.path)))
                         drain(WINDOW)
                         continue
-                    record = _FileRecord(entry)
+                    large = st.st_size > SMALL_FILE
+                    record = _FileRecord(entry, _ContentHash(self.hash_pool if large else None))
                     pending.append(("start", record))
-                    hasher = blake3.blake3()
+                    content = record.content
                     size = 0
                     read_start = time.time_ns()
                     try:
                         chunks = self._file_chunks(f, st.st_size)
                         for data in guard_reads(chunks):
-                            hasher.update(data)
+                            content.update(data)
                             size += len(data)
                             pending.append(("chunk", self._submit(data)))
                             drain(WINDOW)
@@ -424,8 +506,7 @@ class Pusher:
                         self._skip(src.path, str(e))
                         pending.append(("drop", entry))
                         continue
-                entry.size = size
-                entry.content_hash = hasher.digest()
+                entry.size = size  # content_hash: once the hash thread is done (drain)
                 self.stats.files += 1
                 self.stats.plaintext_bytes += size
                 pending.append(("end", record))
