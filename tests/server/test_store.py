@@ -160,6 +160,47 @@ def test_truncated_or_missing_pack_quarantines_its_chunks(tmp_path: Path, harm: 
         s.close()
 
 
+def test_batch_reads_answer_as_single_reads_and_release_their_packs(tmp_path: Path) -> None:
+    """get_chunks (one open per pack for a GetChunks answer) gives what get_chunk gives for
+    every id, in order: blobs from several packs and from the write buffer, None for ids not
+    held and for a pack that is gone (quarantined, as on a single read); no descriptor stays
+    open once the batch ends or is abandoned half-way."""
+    path = tmp_path / "data"
+    s = ChunkStore(path)
+    lost, kept = [chunk() for _ in range(3)], [chunk() for _ in range(3)]
+    s.put_chunks(lost)
+    s.sync_chunks()
+    s.put_chunks(kept)
+    s.sync_chunks()
+    s.close()
+    pack_files(path)[0].unlink()
+    s = ChunkStore(path)
+    try:
+        buffered = chunk()
+        s.put_chunks([buffered])  # still in the write buffer
+        absent = chunk()[0]
+        ids = [kept[1][0], lost[0][0], absent, buffered[0], kept[0][0], lost[2][0], kept[2][0]]
+        fds = len(os.listdir("/proc/self/fd"))
+        got = list(s.get_chunks(ids))
+        assert [i for i, _ in got] == ids
+        assert [b for _, b in got] == [
+            kept[1][1],
+            None,
+            None,
+            buffered[1],
+            kept[0][1],
+            None,
+            kept[2][1],
+        ]
+        assert s.quarantined([lost[0][0], lost[2][0], kept[0][0]]) == [True, True, False]
+        batch = s.get_chunks([kept[0][0], kept[1][0]])
+        assert next(batch) == (kept[0][0], kept[0][1])
+        batch.close()  # a cancelled GetChunks stream
+        assert len(os.listdir("/proc/self/fd")) == fds
+    finally:
+        s.close()
+
+
 def test_wrong_bytes_under_valid_checksums_are_quarantined(store: ChunkStore) -> None:
     """Bytes that do not hash to their key, in a pack whose size and index are intact (a bug,
     or an adversary rewriting the store consistently) are caught by the BLAKE3 check on read."""

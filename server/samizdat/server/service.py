@@ -149,17 +149,17 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
         chunks: list[tuple[bytes, bytes]] = []
         missing: list[bytes] = []
         size = 0
-        for chunk_id in ids:
-            blob = self.node.store.get_chunk(chunk_id)
+        for chunk_id, blob in self.node.store.get_chunks(ids):
             if blob is None:
                 missing.append(chunk_id)
                 continue
             if size and size + len(blob) > MAX_BATCH_BYTES:
+                self.node.metrics.chunks_served(caller, size)
                 yield get_chunks_response(chunks, missing)
                 chunks, missing, size = [], [], 0
             chunks.append((chunk_id, blob))
             size += len(blob)
-            self.node.metrics.chunks_served(caller, len(blob))
+        self.node.metrics.chunks_served(caller, size)
         yield get_chunks_response(chunks, missing)
 
     @_rpc

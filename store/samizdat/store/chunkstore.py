@@ -44,7 +44,7 @@ import rocksdict as rdb
 from samizdat.core.errors import ChunkCheck, ChunkCorrupt, OutOfSpace, SamizdatError, StoreError
 from samizdat.core.ids import ID_SIZE, ChunkId, short_hex
 from samizdat.store import rocks
-from samizdat.store.packs import PackDir
+from samizdat.store.packs import PackDir, PackReader
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +361,18 @@ class ChunkStore:
     def get_chunk(self, chunk_id: bytes) -> bytes | None:
         """Return the verified blob, or None if absent. A corrupt blob is quarantined and
         reported as absent (and logged)."""
+        return self._verified(chunk_id, self.packs)
+
+    def get_chunks(self, ids: Iterable[bytes]) -> Iterator[tuple[bytes, bytes | None]]:
+        """(id, `get_chunk(id)`) for each id in order, each pack opened once for the whole
+        batch (close the iterator, or run it to its end, to release them)."""
+        with PackReader(self.packs) as packs:
+            for chunk_id in ids:
+                yield chunk_id, self._verified(chunk_id, packs)
+
+    def _verified(self, chunk_id: bytes, packs: PackDir | PackReader) -> bytes | None:
         try:
-            blob = self.read_raw(chunk_id)
+            blob = self._read(chunk_id, packs)
         except (StoreError, OSError) as e:
             # A pack that is gone; RocksDB refusing a structurally damaged format 1 blob
             # file ("Corruption: ..."). Flipped bytes and cut packs reach the BLAKE3 check.
@@ -381,6 +391,9 @@ class ChunkStore:
         """Return stored bytes without verification (scrub and tests only): None if not
         held. Raises OSError or StoreError if they cannot be read (`rocks.fault_of` tells whether
         they never will)."""
+        return self._read(chunk_id, self.packs)
+
+    def _read(self, chunk_id: bytes, packs: PackDir | PackReader) -> bytes | None:
         buffered = self._buffered(chunk_id)
         if buffered is not None:
             return buffered
@@ -394,7 +407,7 @@ class ChunkStore:
             except Exception as e:  # rocksdict raises plain Exception
                 raise StoreError(str(e)) from None
             return None if blob is None else bytes(blob)
-        return self.packs.read(*where)
+        return packs.read(*where)
 
     def quarantine(self, chunk_id: bytes) -> None:
         """Remove a corrupt chunk and remember it, so that replication fetches it again."""

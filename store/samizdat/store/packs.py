@@ -8,9 +8,10 @@ in the RocksDB chunk index, which is written only after the pack and its directo
 synced: an indexed chunk always has durable bytes, and a pack that no index entry can name
 yet (numbers at or above the store's next pack number) is a crash's leftover, deleted at open.
 
-Reads open the pack for each blob: one `open` + `pread` + `close` costs a few microseconds
-against the hundreds a 256 KiB blob takes to hash, and no descriptor cache can then be
-closed under a concurrent reader.
+Reads open the pack for each blob (or, through a PackReader, once per pack for a batch of
+reads such as one GetChunks answer): one `open` + `pread` + `close` costs a few microseconds
+against the hundreds a 256 KiB blob takes to hash, and no descriptor shared between readers
+can then be closed under one of them.
 """
 
 from __future__ import annotations
@@ -101,10 +102,17 @@ class PackDir:
         pack was cut short. Raises FileNotFoundError if the pack is gone, NotAPack if it is
         not a regular file (a FIFO, a device, a symlink in a carried copy): damage, never
         a read that blocks."""
-        path = self.path(number)
+        fd = self.open_pack(number)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+    def open_pack(self, number: int) -> int:
+        """A read-only descriptor of a pack (the caller's to close). Raises as `read`."""
         flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
         try:
-            fd = os.open(path, flags)
+            fd = os.open(self.path(number), flags)
         except OSError as e:
             if e.errno == errno.ELOOP:  # a symlink, refused by O_NOFOLLOW
                 raise NotAPack(number) from None
@@ -113,9 +121,10 @@ class PackDir:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise NotAPack(number)
             os.set_blocking(fd, True)
-            return os.pread(fd, size, offset)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        return fd
 
     def remove_from(self, first: int) -> list[int]:
         """Delete the packs numbered `first` or higher (written by a flush that never reached
@@ -130,3 +139,31 @@ class PackDir:
         if gone:
             self._sync_dir()
         return gone
+
+
+class PackReader:
+    """Reads byte ranges of many packs for one batch of reads (a GetChunks answer), opening
+    each pack once instead of once per blob; `close` releases them. The descriptors belong
+    to this batch alone, so nothing else can close one under it. Raises as PackDir.read; a
+    pack that failed to open is tried again on its next read."""
+
+    def __init__(self, packs: PackDir) -> None:
+        self.packs = packs
+        self._fds: dict[int, int] = {}
+
+    def read(self, number: int, offset: int, size: int) -> bytes:
+        fd = self._fds.get(number)
+        if fd is None:
+            fd = self._fds[number] = self.packs.open_pack(number)
+        return os.pread(fd, size, offset)
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+    def __enter__(self) -> PackReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
