@@ -81,7 +81,10 @@ def test_valid_requests_give_views_of_the_received_bytes(sizes: list[int]) -> No
     parsed = parse_put_chunks_request(raw)
     assert by_parser(raw) == by_protobuf(raw)
     assert [(i, bytes(d)) for i, d in parsed.chunks] == chunks
-    assert all(isinstance(d, memoryview) and d.obj is raw for _, d in parsed.chunks)
+    if 4 * sum(sizes) >= 3 * len(raw):  # the blobs fill the message: views into it
+        assert all(isinstance(d, memoryview) and d.obj is raw for _, d in parsed.chunks)
+    else:  # mostly not blobs: copies, so that a kept blob pins no more than 4/3 of its size
+        assert all(type(d) is bytes for _, d in parsed.chunks)
 
 
 CHUNK = b"\x0a\x02id\x12\x04data"  # Chunk{id: b"id", data: b"data"}

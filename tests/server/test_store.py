@@ -69,6 +69,33 @@ def test_never_overwrites(store: ChunkStore) -> None:
     assert store.get_chunk(cid) == blob
 
 
+def test_views_into_bytes_are_kept_and_read_back_as_bytes(tmp_path: Path) -> None:
+    store = ChunkStore(tmp_path / "data")
+    items = [chunk(), chunk(70_000)]
+    message = b"head" + b"".join(blob for _, blob in items)
+    view = memoryview(message)
+    views = [(items[0][0], view[4:5004]), (items[1][0], view[5004:])]
+    assert store.put_chunks(views) == (2, 75_000)
+    buffered = store.get_chunk(items[1][0])
+    assert type(buffered) is bytes and buffered == items[1][1]
+    store.sync_chunks()
+    assert [store.get_chunk(cid) for cid, _ in items] == [blob for _, blob in items]
+    store.close()
+    store = ChunkStore(tmp_path / "data")
+    assert [store.get_chunk(cid) for cid, _ in items] == [blob for _, blob in items]
+    store.close()
+
+
+def test_a_blob_that_can_change_is_copied_before_it_is_verified(store: ChunkStore) -> None:
+    cid, blob = chunk()
+    mutable = bytearray(blob)
+    assert store.put_chunks([(cid, memoryview(mutable).toreadonly())]) == (1, len(blob))
+    mutable[0] ^= 0xFF  # whoever holds the buffer changes it after the put
+    assert store.get_chunk(cid) == blob
+    store.sync_chunks()
+    assert store.get_chunk(cid) == blob
+
+
 def test_duplicates_inside_one_batch_count_once(store: ChunkStore) -> None:
     cid, blob = chunk()
     assert store.put_chunks([(cid, blob)] * 3) == (1, len(blob))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from samizdat.core.errors import PeerMisbehaved
 from samizdat.core.ids import ArchiveId
@@ -63,11 +63,16 @@ class CustodyPage:
     last_position: int
 
 
+Blob: TypeAlias = bytes | memoryview
+"""A chunk's bytes as a peer delivers them: `bytes`, or a read-only view into the immutable
+`bytes` of the message they came in (no copy; samizdat.rpc.wire.part_from_bytes)."""
+
+
 @dataclass(frozen=True)
 class ChunkPart:
     """One part of a GetChunks answer: (id, blob) pairs, unverified, and ids reported missing."""
 
-    chunks: Sequence[tuple[bytes, bytes]]
+    chunks: Sequence[tuple[bytes, Blob]]
     missing: Sequence[bytes] = ()
 
 
@@ -176,6 +181,8 @@ def all_snapshots(peer: Peer, archive_id: ArchiveId | None) -> list[ListedSnapsh
 
 
 def iter_blobs(peer: Peer, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
-    """The (id, blob) pairs of `peer.get_chunks(ids)`, unverified (ids missing left out)."""
+    """The (id, blob) pairs of `peer.get_chunks(ids)`, unverified (ids missing left out), each
+    blob as `bytes` (a view is copied)."""
     for part in peer.get_chunks(ids):
-        yield from part.chunks
+        for chunk_id, blob in part.chunks:
+            yield chunk_id, blob if isinstance(blob, bytes) else bytes(blob)

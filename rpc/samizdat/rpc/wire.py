@@ -10,13 +10,14 @@ pre-serialized: NodeClient.put_chunks and the node's GetChunks handler). The byt
 exactly protobuf's serialization of the same message (tests/rpc/test_wire.py).
 
 GetChunksResponses are read back the same way (`part_from_bytes`): protobuf's parse copies
-every blob twice, into its arena and again into the `bytes` a field access returns (0.55
-CPU-s per GiB pulled); here each blob is sliced out of the received message once. The node
-reads PutChunksRequests so too (`parse_put_chunks_request`), handing its store views of the
-received bytes (parse and the store's one copy: 0.27 -> 0.135 CPU-s per GiB). Both parsers
-accept exactly what protobuf accepts, with the same values, and refuse what it refuses
-(tests/rpc/test_wire_parse.py compares them on mutated messages), except that they also refuse
-more entries than a real message holds (MAX_PUT_CHUNKS, MAX_BATCH_IDS).
+every blob twice, into its arena and again into the `bytes` a field access returns; here the
+blobs are views into the received message, copied by nothing until the store writes its pack
+(ChunkStore.put_chunks keeps such views). The node reads PutChunksRequests so too
+(`parse_put_chunks_request`). Both parsers accept exactly what protobuf accepts, with the same
+values, and refuse what it refuses (tests/rpc/test_wire_parse.py compares them on mutated
+messages), except that they also refuse more entries than a real message holds
+(MAX_PUT_CHUNKS, MAX_BATCH_IDS). A message padded with unknown fields gets copies, not views
+(`_kept`), so that kept blobs never hold more than 4/3 of their size in memory.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 from samizdat.core.errors import PeerMisbehaved
 from samizdat.core.ids import ArchiveId
-from samizdat.core.peer import ChunkPart, CustodyPage, ListedSnapshot, SnapshotPage
+from samizdat.core.peer import Blob, ChunkPart, CustodyPage, ListedSnapshot, SnapshotPage
 from samizdat.rpc.limits import MAX_BATCH_IDS, MAX_PUT_CHUNKS
 from samizdat.v1 import node_pb2 as npb
 
@@ -199,13 +200,22 @@ def _chunk(message: memoryview) -> tuple[memoryview, memoryview]:
     return chunk_id, blob
 
 
+def _kept(chunks: list[tuple[bytes, memoryview]], size: int) -> list[tuple[bytes, Blob]]:
+    """The blobs of a message of `size` bytes as views into it when they fill at least 3/4 of
+    it, else as copies: a view keeps its whole message alive, and a message padded with
+    unknown fields around tiny blobs must not pin its padding in the store's buffer."""
+    if 4 * sum(len(blob) for _, blob in chunks) >= 3 * size:
+        return list(chunks)
+    return [(chunk_id, bytes(blob)) for chunk_id, blob in chunks]
+
+
 def part_from_bytes(data: bytes, label: str) -> ChunkPart:
     """The ChunkPart of a serialized GetChunksResponse, as protobuf would parse it (the last
-    `id` or `data` of a Chunk wins, unknown fields are skipped), with each blob copied once.
+    `id` or `data` of a Chunk wins, unknown fields are skipped), blobs as `_kept` gives them.
     Raises PeerMisbehaved, naming node `label`, for bytes protobuf would refuse and for more
     than MAX_BATCH_IDS entries (no request asks for more)."""
     view = memoryview(data)
-    chunks: list[tuple[bytes, bytes]] = []
+    chunks: list[tuple[bytes, memoryview]] = []
     missing: list[bytes] = []
     try:
         for number, value in _bytes_fields(view, 0, len(view)):
@@ -213,30 +223,30 @@ def part_from_bytes(data: bytes, label: str) -> ChunkPart:
                 raise ValueError(f"more than {MAX_BATCH_IDS} chunks in one answer")
             if number == 1:  # GetChunksResponse.chunks
                 chunk_id, blob = _chunk(value)
-                chunks.append((bytes(chunk_id), bytes(blob)))
+                chunks.append((bytes(chunk_id), blob))
             elif number == 2:  # GetChunksResponse.missing_ids
                 missing.append(bytes(value))
     except ValueError as e:
         raise PeerMisbehaved(f"node {label} sent a malformed GetChunks answer: {e}") from None
-    return ChunkPart(chunks, missing)
+    return ChunkPart(_kept(chunks, len(view)), missing)
 
 
 @dataclass(frozen=True, slots=True)
 class PutChunksWire:
-    """A parsed PutChunksRequest: `archive_id` and (id, blob) pairs, each blob a view into
-    the received bytes (which it keeps alive)."""
+    """A parsed PutChunksRequest: `archive_id` and (id, blob) pairs, each blob as `_kept`
+    gives it (a view keeps the received bytes alive)."""
 
     archive_id: bytes
-    chunks: list[tuple[bytes, memoryview]]
+    chunks: list[tuple[bytes, Blob]]
 
 
 def parse_put_chunks_request(data: bytes) -> PutChunksWire:
     """Parse a serialized PutChunksRequest as protobuf would (the last `archive_id`, and the
-    last `id` or `data` of a Chunk, wins; unknown fields are skipped), without copying its
-    blobs. Raises ValueError for bytes protobuf would refuse, and for more than MAX_PUT_CHUNKS
-    chunks (the node's admission layer answers both INVALID_ARGUMENT, "undecodable message").
-    Costly for a message of many tiny entries: the node runs it off its event loop
-    (admission.OffLoop)."""
+    last `id` or `data` of a Chunk, wins; unknown fields are skipped), blobs as `_kept`
+    gives them. Raises ValueError for bytes protobuf would refuse, and for more than
+    MAX_PUT_CHUNKS chunks (the node's admission layer answers both INVALID_ARGUMENT,
+    "undecodable message"). Costly for a message of many tiny entries: the node runs it off
+    its event loop (admission.OffLoop)."""
     view = memoryview(data).cast("B")
     archive_id = b""
     chunks: list[tuple[bytes, memoryview]] = []
@@ -248,4 +258,4 @@ def parse_put_chunks_request(data: bytes) -> PutChunksWire:
         elif number == 2:  # PutChunksRequest.chunks
             chunk_id, blob = _chunk(value)
             chunks.append((bytes(chunk_id), blob))
-    return PutChunksWire(archive_id, chunks)
+    return PutChunksWire(archive_id, _kept(chunks, len(view)))

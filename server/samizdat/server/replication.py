@@ -42,7 +42,7 @@ from samizdat.core.errors import (
     UsageError,
 )
 from samizdat.core.ids import ArchiveId, SnapshotId, short_hex
-from samizdat.core.peer import LIST_PAGE_RECORDS, Peer, SnapshotPage, check_page
+from samizdat.core.peer import LIST_PAGE_RECORDS, Blob, Peer, SnapshotPage, check_page
 from samizdat.core.records import Snapshot
 from samizdat.server.config import PeerConfig
 from samizdat.server.peerbook import Offence, PeerBook, PeerState
@@ -587,7 +587,7 @@ class Replicator:
             self.book.unreachable(state, PeerUnavailable(f"chunks not handled: {e!r}"))
         return got
 
-    def _put_own(self, batch: list[tuple[bytes, bytes]]) -> None:
+    def _put_own(self, batch: list[tuple[bytes, Blob]]) -> None:
         """Store pulled chunks here; this node's own full disk is OwnStoreFault, not the
         peer's doing."""
         try:

@@ -43,6 +43,7 @@ import rocksdict as rdb
 
 from samizdat.core.errors import ChunkCheck, ChunkCorrupt, OutOfSpace, SamizdatError, StoreError
 from samizdat.core.ids import ID_SIZE, ChunkId, short_hex
+from samizdat.core.peer import Blob
 from samizdat.store import rocks
 from samizdat.store.packs import PackDir, PackReader
 
@@ -74,6 +75,21 @@ PACKS_DIR = "packs"
 # Column families a read-only copy must have (stores from before custody records lack `custody`).
 _READ_ONLY_NEEDED = ("chunks", "chunk_index", "snapshots", "snapshot_log", "snapshot_state")
 _ROCKSDICT_CONFIG = "rocksdict-config.json"
+
+
+def _unchangeable(blob: Blob) -> Blob:
+    """`blob` itself if nothing can change its bytes once verified (bytes, or a flat byte view
+    into bytes: samizdat.rpc.wire.part_from_bytes), else a copy."""
+    if type(blob) is bytes:
+        return blob
+    if (
+        isinstance(blob, memoryview)
+        and type(blob.obj) is bytes
+        and blob.format == "B"
+        and blob.c_contiguous
+    ):
+        return blob
+    return bytes(blob)
 
 
 def pack_location(index_value: bytes) -> tuple[int, int, int] | None:
@@ -203,8 +219,8 @@ class ChunkStore:
         self._pack_bytes = pack_mb << 20
         # Chunks not yet indexed: `_buffer` fills; `_flushing` is being written as a pack.
         # Both are replaced, never emptied in place, so a reader holding either sees it whole.
-        self._buffer: dict[bytes, bytes] = {}
-        self._flushing: dict[bytes, bytes] = {}
+        self._buffer: dict[bytes, Blob] = {}
+        self._flushing: dict[bytes, Blob] = {}
         self._buffer_bytes = 0
         raw = self._cf["chunk_index"].get(_COUNT_KEY)
         self._count: int
@@ -246,9 +262,10 @@ class ChunkStore:
     def chunk_bytes(self) -> int:
         return self._bytes + self._buffer_bytes + sum(map(len, self._flushing.values()))
 
-    def put_chunks(self, chunks: Iterable[tuple[bytes, bytes | memoryview]]) -> tuple[int, int]:
+    def put_chunks(self, chunks: Iterable[tuple[bytes, Blob]]) -> tuple[int, int]:
         """Verify and store (id, blob) pairs not yet present; return (stored, bytes stored).
-        A blob may be a view (of a received message): what is kept is a copy.
+        A blob nothing can change (bytes, or a flat view into bytes) is kept as it is until
+        its pack is written; any other is copied before it is verified.
 
         Raises ChunkCorrupt for the first blob that does not hash to its id (nothing of that
         batch is written). Existing chunks are never overwritten. Stored chunks are readable
@@ -256,7 +273,7 @@ class ChunkStore:
         (a full disk), nothing more is taken: the flush's error is raised instead, so the
         buffer never grows past about one pack and one batch.
         """
-        items = list(chunks)
+        items = [(chunk_id, _unchangeable(blob)) for chunk_id, blob in chunks]
         for chunk_id, blob in items:
             if len(chunk_id) != 32 or blake3.blake3(blob).digest() != chunk_id:
                 raise ChunkCorrupt(
@@ -271,7 +288,7 @@ class ChunkStore:
                 key = bytes(chunk_id)
                 if have or key in self._buffer:
                     continue
-                self._buffer[key] = bytes(blob)
+                self._buffer[key] = blob
                 stored += 1
                 stored_bytes += len(blob)
             self._buffer_bytes += stored_bytes
@@ -356,7 +373,9 @@ class ChunkStore:
     def _buffered(self, chunk_id: bytes) -> bytes | None:
         buffer, flushing = self._buffer, self._flushing
         blob = buffer.get(chunk_id)
-        return flushing.get(chunk_id) if blob is None else blob
+        if blob is None:
+            blob = flushing.get(chunk_id)
+        return blob if blob is None or isinstance(blob, bytes) else bytes(blob)
 
     def get_chunk(self, chunk_id: bytes) -> bytes | None:
         """Return the verified blob, or None if absent. A corrupt blob is quarantined and

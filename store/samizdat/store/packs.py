@@ -66,7 +66,7 @@ class PackDir:
                     continue
         return sorted(out)
 
-    def write(self, number: int, blobs: Iterable[bytes]) -> list[int]:
+    def write(self, number: int, blobs: Iterable[bytes | memoryview]) -> list[int]:
         """Write a new pack holding `blobs` in the order given, fsync it and the directory
         entry; return each blob's offset. On any OSError the partial file is removed and the
         error raised (ENOSPC included)."""
