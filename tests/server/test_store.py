@@ -92,8 +92,12 @@ def test_a_blob_that_can_change_is_copied_before_it_is_verified(store: ChunkStor
     assert store.put_chunks([(cid, memoryview(mutable).toreadonly())]) == (1, len(blob))
     mutable[0] ^= 0xFF  # whoever holds the buffer changes it after the put
     assert store.get_chunk(cid) == blob
+    shaped = memoryview(blob).cast("B", (2, len(blob) // 2))  # len() counts rows, not bytes
+    assert store.put_chunks([(cid, shaped)]) == (0, 0)
+    other_id, other = chunk(5000)
+    assert store.put_chunks([(other_id, memoryview(other).cast("B", (2, 2500)))]) == (1, 5000)
     store.sync_chunks()
-    assert store.get_chunk(cid) == blob
+    assert [store.get_chunk(cid), store.get_chunk(other_id)] == [blob, other]
 
 
 def test_duplicates_inside_one_batch_count_once(store: ChunkStore) -> None:

@@ -86,6 +86,7 @@ def _unchangeable(blob: Blob) -> Blob:
         isinstance(blob, memoryview)
         and type(blob.obj) is bytes
         and blob.format == "B"
+        and blob.ndim == 1
         and blob.c_contiguous
     ):
         return blob
