@@ -61,6 +61,15 @@ class Truncating(Wrapped):
         yield ChunkPart(chunks[:1])
 
 
+class Repeating(Wrapped):
+    """Sends each chunk twice in its answer (every byte still verifies): were it not an
+    offence, one small chunk would keep a whole answer alive in the buffer and count twice."""
+
+    def get_chunks(self, ids: Sequence[bytes]) -> Iterator[ChunkPart]:
+        for part in self.inner.get_chunks(ids):
+            yield ChunkPart([c for c in part.chunks for _ in range(2)], part.missing)
+
+
 class Slow(Wrapped):
     """Answers every chunk call only once `go` is set (or after 0.2 s): a slow link."""
 
@@ -158,6 +167,7 @@ def test_honest_peer_fills_the_snapshot(make_puller, snapshot) -> None:  # type:
     [
         (Flipping, "served a bad chunk"),
         (Truncating, "neither sent nor reported missing"),
+        (Repeating, "twice"),
     ],
 )
 def test_lying_peer_is_an_offence_and_the_honest_one_fills(  # type: ignore[no-untyped-def]

@@ -470,3 +470,26 @@ def test_unlistable_packs_dir_at_start_is_a_store_error(tmp_path: Path) -> None:
     (path / PACKS_DIR).write_bytes(b"")
     with pytest.raises(StoreError, match="cannot clean up the pack files"):
         ChunkStore(path)
+
+
+def test_views_count_the_whole_message_they_keep_alive(tmp_path: Path) -> None:
+    """A sender that wraps each new small chunk in a message of megabytes (duplicates of a
+    chunk the node holds, or of itself) must not make the buffer pin megabytes per stored
+    byte: the messages kept alive count towards a pack, once each, and fill it."""
+    store = ChunkStore(tmp_path / "data")
+    store._pack_bytes = 8 << 20
+    old_id, old = chunk(4096)
+    store.put_chunks([(old_id, old)])
+    store.sync_chunks()
+    packs_before = len(store.packs.numbers())
+    for _ in range(3):  # 3 x 4 MiB held for 3 x 4 KiB stored: past 8 MiB, written out
+        new_id, new = chunk(4096)
+        message = new + old * 1024
+        view = memoryview(message)
+        parts = [(new_id, view[:4096])] + [
+            (old_id, view[4096 * i : 4096 * (i + 1)]) for i in range(1, 1025)
+        ]
+        store.put_chunks(parts)
+        store.put_chunks([(new_id, view[:4096])] * 2)  # the same message again: counted once
+    assert len(store.packs.numbers()) > packs_before
+    store.close()

@@ -538,14 +538,17 @@ class Replicator:
 
     def _fetch_from(self, peer: Live, ids: list[bytes]) -> set[bytes]:
         """Pull `ids`, which the peer claimed to hold, from it; return the ids stored. Stops at
-        the first wrong answer, each an offence: a bad chunk, an id not requested, a claimed
-        chunk reported missing, a stream that ends cleanly without some requested ids,
-        neither sent nor reported missing (a truncated stream)."""
+        the first wrong answer, each an offence: a bad chunk, an id not requested, a chunk sent
+        twice (which would count twice towards a fill and keep a whole answer alive in the
+        store's buffer for one small chunk), a claimed chunk reported missing, a stream that
+        ends cleanly without some requested ids, neither sent nor reported missing (a
+        truncated stream)."""
         cfg, state, client = peer
         if not self.book.usable(state):
             return set()
         wanted = set(ids)
         got: set[bytes] = set()
+        sent: set[bytes] = set()
         missing: set[bytes] = set()
         try:
             for part in client.get_chunks(ids):
@@ -556,6 +559,11 @@ class Replicator:
                 for chunk_id, blob in part.chunks:
                     if chunk_id not in wanted:
                         raise ChunkCorrupt(chunk_id.hex(), ChunkCheck.ID_HASH, "was not requested")
+                    if chunk_id in sent or chunk_id in missing:
+                        raise PeerMisbehaved(
+                            f"sent chunk {short_hex(chunk_id)} twice, or sent and missing"
+                        )
+                    sent.add(chunk_id)
                     batch.append((chunk_id, blob))
                 nbytes = sum(len(d) for _, d in batch)
                 self.limiter.consume(nbytes, self.node.config.bandwidth_limit_mb)

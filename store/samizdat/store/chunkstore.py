@@ -223,6 +223,12 @@ class ChunkStore:
         self._buffer: dict[bytes, Blob] = {}
         self._flushing: dict[bytes, Blob] = {}
         self._buffer_bytes = 0
+        # What `_buffer` keeps in memory: its bytes blobs, and whole the messages its views
+        # keep alive (`_held`, by id), each counted once. The buffer is written as a pack when
+        # this reaches a pack's size, so a sender cannot pin megabytes per byte stored (a view
+        # of a new 4 KiB chunk in a 4 MiB message of duplicates).
+        self._held: dict[int, bytes] = {}  # kept here, so no other object reuses an id
+        self._held_bytes = 0
         raw = self._cf["chunk_index"].get(_COUNT_KEY)
         self._count: int
         self._bytes: int
@@ -280,7 +286,7 @@ class ChunkStore:
                 raise ChunkCorrupt(
                     bytes(chunk_id).hex(), ChunkCheck.ID_HASH, "bytes do not match the id"
                 )
-        if self._buffer_bytes >= self._pack_bytes:  # a flush failed: retry it first
+        if self._held_bytes >= self._pack_bytes:  # a flush failed: retry it first
             self._flush()
         with self._lock:
             present = self.has_chunks([cid for cid, _ in items])
@@ -290,13 +296,24 @@ class ChunkStore:
                 if have or key in self._buffer:
                     continue
                 self._buffer[key] = blob
+                self._hold(blob)
                 stored += 1
                 stored_bytes += len(blob)
             self._buffer_bytes += stored_bytes
-            full = self._buffer_bytes >= self._pack_bytes
+            full = self._held_bytes >= self._pack_bytes
         if full:
             self._flush()
         return stored, stored_bytes
+
+    def _hold(self, blob: Blob) -> None:
+        """Count what buffering `blob` keeps in memory (under `_lock`)."""
+        message = blob.obj if isinstance(blob, memoryview) else None
+        if isinstance(message, bytes):  # a view `_unchangeable` kept: its message stays alive
+            if id(message) not in self._held:
+                self._held[id(message)] = message
+                self._held_bytes += len(message)
+        else:
+            self._held_bytes += len(blob)
 
     def sync_chunks(self) -> None:
         """Make every chunk stored so far durable: write the buffer as a pack and index it
@@ -313,6 +330,7 @@ class ChunkStore:
                     return
                 batch, self._flushing = self._buffer, self._buffer
                 self._buffer, self._buffer_bytes = {}, 0
+                self._held, self._held_bytes = {}, 0
                 number = self._next_pack
             ids = sorted(batch)
             try:
@@ -340,6 +358,9 @@ class ChunkStore:
                 with self._lock:
                     self._buffer = {**batch, **self._buffer}
                     self._buffer_bytes = sum(map(len, self._buffer.values()))
+                    self._held, self._held_bytes = {}, 0
+                    for blob in self._buffer.values():
+                        self._hold(blob)
                     self._flushing = {}
                 try:
                     self.packs.remove_from(number)
