@@ -15,6 +15,7 @@ import pytest
 from samizdat.core.errors import ChunkCorrupt, OutOfSpace, SamizdatError, StoreError
 from samizdat.store import packs
 from samizdat.store.chunkstore import PACKS_DIR, STORE_FORMAT, ChunkStore
+from samizdat.store.packs import PackReader
 from tests.damage import flip_on_disk, overwrite_stored, pack_files
 from tests.legacy import downgrade_store_to_format1
 
@@ -227,6 +228,28 @@ def test_batch_reads_answer_as_single_reads_and_release_their_packs(tmp_path: Pa
         batch = s.get_chunks([kept[0][0], kept[1][0]])
         assert next(batch) == (kept[0][0], kept[0][1])
         batch.close()  # a cancelled GetChunks stream
+        assert len(os.listdir("/proc/self/fd")) == fds
+    finally:
+        s.close()
+
+
+def test_an_unfinished_batch_read_holds_few_descriptors(tmp_path: Path) -> None:
+    """A reader that stops reading a GetChunks answer keeps its batch open (up to 30 s): the
+    batch holds at most PackReader.MAX_OPEN pack descriptors, whatever the packs it spans."""
+    s = ChunkStore(tmp_path / "data")
+    try:
+        spread = []
+        for _ in range(PackReader.MAX_OPEN * 2 + 3):  # one pack each
+            spread.append(chunk(1000))
+            s.put_chunks(spread[-1:])
+            s.sync_chunks()
+        fds = len(os.listdir("/proc/self/fd"))
+        batch = s.get_chunks([cid for cid, _ in spread] + [spread[0][0]])
+        for cid, blob in spread:
+            assert next(batch) == (cid, blob)
+            assert len(os.listdir("/proc/self/fd")) <= fds + PackReader.MAX_OPEN
+        assert next(batch) == spread[0]  # its pack was closed on the way: opened again
+        batch.close()
         assert len(os.listdir("/proc/self/fd")) == fds
     finally:
         s.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -143,22 +144,30 @@ class PackDir:
 
 class PackReader:
     """Reads byte ranges of many packs for one batch of reads (a GetChunks answer), opening
-    each pack once instead of once per blob; `close` releases them. The descriptors belong
-    to this batch alone, so nothing else can close one under it. Raises as PackDir.read; a
-    pack that failed to open is tried again on its next read."""
+    each pack once instead of once per blob while it is among the MAX_OPEN used last; `close`
+    releases them. The descriptors belong to this batch alone, so nothing else can close one
+    under it, and a reader that stops reading an answer holds at most MAX_OPEN of them.
+    Raises as PackDir.read; a pack that failed to open is tried again on its next read."""
+
+    MAX_OPEN = 16
 
     def __init__(self, packs: PackDir) -> None:
         self.packs = packs
-        self._fds: dict[int, int] = {}
+        self._fds: OrderedDict[int, int] = OrderedDict()
 
     def read(self, number: int, offset: int, size: int) -> bytes:
         fd = self._fds.get(number)
         if fd is None:
-            fd = self._fds[number] = self.packs.open_pack(number)
+            fd = self.packs.open_pack(number)
+            if len(self._fds) >= self.MAX_OPEN:
+                os.close(self._fds.popitem(last=False)[1])
+            self._fds[number] = fd
+        else:
+            self._fds.move_to_end(number)
         return os.pread(fd, size, offset)
 
     def close(self) -> None:
-        fds, self._fds = self._fds, {}
+        fds, self._fds = self._fds, OrderedDict()
         for fd in fds.values():
             os.close(fd)
 
