@@ -77,8 +77,7 @@ def cacheable(before: os.stat_result, after: os.stat_result, read_start_ns: int)
 
 class FilesCache:
     """The previous push's entries (read-only) and this push's (written to a temporary file,
-    published by `commit`). `lookup` reads only the previous push's entries and may run on
-    another thread (push's read-ahead) than the rest, which one thread uses."""
+    published by `commit`). Used by one thread."""
 
     def __init__(self, path: Path, key: ArchiveKey, params: ChunkerParams, root: bytes) -> None:
         self.path = path

@@ -1,12 +1,11 @@
 """Push: turn a directory into chunks, a tree, chunk lists and a signed snapshot on a node.
 
 Pipeline: the main thread walks the tree and cuts files into chunks (FastCDC releases the
-GIL); a thread pool hashes, compresses and encrypts them (all GIL-free), and one hash thread
-computes the content hash of each large file; results are taken in order, recorded in the
-tree and chunk lists, and new ones go, in batches, to an asker thread that asks the node
-which it lacks (HasChunks), then to an upload thread that streams only those (PutChunks)
-while the next batch is asked about. Memory is bounded by the in-flight window, whatever the
-size of the tree.
+GIL); a thread pool hashes, compresses and encrypts them (all GIL-free); results are taken
+in order, recorded in the tree and chunk lists, and new ones go, in batches, to an asker
+thread that asks the node which it lacks (HasChunks), then to an upload thread that streams
+only those (PutChunks) while the next batch is asked about. Memory is bounded by the
+in-flight window, whatever the size of the tree.
 
 Order: what the node sees must not line up a file's chunks. Each upload batch (up to
 BATCH_CHUNKS chunks or BATCH_BYTES) is shuffled before it is offered (HasChunks) and sent
@@ -49,9 +48,8 @@ from samizdat.client.filescache import (
 )
 from samizdat.client.idcache import IdCache
 from samizdat.client.listing import verify_listings
-from samizdat.client.readahead import Cached, Listed, Opened, Read, ReadAhead, Skipped
 from samizdat.client.treeentry import EntryMaker
-from samizdat.client.walk import SourceGone, guard_reads, shown
+from samizdat.client.walk import OpenFile, SourceGone, guard_reads, iter_source, shown
 from samizdat.core.chunker import Chunker, ChunkerParams
 from samizdat.core.chunklist import ChunkListBuilder
 from samizdat.core.codec import ChunkCodec
@@ -72,12 +70,10 @@ WINDOW = 48
 UPLOAD_QUEUE = 1
 BATCH_CHUNKS = 512
 BATCH_BYTES = 8 << 20
+SMALL_FILE = 1 << 20  # files up to this size are read whole (see Pusher._file_chunks)
 # Chunks are handed to the encoder threads in groups of up to GROUP_CHUNKS or GROUP_BYTES.
 GROUP_CHUNKS = 16
 GROUP_BYTES = 256 << 10
-# Chunks of a large file (samizdat.client.readahead.SMALL_FILE) are hashed (content hash)
-# on the hash thread, at most HASH_AHEAD chunks behind the pusher's thread.
-HASH_AHEAD = 16
 _shuffle = random.SystemRandom().shuffle
 _T = TypeVar("_T")
 
@@ -129,39 +125,12 @@ class _Chunk(NamedTuple):
     origin: FileRange | None = None
 
 
-class _ContentHash:
-    """The BLAKE3 content hash of one file, fed its chunks in order. With a pool (one
-    worker: updates run in order) the chunks are hashed there, off the walking thread, at
-    most HASH_AHEAD behind; `digest` waits for them. Chunks are immutable bytes, so a
-    queued update sees what was chunked."""
-
-    def __init__(self, pool: ThreadPoolExecutor | None = None) -> None:
-        self._hasher = blake3.blake3()
-        self._pool = pool
-        self._queued: deque[Future[object]] = deque()
-
-    def update(self, data: bytes) -> None:
-        if self._pool is None:
-            self._hasher.update(data)
-            return
-        self._queued.append(self._pool.submit(self._hasher.update, data))
-        while len(self._queued) > HASH_AHEAD:
-            self._queued.popleft().result()
-
-    def digest(self) -> bytes:
-        while self._queued:
-            self._queued.popleft().result()
-        return self._hasher.digest()
-
-
 @dataclass
 class _FileRecord:
-    """A file on its way through the pipeline: its entry, its content hash (set on the entry
-    once complete), its chunks so far as the files cache records them, and the fstat to
-    record it with (None: not to be recorded)."""
+    """A file on its way through the pipeline: its entry, its chunks so far as the files cache
+    records them, and the fstat to record it with (None: not to be recorded)."""
 
     entry: pb.TreeEntry
-    content: _ContentHash | None  # None: the entry's content_hash is set
     refs: list[CachedRef] = field(default_factory=list)
     cache_stat: os.stat_result | None = None
 
@@ -343,11 +312,9 @@ class Pusher:
         self.entries = EntryMaker()
         self.codec = ChunkCodec(key)
         self.chunker = Chunker.for_archive(key, params)
-        self.walk_chunker = Chunker.for_archive(key, params)  # the read-ahead thread's
         self.params = params
         self.progress = progress or (lambda n: None)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="encode")
-        self.hash_pool = ThreadPoolExecutor(1, thread_name_prefix="hash")
         self.stats = PushStats()
         self.lists = ChunkListBuilder()
         self.batch: list[_Chunk] = []
@@ -411,7 +378,6 @@ class Pusher:
             raise
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            self.hash_pool.shutdown(wait=True, cancel_futures=True)
         s = self.stats
         record = pb.SnapshotRecord(
             sequence=sequence,
@@ -438,7 +404,7 @@ class Pusher:
     def _ingest_tree(self, source: str, out: BinaryIO) -> int:
         pending: deque[tuple[str, pb.TreeEntry | _FileRecord | _Hit | _Slot]] = deque()
         count = 0
-        current = _FileRecord(pb.TreeEntry(), None)
+        current = _FileRecord(pb.TreeEntry())
         root = os.fsencode(os.path.realpath(source))
 
         def drain(limit: int) -> None:
@@ -462,79 +428,60 @@ class Pusher:
                     count += 1
                 elif kind == "end":  # entry complete
                     if isinstance(item, _FileRecord):
-                        if item.content is not None:
-                            item.entry.content_hash = item.content.digest()
                         self._remember(item)
                         item = item.entry
                     write_message(out, item)
                     count += 1
                 # "drop": a file that failed midway: its chunks stay unused
 
-        with ReadAhead(source, self.entries, self.walk_chunker, self.files) as walk:
-            for item in walk:
-                if isinstance(item, Skipped):
-                    self._skip(item.path, item.reason)
-                    continue
-                entry = item.entry
-                if isinstance(item, Listed):
-                    if entry.kind == pb.ENTRY_KIND_DIRECTORY:
-                        self.stats.directories += 1
-                    else:
-                        self.stats.symlinks += 1
-                    pending.append(("end", entry))
-                elif isinstance(item, Cached):
-                    pending.append(("hit", self._hit(entry, item.hit, root, item.path)))
-                elif isinstance(item, Read):
-                    entry.size = item.size
-                    entry.content_hash = item.content_hash
-                    record = _FileRecord(entry, None, cache_stat=item.cache_stat)
-                    pending.append(("start", record))
-                    for data in item.chunks:
-                        pending.append(("chunk", self._submit(data)))
+        for src in iter_source(source, self._skip):
+            try:
+                entry, f = self.entries.make(src)
+            except SourceGone as e:
+                self._skip(src.path, str(e))
+                continue
+            if entry.kind == pb.ENTRY_KIND_DIRECTORY:
+                self.stats.directories += 1
+            elif entry.kind == pb.ENTRY_KIND_SYMLINK:
+                self.stats.symlinks += 1
+            else:
+                assert f is not None
+                with f:
+                    st = f.st
+                    hit = self.files.lookup(src.path, st) if self.files is not None else None
+                    if hit is not None:
+                        pending.append(("hit", self._hit(entry, hit, root, src.path)))
                         drain(WINDOW)
-                    self.stats.files += 1
-                    self.stats.plaintext_bytes += item.size
-                    pending.append(("end", record))
-                elif not self._stream(item, pending, drain):
-                    continue
+                        continue
+                    record = _FileRecord(entry)
+                    pending.append(("start", record))
+                    hasher = blake3.blake3()
+                    size = 0
+                    read_start = time.time_ns()
+                    try:
+                        chunks = self._file_chunks(f, st.st_size)
+                        for data in guard_reads(chunks):
+                            hasher.update(data)
+                            size += len(data)
+                            pending.append(("chunk", self._submit(data)))
+                            drain(WINDOW)
+                        if self.files is not None and cacheable(st, os.fstat(f.fd), read_start):
+                            record.cache_stat = st
+                    except (SourceGone, OSError) as e:  # the file failed midway (an I/O error)
+                        self._skip(src.path, str(e))
+                        pending.append(("drop", entry))
+                        continue
+                entry.size = size
+                entry.content_hash = hasher.digest()
+                self.stats.files += 1
+                self.stats.plaintext_bytes += size
+                pending.append(("end", record))
                 drain(WINDOW)
+                continue
+            pending.append(("end", entry))
+            drain(WINDOW)
         drain(0)
         return count
-
-    def _stream(
-        self,
-        item: Opened,
-        pending: deque[tuple[str, pb.TreeEntry | _FileRecord | _Hit | _Slot]],
-        drain: Callable[[int], None],
-    ) -> bool:
-        """Cut a large file as it is read, its content hashed on the hash thread; False
-        (reported) if it failed midway, its chunks then unused."""
-        entry, f = item.entry, item.file
-        with f:
-            st = f.st
-            record = _FileRecord(entry, _ContentHash(self.hash_pool))
-            pending.append(("start", record))
-            content = record.content
-            assert content is not None
-            size = 0
-            read_start = time.time_ns()
-            try:
-                for data in guard_reads(self.chunker.iter_chunks(f.stream())):
-                    content.update(data)
-                    size += len(data)
-                    pending.append(("chunk", self._submit(data)))
-                    drain(WINDOW)
-                if self.files is not None and cacheable(st, os.fstat(f.fd), read_start):
-                    record.cache_stat = st
-            except (SourceGone, OSError) as e:  # the file failed midway (an I/O error)
-                self._skip(item.path, str(e))
-                pending.append(("drop", entry))
-                return False
-        entry.size = size  # content_hash: once the hash thread is done (drain)
-        self.stats.files += 1
-        self.stats.plaintext_bytes += size
-        pending.append(("end", record))
-        return True
 
     def _hit(self, entry: pb.TreeEntry, hit: CachedFile, root: bytes, rel: bytes) -> _Hit:
         """Complete the entry of a file taken from the files cache; return it with its chunks
@@ -560,6 +507,17 @@ class Pusher:
             return
         entry = record.entry
         self.files.record(entry.path, record.cache_stat, entry.content_hash, record.refs)
+
+    def _file_chunks(self, f: OpenFile, size_hint: int) -> Iterator[bytes]:
+        """The chunks of an open file. A small one is read whole and cut in memory (the
+        stream chunker allocates a 2 MiB window per file); the cut points are the same."""
+        if size_hint <= SMALL_FILE:
+            data = f.read(SMALL_FILE + 1)
+            if len(data) <= SMALL_FILE:
+                yield from self.chunker.iter_buffer(data)
+                return
+            # it grew since it was listed: stream it
+        yield from self.chunker.iter_chunks(f.stream())
 
     def _submit(self, data: bytes) -> _Slot:
         """Queue a chunk for encoding. Chunks go to the pool in groups of up to GROUP_CHUNKS

@@ -14,7 +14,7 @@ import io
 import logging
 import os
 import stat
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -70,7 +70,7 @@ def _names(fd: int) -> list[bytes]:
         return sorted(os.fsencode(e.name) for e in it)
 
 
-def iter_source(root: str, on_skip: SkipHandler = _log_skip) -> Generator[SourceEntry, None, None]:
+def iter_source(root: str, on_skip: SkipHandler = _log_skip) -> Iterator[SourceEntry]:
     """Yield directories, regular files and symlinks under `root` (not `root` itself).
 
     Other file types (sockets, devices, fifos) are skipped with a logged warning; entries
