@@ -35,6 +35,23 @@ def test_round_trip(plaintext: bytes) -> None:
     assert CODEC.decode(chunk_id, blob) == plaintext
 
 
+def test_a_blob_inside_a_received_message_decodes_where_it_lies() -> None:
+    """Restore decodes blobs as views into the GetChunks answer that carried them."""
+    plain = [b"x" * 70_000, bytes(range(256)) * 1000]
+    encoded = [CODEC.encode(p) for p in plain]
+    message = memoryview(b"head" + b"".join(blob for _, blob in encoded) + b"tail")
+    at = 4
+    for (chunk_id, blob), expected in zip(encoded, plain, strict=True):
+        view = message[at : at + len(blob)]
+        assert CODEC.decode(chunk_id, view) == expected
+        at += len(blob)
+    chunk_id, blob = encoded[0]
+    flipped = bytearray(blob)
+    flipped[-1] ^= 1
+    with pytest.raises(ChunkCorrupt):
+        CODEC.decode(chunk_id, memoryview(bytes(flipped)))
+
+
 @given(chunks)
 @settings(max_examples=100, deadline=None)
 def test_deterministic_per_key_and_distinct_across_keys(plaintext: bytes) -> None:

@@ -54,7 +54,6 @@ from samizdat.core.errors import (
     SamizdatError,
 )
 from samizdat.core.ids import short_hex
-from samizdat.core.peer import iter_blobs
 
 log = logging.getLogger(__name__)
 
@@ -492,7 +491,10 @@ class OrderedFetch:
         failure: BaseException | None = None
         started = time.monotonic()
         try:
-            for chunk_id, blob in iter_blobs(src.source, list(want)):
+            # Blobs as the source gives them: a view into a received message is decoded
+            # where it lies, not copied first (core.peer.iter_blobs would copy it).
+            parts = src.source.get_chunks(list(want))
+            for chunk_id, blob in (chunk for part in parts for chunk in part.chunks):
                 if self.closing:
                     break
                 targets = want.get(chunk_id)

@@ -97,11 +97,12 @@ class ChunkCodec:
         blob = prefix + nonce + self._aead.encrypt(nonce, body, prefix + self._aad)
         return ChunkId.of(blob), blob
 
-    def decode(self, chunk_id: bytes, blob: bytes) -> bytes | memoryview:
-        """Return the plaintext of a blob (version 1 or 2) after checking its id, header, AEAD
-        tag and padding. An uncompressed version 2 payload comes back as a read-only view
-        into the decrypted body (not copied out of its padding): use it as any bytes-like
-        object, or bytes() it where a real bytes is needed."""
+    def decode(self, chunk_id: bytes, blob: bytes | memoryview) -> bytes | memoryview:
+        """Return the plaintext of a blob (version 1 or 2; bytes, or a view such as a slice
+        of a received message, which is not copied) after checking its id, header, AEAD tag
+        and padding. An uncompressed version 2 payload comes back as a read-only view into
+        the decrypted body (not copied out of its padding): use it as any bytes-like object,
+        or bytes() it where a real bytes is needed."""
         verify_blob(chunk_id, blob)
         version = blob[0] if blob else 0
         if (
@@ -110,9 +111,11 @@ class ChunkCodec:
             or blob[1] & (~FLAG_ZSTD if version == 1 else 0xFF)
         ):
             raise ChunkCorrupt(chunk_id.hex(), ChunkCheck.CONTENT, "unknown blob format")
-        nonce = blob[2:HEADER_SIZE]
+        head = bytes(blob[:HEADER_SIZE])
         try:  # a memoryview: the ciphertext is not copied before decryption
-            body = self._aead.decrypt(nonce, memoryview(blob)[HEADER_SIZE:], blob[:2] + self._aad)
+            body = self._aead.decrypt(
+                head[2:], memoryview(blob)[HEADER_SIZE:], head[:2] + self._aad
+            )
         except InvalidTag:
             raise ChunkCorrupt(
                 chunk_id.hex(),
