@@ -293,13 +293,23 @@ class SafeDest:
             os.close(src_fd)
         return refused
 
+    def _open_dir(self, path: bytes) -> int:
+        """A descriptor of the restored directory `path` (the caller's to close), opened
+        without following a symlink: UnsafePath if the name is a symlink or no directory."""
+        fd, name = self._parent(path, create=False)
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafePath(f"{_show(path)!r} is no longer a directory") from None
+            with os_errors(path):
+                raise
+
     def set_dir_xattrs(self, path: bytes, xattrs: Sequence[Xattr]) -> int:
         """Set extended attributes on a restored directory; see `set_xattrs`."""
         if not xattrs:
             return 0
-        fd, name = self._parent(path, create=False)
-        with os_errors(path):
-            dir_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        dir_fd = self._open_dir(path)
         try:
             return set_xattrs(dir_fd, xattrs, path)
         finally:
@@ -321,14 +331,7 @@ class SafeDest:
         """Set a restored directory's mode and mtime through a descriptor opened with
         O_NOFOLLOW: a name swapped for a symlink by someone else writing in DEST is refused
         (UnsafePath), never followed to a file outside DEST."""
-        fd, name = self._parent(path, create=False)
-        try:
-            dir_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
-        except OSError as e:
-            if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise UnsafePath(f"{_show(path)!r} is no longer a directory") from None
-            with os_errors(path):
-                raise
+        dir_fd = self._open_dir(path)
         try:
             with os_errors(path):
                 os.chmod(dir_fd, mode & 0o7777)
