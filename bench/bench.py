@@ -125,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         "next step (ext4 without a journal scans recently deleted inodes on "
         "every allocation); default 31",
     )
+    ap.add_argument(
+        "--drain",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each step, after sync, wait up to this long until Dirty + Writeback "
+        "(/proc/meminfo) is below 16 MiB; default 0 (sync only)",
+    )
     ap.add_argument("--timeout", type=float, default=3600, help="per command (seconds)")
     args = ap.parse_args(argv)
     names = args.only.split(",") if args.only else list(SCENARIOS)
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     rc = 0
     try:
         bench.setup()
-        if "push" not in names and any(n != "peers" for n in names):
+        if "push" not in names and any(n not in ("peers", "floor") for n in names):
             names.insert(0, "push")  # every other samizdat scenario needs the snapshots
         for name in names:
             bench.say(f"[{name}]")

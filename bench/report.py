@@ -96,6 +96,7 @@ def results(b: Bench) -> dict[str, object]:
         "targets": {k: {"unit": u, "value": v} for k, (u, v) in TARGETS.items()},
         "steps": [asdict(s) for s in b.steps],
         "cpu_s_per_gib": per_gib,
+        "floor": floor_rows(b),
         "notes": b.notes,
     }
 
@@ -183,9 +184,124 @@ def print_store_growth(b: Bench, peers: list[str]) -> None:
         print(line)
 
 
+def print_conditions(b: Bench) -> None:
+    """Footnote table: what the machine did during each measured step (bench/conditions.py)."""
+    rows = [s for s in b.steps if isinstance(s.extra.get("conditions"), dict)]
+    if not rows:
+        return
+    print(
+        "conditions per step (machine-wide CPU s of steal and iowait, CPU s of other processes,"
+        " Dirty+Writeback at the start,\ninput's share in the page cache at the start, seconds"
+        " of sync/drain before it, wall s):"
+    )
+    print(
+        f"  {'tool':<8} {'step':<15} {'steal':>6} {'iowait':>6} {'others':>6} {'dirty':>7} "
+        f"{'cached':>6} {'sync':>5} {'wall':>6}"
+    )
+    for s in rows:
+        c = s.extra["conditions"]
+        assert isinstance(c, dict)
+        cached = c.get("input_cached")
+        shown = f"{cached * 100:.0f}%" if isinstance(cached, float) else "-"
+        print(
+            f"  {s.tool:<8} {s.name:<15} {c['steal_s']:>6.1f} {c['iowait_s']:>6.1f} "
+            f"{float(s.extra.get('other_cpu_s', 0)):>6.1f} {c['dirty_start_mib']:>5.0f}Mi "  # type: ignore[arg-type]
+            f"{shown:>6} {c.get('sync_s', 0):>5.1f} {s.seconds:>6.1f}"
+        )
+
+
+FLOOR_ROWS = (("push", "push_v1", "push v1"), ("restore", "restore", "restore v2"))
+
+
+def floor_rows(b: Bench) -> list[dict[str, object]]:
+    """samizdat's CPU-s/GiB and MB/s beside the floor's for push v1 and restore (disk), with
+    the restore's ceiling against the same run's `cp -a` (floor.ceiling_ratio)."""
+    import floor
+
+    f = b.get("floor", "floor")
+    if f is None:
+        return []
+    steps = f.extra["steps"]
+    assert isinstance(steps, dict)
+    rows = []
+    for kind, name, label in FLOOR_ROWS:
+        s = b.get("samizdat", name)
+        fl = steps[kind]
+        fl = fl if isinstance(fl, dict) else vars(fl)
+        row: dict[str, object] = {
+            "step": name,
+            "label": label,
+            "floor_client": fl["client"],
+            "floor_node": fl["node"],
+            "floor_total": fl["total"],
+            "floor_best_mb_s": fl["best_mb_s"],
+        }
+        if s is not None:
+            row |= {
+                "cli": s.cpu_s_per_gib.get("cli", 0.0),
+                "node": round(sum(node_cpu_per_gib(s).values()), 2),
+                "total": s.cpu_s_per_gib.get("total", 0.0),
+                "mb_s": s.mb_s,
+            }
+        cp = b.get("cp -a", name)
+        if kind == "restore" and cp is not None and cp.mb_s:
+            row["cp_mb_s"] = cp.mb_s
+            row["floor_vs_cp"] = floor.ceiling_ratio(float(fl["best_mb_s"]), cp.mb_s)
+            if s is not None:
+                row["samizdat_vs_cp"] = round(s.mb_s / cp.mb_s, 2)
+        rows.append(row)
+    return rows
+
+
+def print_floor(b: Bench) -> None:
+    """The floor section: the primitives, then each step's CPU against its floor."""
+    f = b.get("floor", "floor")
+    if f is None:
+        return
+    e = f.extra
+    per = e["cpu_s_per_gib"]
+    assert isinstance(per, dict)
+    print(
+        f"native floor (bench/floor.py; {e['cores']} cores, stored/plaintext "
+        f"{e['stored_ratio']}, TLS {e['tls_cipher']}; measured in {e['seconds']} s):"
+    )
+    print(
+        "  CPU s per GiB of each primitive's input: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+    )
+    print(
+        f"  {'step':<11} {'samizdat CPU s/GiB':>24} | {'floor CPU s/GiB':>22} | "
+        f"{'MB/s':>6} {'floor best':>10} {'cp -a':>6} {'floor/cp':>8} {'ours/cp':>7}"
+    )
+    print(
+        f"  {'':<11} {'CLI':>7} {'node':>7} {'total':>8} | {'client':>6} {'node':>6} {'total':>8} |"
+    )
+    for r in floor_rows(b):
+        print(
+            f"  {r['label']:<11} {r.get('cli', 0):>7.2f} {r.get('node', 0):>7.2f} "
+            f"{r.get('total', 0):>8.2f} | {r['floor_client']:>6.2f} {r['floor_node']:>6.2f} "
+            f"{r['floor_total']:>8.2f} | {r.get('mb_s', 0):>6.1f} {r['floor_best_mb_s']:>10.1f} "
+            f"{r.get('cp_mb_s', 0):>6.1f} {r.get('floor_vs_cp', 0):>7.2f}x "
+            f"{r.get('samizdat_vs_cp', 0):>6.2f}x"
+        )
+    print(
+        "  floor = CPU no implementation with samizdat's checks can skip (client: read, chunk,"
+        " zstd, BLAKE3, AES-GCM, TLS;\n  node: TLS, BLAKE3 id check, pack write/read; restore"
+        " client also writes the files), per GiB of plaintext;\n  floor best = MB/s with that"
+        " CPU spread perfectly over the cores; floor/cp: the share of the same run's `cp -a`\n"
+        "  the floor allows (restore at 0.9x cp -a is reachable only if >= 0.9)."
+    )
+    for n in e.get("notes", []) or []:  # type: ignore[attr-defined]
+        print(f"  note: {n}")
+
+
 def print_report(b: Bench) -> None:
     """The table, store growth, the no-op round, restore checks, memory peaks, notes."""
     print_table(b)
+    print()
+    print_conditions(b)
+    print()
+    print_floor(b)
     print()
     peers = [t for t in COMPARED if t != "cp -a" and any(s.tool == t for s in b.steps)]
     print_store_growth(b, peers)

@@ -46,6 +46,7 @@ def scenario_push(b: Bench) -> None:
             ["push", *key, str(b.data / version)],
             [n1],
             b.manifest[version]["bytes"],
+            inputs=[b.data / version],
         )
         after = n1.store_figures()
         step.extra.update(
@@ -85,6 +86,7 @@ def scenario_restore(b: Bench) -> None:
                 ["restore", "--key", str(b.key_path), "--node", n1.address, str(dest)],
                 [n1],
                 nbytes,
+                inputs=[n1.directory],
             )
             check_restore(b, step, b.data / "v2", dest)
             floor = base / "cp-floor"
@@ -93,6 +95,7 @@ def scenario_restore(b: Bench) -> None:
                 ["cp", "-a", str(b.data / "v2"), str(floor)],
                 nbytes=nbytes,
                 tool_name="cp -a",
+                inputs=[b.data / "v2"],
             )
             b.settle(floor)
     finally:
@@ -451,6 +454,7 @@ def run_peer_tool(b: Bench, t: PeerTool) -> None:
             tool_name=t.name,
             cwd=b.data / version,
             env=env,
+            inputs=[b.data / version],
         )
         after = dir_bytes(repo)
         step.extra.update(store_disk_bytes=after, new_disk_bytes=after - before)
@@ -464,6 +468,7 @@ def run_peer_tool(b: Bench, t: PeerTool) -> None:
         tool_name=t.name,
         cwd=dest if t.restore_in_dest else None,
         env=env,
+        inputs=[repo],
     )
     check_restore(b, step, b.data / "v2", dest)
     b.run_step("verify", cmd(t.verify), nbytes=v2_bytes, tool_name=t.name, env=env)
@@ -476,6 +481,22 @@ def scenario_peers(b: Bench) -> None:
         run_peer_tool(b, t)
 
 
+def scenario_floor(b: Bench) -> None:
+    """The native floor (bench/floor.py): the CPU per GiB that the steps' unavoidable work
+    costs on this machine, measured on v1 (writes go to the run directory, the file system of
+    the restore target). Runs last: its writes and deletions cannot slow another step."""
+    import floor
+
+    b.say("  floor: primitives on v1 (read, write, chunk, zstd, BLAKE3, AES-GCM, TLS) ...")
+    os.sync()
+    result = floor.measure(b.data / "v1", b.run_dir, say=b.say)
+    b.record("floor", "floor", **result.as_json())
+    b.say(
+        f"           {result.seconds} s; CPU s/GiB "
+        + " ".join(f"{k} {v:.2f}" for k, v in result.cpu_s_per_gib.items())
+    )
+
+
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "push": scenario_push,
     "restore": scenario_restore,
@@ -485,4 +506,5 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "restore3": scenario_restore3,
     "scrub": scenario_scrub,
     "peers": scenario_peers,
+    "floor": scenario_floor,
 }

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gen_data
+from conditions import Conditions, drain_writeback
 from harness import (
     BenchNode,
     GiB,
@@ -125,10 +126,17 @@ class Bench:
     # measured steps ------------------------------------------------------------------
 
     def run_cli(
-        self, name: str, args: list[str], nodes: Sequence[BenchNode] = (), nbytes: int = 0
+        self,
+        name: str,
+        args: list[str],
+        nodes: Sequence[BenchNode] = (),
+        nbytes: int = 0,
+        inputs: Sequence[Path] = (),
     ) -> tuple[Step, Run]:
         """One measured `samizdat` command, with the CPU and RSS of `nodes` during it."""
-        return self.run_step(name, [tool("samizdat"), *args], nodes=nodes, nbytes=nbytes)
+        return self.run_step(
+            name, [tool("samizdat"), *args], nodes=nodes, nbytes=nbytes, inputs=inputs
+        )
 
     def run_step(
         self,
@@ -140,20 +148,25 @@ class Bench:
         tool_name: str = "samizdat",
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        inputs: Sequence[Path] = (),
     ) -> tuple[Step, Run]:
-        """Run `cmd` as a measured step of `tool_name` over `nbytes` of plaintext."""
-        os.sync()  # dirty pages of the last step are not written back during this one
+        """Run `cmd` as a measured step of `tool_name` over `nbytes` of plaintext; `inputs`
+        are the files or trees it reads (their page-cache share is recorded)."""
+        # Dirty pages of the last step are not written back during this one: sync, and with
+        # --drain wait (up to that many seconds) until Dirty + Writeback is below 16 MiB.
+        sync_s, _ = drain_writeback(self.args.drain)
         if tool_name == "samizdat" and (cli_profile := self.profile_path(name, "cli")):
             cmd = [*py_spy_record(cli_profile), "--", *cmd]
         for node in nodes:
             node.begin_step(self.profile_path(name, node.name) if tool_name == "samizdat" else None)
         self.wait_quiet()
         self.say(f"  {tool_name:<8} {name} ...")
+        conditions = Conditions(inputs).begin()
         busy0 = busy_cpu_seconds()
         r = run_measured(cmd, self.sampler, cwd=cwd, env=env or self.env, timeout=self.args.timeout)
         busy = busy_cpu_seconds() - busy0
         cpu = {CLI: r.cpu_seconds}
-        extra: dict[str, object] = {}
+        extra: dict[str, object] = {"conditions": conditions.end() | {"sync_s": sync_s}}
         if nodes:
             figures = {node.name: node.end_step() for node in nodes}
             cpu |= {n: f.cpu_s for n, f in figures.items()}
