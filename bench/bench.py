@@ -59,11 +59,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gen_data  # noqa: E402
 from harness import BenchError, tool  # noqa: E402
+from repeat import run_round  # noqa: E402
 from report import print_report, results  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
 from session import Bench  # noqa: E402
 
 from tests.nodeproc import NodeError  # noqa: E402
+
+
+def run_rounds(bench: Bench, n: int, peers: bool) -> bool:
+    for k in range(2, n + 1):
+        run_round(bench, k, peers)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,9 +140,25 @@ def main(argv: list[str] | None = None) -> int:
         help="before each step, after sync, wait up to this long until Dirty + Writeback "
         "(/proc/meminfo) is below 16 MiB; default 0 (sync only)",
     )
+    ap.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="do not read a step's input (tree, store, repository) into the page cache "
+        "before the step when less than 99%% of it is there",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run push v1, push v2 and restore of samizdat, restic, borg and cp -a N times "
+        "(rounds 2..N interleaved, each on a fresh node and repositories); report medians",
+    )
     ap.add_argument("--timeout", type=float, default=3600, help="per command (seconds)")
     args = ap.parse_args(argv)
     names = args.only.split(",") if args.only else list(SCENARIOS)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     if args.no_peers and "peers" in names:
         names.remove("peers")
     unknown = [n for n in names if n not in SCENARIOS]
@@ -155,9 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         bench.setup()
         if "push" not in names and any(n not in ("peers", "floor") for n in names):
             names.insert(0, "push")  # every other samizdat scenario needs the snapshots
+        rounds_done = args.repeat <= 1
         for name in names:
+            if name == "floor" and not rounds_done:  # the floor stays last
+                rounds_done = run_rounds(bench, args.repeat, "peers" in names)
             bench.say(f"[{name}]")
             SCENARIOS[name](bench)
+        if not rounds_done:
+            run_rounds(bench, args.repeat, "peers" in names)
     except (BenchError, NodeError) as e:
         print(f"error: {e}", file=sys.stderr)
         rc = 1

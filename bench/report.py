@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gen_data
 import psutil
+from repeat import print_summary, summarize
 from session import Bench, Step
 
 HERE = Path(__file__).resolve().parent
@@ -97,6 +98,7 @@ def results(b: Bench) -> dict[str, object]:
         "steps": [asdict(s) for s in b.steps],
         "cpu_s_per_gib": per_gib,
         "floor": floor_rows(b),
+        "repeat": summarize(b.steps),
         "notes": b.notes,
     }
 
@@ -191,12 +193,12 @@ def print_conditions(b: Bench) -> None:
         return
     print(
         "conditions per step (machine-wide CPU s of steal and iowait, CPU s of other processes,"
-        " Dirty+Writeback at the start,\ninput's share in the page cache at the start, seconds"
-        " of sync/drain before it, wall s):"
+        " Dirty+Writeback at the start,\ninput's share in the page cache at the start (after"
+        " `warm`: MiB read into it before the step), seconds of sync/drain, wall s; r = round):"
     )
     print(
-        f"  {'tool':<8} {'step':<15} {'steal':>6} {'iowait':>6} {'others':>6} {'dirty':>7} "
-        f"{'cached':>6} {'sync':>5} {'wall':>6}"
+        f"  {'tool':<8} {'step':<15} {'r':>2} {'steal':>6} {'iowait':>6} {'others':>6} "
+        f"{'dirty':>7} {'cached':>6} {'warm':>7} {'sync':>5} {'wall':>6}"
     )
     for s in rows:
         c = s.extra["conditions"]
@@ -204,9 +206,11 @@ def print_conditions(b: Bench) -> None:
         cached = c.get("input_cached")
         shown = f"{cached * 100:.0f}%" if isinstance(cached, float) else "-"
         print(
-            f"  {s.tool:<8} {s.name:<15} {c['steal_s']:>6.1f} {c['iowait_s']:>6.1f} "
+            f"  {s.tool:<8} {s.name:<15} {s.extra.get('round', 1)!s:>2} "
+            f"{c['steal_s']:>6.1f} {c['iowait_s']:>6.1f} "
             f"{float(s.extra.get('other_cpu_s', 0)):>6.1f} {c['dirty_start_mib']:>5.0f}Mi "  # type: ignore[arg-type]
-            f"{shown:>6} {c.get('sync_s', 0):>5.1f} {s.seconds:>6.1f}"
+            f"{shown:>6} {c.get('warmed_mib', 0):>5}Mi {c.get('sync_s', 0):>5.1f} "
+            f"{s.seconds:>6.1f}"
         )
 
 
@@ -245,8 +249,12 @@ def floor_rows(b: Bench) -> list[dict[str, object]]:
             }
         cp = b.get("cp -a", name)
         if kind == "restore" and cp is not None and cp.mb_s:
-            row["cp_mb_s"] = cp.mb_s
-            row["floor_vs_cp"] = floor.ceiling_ratio(float(fl["best_mb_s"]), cp.mb_s)
+            cp_mb_s = cp.mb_s  # with --repeat: the median over the rounds
+            cp_spread = summarize(b.steps).get(name, {}).get("cp -a", {})
+            if isinstance(cp_spread, dict) and isinstance(cp_spread.get("mb_s"), dict):
+                cp_mb_s = float(cp_spread["mb_s"]["median"])
+            row["cp_mb_s"] = cp_mb_s
+            row["floor_vs_cp"] = floor.ceiling_ratio(float(fl["best_mb_s"]), cp_mb_s)
             if s is not None:
                 row["samizdat_vs_cp"] = round(s.mb_s / cp.mb_s, 2)
         rows.append(row)
@@ -281,8 +289,12 @@ def print_floor(b: Bench) -> None:
             f"  {r['label']:<11} {r.get('cli', 0):>7.2f} {r.get('node', 0):>7.2f} "
             f"{r.get('total', 0):>8.2f} | {r['floor_client']:>6.2f} {r['floor_node']:>6.2f} "
             f"{r['floor_total']:>8.2f} | {r.get('mb_s', 0):>6.1f} {r['floor_best_mb_s']:>10.1f} "
-            f"{r.get('cp_mb_s', 0):>6.1f} {r.get('floor_vs_cp', 0):>7.2f}x "
-            f"{r.get('samizdat_vs_cp', 0):>6.2f}x"
+            + (
+                f"{r['cp_mb_s']:>6.1f} {r['floor_vs_cp']:>7.2f}x "
+                f"{r.get('samizdat_vs_cp', 0):>6.2f}x"
+                if "cp_mb_s" in r
+                else f"{'-':>6} {'-':>8} {'-':>7}"
+            )
         )
     print(
         "  floor = CPU no implementation with samizdat's checks can skip (client: read, chunk,"
@@ -300,6 +312,8 @@ def print_report(b: Bench) -> None:
     print_table(b)
     print()
     print_conditions(b)
+    print()
+    print_summary(b)
     print()
     print_floor(b)
     print()

@@ -75,32 +75,41 @@ def scenario_restore(b: Bench) -> None:
     """Restore v2 into a fresh directory on the disk (compared with restic and borg) and on
     tmpfs, each next to the floor of the file system: `cp -a` of the plain v2 tree."""
     n1 = b.node("n1")
-    nbytes = b.manifest["v2"]["bytes"]
     shm = tmpfs_dir(b)
     targets = [("", b.run_dir)] + ([("_tmpfs", shm)] if shm is not None else [])
     try:
         for suffix, base in targets:
-            dest = base / "restore-samizdat"
-            step, _ = b.run_cli(
-                f"restore{suffix}",
-                ["restore", "--key", str(b.key_path), "--node", n1.address, str(dest)],
-                [n1],
-                nbytes,
-                inputs=[n1.directory],
-            )
-            check_restore(b, step, b.data / "v2", dest)
-            floor = base / "cp-floor"
-            b.run_step(
-                f"restore{suffix}",
-                ["cp", "-a", str(b.data / "v2"), str(floor)],
-                nbytes=nbytes,
-                tool_name="cp -a",
-                inputs=[b.data / "v2"],
-            )
-            b.settle(floor)
+            samizdat_restore(b, n1, base / "restore-samizdat", f"restore{suffix}")
+            cp_floor(b, base / "cp-floor", f"restore{suffix}")
     finally:
         if shm is not None:
             shutil.rmtree(shm, ignore_errors=True)
+
+
+def samizdat_restore(b: Bench, node: BenchNode, dest: Path, name: str = "restore") -> Step:
+    """A measured `samizdat restore` of v2 from `node` into `dest`, compared with v2."""
+    step, _ = b.run_cli(
+        name,
+        ["restore", "--key", str(b.key_path), "--node", node.address, str(dest)],
+        [node],
+        b.manifest["v2"]["bytes"],
+        inputs=[node.directory],
+    )
+    check_restore(b, step, b.data / "v2", dest)
+    return step
+
+
+def cp_floor(b: Bench, dest: Path, name: str = "restore") -> Step:
+    """A measured `cp -a` of v2 to `dest` (then deleted): the file system's floor."""
+    step, _ = b.run_step(
+        name,
+        ["cp", "-a", str(b.data / "v2"), str(dest)],
+        nbytes=b.manifest["v2"]["bytes"],
+        tool_name="cp -a",
+        inputs=[b.data / "v2"],
+    )
+    b.settle(dest)
+    return step
 
 
 def compare_trees(a: Path, b: Path) -> list[str]:
@@ -433,45 +442,76 @@ def ensure_peer_tools() -> None:
             )
 
 
-def run_peer_tool(b: Bench, t: PeerTool) -> None:
-    """Push v1, v2 and v2 again, restore v2 (compared with v2), verify, with one tool."""
-    repo = b.run_dir / f"{t.name}-repo"
-    dest = b.run_dir / f"restore-{t.name}"
-    fields = {"repo": str(repo), "run": str(b.run_dir), "dest": str(dest)}
+@dataclass(frozen=True)
+class PeerRepo:
+    """One repository of a comparison tool in this run, and its command lines."""
 
-    def cmd(args: tuple[str, ...], **more: str) -> list[str]:
-        return [tool(t.name), *(a.format(**fields, **more) for a in args)]
+    tool: PeerTool
+    repo: Path
+    dest: Path  # the restore target
+    env: dict[str, str]
 
-    env = dict(b.env, **{k: v.format(**fields) for k, v in t.env.items()})
-    b.say(f"  {simple(cmd(t.version), env=env).strip()} ({t.settings})")
-    simple(cmd(t.init), env=env)
-    for name, version in PUSHES:
-        before = dir_bytes(repo)
+    @classmethod
+    def make(cls, b: Bench, t: PeerTool, suffix: str = "") -> PeerRepo:
+        repo = b.run_dir / f"{t.name}-repo{suffix}"
+        dest = b.run_dir / f"restore-{t.name}{suffix}"
+        env = dict(b.env, **{k: v.format(**cls._fields(b, repo, dest)) for k, v in t.env.items()})
+        return cls(t, repo, dest, env)
+
+    @staticmethod
+    def _fields(b: Bench, repo: Path, dest: Path) -> dict[str, str]:
+        return {"repo": str(repo), "run": str(b.run_dir), "dest": str(dest)}
+
+    def cmd(self, b: Bench, args: tuple[str, ...], **more: str) -> list[str]:
+        fields = self._fields(b, self.repo, self.dest) | more
+        return [tool(self.tool.name), *(a.format(**fields) for a in args)]
+
+    def init(self, b: Bench) -> None:
+        simple(self.cmd(b, self.tool.init), env=self.env)
+
+    def push(self, b: Bench, name: str, version: str) -> Step:
+        """A measured push of `version` under the name `name`, with the repository's growth."""
+        before = dir_bytes(self.repo)
         step, _ = b.run_step(
             f"push_{name}",
-            cmd(t.push, name=name),
+            self.cmd(b, self.tool.push, name=name),
             nbytes=b.manifest[version]["bytes"],
-            tool_name=t.name,
+            tool_name=self.tool.name,
             cwd=b.data / version,
-            env=env,
+            env=self.env,
             inputs=[b.data / version],
         )
-        after = dir_bytes(repo)
+        after = dir_bytes(self.repo)
         step.extra.update(store_disk_bytes=after, new_disk_bytes=after - before)
-    if t.restore_in_dest:
-        dest.mkdir()
+        return step
+
+    def restore(self, b: Bench) -> Step:
+        """A measured restore of v2 into `dest`, compared with v2 (then deleted)."""
+        if self.tool.restore_in_dest:
+            self.dest.mkdir()
+        step, _ = b.run_step(
+            "restore",
+            self.cmd(b, self.tool.restore),
+            nbytes=b.manifest["v2"]["bytes"],
+            tool_name=self.tool.name,
+            cwd=self.dest if self.tool.restore_in_dest else None,
+            env=self.env,
+            inputs=[self.repo],
+        )
+        check_restore(b, step, b.data / "v2", self.dest)
+        return step
+
+
+def run_peer_tool(b: Bench, t: PeerTool) -> None:
+    """Push v1, v2 and v2 again, restore v2 (compared with v2), verify, with one tool."""
+    r = PeerRepo.make(b, t)
+    b.say(f"  {simple(r.cmd(b, t.version), env=r.env).strip()} ({t.settings})")
+    r.init(b)
+    for name, version in PUSHES:
+        r.push(b, name, version)
+    r.restore(b)
     v2_bytes = b.manifest["v2"]["bytes"]
-    step, _ = b.run_step(
-        "restore",
-        cmd(t.restore),
-        nbytes=v2_bytes,
-        tool_name=t.name,
-        cwd=dest if t.restore_in_dest else None,
-        env=env,
-        inputs=[repo],
-    )
-    check_restore(b, step, b.data / "v2", dest)
-    b.run_step("verify", cmd(t.verify), nbytes=v2_bytes, tool_name=t.name, env=env)
+    b.run_step("verify", r.cmd(b, t.verify), nbytes=v2_bytes, tool_name=t.name, env=r.env)
 
 
 def scenario_peers(b: Bench) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gen_data
-from conditions import Conditions, drain_writeback
+from conditions import Conditions, drain_writeback, warm
 from harness import (
     BenchNode,
     GiB,
@@ -155,6 +155,9 @@ class Bench:
         # Dirty pages of the last step are not written back during this one: sync, and with
         # --drain wait (up to that many seconds) until Dirty + Writeback is below 16 MiB.
         sync_s, _ = drain_writeback(self.args.drain)
+        # The input in the page cache, as the bench assumes: another tool may have evicted
+        # it (borg drops the cache of what it reads and writes), or the rest of the machine.
+        warmed, warm_s = warm(inputs) if inputs and not self.args.no_warm else (0, 0.0)
         if tool_name == "samizdat" and (cli_profile := self.profile_path(name, "cli")):
             cmd = [*py_spy_record(cli_profile), "--", *cmd]
         for node in nodes:
@@ -166,7 +169,10 @@ class Bench:
         r = run_measured(cmd, self.sampler, cwd=cwd, env=env or self.env, timeout=self.args.timeout)
         busy = busy_cpu_seconds() - busy0
         cpu = {CLI: r.cpu_seconds}
-        extra: dict[str, object] = {"conditions": conditions.end() | {"sync_s": sync_s}}
+        extra: dict[str, object] = {
+            "conditions": conditions.end()
+            | {"sync_s": sync_s, "warmed_mib": round(warmed / MiB), "warm_s": warm_s}
+        }
         if nodes:
             figures = {node.name: node.end_step() for node in nodes}
             cpu |= {n: f.cpu_s for n, f in figures.items()}

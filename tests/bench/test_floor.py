@@ -144,3 +144,46 @@ def test_measure_on_a_small_tree(tmp_path: Path) -> None:
     assert result.tls_cipher == floor.TLS_SUITE
     assert set(result.steps) == {"push", "restore"}
     assert not any((tmp_path / "w").iterdir())  # the writes were deleted
+
+
+def test_repeat_summary_medians_and_ratios_within_rounds() -> None:
+    import repeat
+    from session import Step
+
+    def step(tool: str, mb_s: float, cpu: float, k: int | None) -> Step:
+        s = Step.measured(tool, "push_v1", 1 << 30, (1 << 30) / mb_s / 1e6, {"cli": cpu})
+        if k is not None:
+            s.extra["round"] = k
+        return s
+
+    steps = [
+        step("samizdat", 100.0, 5.0, None),  # round 1 carries no round
+        step("restic", 50.0, 4.0, None),
+        step("samizdat", 300.0, 3.0, 2),
+        step("restic", 100.0, 6.0, 2),
+        step("samizdat", 200.0, 4.0, 3),
+        step("restic", 200.0, 5.0, 3),
+    ]
+    summary = repeat.summarize(steps)["push_v1"]
+    ours, theirs = summary["samizdat"], summary["restic"]
+    assert ours["rounds"] == [1, 2, 3]
+    assert ours["mb_s"] == {"median": 200.0, "min": 100.0, "max": 300.0, "n": 3}
+    assert ours["cpu_s_per_gib"]["total"]["median"] == 4.0  # type: ignore[index]
+    # ratios per round: 2.0, 3.0, 1.0 (not the ratio of the medians, 200/100)
+    assert theirs["ratio"] == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+    assert "ratio" not in ours
+    assert repeat.spread([]) is None
+
+
+def test_warm_reads_an_evicted_input_and_leaves_a_cached_one(tmp_path: Path) -> None:
+    f = tmp_path / "input"
+    f.write_bytes(os.urandom(1 << 20))
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # what borg does to what it reads
+    finally:
+        os.close(fd)
+    read, _ = conditions.warm([tmp_path])
+    assert read in (0, 1 << 20)  # 0 if the kernel kept the pages (tmpfs keeps them)
+    assert conditions.warm([tmp_path / "missing"]) == (0, 0.0)
