@@ -1,6 +1,6 @@
 """What the machine was doing around a measured step: the suspects of run-to-run spread.
 
-`Conditions.begin(inputs)` before a step and `.end()` after it record, machine-wide:
+`Conditions(input_cached).begin()` before a step and `.end()` after it record, machine-wide:
 
 - steal: CPU seconds the hypervisor gave other tenants while we wanted them (/proc/stat
   `steal`; invisible in a process's own CPU time, yet it stretches wall time),
@@ -21,8 +21,9 @@ import ctypes
 import ctypes.util
 import mmap
 import os
+import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,7 @@ MAP_FAILED = ctypes.c_void_p(-1).value
 LOW_BIT = bytes(i & 1 for i in range(256))  # mincore: bit 0 = resident, the rest reserved
 
 
-def resident_bytes(path: Path) -> tuple[int, int]:
+def resident_bytes(path: Path | str, size: int | None = None) -> tuple[int, int]:
     """(bytes of `path` in the page cache, its size): mincore(2) over a read-only shared
     mapping of the file, which reads nothing and changes nothing."""
     try:
@@ -102,15 +103,14 @@ def resident_bytes(path: Path) -> tuple[int, int]:
     except OSError:
         return 0, 0
     try:
-        size = os.fstat(fd).st_size
+        size = os.fstat(fd).st_size if size is None else size
         if size == 0:
             return 0, 0
         addr = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
         if addr in (None, MAP_FAILED):
             return 0, size
         try:
-            pages = (size + PAGE - 1) // PAGE
-            vec = (ctypes.c_ubyte * pages)()
+            vec = (ctypes.c_ubyte * ((size + PAGE - 1) // PAGE))()
             if _libc.mincore(addr, size, vec) != 0:
                 return 0, size
             resident = bytes(vec).translate(LOW_BIT).count(1)
@@ -121,42 +121,58 @@ def resident_bytes(path: Path) -> tuple[int, int]:
         os.close(fd)
 
 
-def files_under(roots: Iterable[Path]) -> Iterable[Path]:
-    for root in roots:
-        if root.is_file():
-            yield root
+def files_under(roots: Iterable[Path]) -> Iterator[tuple[str, int]]:
+    """(path, size) of every regular file under `roots` (symlinks not followed)."""
+    stack = [str(r) for r in roots]
+    while stack:
+        top = stack.pop()
+        try:
+            st = os.lstat(top)
+        except OSError:
             continue
-        for dirpath, _dirs, names in os.walk(root):
-            for n in names:
-                p = Path(dirpath, n)
-                if not p.is_symlink() and p.is_file():
-                    yield p
+        if stat.S_ISREG(st.st_mode):
+            yield top, st.st_size
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        try:
+            entries = list(os.scandir(top))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_file(follow_symlinks=False):
+                    yield e.path, e.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
 
 
 def cached_fraction(roots: Sequence[Path]) -> float | None:
     """Share (0..1) of the bytes of every regular file under `roots` in the page cache; None
     if there are no bytes."""
     resident = total = 0
-    for p in files_under(roots):
-        r, size = resident_bytes(p)
-        resident += r
-        total += size
+    for path, size in files_under(roots):
+        if size:
+            r, size = resident_bytes(path, size)
+            resident += r
+            total += size
     return round(resident / total, 3) if total else None
 
 
-def warm(roots: Sequence[Path], below: float = 0.99) -> tuple[int, float]:
-    """Read every file under `roots` (into a reused buffer, discarded) if less than `below` of
-    their bytes is in the page cache, so that a step finds its input there. Returns (bytes
-    read, seconds)."""
-    share = cached_fraction(roots)
+def warm(roots: Sequence[Path], share: float | None, below: float = 0.99) -> tuple[int, float]:
+    """Read every file under `roots` (into a reused buffer, discarded) if `share` (their
+    cached_fraction) is below `below`, so that a step finds its input in the page cache.
+    Returns (bytes read, seconds)."""
     if share is None or share >= below:
         return 0, 0.0
     t0 = time.monotonic()
     buf = memoryview(bytearray(8 * MiB))
     total = 0
-    for p in files_under(roots):
+    for path, _ in files_under(roots):
         try:
-            fd = os.open(p, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)
         except OSError:
             continue
         try:
@@ -183,13 +199,11 @@ def drain_writeback(deadline_s: float, below: int = 16 * MiB) -> tuple[float, in
 class Conditions:
     """Machine conditions over one step (see the module docstring). Use begin() then end()."""
 
-    inputs: Sequence[Path] = ()
+    input_cached: float | None = None  # the input's cached_fraction, measured by the caller
     _stat0: dict[str, float] | None = None
     _info0: dict[str, int] | None = None
-    _input_cached: float | None = None
 
     def begin(self) -> Conditions:
-        self._input_cached = cached_fraction(self.inputs) if self.inputs else None
         self._info0 = meminfo()
         self._stat0 = proc_stat()
         return self
@@ -209,6 +223,6 @@ class Conditions:
             "cached_change_mib": round(
                 (info1.get("Cached", 0) - self._info0.get("Cached", 0)) / MiB
             ),
-            "input_cached": self._input_cached,
+            "input_cached": self.input_cached,
             "cpu_mhz": parse_cpu_mhz(_read("/proc/cpuinfo")),
         }

@@ -193,8 +193,8 @@ def print_conditions(b: Bench) -> None:
         return
     print(
         "conditions per step (machine-wide CPU s of steal and iowait, CPU s of other processes,"
-        " Dirty+Writeback at the start,\ninput's share in the page cache at the start (after"
-        " `warm`: MiB read into it before the step), seconds of sync/drain, wall s; r = round):"
+        " Dirty+Writeback at the start,\nshare of the input in the page cache as found (warm:"
+        " MiB then read into it before the step), seconds of sync/drain, wall s; r = round):"
     )
     print(
         f"  {'tool':<8} {'step':<15} {'r':>2} {'steal':>6} {'iowait':>6} {'others':>6} "

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gen_data
-from conditions import Conditions, drain_writeback, warm
+from conditions import Conditions, cached_fraction, drain_writeback, warm
 from harness import (
     BenchNode,
     GiB,
@@ -157,14 +157,15 @@ class Bench:
         sync_s, _ = drain_writeback(self.args.drain)
         # The input in the page cache, as the bench assumes: another tool may have evicted
         # it (borg drops the cache of what it reads and writes), or the rest of the machine.
-        warmed, warm_s = warm(inputs) if inputs and not self.args.no_warm else (0, 0.0)
+        share = cached_fraction(inputs) if inputs else None
+        warmed, warm_s = (0, 0.0) if self.args.no_warm else warm(inputs, share)
         if tool_name == "samizdat" and (cli_profile := self.profile_path(name, "cli")):
             cmd = [*py_spy_record(cli_profile), "--", *cmd]
         for node in nodes:
             node.begin_step(self.profile_path(name, node.name) if tool_name == "samizdat" else None)
         self.wait_quiet()
         self.say(f"  {tool_name:<8} {name} ...")
-        conditions = Conditions(inputs).begin()
+        conditions = Conditions(share).begin()
         busy0 = busy_cpu_seconds()
         r = run_measured(cmd, self.sampler, cwd=cwd, env=env or self.env, timeout=self.args.timeout)
         busy = busy_cpu_seconds() - busy0

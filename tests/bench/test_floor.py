@@ -110,6 +110,10 @@ def test_resident_bytes_and_cached_fraction(tmp_path: Path) -> None:
     data.write_bytes(os.urandom(3 * conditions.PAGE + 5))
     (tmp_path / "empty").touch()
     resident, size = conditions.resident_bytes(data)
+    assert sorted(conditions.files_under([tmp_path])) == [
+        (str(data), size),
+        (str(tmp_path / "empty"), 0),
+    ]
     assert size == 3 * conditions.PAGE + 5
     assert 0 <= resident <= size
     share = conditions.cached_fraction([tmp_path])
@@ -120,7 +124,7 @@ def test_resident_bytes_and_cached_fraction(tmp_path: Path) -> None:
 
 def test_conditions_of_a_step(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"x" * 10000)
-    c = conditions.Conditions([tmp_path]).begin()
+    c = conditions.Conditions(conditions.cached_fraction([tmp_path])).begin()
     figures = c.end()
     assert {"steal_s", "iowait_s", "dirty_start_mib", "input_cached", "cpu_mhz"} <= set(figures)
     assert float(figures["steal_s"]) >= 0  # type: ignore[arg-type]
@@ -184,6 +188,9 @@ def test_warm_reads_an_evicted_input_and_leaves_a_cached_one(tmp_path: Path) -> 
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # what borg does to what it reads
     finally:
         os.close(fd)
-    read, _ = conditions.warm([tmp_path])
-    assert read in (0, 1 << 20)  # 0 if the kernel kept the pages (tmpfs keeps them)
-    assert conditions.warm([tmp_path / "missing"]) == (0, 0.0)
+    share = conditions.cached_fraction([tmp_path])
+    read, _ = conditions.warm([tmp_path], share)
+    assert share is not None
+    assert read == (0 if share >= 0.99 else 1 << 20)  # tmpfs keeps the pages
+    assert conditions.warm([tmp_path], 1.0) == (0, 0.0)
+    assert conditions.warm([tmp_path / "missing"], None) == (0, 0.0)
