@@ -147,6 +147,15 @@ def first_and_fresh(
 
 
 @pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """tmp_path/outside, next to a restore's destination: it must stay exactly as it is."""
+    d = tmp_path / "outside"
+    d.mkdir()
+    (d / "sentinel.txt").write_bytes(b"original\n")
+    return d
+
+
+@pytest.fixture
 def sample_tree(tmp_path: Path) -> Path:
     """A source tree with non-ASCII names, symlinks, empty dirs, modes and ns mtimes."""
     return build_sample_tree(tmp_path / "src")

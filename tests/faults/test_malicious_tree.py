@@ -19,15 +19,6 @@ pytestmark = pytest.mark.timeout(90)
 PAYLOAD = b"attacker controlled bytes\n"
 
 
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    """A directory next to DEST that must stay exactly as it is."""
-    d = tmp_path / "outside"
-    d.mkdir()
-    (d / "sentinel.txt").write_bytes(b"original\n")
-    return d
-
-
 def snapshot_of(outside: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(outside)): p.read_bytes() if p.is_file() else b"<dir>"

@@ -50,15 +50,6 @@ def machine(cluster: Cluster, tmp_path: Path) -> Iterator[FreshMachine]:
     cluster.ensure_running()
 
 
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    """A directory next to DEST that must stay exactly as it is."""
-    d = tmp_path / "outside"
-    d.mkdir()
-    (d / "sentinel.txt").write_bytes(b"original\n")
-    return d
-
-
 def listing(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): (

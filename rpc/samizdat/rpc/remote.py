@@ -57,6 +57,27 @@ def peer_tokens(node_key: ec.EllipticCurvePrivateKey) -> TokenSource:
     return lambda role, audience: node_token(node_key, audience)
 
 
+class _Stubs:
+    """One channel to a node and every stub on it, built once with the channel."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
+        self.chunks = rpc.ChunkServiceStub(channel)
+        self.snapshots = rpc.SnapshotServiceStub(channel)
+        self.node = rpc.NodeServiceStub(channel)
+        self.custody = rpc.CustodyServiceStub(channel)
+        # The two chunk streams carry serialized messages (samizdat.rpc.wire): no protobuf
+        # objects on either side of the call.
+        self.get_chunks = channel.unary_stream(
+            GET_CHUNKS, request_serializer=npb.GetChunksRequest.SerializeToString
+        )
+        self.put_chunks = channel.stream_unary(
+            PUT_CHUNKS,
+            request_serializer=_serialized,
+            response_deserializer=npb.PutChunksResponse.FromString,
+        )
+
+
 class NodeClient:
     """Calls on one node. Tokens are minted per role and renewed before they expire."""
 
@@ -71,7 +92,7 @@ class NodeClient:
         self.tokens = (
             tokens if tokens is not None else (archive_tokens(key) if key is not None else None)
         )
-        self._channel: grpc.Channel | None = None
+        self._open: _Stubs | None = None
         self._tokens: dict[int, tuple[float, bytes]] = {}
         self._lock = threading.Lock()
 
@@ -79,27 +100,12 @@ class NodeClient:
     def label(self) -> str:
         return self.address.label
 
-    def _stubs(self) -> grpc.Channel:
+    def _stubs(self) -> _Stubs:
+        """The stubs on this node's channel, opened at first use."""
         with self._lock:
-            if self._channel is None:
-                self._channel = open_channel(self.address)
-            return self._channel
-
-    @property
-    def chunks(self) -> rpc.ChunkServiceStub:
-        return rpc.ChunkServiceStub(self._stubs())
-
-    @property
-    def snapshots_stub(self) -> rpc.SnapshotServiceStub:
-        return rpc.SnapshotServiceStub(self._stubs())
-
-    @property
-    def node_stub(self) -> rpc.NodeServiceStub:
-        return rpc.NodeServiceStub(self._stubs())
-
-    @property
-    def custody_stub(self) -> rpc.CustodyServiceStub:
-        return rpc.CustodyServiceStub(self._stubs())
+            if self._open is None:
+                self._open = _Stubs(open_channel(self.address))
+            return self._open
 
     def metadata(self, role: int) -> list[tuple[str, bytes]]:
         if self.tokens is None:
@@ -119,7 +125,7 @@ class NodeClient:
 
     def status(self, timeout: float = UNARY_DEADLINE) -> npb.GetStatusResponse:
         try:
-            return self.node_stub.GetStatus(
+            return self._stubs().node.GetStatus(
                 npb.GetStatusRequest(), timeout=timeout, metadata=self.metadata(pb.ROLE_READER)
             )
         except grpc.RpcError as e:
@@ -135,7 +141,7 @@ class NodeClient:
         """One page of the node's listing (of `archive_id`, None: of every hosted archive)
         after position `after` (see `all_snapshots`)."""
         try:
-            return self.snapshots_stub.ListSnapshots(
+            return self._stubs().snapshots.ListSnapshots(
                 npb.ListSnapshotsRequest(
                     archive_id=archive_id or b"", after_position=after, max_count=max_count
                 ),
@@ -164,7 +170,7 @@ class NodeClient:
         out: list[bool] = []
         try:
             for i in range(0, len(ids), MAX_BATCH_IDS):
-                response = self.chunks.HasChunks(
+                response = self._stubs().chunks.HasChunks(
                     npb.HasChunksRequest(ids=ids[i : i + MAX_BATCH_IDS]),
                     timeout=UNARY_DEADLINE,
                     metadata=self.metadata(role),
@@ -188,10 +194,7 @@ class NodeClient:
     def get_chunks_serialized(self, ids: list[bytes]) -> Iterator[bytes]:
         """`get_chunks`, each GetChunksResponse as the bytes received (to be parsed without
         protobuf's copies: samizdat.rpc.wire.part_from_bytes)."""
-        get = self._stubs().unary_stream(
-            GET_CHUNKS, request_serializer=npb.GetChunksRequest.SerializeToString
-        )
-        call = get(
+        call = self._stubs().get_chunks(
             npb.GetChunksRequest(ids=ids),
             timeout=STREAM_DEADLINE,
             metadata=self.metadata(pb.ROLE_READER),
@@ -219,13 +222,8 @@ class NodeClient:
     def put_chunks(self, requests: Iterable[npb.PutChunksRequest | bytes]) -> npb.PutChunksResponse:
         """Stream chunks to the node; a request may come serialized already
         (samizdat.rpc.wire.put_chunks_request: no copies through protobuf objects)."""
-        put = self._stubs().stream_unary(
-            PUT_CHUNKS,
-            request_serializer=_serialized,
-            response_deserializer=npb.PutChunksResponse.FromString,
-        )
         try:
-            return put(
+            return self._stubs().put_chunks(
                 iter(requests), timeout=STREAM_DEADLINE, metadata=self.metadata(pb.ROLE_WRITER)
             )
         except grpc.RpcError as e:
@@ -233,7 +231,7 @@ class NodeClient:
 
     def put_snapshot(self, signed: pb.SignedSnapshot) -> npb.PutSnapshotResponse:
         try:
-            return self.snapshots_stub.PutSnapshot(
+            return self._stubs().snapshots.PutSnapshot(
                 npb.PutSnapshotRequest(snapshot=signed),
                 timeout=STREAM_DEADLINE,
                 metadata=self.metadata(pb.ROLE_WRITER),
@@ -243,7 +241,7 @@ class NodeClient:
 
     def notify_snapshots(self, archive_id: ArchiveId, timeout: float = 5.0) -> None:
         try:
-            self.node_stub.NotifySnapshots(
+            self._stubs().node.NotifySnapshots(
                 npb.NotifySnapshotsRequest(archive_id=archive_id),
                 timeout=timeout,
                 metadata=self.metadata(pb.ROLE_PEER),
@@ -253,7 +251,7 @@ class NodeClient:
 
     def put_custody_record(self, signed: pb.SignedCustodyRecord) -> npb.PutCustodyRecordResponse:
         try:
-            return self.custody_stub.PutCustodyRecord(
+            return self._stubs().custody.PutCustodyRecord(
                 npb.PutCustodyRecordRequest(record=signed), timeout=UNARY_DEADLINE
             )
         except grpc.RpcError as e:
@@ -263,7 +261,7 @@ class NodeClient:
         """Custody records stored at the node after `after`; none from a node whose software
         predates them (no CustodyService), so mixed-version clusters keep replicating."""
         try:
-            return self.custody_stub.ListCustodyRecords(
+            return self._stubs().custody.ListCustodyRecords(
                 npb.ListCustodyRecordsRequest(after_position=after),
                 timeout=UNARY_DEADLINE,
                 metadata=self.metadata(pb.ROLE_READER),
@@ -274,6 +272,7 @@ class NodeClient:
             raise self._fail(e) from None
 
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        with self._lock:
+            stubs, self._open = self._open, None
+        if stubs is not None:
+            stubs.channel.close()
