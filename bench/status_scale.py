@@ -7,15 +7,22 @@ prefixes of them (the last one references all), copies the store to the other no
 all nodes as real `samizdat-node serve` processes (TLS, scrub running at its default rate)
 and times:
 
-- one GetStatus RPC per node (what a node returns: O(snapshots), from its counters);
+- one GetStatus RPC per node (what a node returns: O(snapshots), from its counters), in
+  wall-clock ms and in the node process's own CPU ms per answer (/proc, over --status-calls);
+- one scrape of the second node's Prometheus endpoint (a row per listed snapshot);
 - `samizdat status --cluster FILE` and `--json` end to end (a fresh CLI process each time,
   interpreter start-up included), and `samizdat --help` as the start-up baseline;
 - optionally `--audit N` (fetches chunk lists and N chunks per node);
 - the cost of a no-op replication round of the second node pulling from the first (ms and
   bytes per round, bench/noop.py) on this million-chunk archive.
 
-Usage: python bench/status_scale.py [--chunks 1000000] [--snapshots 3] [--nodes 3]
-                                    [--runs 5] [--audit 100] [--dir DIR]
+Many snapshots: `--snapshots 10000 --snapshot-chunks 10 --chunks 100000` gives each snapshot
+its own 10 chunks (the default, 0, has snapshot s of S reference the first s/S of all chunks,
+which is quadratic in chunk-list entries when S is large).
+
+Usage: python bench/status_scale.py [--chunks 1000000] [--snapshots 3] [--snapshot-chunks 0]
+                                    [--nodes 3] [--runs 5] [--status-calls 200] [--audit 100]
+                                    [--dir DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import blake3
@@ -68,8 +76,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def fill(data_dir: Path, key: ArchiveKey, chunks: int, snapshots: int) -> float:
-    """Write `chunks` tiny chunks and `snapshots` signed snapshots into a fresh store."""
+def fill(
+    data_dir: Path, key: ArchiveKey, chunks: int, snapshots: int, snapshot_chunks: int = 0
+) -> float:
+    """Write `chunks` tiny chunks and `snapshots` signed snapshots into a fresh store: snapshot
+    s references the first s/`snapshots` of the chunks, or (`snapshot_chunks` > 0) only the
+    last `snapshot_chunks` of those."""
     started = time.monotonic()
     store = ChunkStore(data_dir)
     hosted = frozenset({bytes(key.archive_id)})
@@ -89,24 +101,38 @@ def fill(data_dir: Path, key: ArchiveKey, chunks: int, snapshots: int) -> float:
     print(file=sys.stderr)
     for s in range(1, snapshots + 1):
         upto = chunks * s // snapshots
+        first = max(0, upto - snapshot_chunks) if snapshot_chunks else 0
         builder = ChunkListBuilder()
-        for cid in ids[:upto]:
+        for cid in ids[first:upto]:
             builder.add(cid, 16)
         lists = builder.finish()
         store.put_chunks([(bytes(lid), blob) for lid, blob in lists])
         record = pb.SnapshotRecord(
             sequence=s,
-            tree_chunk_ids=[ids[0]],
+            tree_chunk_ids=[ids[first]],
             chunk_list_ids=[bytes(lid) for lid, _ in lists],
             totals=pb.SnapshotTotals(
-                files=upto, chunks=upto, stored_bytes=16 * upto, plaintext_bytes=8 * upto
+                files=upto - first,
+                chunks=upto - first,
+                stored_bytes=16 * (upto - first),
+                plaintext_bytes=8 * (upto - first),
             ),
         )
         snap = sign_snapshot(key, record)
         accept_snapshot(store, snap.signed, hosted, require_complete=True, custody=custody)
-        print(f"  snapshot {s}: {upto:,} chunks in {len(lists)} chunk lists", file=sys.stderr)
+        if snapshots <= 10 or s % (snapshots // 10) == 0:
+            print(
+                f"  snapshot {s}: {upto - first:,} chunks in {len(lists)} chunk lists",
+                file=sys.stderr,
+            )
     store.close()
     return time.monotonic() - started
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(args: list[str], runs: int) -> tuple[list[float], subprocess.CompletedProcess[str]]:
@@ -123,8 +149,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--chunks", type=int, default=1_000_000)
     ap.add_argument("--snapshots", type=int, default=3)
+    ap.add_argument(
+        "--snapshot-chunks",
+        type=int,
+        default=0,
+        help="chunks each snapshot references (0: a growing prefix of all chunks)",
+    )
     ap.add_argument("--nodes", type=int, default=3, choices=range(1, len(NAMES) + 1))
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument(
+        "--status-calls", type=int, default=200, help="GetStatus calls for the node's CPU time"
+    )
     ap.add_argument("--audit", type=int, default=100, help="also time --audit N (0: skip)")
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: temp)")
     opts = ap.parse_args()
@@ -174,7 +209,9 @@ def main() -> None:
     )
 
     print(f"filling {opts.chunks:,} chunks, {opts.snapshots} snapshots ...", file=sys.stderr)
-    fill_seconds = fill(root / nodes[0][0] / "data", key, opts.chunks, opts.snapshots)
+    fill_seconds = fill(
+        root / nodes[0][0] / "data", key, opts.chunks, opts.snapshots, opts.snapshot_chunks
+    )
     for name, _, _, _ in nodes[1:]:
         shutil.copytree(root / nodes[0][0] / "data", root / name / "data")
 
@@ -224,7 +261,7 @@ def main() -> None:
         time.sleep(1.0)  # let the start-up replication rounds pass
 
         rpc = []
-        for name, _, port, node_id in nodes:
+        for (name, _, port, node_id), proc in zip(nodes, procs, strict=True):
             client = NodeClient(NodeAddress.parse(f"{node_id}@127.0.0.1:{port}"))
             client.status()  # channel set-up and certificate pinning
             samples = []
@@ -232,15 +269,34 @@ def main() -> None:
                 t = time.monotonic()
                 answer = client.status()
                 samples.append(time.monotonic() - t)
+            cpu = cpu_seconds(proc.pid)
+            for _ in range(opts.status_calls):
+                client.status()
+            cpu = cpu_seconds(proc.pid) - cpu
             rpc.append(
                 {
                     "node": name,
                     "median_ms": round(statistics.median(samples) * 1000, 2),
+                    # includes what the node's workers (scrub, replication) used meanwhile
+                    "node_cpu_ms_per_call": round(cpu * 1000 / max(1, opts.status_calls), 2),
                     "answer_bytes": answer.ByteSize(),
+                    "snapshots_listed": len(answer.snapshots),
                     "chunks_stored": answer.chunks_stored,
                 }
             )
             client.close()
+        scrape = None
+        if metrics_port is not None:
+            url = f"http://127.0.0.1:{metrics_port}/metrics"
+            samples = []
+            for _ in range(10):
+                t = time.monotonic()
+                body = urllib.request.urlopen(url, timeout=60).read()
+                samples.append(time.monotonic() - t)
+            scrape = {
+                "median_ms": round(statistics.median(samples) * 1000, 2),
+                "bytes": len(body),
+            }
 
         base = [str(BIN / "samizdat")]
         help_times, _ = timed([*base, "--help"], opts.runs)
@@ -252,7 +308,9 @@ def main() -> None:
             "snapshots": opts.snapshots,
             "nodes": opts.nodes,
             "fill_seconds": round(fill_seconds, 1),
+            "snapshot_chunks": opts.snapshot_chunks,
             "get_status_rpc": rpc,
+            "metrics_scrape": scrape,
             "cli_startup_help_s": round(statistics.median(help_times), 3),
             "status_text_s": {
                 "median": round(statistics.median(text_times), 3),

@@ -172,13 +172,17 @@ class CustodyState:
     def snapshot_refusal(self, snapshot_id: bytes, record: pb.SnapshotRecord) -> str:
         """Why a verified snapshot must be refused ("" if it may be accepted): it was signed
         by a revoked writer key and is not one of the snapshots its revocation keeps."""
-        if not record.writer_key:
+        return self.writer_refusal(snapshot_id, record.archive_id, record.writer_key)
+
+    def writer_refusal(self, snapshot_id: bytes, archive_id: bytes, writer_key: bytes) -> str:
+        """`snapshot_refusal` from the record's archive id and writer key alone."""
+        if not writer_key:
             return ""
-        revocation = self.key_revocation(record.archive_id, record.writer_key)
+        revocation = self.key_revocation(archive_id, writer_key)
         if revocation is None or snapshot_id in revocation.kept_snapshot_ids:
             return ""
         return (
-            f"writer {short_hex(record.writer_key)} is revoked (snapshots up to sequence "
+            f"writer {short_hex(writer_key)} is revoked (snapshots up to sequence "
             f"{revocation.last_sequence} kept)"
         )
 

@@ -27,7 +27,14 @@ from dataclasses import dataclass
 
 from samizdat.core.errors import PeerMisbehaved
 from samizdat.core.ids import ArchiveId
-from samizdat.core.peer import Blob, ChunkPart, CustodyPage, ListedSnapshot, SnapshotPage
+from samizdat.core.peer import (
+    Blob,
+    ChunkPart,
+    CustodyPage,
+    ListedSnapshot,
+    SnapshotCounters,
+    SnapshotPage,
+)
 from samizdat.rpc.limits import MAX_BATCH_IDS, MAX_PUT_CHUNKS
 from samizdat.v1 import node_pb2 as npb
 
@@ -43,12 +50,21 @@ def listed_from_wire(item: npb.StoredSnapshot) -> ListedSnapshot:
     )
 
 
-def listed_to_wire(item: ListedSnapshot, *, with_record: bool = True) -> npb.StoredSnapshot:
-    """A listed record as the wire lists it; without the record (`with_record` False) only its
-    id, position and counters (GetStatus)."""
+def listed_to_wire(item: ListedSnapshot) -> npb.StoredSnapshot:
     return npb.StoredSnapshot(
         snapshot_id=item.snapshot_id,
-        snapshot=item.signed if with_record else None,
+        snapshot=item.signed,
+        position=item.position,
+        chunks_held=item.chunks_held,
+        chunks_total=item.chunks_total,
+        bytes_total=item.bytes_total,
+    )
+
+
+def counters_to_wire(item: SnapshotCounters) -> npb.StoredSnapshot:
+    """A stored record as GetStatus lists it: its id, position and counters, no record."""
+    return npb.StoredSnapshot(
+        snapshot_id=item.snapshot_id,
         position=item.position,
         chunks_held=item.chunks_held,
         chunks_total=item.chunks_total,

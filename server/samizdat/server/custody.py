@@ -77,6 +77,9 @@ class NodeCustody:
     def snapshot_refusal(self, snapshot_id: bytes, record: pb.SnapshotRecord) -> str:
         return self.state.snapshot_refusal(snapshot_id, record)
 
+    def writer_refusal(self, snapshot_id: bytes, archive_id: bytes, writer_key: bytes) -> str:
+        return self.state.writer_refusal(snapshot_id, archive_id, writer_key)
+
     def key_revoked(self, archive_id: bytes, member_key: bytes) -> bool:
         return self.state.key_revocation(archive_id, member_key) is not None
 

@@ -22,7 +22,6 @@ from prometheus_client.registry import Collector
 
 from samizdat.core.ids import short_hex
 from samizdat.core.tokens import Caller
-from samizdat.v1 import records_pb2 as pb
 
 if TYPE_CHECKING:
     from samizdat.server.runtime import NodeRuntime
@@ -195,11 +194,8 @@ class NodeCollector(Collector):
             "Chunks of a snapshot this node lacks",
             labels=labels,
         )
-        for _position, item, _size in node.iter_listed():
-            if item is None:
-                continue
-            record = pb.SnapshotRecord.FromString(item.signed.record)
-            values = [short_hex(item.snapshot_id), short_hex(record.archive_id)]
+        for item in node.snapshot_counters():
+            values = [short_hex(item.snapshot_id), short_hex(item.archive_id)]
             held.add_metric(values, item.chunks_held)
             total.add_metric(values, item.chunks_total)
             missing.add_metric(values, item.chunks_total - item.chunks_held)

@@ -11,12 +11,13 @@ from typing import Protocol
 
 from samizdat.core.errors import UsageError
 from samizdat.core.ids import ArchiveId
-from samizdat.core.peer import ListedSnapshot, SnapshotPage
+from samizdat.core.peer import ListedSnapshot, SnapshotCounters, SnapshotPage
 from samizdat.core.records import Snapshot
 from samizdat.rpc.limits import LIST_PAGE_BYTES, LIST_PAGE_RECORDS, LIST_PAGE_SCAN
 from samizdat.server.config import NodeConfig, PeerConfig, config_path, load_config
 from samizdat.server.custody import NodeCustody
 from samizdat.server.identity import NodeIdentity, load_identity
+from samizdat.server.listing import RecordFacts, RecordIndex
 from samizdat.server.metrics import NodeMetrics
 from samizdat.server.reports import PeerReport, ScrubReport
 from samizdat.store.chunkstore import ChunkStore
@@ -59,6 +60,7 @@ class NodeRuntime:
         self.node_id = self.identity.node_id
         self.store = ChunkStore(self.config.data_dir, pack_mb=self.config.pack_mb)
         self.custody = NodeCustody(self.store, lambda: self.config.hosted_archives)
+        self.records = RecordIndex(self.store)
         self.metrics = NodeMetrics()
         self.metrics.watch(self)
         self.started = time.monotonic()
@@ -120,28 +122,54 @@ class NodeRuntime:
         if self.replicator is not None:
             self.replicator.hint_peers(snap.archive_id)
 
+    def _listed(self, archive_id: bytes, after: int) -> Iterator[tuple[RecordFacts, bool]]:
+        """Every record stored after position `after`, in position order, and whether it is
+        listed: of a hosted archive (and of `archive_id` if given), not by a writer revoked
+        since (unless its revocation keeps it). Parses no record it has parsed before."""
+        hosted = self.config.hosted_archives
+        for facts in self.records.after(after):
+            listed = (
+                facts.archive_id in hosted
+                and (not archive_id or facts.archive_id == archive_id)
+                and not self.custody.writer_refusal(
+                    facts.snapshot_id, facts.archive_id, facts.writer_key
+                )
+            )
+            yield facts, listed
+
     def iter_listed(self, archive_id: bytes = b"", after: int = 0) -> Iterator[ListedRecord]:
         """Every record stored after position `after`, in position order: (position, the
-        listing entry or None when its archive is not hosted or not `archive_id`, its size)."""
-        hosted = self.config.hosted_archives
-        for position, snapshot_id, signed_bytes in self.store.iter_snapshot_log(after):
-            signed = pb.SignedSnapshot.FromString(signed_bytes)
-            record = pb.SnapshotRecord.FromString(signed.record)
-            if record.archive_id not in hosted or (archive_id and record.archive_id != archive_id):
-                yield position, None, len(signed_bytes)
+        listing entry or None when it is not listed (see `_listed`), its size)."""
+        for facts, listed in self._listed(archive_id, after):
+            signed = self.store.get_snapshot(facts.snapshot_id) if listed else None
+            if signed is None:
+                yield facts.position, None, facts.size
                 continue
-            if self.custody.snapshot_refusal(snapshot_id, record):
-                # by a writer revoked since, and not kept: no longer offered
-                yield position, None, len(signed_bytes)
-                continue
-            held, total, nbytes = self.store.snapshot_state(snapshot_id)
-            item = ListedSnapshot(signed, held, total, position, bytes(snapshot_id), nbytes)
-            yield position, item, len(signed_bytes)
+            held, total, nbytes = self.store.snapshot_state(facts.snapshot_id)
+            item = ListedSnapshot(
+                pb.SignedSnapshot.FromString(signed),
+                held,
+                total,
+                facts.position,
+                facts.snapshot_id,
+                nbytes,
+            )
+            yield facts.position, item, facts.size
 
-    def snapshot_counters(self) -> list[ListedSnapshot]:
-        """Every listed record with its position and counters (GetStatus sends them without
-        the record: ~60 bytes each, so a status answer holds ~65,000 of them)."""
-        return [item for _position, item, _size in self.iter_listed() if item is not None]
+    def snapshot_counters(self) -> list[SnapshotCounters]:
+        """Every listed record's id, archive, position and counters (GetStatus sends them
+        without the record: ~60 bytes each, so a status answer holds ~65,000 of them). Reads
+        only the counters of each record, once records are parsed (samizdat.server.listing)."""
+        out = []
+        for facts, listed in self._listed(b"", 0):
+            if listed:
+                held, total, nbytes = self.store.snapshot_state(facts.snapshot_id)
+                out.append(
+                    SnapshotCounters(
+                        facts.snapshot_id, facts.archive_id, facts.position, held, total, nbytes
+                    )
+                )
+        return out
 
     def list_snapshots(self, archive_id: bytes, after: int, max_count: int = 0) -> SnapshotPage:
         """One page of the listing after position `after` (docs/format.md, "Listing records"):

@@ -26,9 +26,9 @@ from samizdat.rpc.errors import abort_args
 from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_BYTES, MAX_BATCH_IDS
 from samizdat.rpc.wire import (
     PutChunksWire,
+    counters_to_wire,
     custody_to_wire,
     get_chunks_response,
-    listed_to_wire,
     page_to_wire,
     parse_put_chunks_request,
 )
@@ -265,9 +265,7 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             unrepairable_chunks=node.unrepairable_count(),
             peers=peers,
             scrub=_scrub_to_wire(node.scrub_status()),
-            snapshots=[
-                listed_to_wire(item, with_record=False) for item in node.snapshot_counters()
-            ],
+            snapshots=[counters_to_wire(item) for item in node.snapshot_counters()],
             custody_records=node.custody.records(),
         )
 
