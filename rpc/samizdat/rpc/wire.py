@@ -51,18 +51,14 @@ def listed_from_wire(item: npb.StoredSnapshot) -> ListedSnapshot:
 
 
 def listed_to_wire(item: ListedSnapshot) -> npb.StoredSnapshot:
-    return npb.StoredSnapshot(
-        snapshot_id=item.snapshot_id,
-        snapshot=item.signed,
-        position=item.position,
-        chunks_held=item.chunks_held,
-        chunks_total=item.chunks_total,
-        bytes_total=item.bytes_total,
-    )
+    stored = counters_to_wire(item)
+    stored.snapshot.CopyFrom(item.signed)
+    return stored
 
 
-def counters_to_wire(item: SnapshotCounters) -> npb.StoredSnapshot:
-    """A stored record as GetStatus lists it: its id, position and counters, no record."""
+def counters_to_wire(item: ListedSnapshot | SnapshotCounters) -> npb.StoredSnapshot:
+    """A stored record's id, position and counters, without the record (as GetStatus lists
+    them)."""
     return npb.StoredSnapshot(
         snapshot_id=item.snapshot_id,
         position=item.position,

@@ -131,8 +131,11 @@ class NodeRuntime:
             listed = (
                 facts.archive_id in hosted
                 and (not archive_id or facts.archive_id == archive_id)
-                and not self.custody.writer_refusal(
-                    facts.snapshot_id, facts.archive_id, facts.writer_key
+                and not (
+                    facts.writer_key  # else signed by the archive key: never refused
+                    and self.custody.writer_refusal(
+                        facts.snapshot_id, facts.archive_id, facts.writer_key
+                    )
                 )
             )
             yield facts, listed
@@ -160,16 +163,14 @@ class NodeRuntime:
         """Every listed record's id, archive, position and counters (GetStatus sends them
         without the record: ~60 bytes each, so a status answer holds ~65,000 of them). Reads
         only the counters of each record, once records are parsed (samizdat.server.listing)."""
-        out = []
-        for facts, listed in self._listed(b"", 0):
-            if listed:
-                held, total, nbytes = self.store.snapshot_state(facts.snapshot_id)
-                out.append(
-                    SnapshotCounters(
-                        facts.snapshot_id, facts.archive_id, facts.position, held, total, nbytes
-                    )
-                )
-        return out
+        listed = [facts for facts, listed in self._listed(b"", 0) if listed]
+        states = self.store.snapshot_states()  # read after: a listed record's state is stored
+        return [
+            SnapshotCounters(
+                f.snapshot_id, f.archive_id, f.position, *states.get(f.snapshot_id, (0, 0, 0))
+            )
+            for f in listed
+        ]
 
     def list_snapshots(self, archive_id: bytes, after: int, max_count: int = 0) -> SnapshotPage:
         """One page of the listing after position `after` (docs/format.md, "Listing records"):

@@ -578,6 +578,13 @@ class ChunkStore:
         raw = self._cf["snapshot_state"].get(snapshot_id)
         return _STATE.unpack(raw) if raw else (0, 0, 0)
 
+    def snapshot_states(self) -> dict[bytes, tuple[int, int, int]]:
+        """`snapshot_state` of every stored snapshot, read in one pass (several times faster
+        than a `snapshot_state` call each)."""
+        # Stub gap: items() of a raw-mode Rdict yields bytes pairs, typed as any key type.
+        items = cast("Iterable[tuple[bytes, bytes]]", self._cf["snapshot_state"].items())
+        return {key: _STATE.unpack(raw) for key, raw in items}
+
     def get_snapshot(self, snapshot_id: bytes) -> bytes | None:
         return self._cf["snapshots"].get(snapshot_id)
 
