@@ -45,18 +45,6 @@ class ListedSnapshot:
         return self.chunks_total > 0 and self.chunks_held >= self.chunks_total
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotCounters:
-    """A stored record's id, position and counters without the record (a node's status)."""
-
-    snapshot_id: bytes
-    archive_id: bytes
-    position: int
-    chunks_held: int
-    chunks_total: int
-    bytes_total: int
-
-
 @dataclass(frozen=True)
 class SnapshotPage:
     """One page of a peer's listing after a position: records at increasing positions up to

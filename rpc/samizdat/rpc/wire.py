@@ -27,14 +27,7 @@ from dataclasses import dataclass
 
 from samizdat.core.errors import PeerMisbehaved
 from samizdat.core.ids import ArchiveId
-from samizdat.core.peer import (
-    Blob,
-    ChunkPart,
-    CustodyPage,
-    ListedSnapshot,
-    SnapshotCounters,
-    SnapshotPage,
-)
+from samizdat.core.peer import Blob, ChunkPart, CustodyPage, ListedSnapshot, SnapshotPage
 from samizdat.rpc.limits import MAX_BATCH_IDS, MAX_PUT_CHUNKS
 from samizdat.v1 import node_pb2 as npb
 
@@ -51,16 +44,9 @@ def listed_from_wire(item: npb.StoredSnapshot) -> ListedSnapshot:
 
 
 def listed_to_wire(item: ListedSnapshot) -> npb.StoredSnapshot:
-    stored = counters_to_wire(item)
-    stored.snapshot.CopyFrom(item.signed)
-    return stored
-
-
-def counters_to_wire(item: ListedSnapshot | SnapshotCounters) -> npb.StoredSnapshot:
-    """A stored record's id, position and counters, without the record (as GetStatus lists
-    them)."""
     return npb.StoredSnapshot(
         snapshot_id=item.snapshot_id,
+        snapshot=item.signed,
         position=item.position,
         chunks_held=item.chunks_held,
         chunks_total=item.chunks_total,

@@ -76,3 +76,16 @@ def shared_fields(base: type[Any], state: object) -> dict[str, Any]:
     """`state`'s values of the fields of dataclass `base`, which `state`'s class extends: the
     part of a worker's state that its report (another extension of `base`) copies."""
     return {f.name: getattr(state, f.name) for f in fields(base)}
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotReport:
+    """A listed snapshot record's id, archive, position and counters, without the record
+    (GetStatus lists them; the metrics label them by snapshot and archive)."""
+
+    snapshot_id: bytes
+    archive_id: bytes
+    position: int
+    chunks_held: int
+    chunks_total: int
+    bytes_total: int

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from samizdat.core.errors import UsageError
 from samizdat.core.ids import ArchiveId
-from samizdat.core.peer import ListedSnapshot, SnapshotCounters, SnapshotPage
+from samizdat.core.peer import ListedSnapshot, SnapshotPage
 from samizdat.core.records import Snapshot
 from samizdat.rpc.limits import LIST_PAGE_BYTES, LIST_PAGE_RECORDS, LIST_PAGE_SCAN
 from samizdat.server.config import NodeConfig, PeerConfig, config_path, load_config
@@ -19,7 +19,7 @@ from samizdat.server.custody import NodeCustody
 from samizdat.server.identity import NodeIdentity, load_identity
 from samizdat.server.listing import RecordFacts, RecordIndex
 from samizdat.server.metrics import NodeMetrics
-from samizdat.server.reports import PeerReport, ScrubReport
+from samizdat.server.reports import PeerReport, ScrubReport, SnapshotReport
 from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
@@ -159,14 +159,14 @@ class NodeRuntime:
             )
             yield facts.position, item, facts.size
 
-    def snapshot_counters(self) -> list[SnapshotCounters]:
+    def snapshot_counters(self) -> list[SnapshotReport]:
         """Every listed record's id, archive, position and counters (GetStatus sends them
         without the record: ~60 bytes each, so a status answer holds ~65,000 of them). Reads
         only the counters of each record, once records are parsed (samizdat.server.listing)."""
         listed = [facts for facts, listed in self._listed(b"", 0) if listed]
         states = self.store.snapshot_states()  # read after: a listed record's state is stored
         return [
-            SnapshotCounters(
+            SnapshotReport(
                 f.snapshot_id, f.archive_id, f.position, *states.get(f.snapshot_id, (0, 0, 0))
             )
             for f in listed

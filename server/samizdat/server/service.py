@@ -26,7 +26,6 @@ from samizdat.rpc.errors import abort_args
 from samizdat.rpc.limits import AUTH_METADATA, MAX_BATCH_BYTES, MAX_BATCH_IDS
 from samizdat.rpc.wire import (
     PutChunksWire,
-    counters_to_wire,
     custody_to_wire,
     get_chunks_response,
     page_to_wire,
@@ -34,7 +33,7 @@ from samizdat.rpc.wire import (
 )
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
 from samizdat.server.admission import OffLoop
-from samizdat.server.reports import PeerReport, ScrubReport
+from samizdat.server.reports import PeerReport, ScrubReport, SnapshotReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import accept_verified
 from samizdat.v1 import node_pb2 as npb
@@ -98,6 +97,17 @@ def _peer_to_wire(report: PeerReport) -> npb.PeerSyncStatus:
     fields["bad_records_received"] = fields.pop("bad_records")
     fields["backed_off_until_unix"] = int(report.backed_off_until_unix)
     return npb.PeerSyncStatus(**fields)
+
+
+def _snapshot_to_wire(report: SnapshotReport) -> npb.StoredSnapshot:
+    """A stored snapshot as GetStatus lists it: id, position and counters, no record."""
+    return npb.StoredSnapshot(
+        snapshot_id=report.snapshot_id,
+        position=report.position,
+        chunks_held=report.chunks_held,
+        chunks_total=report.chunks_total,
+        bytes_total=report.bytes_total,
+    )
 
 
 def _scrub_to_wire(report: ScrubReport) -> npb.ScrubStatus:
@@ -265,7 +275,7 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             unrepairable_chunks=node.unrepairable_count(),
             peers=peers,
             scrub=_scrub_to_wire(node.scrub_status()),
-            snapshots=[counters_to_wire(item) for item in node.snapshot_counters()],
+            snapshots=[_snapshot_to_wire(item) for item in node.snapshot_counters()],
             custody_records=node.custody.records(),
         )
 
