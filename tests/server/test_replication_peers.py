@@ -224,6 +224,7 @@ def test_own_full_disk_ends_the_round_and_is_no_peer_fault(  # type: ignore[no-u
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(packs.os, "write", disk_full)
+    monkeypatch.setattr(packs.os, "writev", disk_full)
     replicator.run_round()  # ends the round, raises nothing
     state = replicator.book.state(next(iter(runtime.peers())))
     assert state.last_error == "" and state.offences == 0 and replicator.book.usable(state)
