@@ -1,6 +1,8 @@
-"""PutChunks' hand-written parse runs in a worker thread, never on the node's event loop: a
-writer's message that is costly to parse (many tiny entries) cannot hold up the node's other
-calls. A parse failure is an undecodable message, as for any other deserializer."""
+"""PutChunks' hand-written parse never runs on the node's event loop: admission hands each
+message on unparsed (a `Deferred`) and the servicer parses it in the worker-thread step that
+stores it, so a writer's message that is costly to parse (many tiny entries) cannot hold up
+the node's other calls. A parse failure is an undecodable message, as for any other
+deserializer."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from samizdat.server.admission import UNDECODABLE, OffLoop, _BadMessage, _checked, _safe
+from samizdat.server.admission import Deferred, OffLoop, _BadMessage, _checked
 
 
 async def _messages(*raw: bytes) -> AsyncIterator[bytes]:
@@ -18,7 +20,7 @@ async def _messages(*raw: bytes) -> AsyncIterator[bytes]:
         yield r
 
 
-def test_off_loop_parse_runs_in_a_worker_thread() -> None:
+def test_off_loop_messages_are_parsed_where_the_servicer_steps_never_on_the_loop() -> None:
     threads: list[int] = []
 
     def parse(raw: bytes) -> bytes:
@@ -29,18 +31,21 @@ def test_off_loop_parse_runs_in_a_worker_thread() -> None:
 
     async def run() -> tuple[list[bytes], int]:
         loop_thread = threading.get_ident()
-        parsed = [m async for m in _checked(_messages(b"a", b"b"), _safe(parse))]
+        deferred = [m async for m in _checked(_messages(b"a", b"b", b"bad"), parse)]
+        assert all(isinstance(m, Deferred) for m in deferred) and threads == []
+        with pytest.raises(RuntimeError, match="event loop"):
+            deferred[0].parse()
+        parsed = [await asyncio.to_thread(m.parse) for m in deferred[:2]]
         with pytest.raises(_BadMessage):
-            async for _ in _checked(_messages(b"c", b"bad"), _safe(parse)):
-                pass
+            await asyncio.to_thread(deferred[2].parse)
         return parsed, loop_thread
 
     parsed, loop_thread = asyncio.run(run())
     assert parsed == [b"A", b"B"]
-    assert len(threads) == 4 and loop_thread not in threads
+    assert len(threads) == 3 and loop_thread not in threads
 
 
 def test_off_loop_is_still_a_deserializer() -> None:
-    marked = OffLoop(bytes.upper)
-    assert marked(b"x") == b"X"
-    assert _safe(OffLoop(lambda raw: raw[10]))(b"") is UNDECODABLE
+    assert OffLoop(bytes.upper)(b"x").parse() == b"X"
+    with pytest.raises(_BadMessage):
+        OffLoop(lambda raw: raw[10])(b"").parse()

@@ -21,7 +21,8 @@ through `Admission` first, which, from the call's metadata alone:
    WRITE_IDLE, is ended (DEADLINE_EXCEEDED); a health Watch ends after WATCH_SECONDS;
 6. answers an undecodable message with INVALID_ARGUMENT, counted in
    `samizdat_rpc_rejected_total{method,reason}` rather than logged; a deserializer marked
-   `OffLoop` (PutChunks' hand-written parse) runs in a worker thread, never on the loop.
+   `OffLoop` (PutChunks' hand-written parse) is left to the servicer's worker-thread step
+   (`Deferred`), never run on the loop.
 
 Memory per caller is bounded by its stream cap: a GetChunks stream holds at most the message
 being written (<= 3 MiB) while its reader is slow, and is ended after WRITE_IDLE.
@@ -85,13 +86,38 @@ UNDECODABLE = Undecodable()
 class OffLoop:
     """A client-streaming method's request deserializer too costly for the event loop (a
     hand-written parse of megabytes, whose cost a writer's message of tiny entries drives up):
-    admission runs it in a worker thread as each message arrives, so the node keeps answering
-    every other call meanwhile. A failure is an undecodable message, as for any deserializer."""
+    admission hands each message to the servicer unparsed, as a `Deferred`, and the servicer
+    parses it in the worker-thread step that handles the message (`Deferred.parse`), so the
+    node keeps answering every other call meanwhile and each message costs one thread
+    hand-off, not two. A failure is an undecodable message, as for any deserializer."""
 
     parse: Callable[[bytes], Any]
 
-    def __call__(self, raw: bytes) -> Any:  # still a deserializer where no Admission runs
-        return self.parse(raw)
+    def __call__(self, raw: bytes) -> Deferred:  # still a deserializer where no Admission runs
+        return Deferred(raw, self.parse)
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A received message and the parse that `OffLoop` keeps off the event loop."""
+
+    raw: bytes
+    parser: Callable[[bytes], Any]
+
+    def parse(self) -> Any:
+        """The parsed message. Raises RuntimeError on the event loop (a servicer's mistake)
+        and _BadMessage (INVALID_ARGUMENT "undecodable message", counted) for bytes that do
+        not parse."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("an OffLoop message parsed on the event loop")
+        try:
+            return self.parser(self.raw)
+        except Exception:  # whatever the parser raises for hostile bytes
+            raise _BadMessage from None
 
 
 class _Abort(Exception):
@@ -252,7 +278,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 return await asyncio.to_thread(fn, *args)
 
         deserializer = handler.request_deserializer
-        off_loop = _safe(deserializer.parse) if isinstance(deserializer, OffLoop) else None
+        off_loop = deserializer.parse if isinstance(deserializer, OffLoop) else None
         if off_loop is not None and not handler.stream_unary:
             raise TypeError(f"{method}: only client-streaming requests parse off the loop")
         kw = {
@@ -331,7 +357,7 @@ def _next(responses: Iterator[Any]) -> Any:
 async def _checked(
     requests: AsyncIterator[Any], parse: Callable[[bytes], Any] | None
 ) -> AsyncIterator[Any]:
-    """The messages of a client stream, each `parse`d in a worker thread if given; raises
+    """The messages of a client stream, each as a `Deferred` of `parse` if given; raises
     _Idle after READ_IDLE without one and _BadMessage for one that did not decode."""
     iterator = requests.__aiter__()
     while True:
@@ -342,8 +368,8 @@ async def _checked(
         except TimeoutError:
             raise _Idle(f"no message for {READ_IDLE:.0f}s") from None
         if parse is not None:
-            message = await asyncio.to_thread(parse, message)
-        if message is UNDECODABLE:
+            message = Deferred(message, parse)
+        elif message is UNDECODABLE:
             raise _BadMessage
         yield message
 

@@ -32,7 +32,7 @@ from samizdat.rpc.wire import (
     parse_put_chunks_request,
 )
 from samizdat.server.access import caller_from_metadata, require_reader, require_writer
-from samizdat.server.admission import OffLoop
+from samizdat.server.admission import Deferred, OffLoop
 from samizdat.server.reports import PeerReport, ScrubReport, SnapshotReport
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import accept_verified
@@ -185,30 +185,35 @@ class ChunkServicer(_Base, rpc.ChunkServiceServicer):
 
     async def PutChunks(
         self,
-        request_iterator: AsyncIterator[PutChunksWire],
+        request_iterator: AsyncIterator[Deferred],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> npb.PutChunksResponse:
         """Client-streaming, so a coroutine: waiting for the writer's next message holds no
-        thread. The token names the archive: checked before any message is read. Requests
-        come parsed by samizdat.rpc.wire (blobs are views of the received bytes)."""
+        thread. The token names the archive: checked before any message is read. Each
+        message is then handled in one worker-thread step (`_put_message`)."""
         try:
             caller = self.caller(context)
             require_writer(caller, self.node.config, caller.archive_id, self.node.custody)
             received = stored = nbytes = 0
-            async for request in request_iterator:
-                if request.archive_id and request.archive_id != caller.archive_id:
-                    require_writer(  # refuses
-                        caller, self.node.config, request.archive_id, self.node.custody
-                    )
-                received += len(request.chunks)
-                n, b = await asyncio.to_thread(self.node.store.put_chunks, request.chunks)
-                stored, nbytes = stored + n, nbytes + b
+            async for message in request_iterator:
+                r, n, b = await asyncio.to_thread(self._put_message, caller, message)
+                received, stored, nbytes = received + r, stored + n, nbytes + b
         except SamizdatError as e:
             await context.abort(*_refusal("PutChunks", e))
         self.node.metrics.chunks_stored(stored, nbytes)
         return npb.PutChunksResponse(
             chunks_received=received, chunks_stored=stored, bytes_stored=nbytes
         )
+
+    def _put_message(self, caller: Caller, message: Deferred) -> tuple[int, int, int]:
+        """One PutChunks message, in a worker thread: parse it (samizdat.rpc.wire: blobs are
+        views of the received bytes), refuse an archive the token does not name, store.
+        Returns (chunks received, chunks stored, bytes stored)."""
+        request: PutChunksWire = message.parse()
+        if request.archive_id and request.archive_id != caller.archive_id:
+            require_writer(caller, self.node.config, request.archive_id, self.node.custody)
+        stored, nbytes = self.node.store.put_chunks(request.chunks)
+        return len(request.chunks), stored, nbytes
 
 
 class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
