@@ -461,7 +461,8 @@ class Restorer:
                 with os_errors(entry.path):
                     os.close(fd)
                 dest.commit(handle[0], handle[1])
-                remove_salvage(handle[0], handle[1], entry.path)
+                if not dest.started_empty:  # else no earlier run can have left a copy
+                    remove_salvage(handle[0], handle[1], entry.path)
         except BaseException:
             if handle is not None and dest is not None:
                 if handle[2] >= 0:
