@@ -84,10 +84,10 @@ def check_relative_path(path: bytes) -> tuple[bytes, ...]:
     Safe paths are relative, non-empty, "/"-separated, with no empty, "." or ".." component
     and no NUL byte.
     """
-    shown = path.decode("utf-8", "replace")
-    if not path or path.startswith(b"/") or b"\0" in path or b"\\" in path:
-        raise UnsafePath(f"refusing unsafe path in tree: {shown!r}")
     parts = tuple(path.split(b"/"))
-    if any(p in (b"", b".", b"..") for p in parts):
+    # Runs for every entry on every pass over a tree: no work beyond the checks (an empty
+    # path or a leading "/" gives an empty component).
+    if b"\0" in path or b"\\" in path or b"" in parts or b"." in parts or b".." in parts:
+        shown = path.decode("utf-8", "replace")
         raise UnsafePath(f"refusing unsafe path in tree: {shown!r}")
     return parts
