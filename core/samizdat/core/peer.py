@@ -117,7 +117,11 @@ class Peer(Protocol):
 
     def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
         """One flag per id: does the peer claim to hold it. Raises PeerUnavailable,
-        PeerMisbehaved (a wrong number of flags)."""
+        PeerMisbehaved (a wrong number of flags).
+
+        Ids here and in `get_chunks` are 32-byte chunk ids: a ChunkId where the caller holds
+        one (the puller's, from chunk lists), else the bytes of a tree's ChunkRef as protobuf
+        gives them (restore: a ChunkId made of each would be a second copy per chunk)."""
         ...
 
     def get_chunks(self, ids: Sequence[bytes]) -> Iterator[ChunkPart]:

@@ -41,7 +41,7 @@ from samizdat.core.errors import (
     SignatureError,
     UsageError,
 )
-from samizdat.core.ids import ArchiveId, SnapshotId, short_hex
+from samizdat.core.ids import ArchiveId, ChunkId, SnapshotId, short_hex
 from samizdat.core.peer import LIST_PAGE_RECORDS, Blob, Peer, SnapshotPage, check_page
 from samizdat.core.records import Snapshot
 from samizdat.server.config import PeerConfig
@@ -400,7 +400,7 @@ class Replicator:
             self._retry_at.pop(snapshot_id, None)
             return
         counts.clear()  # chunks arrive from here on
-        self._pull_ids(list(snap.record.chunk_list_ids), peers)
+        self._pull_ids([ChunkId(i) for i in snap.record.chunk_list_ids], peers)
         held, total, nbytes = count_held(self.store, snap)  # exact, once per fill
         self._progress = _FillProgress(snapshot_id, held, total, nbytes)
         try:
@@ -431,9 +431,9 @@ class Replicator:
         else:
             self._idle_rounds.pop(snapshot_id, None)
 
-    def _iter_missing(self, snap: Snapshot) -> Iterator[list[bytes]]:
+    def _iter_missing(self, snap: Snapshot) -> Iterator[list[ChunkId]]:
         """Yield batches of referenced chunk ids this store lacks (bounded memory)."""
-        pending: list[bytes] = []
+        pending: list[ChunkId] = []
         for list_id in snap.record.chunk_list_ids:
             blob = self.store.get_chunk(list_id)
             if blob is None:
@@ -450,7 +450,7 @@ class Replicator:
         if pending:
             yield pending
 
-    def _pull_ids(self, ids: list[bytes], peers: list[Live]) -> None:
+    def _pull_ids(self, ids: list[ChunkId], peers: list[Live]) -> None:
         """Fetch `ids` from the peers that hold them, rarest first, in parallel."""
         ids = [c for c, have in zip(ids, self.store.has_chunks(ids), strict=True) if not have]
         remaining = set(ids)
@@ -463,7 +463,7 @@ class Replicator:
                 if not tried:  # no usable peer at all: nobody can repair anything
                     self._note_supply(ids, ())
                 return
-            holders: dict[bytes, list[int]] = defaultdict(list)
+            holders: dict[ChunkId, list[int]] = defaultdict(list)
             order = [c for c in ids if c in remaining]
             for index, (cfg, state, client) in enumerate(live):
                 try:
@@ -485,7 +485,7 @@ class Replicator:
                 return
             # Rarest first, each to the least-loaded holder.
             load = [0] * len(live)
-            assignment: dict[int, list[bytes]] = defaultdict(list)
+            assignment: dict[int, list[ChunkId]] = defaultdict(list)
             # Ties in id order: the pull order keeps no trace of a (version 1) list's order.
             for chunk_id in sorted(holders, key=lambda c: (len(holders[c]), c)):
                 best = min(holders[chunk_id], key=lambda i: load[i])
@@ -516,7 +516,7 @@ class Replicator:
                 continue  # what the others were assigned goes to the peers left
             return  # every holder delivered everything assigned; nothing left to ask
 
-    def _note_supply(self, ids: list[bytes], claimed: Iterable[bytes]) -> None:
+    def _note_supply(self, ids: list[ChunkId], claimed: Iterable[bytes]) -> None:
         """Remember which of the quarantined `ids` no reachable peer claims to hold."""
         have = set(claimed)
         flags = self.store.quarantined(ids)
@@ -536,7 +536,7 @@ class Replicator:
             self._unsupplied -= set(ids) - still  # repaired since: forgotten
         return len(still)
 
-    def _fetch_from(self, peer: Live, ids: list[bytes]) -> set[bytes]:
+    def _fetch_from(self, peer: Live, ids: list[ChunkId]) -> set[bytes]:
         """Pull `ids`, which the peer claimed to hold, from it; return the ids stored. Stops at
         the first wrong answer, each an offence: a bad chunk, an id not requested, a chunk sent
         twice (which would count twice towards a fill and keep a whole answer alive in the
