@@ -152,9 +152,6 @@ class Bench:
     ) -> tuple[Step, Run]:
         """Run `cmd` as a measured step of `tool_name` over `nbytes` of plaintext; `inputs`
         are the files or trees it reads (their page-cache share is recorded)."""
-        # Dirty pages of the last step are not written back during this one: sync, and with
-        # --drain wait (up to that many seconds) until Dirty + Writeback is below 16 MiB.
-        sync_s, _ = drain_writeback(self.args.drain)
         # The input in the page cache, as the bench assumes: another tool may have evicted
         # it (borg drops the cache of what it reads and writes), or the rest of the machine.
         share = cached_fraction(inputs) if inputs else None
@@ -164,6 +161,10 @@ class Bench:
         for node in nodes:
             node.begin_step(self.profile_path(name, node.name) if tool_name == "samizdat" else None)
         self.wait_quiet()
+        # Dirty pages of the last step are not written back during this one: sync (it waits
+        # for the write-back), and with --drain wait up to that many seconds until Dirty +
+        # Writeback is below 16 MiB (the rest of the machine dirties pages all the while).
+        sync_s, _ = drain_writeback(self.args.drain)
         self.say(f"  {tool_name:<8} {name} ...")
         conditions = Conditions(share).begin()
         busy0 = busy_cpu_seconds()
