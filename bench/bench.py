@@ -22,6 +22,15 @@ Steps (each a named scenario, see SCENARIOS; pick with --only):
   scrub     n1 restarted with an unlimited scrub rate; wall time of one whole pass
   peers     the same push v1 / push v2 / restore / verify with restic and borg (installed with
             apt-get if missing; --no-peers skips), printed as ratios
+  floor     the native floor (floor.py): CPU-s/GiB of the work no design with samizdat's
+            checks can skip, measured on v1; push and restore against it, and the restore's
+            ceiling against `cp -a` (last, ~25 s at 2G)
+
+--repeat N runs push v1, push v2 and restore of samizdat, cp -a, restic and borg N times
+(rounds 2..N interleaved, each on a fresh node and repositories; repeat.py) and reports the
+medians, min and max. Each step records the machine's conditions (conditions.py: steal,
+iowait, others' CPU, Dirty + Writeback, the input's share in the page cache); an input less
+than 99% cached is read into the page cache before the step (--no-warm: not).
 
 Every command runs as a subprocess. For each one the bench records wall time, CPU time
 (user+sys, from wait4), the CLI's peak RSS (VmHWM, the kernel's high-water mark, read with RSS
@@ -34,16 +43,18 @@ Nodes are tests/nodeproc.py's NodeProcess (`samizdat-node init/host/serve` on a 
 port, TLS, the client pinning the node's id: NODE_ID@127.0.0.1:PORT) in a temporary run
 directory under --workdir, always stopped at the end (SIGTERM, then SIGKILL). Data stays in
 the page cache (the machine has the RAM, and dropping caches needs privileges a bench should
-not need): figures are CPU and pipeline bound, not disk-read bound. `sync` runs between
-steps so that dirty pages of one step are not written back during the next.
+not need; each step's input is checked and read in if evicted): figures are CPU and pipeline
+bound, not disk-read bound. `sync` runs right before each step so that dirty pages of one
+step are not written back during the next.
 
 --profile DIR wraps every samizdat CLI run in `py-spy record` and attaches py-spy to each node
 for the duration of each step; raw (collapsed) stacks land in DIR (STEP-cli.txt,
 STEP-n1.txt ...) and bench/profile_summary.py turns them into top-function tables.
 
 Layout: harness.py (measured processes and nodes: wall time, CPU, RSS sampling),
-session.py (one run: its data, nodes and steps), scenarios.py (the steps above; restic and
-borg as a table of commands), report.py (the table and the JSON). Adding a scenario: see
+session.py (one run: its data, nodes and steps), conditions.py (the machine around a step),
+scenarios.py (the steps above; restic and borg as a table of commands), repeat.py (--repeat),
+floor.py (the floor), report.py (the table and the JSON). Adding a scenario: see
 scenarios.py.
 """
 
