@@ -86,8 +86,19 @@ def spread(values: Iterable[float]) -> dict[str, float] | None:
     return {"median": round(statistics.median(v), 2), "min": v[0], "max": v[-1], "n": len(v)}
 
 
+def cpu_groups(s: Step) -> dict[str, float]:
+    """A step's CPU-s/GiB as cli, nodes (every node summed: each round has its own node
+    names) and total."""
+    out = {p: v for p, v in s.cpu_s_per_gib.items() if p in ("cli", "total")}
+    nodes = [v for p, v in s.cpu_s_per_gib.items() if p not in ("cli", "total")]
+    if nodes:
+        out["nodes"] = round(sum(nodes), 2)
+    return out
+
+
 def summarize(steps: list[Step]) -> dict[str, dict[str, object]]:
-    """{step: {tool: {"mb_s": spread, "cpu_s_per_gib": {process: spread}, "ratio": spread}}}
+    """{step: {tool: {"mb_s": spread, "cpu_s_per_gib": {cli|nodes|total: spread}, "ratio":
+    spread}}}
     over every round; ratio = samizdat MB/s / the tool's MB/s in the same round."""
     by: dict[tuple[str, str], dict[int, Step]] = {}
     for s in steps:
@@ -96,13 +107,13 @@ def summarize(steps: list[Step]) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {}
     for (name, tool_name), rounds in sorted(by.items()):
         ours = by.get((name, "samizdat"), {})
-        processes = sorted({p for s in rounds.values() for p in s.cpu_s_per_gib})
+        groups = {k: cpu_groups(s) for k, s in rounds.items()}
+        processes = sorted({p for g in groups.values() for p in g})
         entry: dict[str, object] = {
             "rounds": sorted(rounds),
             "mb_s": spread(s.mb_s for s in rounds.values()),
             "cpu_s_per_gib": {
-                p: spread(s.cpu_s_per_gib[p] for s in rounds.values() if p in s.cpu_s_per_gib)
-                for p in processes
+                p: spread(g[p] for g in groups.values() if p in g) for p in processes
             },
         }
         if tool_name != "samizdat":

@@ -247,6 +247,15 @@ def floor_rows(b: Bench) -> list[dict[str, object]]:
                 "total": s.cpu_s_per_gib.get("total", 0.0),
                 "mb_s": s.mb_s,
             }
+            ours = summarize(b.steps).get(name, {}).get("samizdat", {})
+            if isinstance(ours, dict) and len(ours.get("rounds", [])) > 1:  # --repeat: medians
+                cpu = ours["cpu_s_per_gib"]
+                row |= {
+                    "cli": cpu["cli"]["median"],
+                    "node": cpu["nodes"]["median"],
+                    "total": cpu["total"]["median"],
+                    "mb_s": ours["mb_s"]["median"],
+                }
         cp = b.get("cp -a", name)
         if kind == "restore" and cp is not None and cp.mb_s:
             cp_mb_s = cp.mb_s  # with --repeat: the median over the rounds
@@ -257,6 +266,9 @@ def floor_rows(b: Bench) -> list[dict[str, object]]:
             row["floor_vs_cp"] = floor.ceiling_ratio(float(fl["best_mb_s"]), cp_mb_s)
             if s is not None:
                 row["samizdat_vs_cp"] = round(s.mb_s / cp.mb_s, 2)
+            ratio = cp_spread.get("ratio") if isinstance(cp_spread, dict) else None
+            if isinstance(ratio, dict) and ratio.get("n", 0) > 1:  # --repeat: the median
+                row["samizdat_vs_cp"] = ratio["median"]
         rows.append(row)
     return rows
 

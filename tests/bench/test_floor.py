@@ -194,3 +194,17 @@ def test_warm_reads_an_evicted_input_and_leaves_a_cached_one(tmp_path: Path) -> 
     assert read == (0 if share >= 0.99 else 1 << 20)  # tmpfs keeps the pages
     assert conditions.warm([tmp_path], 1.0) == (0, 0.0)
     assert conditions.warm([tmp_path / "missing"], None) == (0, 0.0)
+
+
+def test_repeat_summary_sums_each_round_s_own_nodes() -> None:
+    import repeat
+    from session import Step
+
+    steps = [
+        Step.measured("samizdat", "restore", 1 << 30, 2.0, {"cli": 4.0, "n1": 2.0}),
+        Step.measured("samizdat", "restore", 1 << 30, 2.0, {"cli": 3.0, "r2": 3.0}),
+    ]
+    steps[1].extra["round"] = 2
+    cpu = repeat.summarize(steps)["restore"]["samizdat"]["cpu_s_per_gib"]
+    assert cpu["nodes"] == {"median": 2.5, "min": 2.0, "max": 3.0, "n": 2}  # type: ignore[index]
+    assert cpu["total"]["median"] == 6.0  # type: ignore[index]
