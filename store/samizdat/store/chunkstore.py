@@ -428,11 +428,12 @@ class ChunkStore:
             return None
         return blob
 
-    def read_raw(self, chunk_id: bytes) -> bytes | None:
-        """Return stored bytes without verification (scrub and tests only): None if not
-        held. Raises OSError or StoreError if they cannot be read (`rocks.fault_of` tells whether
-        they never will)."""
-        return self._read(chunk_id, self.packs)
+    def read_raw(self, chunk_id: bytes, packs: PackReader | None = None) -> bytes | None:
+        """Return stored bytes without verification (scrub, a copied store's LocalPeer, which
+        checks them itself, and tests): None if not held. Raises OSError or StoreError if
+        they cannot be read (`rocks.fault_of` tells whether they never will). `packs`: a
+        PackReader of the caller's batch (each pack opened once for it)."""
+        return self._read(chunk_id, packs if packs is not None else self.packs)
 
     def _read(self, chunk_id: bytes, packs: PackDir | PackReader) -> bytes | None:
         buffered = self._buffered(chunk_id)

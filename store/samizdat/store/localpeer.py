@@ -33,6 +33,7 @@ from samizdat.core.peer import (
 from samizdat.core.records import verify_restorable, verify_snapshot
 from samizdat.store.chunkstore import ChunkStore
 from samizdat.store.holdings import store_snapshot
+from samizdat.store.packs import PackReader
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -140,12 +141,16 @@ class LocalPeer:
 
     def get_chunks(self, ids: Sequence[bytes]) -> Iterator[ChunkPart]:
         self._check_open()
+        with PackReader(self.store.packs) as packs:  # each pack opened once per call
+            yield from self._parts(ids, packs)
+
+    def _parts(self, ids: Sequence[bytes], packs: PackReader) -> Iterator[ChunkPart]:
         chunks: list[tuple[bytes, bytes]] = []
         missing: list[bytes] = []
         size = 0
         for chunk_id in ids:
             try:
-                blob = self.store.read_raw(chunk_id)
+                blob = self.store.read_raw(chunk_id, packs)
             except Exception as e:  # rocksdict raises plain Exception
                 # A structurally damaged or truncated blob file ("Corruption: ..."), a blob
                 # file that is gone, a bad sector: this chunk is damaged in this copy; the
