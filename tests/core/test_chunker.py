@@ -135,3 +135,54 @@ def test_streams_without_readinto_cut_the_same() -> None:
     data = random.Random(8).randbytes(150_000)
     got = list(chunker(4).iter_chunks(_ReadOnly(data), read_size=20_000))  # type: ignore[arg-type]
     assert got == list(chunker(4).iter_buffer(data))
+
+
+def reference_cuts(seed: int, cut_key: bytes, params: ChunkerParams, data: bytes) -> list[int]:
+    """The cut points of docs/format.md, "Chunking", written out plainly (one keyed BLAKE3
+    per candidate, built from the key each time): what the optimized Chunker must match."""
+    from pyfastcdc.cy import FastCDC
+
+    gap = max(256, (params.avg_size - params.min_size) // 24)
+    candidates = FastCDC(
+        gap, min_size=64, max_size=max(1024, 4 * gap), normalized_chunking=0, seed=seed or 1
+    )
+    before_avg = max(1, (params.avg_size - params.min_size) // gap)
+    below = (1 << 64) // (2 * before_avg)
+    above = min((1 << 64) - 1, below * 4)
+    out, start = [], 0
+    while start < len(data):
+        limit = min(len(data), start + params.max_size)
+        end = limit
+        first = start + params.min_size
+        if first < limit:
+            for piece in candidates.cut_buf(data[first:limit]):
+                at = first + piece.offset + piece.length
+                if at >= limit:
+                    break
+                value = blake3.blake3(data[max(start, at - 64) : at], key=cut_key).digest(8)
+                threshold = below if at < start + params.avg_size else above
+                if int.from_bytes(value, "little") < threshold:
+                    end = at
+                    break
+        out.append(end)
+        start = end
+    return out
+
+
+@given(data_seed=st.integers(0, 2**32), size=st.integers(0, 3_000_000), seed=seeds)
+@settings(max_examples=12, deadline=None)
+def test_cut_points_match_the_reference_at_default_sizes(
+    data_seed: int, size: int, seed: int
+) -> None:
+    """Random and repetitive data (runs of a few byte values) at the default sizes, cut from
+    a buffer and from a stream with odd read sizes: the reference's cut points exactly."""
+    rng = random.Random(data_seed)
+    noisy = rng.randbytes(size)
+    repetitive = bytes(rng.choice(b"ab\x00") for _ in range(size // 64)) * 64
+    key = blake3.blake3(seed.to_bytes(8, "little")).digest()
+    params = ChunkerParams()
+    for data in (noisy, repetitive):
+        expected = reference_cuts(seed & (2**63 - 1), key, params, data)
+        assert cuts(list(Chunker(seed, key, params).iter_buffer(data))) == expected
+        stream = Chunker(seed, key, params).iter_chunks(io.BytesIO(data), read_size=300_001)
+        assert cuts(list(stream)) == expected

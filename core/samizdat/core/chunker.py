@@ -78,7 +78,7 @@ class Chunker:
         before_avg = max(1, (params.avg_size - params.min_size) // gap)
         self._below_avg = (1 << 64) // (2 * before_avg)
         self._above_avg = min((1 << 64) - 1, self._below_avg * AFTER_AVG_FACTOR)
-        self._key = cut_key
+        self._keyed = blake3.blake3(key=cut_key)  # copied per candidate: no key setup each time
         self._buffer = bytearray()  # iter_chunks' read buffer, reused
 
     @classmethod
@@ -93,13 +93,16 @@ class Chunker:
         if first >= limit:
             return limit
         avg_end = start + self.params.avg_size
+        keyed, below_avg, above_avg = self._keyed, self._below_avg, self._above_avg
+        end = first
         for piece in self._candidates.cut_buf(view[first:limit]):
-            end: int = first + piece.offset + piece.length
+            end += piece.length  # pieces follow each other from `first`
             if end >= limit:
                 break
-            window = view[max(start, end - WINDOW) : end]
-            value = int.from_bytes(blake3.blake3(window, key=self._key).digest(8), "little")
-            if value < (self._below_avg if end < avg_end else self._above_avg):
+            hasher = keyed.copy()
+            hasher.update(view[max(start, end - WINDOW) : end])
+            value = int.from_bytes(hasher.digest(8), "little")
+            if value < (below_avg if end < avg_end else above_avg):
                 return end
         return limit
 
