@@ -139,7 +139,7 @@ class _FileRecord:
 class _Group:
     """Chunks encoded by one pool task; `future` is set once the group is sent."""
 
-    datas: list[bytes] = field(default_factory=list)
+    datas: list[bytes | memoryview] = field(default_factory=list)
     size: int = 0
     future: Future[list[_Chunk]] | None = None
 
@@ -341,15 +341,16 @@ class Pusher:
             self.uploader.put(self.batch)
             self.batch, self.batch_bytes = [], 0
 
-    def _encode(self, data: bytes) -> _Chunk:
-        """Encode a chunk (a pool thread), or only hash it if the id cache knows it."""
+    def _encode(self, data: bytes | memoryview) -> _Chunk:
+        """Encode a chunk (a pool thread), or only hash it if the id cache knows it (a hit
+        keeps its plaintext as bytes: a view would hold a whole read buffer)."""
         if self.cache is None:
             chunk_id, blob = self.codec.encode(data)
             return _Chunk(chunk_id, blob, None, len(data), len(blob))
         cache_key = self.codec.cache_key(data)
         hit = self.cache.get(cache_key)
         if hit is not None:
-            return _Chunk(hit[0], None, data, len(data), hit[1])
+            return _Chunk(hit[0], None, bytes(data), len(data), hit[1])
         chunk_id, blob = self.codec.encode(data)
         self.cache.put(cache_key, chunk_id, len(blob))
         return _Chunk(chunk_id, blob, None, len(data), len(blob))
@@ -508,9 +509,10 @@ class Pusher:
         entry = record.entry
         self.files.record(entry.path, record.cache_stat, entry.content_hash, record.refs)
 
-    def _file_chunks(self, f: OpenFile, size_hint: int) -> Iterator[bytes]:
-        """The chunks of an open file. A small one is read whole and cut in memory (the
-        stream chunker allocates a 2 MiB window per file); the cut points are the same."""
+    def _file_chunks(self, f: OpenFile, size_hint: int) -> Iterator[bytes | memoryview]:
+        """The chunks of an open file: a small one is read whole and cut in memory, a larger
+        one streamed (its chunks are views into the chunker's read buffers); the cut points
+        are the same."""
         if size_hint <= SMALL_FILE:
             data = f.read(SMALL_FILE + 1)
             if len(data) <= SMALL_FILE:
@@ -519,7 +521,7 @@ class Pusher:
             # it grew since it was listed: stream it
         yield from self.chunker.iter_chunks(f.stream())
 
-    def _submit(self, data: bytes) -> _Slot:
+    def _submit(self, data: bytes | memoryview) -> _Slot:
         """Queue a chunk for encoding. Chunks go to the pool in groups of up to GROUP_CHUNKS
         or GROUP_BYTES: one thread hand-off (and Future) per group, not per small chunk."""
         group = self._group
@@ -535,7 +537,7 @@ class Pusher:
         if group.datas:
             group.future = self.pool.submit(self._encode_all, group.datas)
 
-    def _encode_all(self, datas: list[bytes]) -> list[_Chunk]:
+    def _encode_all(self, datas: list[bytes | memoryview]) -> list[_Chunk]:
         return [self._encode(data) for data in datas]
 
     def _encoded(self, slot: _Slot) -> _Chunk:

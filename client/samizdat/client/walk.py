@@ -191,7 +191,7 @@ def open_file(entry: SourceEntry) -> tuple[int, os.stat_result]:
     return fd, st
 
 
-def guard_reads(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def guard_reads(chunks: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:
     """Pass on the chunks read from a source file; a read error becomes SourceGone."""
     try:
         yield from chunks

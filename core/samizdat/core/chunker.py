@@ -21,6 +21,7 @@ cut points of a known file cannot be predicted.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -41,6 +42,9 @@ CANDIDATES_TO_AVG = 24
 AFTER_AVG_FACTOR = 4
 ALGORITHM = 1  # ChunkerParams.algorithm: keyed candidates (0: FastCDC, before the format step)
 _SEED_MASK = (1 << 63) - 1
+# Read buffers a Chunker keeps for reuse; while chunks still refer to all of them, iter_chunks
+# reads into a new one (freed with the last chunk that refers to it).
+KEPT_BUFFERS = 4
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class Chunker:
         self._below_avg = (1 << 64) // (2 * before_avg)
         self._above_avg = min((1 << 64) - 1, self._below_avg * AFTER_AVG_FACTOR)
         self._keyed = blake3.blake3(key=cut_key)  # copied per candidate: no key setup each time
-        self._buffer = bytearray()  # iter_chunks' read buffer, reused
+        self._buffers: list[bytearray] = []  # iter_chunks' read buffers, reused
 
     @classmethod
     def for_archive(cls, key: ArchiveKey, params: ChunkerParams = ChunkerParams()) -> Chunker:
@@ -94,7 +98,7 @@ class Chunker:
             return limit
         avg_end = start + self.params.avg_size
         keyed, below_avg, above_avg = self._keyed, self._below_avg, self._above_avg
-        end = first
+        end: int = first
         for piece in self._candidates.cut_buf(view[first:limit]):
             end += piece.length  # pieces follow each other from `first`
             if end >= limit:
@@ -118,30 +122,48 @@ class Chunker:
             yield bytes(view[start:end])
             start = end
 
-    def iter_chunks(self, stream: BinaryIO, read_size: int = READ_SIZE) -> Iterator[bytes]:
-        """Yield the chunks of `stream` (memory: read_size plus one chunk); the cut points are
-        those of iter_buffer over the whole stream. One stream at a time per Chunker (the
-        read buffer is reused)."""
-        size = self.params.max_size + read_size
-        if len(self._buffer) != size:  # allocated (and zeroed) once, not per file
-            self._buffer = bytearray(size)
-        buf, filled, eof = self._buffer, 0, False
-        with memoryview(buf) as view:
-            while True:
-                while not eof and filled < len(buf):
-                    got = _read_into(stream, view[filled:])
+    def iter_chunks(self, stream: BinaryIO, read_size: int = READ_SIZE) -> Iterator[memoryview]:
+        """Yield the chunks of `stream` as read-only views into the chunker's read buffers
+        (not copied out of them); the cut points are those of iter_buffer over the whole
+        stream. A buffer is read into again only once no view of it is left (see
+        _free_buffer), so a chunk stays valid for as long as it is referenced. Memory:
+        read_size plus one chunk for each buffer that chunks still refer to."""
+        max_size = self.params.max_size
+        size = max_size + read_size
+        buf, filled, eof = self._free_buffer(size), 0, False
+        while True:
+            with memoryview(buf) as writable:
+                while not eof and filled < size:
+                    got = _read_into(stream, writable[filled:])
                     eof = not got
                     filled += got or 0
-                start, data = 0, view[:filled]
-                while start < filled and (eof or filled - start >= self.params.max_size):
-                    end = self._chunk_end(data, start)
-                    yield bytes(data[start:end])
-                    start = end
-                data.release()
-                if eof and start >= filled:
-                    return
-                view[: filled - start] = view[start:filled]  # the unfinished rest to the front
-                filled -= start
+                data = writable[:filled].toreadonly()
+            start = 0
+            while start < filled and (eof or filled - start >= max_size):
+                end = self._chunk_end(data, start)
+                yield data[start:end]
+                start = end
+            if eof and start >= filled:
+                return
+            buf = self._free_buffer(size)  # never this one: `data` still refers to it
+            filled = filled - start
+            buf[:filled] = data[start:]  # the unfinished rest to the front of the next
+            del data
+
+    def _free_buffer(self, size: int) -> bytearray:
+        """A read buffer of `size` bytes that no view refers to: a kept one, else a new one
+        (kept if fewer than KEPT_BUFFERS are). A memoryview of a bytearray, and every slice
+        of it, holds a reference to the bytearray until the last of them is gone, so the
+        reference count tells whether a chunk handed out may still be read."""
+        if self._buffers and len(self._buffers[0]) != size:
+            self._buffers = []
+        for buf in self._buffers:
+            if sys.getrefcount(buf) <= 3:  # the list, `buf`, getrefcount's argument
+                return buf
+        buf = bytearray(size)
+        if len(self._buffers) < KEPT_BUFFERS:
+            self._buffers.append(buf)
+        return buf
 
 
 def _read_into(stream: BinaryIO, into: memoryview) -> int:

@@ -85,10 +85,11 @@ class ChunkCodec:
         """Return (id, blob) for a plaintext chunk (a version 2 blob, padded). Deterministic
         for a given key."""
         compressed = self._zstd()[0].compress(plaintext)
+        payload: bytes | memoryview
         if len(compressed) < len(plaintext):
             flags, payload = FLAG_ZSTD, compressed
         else:
-            flags, payload = 0, bytes(plaintext)
+            flags, payload = 0, plaintext  # a view stays one: pad() copies it once
         nonce_hash = blake3.blake3(bytes([BLOB_VERSION, flags]), key=self._nonce_key)
         nonce_hash.update(payload)
         nonce = nonce_hash.digest(length=12)
