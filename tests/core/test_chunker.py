@@ -186,3 +186,20 @@ def test_cut_points_match_the_reference_at_default_sizes(
         assert cuts(list(Chunker(seed, key, params).iter_buffer(data))) == expected
         stream = Chunker(seed, key, params).iter_chunks(io.BytesIO(data), read_size=300_001)
         assert cuts(list(stream)) == expected
+
+
+def test_stream_chunks_kept_stay_intact_while_buffers_are_reused() -> None:
+    """iter_chunks hands out views into read buffers it reuses: a buffer is read into again
+    only once no chunk of it is referenced. Chunks dropped as they come let buffers be
+    reused; every third chunk, kept, must still hold its bytes at the end."""
+    data = random.Random(9).randbytes(3_000_000)
+    expected = list(chunker(5).iter_buffer(data))
+    c = chunker(5)
+    kept = []
+    for i, chunk in enumerate(c.iter_chunks(io.BytesIO(data), read_size=50_000)):
+        assert chunk == expected[i]
+        if i % 3 == 0:
+            kept.append((i, chunk))
+    assert len(kept) > 20
+    assert all(chunk == expected[i] for i, chunk in kept)
+    assert list(c.iter_chunks(io.BytesIO(data), read_size=50_000)) == expected  # reused again
