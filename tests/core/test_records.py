@@ -94,3 +94,17 @@ def test_malformed_unsigned_and_wrong_version_records_are_refused() -> None:
     raw = record.SerializeToString(deterministic=True)
     with pytest.raises(SignatureError, match="unsupported version"):
         verify_snapshot(pb.SignedSnapshot(record=raw, signature=KEY.sign("snapshot record", raw)))
+
+
+@pytest.mark.parametrize("field", ["tree_chunk_ids", "chunk_list_ids"])
+@pytest.mark.parametrize("size", [0, 31, 33])
+def test_a_signed_record_naming_a_chunk_id_of_the_wrong_size_is_refused(
+    field: str, size: int
+) -> None:
+    """A writer can sign such a record; no store could ever hold that chunk, so the record
+    would stay incomplete for ever on every node. It is malformed, however well signed."""
+    record = pb.SnapshotRecord(tree_chunk_ids=[b"\x01" * 32], chunk_list_ids=[b"\x02" * 32])
+    getattr(record, field).append(b"\x03" * size)
+    snap = sign_snapshot(KEY, record)
+    with pytest.raises(SignatureError, match="a chunk id is not 32 bytes"):
+        verify_snapshot(snap.signed)

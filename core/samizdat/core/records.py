@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from samizdat.core.custody import verify_certificate
 from samizdat.core.errors import KeyRoleError, SignatureError
-from samizdat.core.ids import ArchiveId, SnapshotId
+from samizdat.core.ids import ID_SIZE, ArchiveId, SnapshotId
 from samizdat.core.keys import ArchiveKey, verify_archive_signature
 from samizdat.core.signing import parse_signed_body, verify_ed25519
 from samizdat.v1 import records_pb2 as pb
@@ -65,6 +65,10 @@ def verify_snapshot(signed: pb.SignedSnapshot, archive_id: ArchiveId | None = No
     record = parse_signed_body(
         pb.SnapshotRecord(), signed.record, "snapshot record", RECORD_VERSION, archive_id
     )
+    if any(len(i) != ID_SIZE for i in (*record.tree_chunk_ids, *record.chunk_list_ids)):
+        # a signed record naming a chunk no store can hold would stay incomplete for ever,
+        # and every node and client would stumble over it: it is malformed, not a snapshot
+        raise SignatureError("snapshot record is malformed: a chunk id is not 32 bytes")
     if record.writer_key:
         verify_certificate(
             signed.certificate, record.archive_id, record.writer_key, pb.MEMBER_ROLE_WRITER

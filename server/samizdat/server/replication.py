@@ -32,6 +32,7 @@ from samizdat.core.chunklist import decode_chunk_list
 from samizdat.core.errors import (
     ChunkCheck,
     ChunkCorrupt,
+    IntegrityError,
     NotHosted,
     OutOfSpace,
     PeerMisbehaved,
@@ -221,7 +222,13 @@ class Replicator:
         for snapshot_id, snap in self._incomplete():
             if new == 0 and self._retry_at.get(snapshot_id, 0) > time.monotonic():
                 continue
-            self._fill(snapshot_id, snap, peers, completed, counts)
+            try:
+                self._fill(snapshot_id, snap, peers, completed, counts)
+            except (UsageError, IntegrityError) as e:
+                # this snapshot's content is at fault, not this node or a peer: it waits for
+                # its next retry; the round goes on with the other snapshots
+                self._retry_at[snapshot_id] = time.monotonic() + MAX_IDLE_BACKOFF
+                log.error("snapshot=%s cannot be filled: %s", snap.id.short(), e)
         if completed:  # snapshots whose chunks all came with others: one synced write
             self.store.sync_chunks()
             self.store.set_snapshot_states(completed)
