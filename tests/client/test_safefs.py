@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from samizdat.client.safefs import SafeDest, partial_name
+from samizdat.client.safefs import PARTIAL_PREFIX, SafeDest, partial_name
 from samizdat.core.errors import UnsafePath
 
 MTIME_NS = 1_234_567_890_123_456_789
@@ -91,3 +91,46 @@ def test_started_empty_tells_a_fresh_destination_from_one_with_content(tmp_path:
     used = SafeDest(str(tmp_path / "used"))
     used.close()
     assert not used.started_empty
+
+
+def _partials(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.startswith(PARTIAL_PREFIX.decode())]
+
+
+def test_close_removes_the_partial_file_an_interrupt_left(tmp_path: Path) -> None:
+    """Ctrl-C raises KeyboardInterrupt wherever it lands, e.g. just after the partial file
+    was created and before the code that would remove it runs: closing DEST removes it."""
+    dest = SafeDest(str(tmp_path / "dest"))
+    parent_fd, _name, fd = dest.open_partial(b"d/f")  # ... and here the interrupt landed
+    os.close(fd)
+    os.close(parent_fd)
+    assert _partials(tmp_path / "dest")
+    dest.close()
+    assert not _partials(tmp_path / "dest")
+
+
+def test_close_removes_a_link_partial_an_interrupt_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = SafeDest(str(tmp_path / "dest"))
+    write_file(dest, b"first", b"content")
+    real_rename = os.rename
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # between link(2) of the partial name and its rename
+
+    monkeypatch.setattr(os, "rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        dest.link(b"first", b"second")
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert _partials(tmp_path / "dest")
+    dest.close()
+    assert not _partials(tmp_path / "dest")
+    assert (tmp_path / "dest" / "first").read_bytes() == b"content"
+
+
+def test_close_keeps_committed_files(tmp_path: Path) -> None:
+    dest = SafeDest(str(tmp_path / "dest"))
+    write_file(dest, b"d/f", b"content")
+    dest.close()
+    assert (tmp_path / "dest" / "d" / "f").read_bytes() == b"content"

@@ -103,8 +103,16 @@ class SafeDest:
         # sorted tree share parents, so most lookups cost no system call at all. An fd keeps
         # pointing at the directory it was opened as, even if the name is later swapped.
         self._dirs: OrderedDict[bytes, int] = OrderedDict()
+        # The tree path whose partial file may exist and is neither renamed into place nor
+        # removed yet: set before the file is created, so that close() removes it wherever an
+        # interrupt (Ctrl-C raises where it lands) stopped the code that would have.
+        self._unfinished: bytes | None = None
 
     def close(self) -> None:
+        """Remove the partial file an interrupted write left, and close every descriptor."""
+        if self._unfinished is not None:
+            with suppress(OSError):
+                self.discard_partial(self._unfinished)
         for fd in self._dirs.values():
             os.close(fd)
         self._dirs.clear()
@@ -211,6 +219,7 @@ class SafeDest:
         """Create the partial file of `path` for writing (replacing a stale one from an
         interrupted run); return (parent fd, name, file fd)."""
         fd, name = self.open_parent(path, create=True)
+        self._unfinished = path
         try:
             tmp = partial_name(name)
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -238,6 +247,7 @@ class SafeDest:
         replaced: rename(2) refuses to put a file over one (EISDIR)."""
         try:
             os.rename(partial_name(name), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+            self._unfinished = None
         except IsADirectoryError:
             raise UnsafePath(f"refusing to replace directory {_show(name)!r} with a file") from None
         except OSError:
@@ -262,6 +272,7 @@ class SafeDest:
                     if (st.st_dev, st.st_ino) == (there.st_dev, there.st_ino):
                         return False
                 tmp = partial_name(name)
+                self._unfinished = path
                 with suppress(FileNotFoundError):
                     os.unlink(tmp, dir_fd=fd)
                 try:
@@ -273,6 +284,7 @@ class SafeDest:
                         raise LinkRefused(e.strerror) from None
                     raise
                 os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+                self._unfinished = None
         finally:
             os.close(target_fd)
         return True
@@ -333,6 +345,7 @@ class SafeDest:
     def discard(self, parent_fd: int, name: bytes) -> None:
         with suppress(OSError):
             os.unlink(partial_name(name), dir_fd=parent_fd)
+        self._unfinished = None
 
     def discard_partial(self, path: bytes) -> None:
         """Remove a stale partial file of a tree path, if any."""
