@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samizdat.core.chunker import Chunker, ChunkerParams
+from samizdat.core.chunker import KEPT_BUFFERS, Chunker, ChunkerParams
 from samizdat.core.keys import ArchiveKey
 
 SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
@@ -203,3 +203,19 @@ def test_stream_chunks_kept_stay_intact_while_buffers_are_reused() -> None:
     assert len(kept) > 20
     assert all(chunk == expected[i] for i, chunk in kept)
     assert list(c.iter_chunks(io.BytesIO(data), read_size=50_000)) == expected  # reused again
+
+
+def test_chunks_held_by_the_pipeline_cost_no_new_buffer_per_stream() -> None:
+    """A push pipeline holds the chunks of several medium files at once: once every kept
+    buffer is referenced, the chunker copies chunks out of one scratch buffer instead of
+    allocating a new read buffer per stream; every chunk still holds its bytes."""
+    rng = random.Random(11)
+    files = [rng.randbytes(rng.randrange(200_000, 400_000)) for _ in range(12)]
+    c = chunker(6)
+    held = [(data, list(c.iter_chunks(io.BytesIO(data), read_size=100_000))) for data in files]
+    views = [chunk for _, chunks in held for chunk in chunks if isinstance(chunk, memoryview)]
+    assert len({id(view.obj) for view in views}) <= KEPT_BUFFERS  # no buffer per stream
+    assert len(views) < sum(len(chunks) for _, chunks in held)  # the rest were copied
+    for data, chunks in held:
+        assert b"".join(chunks) == data
+        assert [bytes(x) for x in chunks] == list(chunker(6).iter_buffer(data))

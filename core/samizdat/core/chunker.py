@@ -42,8 +42,9 @@ CANDIDATES_TO_AVG = 24
 AFTER_AVG_FACTOR = 4
 ALGORITHM = 1  # ChunkerParams.algorithm: keyed candidates (0: FastCDC, before the format step)
 _SEED_MASK = (1 << 63) - 1
-# Read buffers a Chunker keeps for reuse; while chunks still refer to all of them, iter_chunks
-# reads into a new one (freed with the last chunk that refers to it).
+# Read buffers a Chunker hands out views of; while chunks still refer to all of them,
+# iter_chunks copies chunks out of one more (a medium file's chunks waiting in the push
+# pipeline must not cost a fresh 9 MiB buffer per file: review finding F1 of 2026-12-01).
 KEPT_BUFFERS = 4
 
 
@@ -84,6 +85,7 @@ class Chunker:
         self._above_avg = min((1 << 64) - 1, self._below_avg * AFTER_AVG_FACTOR)
         self._keyed = blake3.blake3(key=cut_key)  # copied per candidate: no key setup each time
         self._buffers: list[bytearray] = []  # iter_chunks' read buffers, reused
+        self._scratch = bytearray()  # and the one it copies chunks out of when all are held
 
     @classmethod
     def for_archive(cls, key: ArchiveKey, params: ChunkerParams = ChunkerParams()) -> Chunker:
@@ -122,48 +124,61 @@ class Chunker:
             yield bytes(view[start:end])
             start = end
 
-    def iter_chunks(self, stream: BinaryIO, read_size: int = READ_SIZE) -> Iterator[memoryview]:
-        """Yield the chunks of `stream` as read-only views into the chunker's read buffers
-        (not copied out of them); the cut points are those of iter_buffer over the whole
-        stream. A buffer is read into again only once no view of it is left (see
-        _free_buffer), so a chunk stays valid for as long as it is referenced. Memory:
-        read_size plus one chunk for each buffer that chunks still refer to."""
+    def iter_chunks(
+        self, stream: BinaryIO, read_size: int = READ_SIZE
+    ) -> Iterator[bytes | memoryview]:
+        """Yield the chunks of `stream`; the cut points are those of iter_buffer over the
+        whole stream. One stream at a time per Chunker.
+
+        Chunks are read-only views into the chunker's read buffers, not copies, while one of
+        its KEPT_BUFFERS buffers is free: a buffer is read into again only once no view of it
+        is left (see _read_buffer), so a chunk stays valid for as long as it is referenced.
+        While chunks still refer to all of them, it reads into one scratch buffer and yields
+        copies (`bytes`), as it did before views: memory stays bounded by KEPT_BUFFERS + 1
+        buffers of read_size + max_size, however long chunks are kept."""
         max_size = self.params.max_size
         size = max_size + read_size
-        buf, filled, eof = self._free_buffer(size), 0, False
+        buf, filled, eof = self._read_buffer(size), 0, False
         while True:
+            copies = buf is self._scratch
             with memoryview(buf) as writable:
                 while not eof and filled < size:
                     got = _read_into(stream, writable[filled:])
                     eof = not got
                     filled += got or 0
-                data = writable[:filled].toreadonly()
-            start = 0
-            while start < filled and (eof or filled - start >= max_size):
-                end = self._chunk_end(data, start)
-                yield data[start:end]
-                start = end
-            if eof and start >= filled:
-                return
-            buf = self._free_buffer(size)  # never this one: `data` still refers to it
-            filled = filled - start
-            buf[:filled] = data[start:]  # the unfinished rest to the front of the next
-            del data
+                start = 0
+                with writable[:filled].toreadonly() as data:
+                    while start < filled and (eof or filled - start >= max_size):
+                        end = self._chunk_end(data, start)
+                        yield bytes(data[start:end]) if copies else data[start:end]
+                        start = end
+                if eof and start >= filled:
+                    return
+                rest = filled - start
+                following = self._read_buffer(size)  # never `buf` unless it is the scratch
+                if following is buf:
+                    writable[:rest] = writable[start:filled]  # memmove: the rest to the front
+                else:
+                    following[:rest] = writable[start:filled]
+            buf, filled = following, rest
 
-    def _free_buffer(self, size: int) -> bytearray:
-        """A read buffer of `size` bytes that no view refers to: a kept one, else a new one
-        (kept if fewer than KEPT_BUFFERS are). A memoryview of a bytearray, and every slice
-        of it, holds a reference to the bytearray until the last of them is gone, so the
-        reference count tells whether a chunk handed out may still be read."""
+    def _read_buffer(self, size: int) -> bytearray:
+        """A read buffer of `size` bytes that no chunk handed out refers to: a kept one, a new
+        kept one while fewer than KEPT_BUFFERS exist, else the scratch buffer (whose chunks
+        are copies). A memoryview of a bytearray, and every slice of it, holds a reference to
+        the bytearray until the last of them is gone, so the reference count tells whether a
+        chunk handed out may still be read (CPython's semantics, which this package needs)."""
         if self._buffers and len(self._buffers[0]) != size:
             self._buffers = []
         for buf in self._buffers:
             if sys.getrefcount(buf) <= 3:  # the list, `buf`, getrefcount's argument
                 return buf
-        buf = bytearray(size)
         if len(self._buffers) < KEPT_BUFFERS:
-            self._buffers.append(buf)
-        return buf
+            self._buffers.append(bytearray(size))
+            return self._buffers[-1]
+        if len(self._scratch) != size:
+            self._scratch = bytearray(size)
+        return self._scratch
 
 
 def _read_into(stream: BinaryIO, into: memoryview) -> int:
