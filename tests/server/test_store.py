@@ -13,8 +13,9 @@ import blake3
 import pytest
 
 from samizdat.core.errors import ChunkCorrupt, OutOfSpace, SamizdatError, StoreError
+from samizdat.rpc.limits import MAX_MESSAGE_BYTES
 from samizdat.store import packs
-from samizdat.store.chunkstore import PACKS_DIR, STORE_FORMAT, ChunkStore
+from samizdat.store.chunkstore import _INDEX, PACKS_DIR, STORE_FORMAT, ChunkStore, pack_location
 from samizdat.store.packs import PackReader
 from tests.damage import flip_on_disk, overwrite_stored, pack_files
 from tests.legacy import downgrade_store_to_format1
@@ -543,4 +544,25 @@ def test_views_count_the_whole_message_they_keep_alive(tmp_path: Path) -> None:
         store.put_chunks(parts)
         store.put_chunks([(new_id, view[:4096])] * 2)  # the same message again: counted once
     assert len(store.packs.numbers()) > packs_before
+    store.close()
+
+
+def test_an_index_lying_about_a_blob_size_reads_nothing(tmp_path: Path) -> None:
+    """A seized disk's index can name any size up to 4 GiB for a chunk (its pack extended
+    sparsely, at no disk cost): the blob is damage, read as nothing, never allocated."""
+    assert MAX_MESSAGE_BYTES < packs.MAX_BLOB_BYTES  # a blob that travelled fits the bound
+    store = ChunkStore(tmp_path / "data")
+    blob = b"\x07" * 1000
+    chunk_id = blake3.blake3(blob).digest()
+    store.put_chunks([(chunk_id, blob)])
+    store.sync_chunks()
+    raw = store._cf["chunk_index"].get(chunk_id)
+    number, offset, _size = pack_location(raw)  # type: ignore[misc]
+    _, verified, _, _ = _INDEX.unpack(raw)
+    lie = packs.MAX_BLOB_BYTES + 1
+    store._cf["chunk_index"][chunk_id] = _INDEX.pack(lie, verified, number, offset)
+    os.truncate(store.packs.path(number), offset + lie)
+    assert store.read_raw(chunk_id) == b""
+    assert store.get_chunk(chunk_id) is None  # and quarantined, like any damaged blob
+    assert not store.has_chunks([chunk_id])[0]
     store.close()

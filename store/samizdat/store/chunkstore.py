@@ -45,7 +45,7 @@ from samizdat.core.errors import ChunkCheck, ChunkCorrupt, OutOfSpace, SamizdatE
 from samizdat.core.ids import ID_SIZE, ChunkId, short_hex
 from samizdat.core.peer import Blob
 from samizdat.store import rocks
-from samizdat.store.packs import PackDir, PackReader
+from samizdat.store.packs import MAX_BLOB_BYTES, PackDir, PackReader
 
 log = logging.getLogger(__name__)
 
@@ -449,6 +449,8 @@ class ChunkStore:
             except Exception as e:  # rocksdict raises plain Exception
                 raise StoreError(str(e)) from None
             return None if blob is None else bytes(blob)
+        if where[2] > MAX_BLOB_BYTES:
+            return b""  # an index that lies about the size: damage, read nothing
         return packs.read(*where)
 
     def quarantine(self, chunk_id: bytes) -> None:
@@ -462,7 +464,8 @@ class ChunkStore:
             batch.delete(chunk_id, self._handle["chunks"])
             batch.delete(chunk_id, self._handle["chunk_index"])
             batch.put(chunk_id, struct.pack("<Q", int(time.time())), self._handle["quarantine"])
-            self._count, self._bytes = self._count - 1, self._bytes - size
+            # never below zero, whatever size a damaged index names
+            self._count, self._bytes = max(0, self._count - 1), max(0, self._bytes - size)
             batch.put(
                 _COUNT_KEY, _COUNTS.pack(self._count, self._bytes), self._handle["chunk_index"]
             )

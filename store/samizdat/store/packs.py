@@ -26,6 +26,12 @@ from pathlib import Path
 SUFFIX = ".pack"
 
 
+# No blob can be larger: every blob travels in one gRPC message (rpc/limits.py
+# MAX_MESSAGE_BYTES, which a test keeps below this). An index entry naming a larger size is
+# damage (a seized disk's lie), never a read of up to 4 GiB into memory.
+MAX_BLOB_BYTES = 8 << 20
+
+
 class NotAPack(FileNotFoundError):
     """A pack's name holds something other than a regular file: its bytes are lost here
     (a FileNotFoundError, so every reader treats it as a pack that is gone)."""
