@@ -29,19 +29,17 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gen_data import parse_size  # noqa: E402
-from transport import own_cpu  # noqa: E402
+from transport import own_cpu, start_node  # noqa: E402
 
 from samizdat.client.fetch import SourcePool  # noqa: E402
 from samizdat.core.codec import ChunkCodec, verify_blob  # noqa: E402
 from samizdat.core.ids import ArchiveId  # noqa: E402
 from samizdat.core.keys import ArchiveKey  # noqa: E402
 from samizdat.core.memory import tune_allocator  # noqa: E402
-from samizdat.rpc.address import NodeAddress  # noqa: E402
 from samizdat.rpc.grpcpeer import GrpcPeer  # noqa: E402
 from samizdat.rpc.limits import MAX_BATCH_BYTES  # noqa: E402
 from samizdat.rpc.remote import NodeClient  # noqa: E402
 from samizdat.rpc.wire import put_chunks_request  # noqa: E402
-from tests.nodeproc import NodeProcess  # noqa: E402
 
 GIB = 1 << 30
 
@@ -103,15 +101,7 @@ def main() -> None:
     chunks, refs = make_chunks(ChunkCodec(key), rng, total)
     plain = sum(n for _, n in refs) / GIB
     with tempfile.TemporaryDirectory(prefix="samizdat-serve-") as tmp:
-        node = NodeProcess(Path(tmp) / "n1").init()
-        node.host(key.archive_id.hex())
-        if args.plaintext:
-            toml = node.directory / "node.toml"
-            toml.write_text(toml.read_text().replace("tls = true", "tls = false"))
-        node.start()
-        assert node.proc is not None
-        proc = psutil.Process(node.proc.pid)
-        address = NodeAddress.parse(node.address if not args.plaintext else node.hostport)
+        node, proc, address = start_node(Path(tmp), key, args.plaintext)
         writer = NodeClient(address, key)
         store(writer, key.archive_id, chunks)
         writer.close()

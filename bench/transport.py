@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gen_data import parse_size  # noqa: E402
 
 from samizdat.core.keys import ArchiveKey  # noqa: E402
+from samizdat.rpc.address import NodeAddress  # noqa: E402
 from samizdat.rpc.limits import MAX_BATCH_BYTES  # noqa: E402
 from samizdat.rpc.wire import put_chunks_request  # noqa: E402
 from tests.nodeproc import NodeProcess  # noqa: E402
@@ -64,6 +65,25 @@ def own_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def start_node(
+    tmp: Path, key: ArchiveKey, plaintext: bool
+) -> tuple[NodeProcess, psutil.Process, NodeAddress]:
+    """One real node hosting `key`'s archive (TLS unless `plaintext`), started: the node,
+    its process (for its CPU) and the address to reach it. The caller stops it."""
+    node = NodeProcess(tmp / "n1").init()
+    node.host(key.archive_id.hex())
+    if plaintext:
+        toml = node.directory / "node.toml"
+        toml.write_text(toml.read_text().replace("tls = true", "tls = false"))
+    node.start()
+    assert node.proc is not None
+    return (
+        node,
+        psutil.Process(node.proc.pid),
+        NodeAddress.parse(node.hostport if plaintext else node.address),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="256M", help="bytes per round (default 256M)")
@@ -77,19 +97,10 @@ def main() -> None:
     total, rng = parse_size(args.size), random.Random(args.seed)
     key = ArchiveKey.generate()
     with tempfile.TemporaryDirectory(prefix="samizdat-transport-") as tmp:
-        node = NodeProcess(Path(tmp) / "n1").init()
-        node.host(key.archive_id.hex())
-        if args.plaintext:
-            toml = node.directory / "node.toml"
-            toml.write_text(toml.read_text().replace("tls = true", "tls = false"))
-        node.start()
-        assert node.proc is not None
-        proc = psutil.Process(node.proc.pid)
-        address = node.address if not args.plaintext else node.hostport
-        from samizdat.rpc.address import NodeAddress
+        node, proc, address = start_node(Path(tmp), key, args.plaintext)
         from samizdat.rpc.remote import NodeClient
 
-        client = NodeClient(NodeAddress.parse(address), key)
+        client = NodeClient(address, key)
         rows = []
         spy = None
         if args.profile:
