@@ -30,7 +30,7 @@ from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
 from tests.nodeproc import free_port
 
-LIST_LIES = ("rewind", "flood", "replay", "stuck", "mislabel")
+LIST_LIES = ("rewind", "flood", "replay", "stuck", "mislabel", "endless")
 LYING_MODES = {
     "short_flags": "flags for",
     "long_flags": "flags for",
@@ -61,7 +61,9 @@ class EvilPeer:
     - "flood": a listing of more records than asked for (the first record, replayed);
     - "replay": endless pages, each the first record three times at new positions;
     - "stuck": empty pages that say more follow but never advance;
-    - "mislabel": records listed under an id that is not theirs.
+    - "mislabel": records listed under an id that is not theirs;
+    - "endless": empty pages that advance by one position and always say more follow (each
+      page well-formed on its own; only the whole listing never ends).
 
     - "notree": listings end with a record validly signed by `key` (a seized custodian's, or
       a bug) with the highest sequence yet, naming no tree.
@@ -172,6 +174,9 @@ class EvilPeer:
     def _lie(self, request: npb.ListSnapshotsRequest) -> npb.ListSnapshotsResponse:
         """A listing that breaks the protocol as `mode` says (LIST_LIES)."""
         after = request.after_position
+        if self.mode == "endless":
+            self.served_bad += 1
+            return npb.ListSnapshotsResponse(last_position=after + 1, more=True)
         first = self.upstream.list_snapshots(request.archive_id, 0, 1).snapshots
         if self.mode == "stuck" or not first:
             self.served_bad += self.mode == "stuck"

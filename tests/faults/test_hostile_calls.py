@@ -3,7 +3,10 @@
 - out-of-range or undecodable input is INVALID_ARGUMENT, never UNKNOWN or INTERNAL;
 - a record signed by the archive key but naming no tree is refused by nodes and never
   becomes `latest` for a restorer;
-- `samizdat snapshots` names a node that serves a forged record, skips it, lists the rest.
+- `samizdat snapshots` names a node that serves a forged record, skips it, lists the rest;
+- a node whose listing never ends (records replayed at new positions, or empty pages that
+  always say more follow) is named and left out by `snapshots`, restore and status' listing,
+  instead of holding them for ever.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from samizdat.core.errors import PeerMisbehaved
 from samizdat.core.keys import signed_message
 from samizdat.core.records import sign_snapshot
 from samizdat.core.tokens import SIGNING_CONTEXT, _claims
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.channel import open_channel
 from samizdat.rpc.limits import AUTH_METADATA
+from samizdat.rpc.remote import NodeClient
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
@@ -125,6 +130,36 @@ def test_snapshots_names_the_node_with_a_forged_record_and_lists_the_rest(
         assert "forged" in err and evil.node_id[:8] in err
         rows = [line for line in out.splitlines() if archive_key.archive_id[:12] in line]
         assert len(rows) == 1 and honest.node_id[:8] in rows[0]
+    finally:
+        evil.stop()
+
+
+@pytest.mark.parametrize("mode", ["replay", "endless"])
+def test_a_listing_that_never_ends_is_cut_off_and_the_other_nodes_serve(
+    node_factory, archive_key: KeyFile, tmp_path: Path, mode: str
+) -> None:  # type: ignore[no-untyped-def]
+    honest = node_factory("honest", host=[archive_key.archive_id])
+    push_text(archive_key, honest, tmp_path / "src", "the real one\n")
+    evil = EvilPeer(tmp_path / "evil", honest.address, mode).start()
+    try:
+        honest.peer_add(evil.node_id, evil.hostport)
+        evil_address = f"{evil.node_id}@{evil.hostport}"
+        nodes = ("--node", evil_address, "--node", honest.address)
+        # Before the whole listing was bounded, each of these listed the liar for ever.
+        code, out, err = run_cli("snapshots", *nodes, timeout=60)
+        assert code == 0, err
+        assert evil.node_id[:8] in err
+        assert archive_key.archive_id[:12] in out
+        dest = tmp_path / "restored"
+        code, _, err = run_cli("restore", "--key", archive_key, *nodes, dest, timeout=60)
+        assert code == 0, err
+        assert (dest / "a.txt").read_text() == "the real one\n"
+        client = NodeClient(NodeAddress.parse(evil_address), archive_key.key)
+        try:  # status' listing (rpc.remote.NodeClient.all_snapshots)
+            with pytest.raises(PeerMisbehaved):
+                client.all_snapshots()
+        finally:
+            client.close()
     finally:
         evil.stop()
 

@@ -20,12 +20,22 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
+import blake3
+
 from samizdat.core.errors import PeerMisbehaved
 from samizdat.core.ids import ArchiveId
 from samizdat.v1 import records_pb2 as pb
 
 # Records in one listing page at most (a peer may send fewer; never more than asked).
 LIST_PAGE_RECORDS = 1000
+# One whole listing of one peer, at most (`Listing`): an honest node lists each record once,
+# 1,000 a page, and pages without records only after scanning thousands of other archives'
+# records; so these bounds leave room for ~90,000 records of a 100 GB archive (ten years of
+# hourly pushes) among millions of other archives' records, and stop a peer whose listing
+# never ends (endless pages, records repeated at new positions) from holding a restore,
+# `snapshots` or `status` for ever or filling its memory.
+MAX_LISTING_PAGES = 1000
+MAX_LISTING_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -170,18 +180,52 @@ def check_page(page: SnapshotPage, after: int, asked: int, label: str) -> None:
         )
 
 
+class Listing:
+    """One whole listing of one peer, checked page by page: each page by `check_page`, and
+    the whole: no record listed twice (under any position), at most MAX_LISTING_PAGES pages
+    and MAX_LISTING_BYTES of records. Anything else raises PeerMisbehaved, so no peer can
+    keep a caller listing for ever."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.after = 0  # the position to ask the next page after
+        self.done = False
+        self._pages = 0
+        self._bytes = 0
+        self._seen: set[bytes] = set()
+
+    def take(self, page: SnapshotPage) -> None:
+        """Check the next page (asked after `self.after`); advance `after`, or set `done`."""
+        check_page(page, self.after, LIST_PAGE_RECORDS, self.label)
+        self._pages += 1
+        for item in page.snapshots:
+            record_id = blake3.blake3(item.signed.record).digest()
+            if record_id in self._seen:
+                raise PeerMisbehaved(
+                    f"node {self.label} listed record {record_id.hex()[:16]} twice "
+                    f"(again at position {item.position})"
+                )
+            self._seen.add(record_id)
+            self._bytes += item.signed.ByteSize()
+        if self._bytes > MAX_LISTING_BYTES or (page.more and self._pages >= MAX_LISTING_PAGES):
+            raise PeerMisbehaved(
+                f"node {self.label} lists more than {MAX_LISTING_PAGES} pages or "
+                f"{MAX_LISTING_BYTES >> 20} MiB of records: a listing that does not end"
+            )
+        self.after = page.last_position
+        self.done = not page.more
+
+
 def all_snapshots(peer: Peer, archive_id: ArchiveId | None) -> list[ListedSnapshot]:
     """Every record the peer lists (of `archive_id`, or of every archive), page after page.
-    Raises PeerMisbehaved for pages that do not advance or repeat positions."""
+    Raises PeerMisbehaved for a listing `Listing` refuses."""
     out: list[ListedSnapshot] = []
-    after = 0
-    while True:
-        page = peer.list_page(archive_id, after, LIST_PAGE_RECORDS)
-        check_page(page, after, LIST_PAGE_RECORDS, peer.label)
+    listing = Listing(peer.label)
+    while not listing.done:
+        page = peer.list_page(archive_id, listing.after, LIST_PAGE_RECORDS)
+        listing.take(page)
         out.extend(page.snapshots)
-        if not page.more:
-            return out
-        after = page.last_position
+    return out
 
 
 def iter_blobs(peer: Peer, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:

@@ -17,14 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from samizdat.core.errors import PeerMisbehaved, PeerUnavailable, SamizdatError
 from samizdat.core.ids import ArchiveId
 from samizdat.core.keys import ArchiveKey
-from samizdat.core.peer import check_page
+from samizdat.core.peer import Listing
 from samizdat.core.tokens import TOKEN_LIFETIME, archive_token, node_token
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.channel import open_channel
 from samizdat.rpc.errors import error_from_rpc
 from samizdat.rpc.limits import (
     AUTH_METADATA,
-    LIST_PAGE_RECORDS,
     MAX_BATCH_IDS,
     STREAM_DEADLINE,
     UNARY_DEADLINE,
@@ -155,16 +154,14 @@ class NodeClient:
         self, archive_id: ArchiveId | None = None, timeout: float = UNARY_DEADLINE
     ) -> list[npb.StoredSnapshot]:
         """Every listed record (of `archive_id`, or of every hosted archive), page after page.
-        Raises PeerMisbehaved for pages that do not advance or repeat positions."""
+        Raises PeerMisbehaved for a listing samizdat.core.peer.Listing refuses."""
         out: list[npb.StoredSnapshot] = []
-        after = 0
-        while True:
-            page = self.list_snapshots(archive_id, after, timeout=timeout)
-            check_page(page_from_wire(page), after, LIST_PAGE_RECORDS, self.label)
+        listing = Listing(self.label)
+        while not listing.done:
+            page = self.list_snapshots(archive_id, listing.after, timeout=timeout)
+            listing.take(page_from_wire(page))
             out.extend(page.snapshots)
-            if not page.more:
-                return out
-            after = page.last_position
+        return out
 
     def has_chunks(self, ids: list[bytes], role: int = pb.ROLE_READER) -> list[bool]:
         out: list[bool] = []
