@@ -227,15 +227,16 @@ def _parse_member_id(text: str) -> bytes:
 def _kept_snapshots(
     clients: Sequence[NodeClient], archive_id: ArchiveId, writer: bytes, through: int | None
 ) -> dict[bytes, int]:
-    """Snapshot id -> sequence of the writer's snapshots the reachable nodes list."""
+    """Snapshot id -> sequence of the writer's snapshots the reachable nodes list (every
+    page of each listing: the writer's latest snapshots are the ones that matter)."""
     kept: dict[bytes, int] = {}
     for client in clients:
         try:
-            listing = client.list_snapshots(archive_id)
+            listing = client.all_snapshots(archive_id)
         except SamizdatError as e:
             terminal.error(f"{client.label}: {e}")
             continue
-        for item in listing.snapshots:
+        for item in listing:
             try:
                 snap = verify_snapshot(item.snapshot, archive_id)
             except SignatureError:
