@@ -31,6 +31,7 @@ from samizdat.v1 import records_pb2 as pb
 from tests.nodeproc import free_port
 
 LIST_LIES = ("rewind", "flood", "replay", "stuck", "mislabel", "endless")
+FORGED_CUSTODY = 500
 LYING_MODES = {
     "short_flags": "flags for",
     "long_flags": "flags for",
@@ -67,6 +68,8 @@ class EvilPeer:
 
     - "notree": listings end with a record validly signed by `key` (a seized custodian's, or
       a bug) with the highest sequence yet, naming no tree.
+    - "custody_forge": its custody listing holds FORGED_CUSTODY records naming `key`'s
+      archive, none signed by it (it serves no custody records in the other modes).
     """
 
     def __init__(
@@ -121,6 +124,26 @@ class EvilPeer:
                     request.archive_id, request.after_position, request.max_count
                 )
 
+        class Custody(rpc.CustodyServiceServicer):
+            def ListCustodyRecords(self, request, context):  # type: ignore[no-untyped-def]
+                assert evil.key is not None, "custody_forge needs the archive key's id"
+                evil.served_bad += FORGED_CUSTODY
+                forged = [
+                    pb.SignedCustodyRecord(
+                        record=pb.CustodyRecord(
+                            version=1,
+                            archive_id=bytes(evil.key.archive_id),
+                            serial=i + 1,
+                            node_revocation=pb.NodeRevocation(node_id=f"n{i}"),
+                        ).SerializeToString(),
+                        signature=bytes(64),
+                    )
+                    for i in range(FORGED_CUSTODY)
+                ]
+                return npb.ListCustodyRecordsResponse(
+                    records=forged, last_position=request.after_position + FORGED_CUSTODY
+                )
+
         class Node(rpc.NodeServiceServicer):
             def NotifySnapshots(self, request, context):  # type: ignore[no-untyped-def]
                 return npb.NotifySnapshotsResponse()
@@ -128,6 +151,8 @@ class EvilPeer:
         rpc.add_ChunkServiceServicer_to_server(Chunks(), self.server)
         rpc.add_SnapshotServiceServicer_to_server(Snapshots(), self.server)
         rpc.add_NodeServiceServicer_to_server(Node(), self.server)
+        if mode == "custody_forge":
+            rpc.add_CustodyServiceServicer_to_server(Custody(), self.server)
         creds = grpc.ssl_server_credentials([(self.identity.key_pem, self.identity.cert_pem)])
         self.server.add_secure_port(f"127.0.0.1:{self.port}", creds)
 

@@ -20,7 +20,7 @@ from samizdat.rpc.remote import NodeClient, peer_tokens
 from tests.conftest import KeyFile
 from tests.e2e.test_replication import holdings, make_tree, push, wait_complete
 from tests.healthcluster import configure
-from tests.netfaults import LYING_MODES, EvilPeer
+from tests.netfaults import FORGED_CUSTODY, LYING_MODES, EvilPeer
 from tests.nodeproc import free_port
 
 pytestmark = pytest.mark.timeout(150)
@@ -127,3 +127,38 @@ def _address(node):  # type: ignore[no-untyped-def]
     from samizdat.rpc.address import NodeAddress
 
     return NodeAddress.parse(node.address)
+
+
+def test_a_page_of_forged_custody_records_is_one_offence(
+    node_factory, archive_key: KeyFile, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A peer listing hundreds of custody records its archive key never signed commits one
+    offence per listing, like a page of forged snapshot records, not one (a warning, a
+    metric, a write of its state) per record; the round goes on with the others."""
+    honest = node_factory("honest", host=[archive_key.archive_id], start=False)
+    receiver = node_factory("receiver", host=[archive_key.archive_id], start=False)
+    configure(receiver, sync_interval=0.5)
+    evil = EvilPeer(tmp_path / "evil", honest.address, "custody_forge", archive_key.key).start()
+    try:
+        honest.peer_add(evil.node_id, evil.hostport)
+        receiver.peer_add(evil.node_id, evil.hostport)
+        receiver.peer_add(honest)
+        honest.peer_add(receiver)
+        honest.start()
+        first = push(archive_key, honest, make_tree(tmp_path / "s1", 1 << 20, seed=3))
+        receiver.start()
+        wait_complete([receiver], {first}, timeout=60)
+        deadline = time.monotonic() + 60
+        while not (peer := _peer(receiver, evil.node_id)).last_offence:
+            assert time.monotonic() < deadline, "forged custody records not an offence"
+            time.sleep(0.1)
+        assert "forged custody record" in peer.last_offence
+        assert peer.offences == 1, peer
+        assert peer.bad_records_received == FORGED_CUSTODY, peer
+        assert not receiver.status().custody_records  # none of them was kept
+    finally:
+        evil.stop()
+
+
+def _peer(node, node_id: str):  # type: ignore[no-untyped-def]
+    return next(p for p in node.status().peers if p.node_id == node_id)

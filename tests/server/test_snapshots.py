@@ -100,3 +100,28 @@ def test_incomplete_snapshot_is_refused_for_writers(store: ChunkStore, drop: str
     assert new and held < total
     store.put_chunks(blobs)
     assert count_held(store, snap)[:2] == (5, 5)
+
+
+def test_custody_records_held_or_not_hosted_cost_no_signature_check(store: ChunkStore) -> None:
+    """A peer may list thousands of custody records and anyone may send them: one of an
+    archive not hosted here, or one already held, is answered from its bytes alone (a broken
+    signature there shows that no check ran); one of a hosted archive is verified."""
+    from samizdat.core.custody import sign_custody_record
+
+    custody = custody_of(store)
+    ours = sign_custody_record(
+        KEY, pb.CustodyRecord(node_revocation=pb.NodeRevocation(node_id="x"))
+    )
+    theirs = sign_custody_record(
+        OTHER, pb.CustodyRecord(node_revocation=pb.NodeRevocation(node_id="x"))
+    )
+    unsigned = bytes(64)
+    with pytest.raises(NotHosted):
+        custody.accept(pb.SignedCustodyRecord(record=theirs.signed.record, signature=unsigned))
+    with pytest.raises(SignatureError):
+        custody.accept(pb.SignedCustodyRecord(record=ours.signed.record, signature=unsigned))
+    assert custody.accept(ours.signed) == (ours, True)
+    replay = pb.SignedCustodyRecord(record=ours.signed.record, signature=unsigned)
+    record, new = custody.accept(replay)
+    assert not new and record.signed == ours.signed  # the verified copy, not the replay's
+    assert custody.records() == [ours.signed]

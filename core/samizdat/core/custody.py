@@ -142,6 +142,11 @@ class CustodyState:
     def __contains__(self, record_id: bytes) -> bool:
         return record_id in self._records
 
+    def get(self, record_id: bytes) -> CustodyRecord | None:
+        """The record with this id, if taken into account."""
+        with self._lock:
+            return self._records.get(record_id)
+
     def records(self) -> list[CustodyRecord]:
         with self._lock:
             return list(self._records.values())

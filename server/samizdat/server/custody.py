@@ -13,6 +13,9 @@ import logging
 import threading
 from collections.abc import Callable
 
+import blake3
+from google.protobuf.message import DecodeError
+
 from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_record
 from samizdat.core.errors import NotHosted, SignatureError
 from samizdat.core.ids import ArchiveId, short_hex
@@ -39,10 +42,19 @@ class NodeCustody:
 
     def accept(self, signed: pb.SignedCustodyRecord) -> tuple[CustodyRecord, bool]:
         """Verify and store a record; return (record, newly stored). Raises SignatureError
-        (not signed by the archive key it names) or NotHosted (another archive)."""
+        (not signed by the archive key it names) or NotHosted (another archive). A record
+        already held, or of an archive not hosted, costs a hash and a parse, never a signature
+        check (anyone may send records, and a peer may list thousands)."""
+        known = self.state.get(blake3.blake3(signed.record).digest())
+        if known is not None:
+            return known, False
+        try:
+            archive_id = pb.CustodyRecord.FromString(signed.record).archive_id
+        except DecodeError:
+            raise SignatureError("custody record is malformed") from None
+        if archive_id not in self.hosted():
+            raise NotHosted(f"this node does not host archive {short_hex(archive_id)}")
         rec = verify_custody_record(signed)
-        if rec.archive_id not in self.hosted():
-            raise NotHosted(f"this node does not host archive {short_hex(rec.archive_id)}")
         with self._lock:
             if rec.id in self.state:
                 return rec, False

@@ -249,16 +249,22 @@ class Replicator:
         except SamizdatError as e:
             self.book.unreachable(state, e)
             return
+        forged, why = 0, ""
         for signed in listing.records:
             try:
                 self.node.custody.accept(signed)
             except SignatureError as e:
-                self.book.offence(
-                    state, Offence.BAD_RECORD, f"offered a forged custody record: {e}", records=1
-                )
+                forged, why = forged + 1, str(e)
             except NotHosted:
                 continue
         state.custody_position = listing.last_position
+        if forged:  # one offence per listing, as for a page of snapshot records
+            self.book.offence(
+                state,
+                Offence.BAD_RECORD,
+                f"offered {forged} forged custody record(s), last: {why}",
+                records=forged,
+            )
         self.book.save(state)
 
     def _pull_records(self, cfg: PeerConfig, state: PeerState, peer: Peer) -> int:
