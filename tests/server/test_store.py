@@ -7,6 +7,7 @@ import errno
 import os
 import shutil
 import struct
+import tempfile
 from pathlib import Path
 
 import blake3
@@ -566,3 +567,23 @@ def test_an_index_lying_about_a_blob_size_reads_nothing(tmp_path: Path) -> None:
     assert store.get_chunk(chunk_id) is None  # and quarantined, like any damaged blob
     assert not store.has_chunks([chunk_id])[0]
     store.close()
+
+
+@pytest.mark.parametrize("which", ["MANIFEST-", "OPTIONS-", ".log"])
+def test_carried_store_with_a_fifo_among_its_files_is_refused_not_a_hang(
+    tmp_path: Path, which: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A carried copy whose MANIFEST, OPTIONS or write-ahead log is a FIFO: RocksDB's open of
+    it would block for ever (restore --store hung); the read-only open refuses it at once,
+    naming the file, and leaves no shadow directory behind."""
+    path = tmp_path / "data"
+    ChunkStore(path).close()
+    name = next(n for n in sorted(os.listdir(path)) if which in n)
+    (path / name).unlink()
+    os.mkfifo(path / name)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where the shadow would go
+    with pytest.raises(StoreError, match=f"{name} is not a regular file"):
+        ChunkStore(path, read_only=True)
+    assert not list(temp.iterdir())

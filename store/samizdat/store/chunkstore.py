@@ -30,6 +30,7 @@ import errno
 import logging
 import os
 import shutil
+import stat
 import struct
 import tempfile
 import threading
@@ -108,10 +109,20 @@ def _shadow(store: Path) -> Path:
     RocksDB's read-only mode writes nothing, but rocksdict rewrites its own
     `rocksdict-config.json` on every open (and fails on a read-only mount): that one small
     file is copied, everything else is linked, so the store itself is never written.
+
+    A carried copy is untrusted: an entry that is not (a link to) a regular file or a
+    directory, such as a FIFO standing for the MANIFEST, whose open would block for ever, is
+    a StoreError naming it.
     """
     shadow = Path(tempfile.mkdtemp(prefix="samizdat-store-"))
     try:
         for entry in os.scandir(store):
+            mode = os.stat(entry.path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                shutil.rmtree(shadow, ignore_errors=True)
+                raise StoreError(
+                    f"{entry.path} is not a regular file or directory: not a store to read"
+                )
             if entry.name == _ROCKSDICT_CONFIG:
                 shutil.copyfile(entry.path, shadow / entry.name)
             elif entry.name != "LOCK":
@@ -176,16 +187,19 @@ class ChunkStore:
 
     def _open_read_only(self, path: Path) -> None:
         opts = rdb.Options(raw_mode=True)
+        shadow = _shadow(path)  # first: it refuses entries whose open would block
         try:
-            names = rdb.Rdict.list_cf(str(path), opts)
+            names = rdb.Rdict.list_cf(str(shadow), opts)
         except Exception as e:  # rocksdict raises plain Exception
+            shutil.rmtree(shadow, ignore_errors=True)
             raise StoreError(f"cannot read the store at {path}: {e}") from None
         missing = [n for n in _READ_ONLY_NEEDED if n not in names]
         if missing:
+            shutil.rmtree(shadow, ignore_errors=True)
             raise StoreError(f"{path} is not a samizdat node store (no {', '.join(missing)})")
         present = [n for n in _CF_NAMES if n in names]
         cfs = {n: rdb.Options(raw_mode=True) for n in names if n != "default"}
-        self._shadow = _shadow(path)
+        self._shadow = shadow
         try:
             self._db = rdb.Rdict(
                 str(self._shadow),
