@@ -199,7 +199,9 @@ class Listing:
         check_page(page, self.after, LIST_PAGE_RECORDS, self.label)
         self._pages += 1
         for item in page.snapshots:
-            record_id = blake3.blake3(item.signed.record).digest()
+            # the id the peer states (hashed here only if it states none): one listed under
+            # another id than its own is the caller's to refuse (samizdat.client.listing)
+            record_id = item.snapshot_id or blake3.blake3(item.signed.record).digest()
             if record_id in self._seen:
                 raise PeerMisbehaved(
                     f"node {self.label} listed record {record_id.hex()[:16]} twice "
