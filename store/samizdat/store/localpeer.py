@@ -82,6 +82,8 @@ class LocalPeer:
             store = ChunkStore(directory, read_only=True)
         except StoreError as e:
             raise UsageError(f"--store {path}: {e}") from None
+        except Exception as e:  # a crafted or damaged copy: values of the wrong length, ...
+            raise UsageError(f"--store {path}: a damaged store ({e})") from None
         return cls(store, owns_store=True)
 
     @property
@@ -96,10 +98,24 @@ class LocalPeer:
         if self._closed:
             raise PeerUnavailable(f"{self.label} is closed")
 
+    def _damaged(self, what: str, error: Exception) -> PeerUnavailable:
+        """A copy whose logs do not read (a key or value of the wrong length, RocksDB's
+        "Corruption"): unusable for `what`, like an unreachable node; the others serve."""
+        log.info("%s: %s failed: %r", self.label, what, error)
+        return PeerUnavailable(f"{self.label} is damaged: its {what} does not read ({error})")
+
     def list_page(
         self, archive_id: ArchiveId | None, after: int, max_count: int = 0
     ) -> SnapshotPage:
         self._check_open()
+        try:
+            return self._list_page(archive_id, after, max_count)
+        except SamizdatError:
+            raise
+        except Exception as e:  # rocksdict raises plain Exception; struct.error
+            raise self._damaged("listing", e) from None
+
+    def _list_page(self, archive_id: ArchiveId | None, after: int, max_count: int) -> SnapshotPage:
         last = self.store.last_position()
         if after > last:
             raise UsageError(f"after_position {after} is beyond this store's last position {last}")
@@ -127,12 +143,15 @@ class LocalPeer:
         self._check_open()
         records: list[pb.SignedCustodyRecord] = []
         reached = after
-        for position, raw in self.store.iter_custody_log(after):
-            reached = position
-            try:
-                records.append(pb.SignedCustodyRecord.FromString(raw))
-            except DecodeError:
-                continue  # damaged: the caller's signature check would refuse it anyway
+        try:
+            for position, raw in self.store.iter_custody_log(after):
+                reached = position
+                try:
+                    records.append(pb.SignedCustodyRecord.FromString(raw))
+                except DecodeError:
+                    continue  # damaged: the caller's signature check would refuse it anyway
+        except Exception as e:  # rocksdict raises plain Exception; struct.error
+            raise self._damaged("custody log", e) from None
         return CustodyPage(records, reached)
 
     def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
