@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from samizdat.core.errors import PeerMisbehaved
+from samizdat.core import peer as peer_module
+from samizdat.core.errors import PeerMisbehaved, PeerUnavailable
 from samizdat.core.keys import signed_message
 from samizdat.core.records import sign_snapshot
 from samizdat.core.tokens import SIGNING_CONTEXT, _claims
@@ -161,6 +162,25 @@ def test_a_listing_that_never_ends_is_cut_off_and_the_other_nodes_serve(
         finally:
             client.close()
     finally:
+        evil.stop()
+
+
+def test_a_listing_that_never_ends_is_given_up_after_its_time(
+    node_factory, archive_key: KeyFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """However well-formed and slow its pages (each just before its call's deadline, in the
+    worst case), one listing ends after MAX_LISTING_SECONDS (here 0.5 s, and no page cap)."""
+    monkeypatch.setattr(peer_module, "MAX_LISTING_PAGES", 10**9)
+    monkeypatch.setattr(peer_module, "MAX_LISTING_SECONDS", 0.5)
+    honest = node_factory("honest", host=[archive_key.archive_id])
+    evil = EvilPeer(tmp_path / "evil", honest.address, "endless").start()
+    client = NodeClient(NodeAddress.parse(f"{evil.node_id}@{evil.hostport}"), archive_key.key)
+    try:
+        with pytest.raises(PeerUnavailable, match="to list its records: given up"):
+            client.all_snapshots()
+        assert evil.served_bad > 1
+    finally:
+        client.close()
         evil.stop()
 
 

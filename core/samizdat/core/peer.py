@@ -16,13 +16,14 @@ UsageError (a listing position beyond the peer's last one), and the refusals of 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
 import blake3
 
-from samizdat.core.errors import PeerMisbehaved
+from samizdat.core.errors import PeerMisbehaved, PeerUnavailable
 from samizdat.core.ids import ArchiveId
 from samizdat.v1 import records_pb2 as pb
 
@@ -36,6 +37,10 @@ LIST_PAGE_RECORDS = 1000
 # `snapshots` or `status` for ever or filling its memory.
 MAX_LISTING_PAGES = 1000
 MAX_LISTING_BYTES = 64 * 1024 * 1024
+# ... and at most this long: a peer answering each page just before its call's deadline
+# would otherwise hold a caller for MAX_LISTING_PAGES deadlines (a 100 GB archive's ~90,000
+# records are ~64 MiB: 300 s leaves it ~220 KB/s).
+MAX_LISTING_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -183,11 +188,12 @@ def check_page(page: SnapshotPage, after: int, asked: int, label: str) -> None:
 class Listing:
     """One whole listing of one peer, checked page by page: each page by `check_page`, and
     the whole: no record listed twice (under any position), at most MAX_LISTING_PAGES pages
-    and MAX_LISTING_BYTES of records. Anything else raises PeerMisbehaved, so no peer can
-    keep a caller listing for ever."""
+    and MAX_LISTING_BYTES of records (else PeerMisbehaved), in at most MAX_LISTING_SECONDS
+    (else PeerUnavailable). So no peer can keep a caller listing for ever."""
 
     def __init__(self, label: str) -> None:
         self.label = label
+        self._deadline = time.monotonic() + MAX_LISTING_SECONDS
         self.after = 0  # the position to ask the next page after
         self.done = False
         self._pages = 0
@@ -213,6 +219,11 @@ class Listing:
             raise PeerMisbehaved(
                 f"node {self.label} lists more than {MAX_LISTING_PAGES} pages or "
                 f"{MAX_LISTING_BYTES >> 20} MiB of records: a listing that does not end"
+            )
+        if page.more and time.monotonic() > self._deadline:
+            raise PeerUnavailable(
+                f"node {self.label} took more than {MAX_LISTING_SECONDS:.0f} s to list its "
+                "records: given up"
             )
         self.after = page.last_position
         self.done = not page.more
