@@ -30,7 +30,17 @@ from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
 from tests.nodeproc import free_port
 
-LIST_LIES = ("rewind", "flood", "replay", "stuck", "mislabel", "endless")
+LIST_LIES = (
+    "rewind",
+    "flood",
+    "replay",
+    "stuck",
+    "mislabel",
+    "endless",
+    "tiny",
+    "padded",
+    "longid",
+)
 FORGED_CUSTODY = 500
 LYING_MODES = {
     "short_flags": "flags for",
@@ -64,7 +74,10 @@ class EvilPeer:
     - "stuck": empty pages that say more follow but never advance;
     - "mislabel": records listed under an id that is not theirs;
     - "endless": empty pages that advance by one position and always say more follow (each
-      page well-formed on its own; only the whole listing never ends).
+      page well-formed on its own; only the whole listing never ends);
+    - "tiny": endless full pages of distinct 8-byte (forged) records;
+    - "padded": like "tiny", each listed item carrying 3 KiB of unknown fields;
+    - "longid": one record listed under a 4,000-byte id.
 
     - "notree": listings end with a record validly signed by `key` (a seized custodian's, or
       a bug) with the highest sequence yet, naming no tree.
@@ -202,6 +215,8 @@ class EvilPeer:
         if self.mode == "endless":
             self.served_bad += 1
             return npb.ListSnapshotsResponse(last_position=after + 1, more=True)
+        if self.mode in ("tiny", "padded", "longid"):
+            return self._junk(after)
         first = self.upstream.list_snapshots(request.archive_id, 0, 1).snapshots
         if self.mode == "stuck" or not first:
             self.served_bad += self.mode == "stuck"
@@ -220,6 +235,21 @@ class EvilPeer:
             item = out.snapshots.add()
             item.CopyFrom(first[0])
             item.position = after + 1 + i
+        return out
+
+    def _junk(self, after: int) -> npb.ListSnapshotsResponse:
+        """A page of distinct junk records for the "tiny", "padded" and "longid" modes."""
+        self.served_bad += 1
+        count = 1 if self.mode == "longid" else 1000
+        unknown = b"\x9a\x06\x80\x18" + bytes(3072) if self.mode == "padded" else b""
+        out = npb.ListSnapshotsResponse(last_position=after + count, more=True)
+        for i in range(count):
+            item = npb.StoredSnapshot(
+                snapshot=pb.SignedSnapshot(record=(after + i).to_bytes(8, "big")),
+                snapshot_id=bytes(4000) if self.mode == "longid" else b"",
+                position=after + 1 + i,
+            )
+            out.snapshots.append(npb.StoredSnapshot.FromString(item.SerializeToString() + unknown))
         return out
 
     def _forge(self, listing: npb.ListSnapshotsResponse) -> npb.ListSnapshotsResponse:

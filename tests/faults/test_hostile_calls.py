@@ -25,10 +25,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from samizdat.core import peer as peer_module
 from samizdat.core.errors import PeerMisbehaved, PeerUnavailable
 from samizdat.core.keys import signed_message
+from samizdat.core.peer import all_snapshots
 from samizdat.core.records import sign_snapshot
 from samizdat.core.tokens import SIGNING_CONTEXT, _claims
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.channel import open_channel
+from samizdat.rpc.grpcpeer import GrpcPeer
 from samizdat.rpc.limits import AUTH_METADATA
 from samizdat.rpc.remote import NodeClient
 from samizdat.v1 import node_pb2 as npb
@@ -179,6 +181,33 @@ def test_a_listing_that_never_ends_is_given_up_after_its_time(
         with pytest.raises(PeerUnavailable, match="to list its records: given up"):
             client.all_snapshots()
         assert evil.served_bad > 1
+    finally:
+        client.close()
+        evil.stop()
+
+
+@pytest.mark.parametrize(
+    ("mode", "pages", "refusal"),
+    [
+        ("tiny", 101, "100000 records"),  # 20 MiB of records, but 100,000 of them
+        ("padded", 22, "64 MiB"),  # 8 bytes of record and 3 KiB of unknown fields each
+        ("longid", 1, "an id of 4000 bytes"),
+    ],
+)
+def test_a_listing_of_junk_is_refused_before_it_fills_the_memory(
+    node_factory, archive_key: KeyFile, tmp_path: Path, mode: str, pages: int, refusal: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The whole listing of a lying node is bounded in records and in bytes as received,
+    whatever they hold, for `status` (NodeClient) as for restore and `snapshots` (GrpcPeer)."""
+    honest = node_factory("honest", host=[archive_key.archive_id])
+    evil = EvilPeer(tmp_path / "evil", honest.address, mode).start()
+    client = NodeClient(NodeAddress.parse(f"{evil.node_id}@{evil.hostport}"), archive_key.key)
+    try:
+        for listing in (client.all_snapshots, lambda: all_snapshots(GrpcPeer(client), None)):
+            evil.served_bad = 0
+            with pytest.raises(PeerMisbehaved, match=refusal):
+                listing()
+            assert evil.served_bad == pages
     finally:
         client.close()
         evil.stop()

@@ -24,7 +24,7 @@ from typing import Protocol, TypeAlias
 import blake3
 
 from samizdat.core.errors import PeerMisbehaved, PeerUnavailable
-from samizdat.core.ids import ArchiveId
+from samizdat.core.ids import ID_SIZE, ArchiveId
 from samizdat.v1 import records_pb2 as pb
 
 # Records in one listing page at most (a peer may send fewer; never more than asked).
@@ -36,6 +36,7 @@ LIST_PAGE_RECORDS = 1000
 # never ends (endless pages, records repeated at new positions) from holding a restore,
 # `snapshots` or `status` for ever or filling its memory.
 MAX_LISTING_PAGES = 1000
+MAX_LISTING_RECORDS = 100_000
 MAX_LISTING_BYTES = 64 * 1024 * 1024
 # ... and at most this long: a peer answering each page just before its call's deadline
 # would otherwise hold a caller for MAX_LISTING_PAGES deadlines (a 100 GB archive's ~90,000
@@ -68,6 +69,7 @@ class SnapshotPage:
     snapshots: Sequence[ListedSnapshot]
     last_position: int
     more: bool = False
+    nbytes: int = 0  # the page's size as received (0: not from the wire), unknown fields too
 
 
 @dataclass(frozen=True)
@@ -187,9 +189,11 @@ def check_page(page: SnapshotPage, after: int, asked: int, label: str) -> None:
 
 class Listing:
     """One whole listing of one peer, checked page by page: each page by `check_page`, and
-    the whole: no record listed twice (under any position), at most MAX_LISTING_PAGES pages
-    and MAX_LISTING_BYTES of records (else PeerMisbehaved), in at most MAX_LISTING_SECONDS
-    (else PeerUnavailable). So no peer can keep a caller listing for ever."""
+    the whole: no record listed twice (under any position) or under an id that is not 32
+    bytes, at most MAX_LISTING_PAGES pages, MAX_LISTING_RECORDS records and MAX_LISTING_BYTES
+    (of pages as received, or of records) (else PeerMisbehaved), in at most
+    MAX_LISTING_SECONDS (else PeerUnavailable). So no peer can keep a caller listing for ever
+    or fill its memory."""
 
     def __init__(self, label: str) -> None:
         self.label = label
@@ -197,6 +201,7 @@ class Listing:
         self.after = 0  # the position to ask the next page after
         self.done = False
         self._pages = 0
+        self._records = 0
         self._bytes = 0
         self._seen: set[bytes] = set()
 
@@ -204,9 +209,16 @@ class Listing:
         """Check the next page (asked after `self.after`); advance `after`, or set `done`."""
         check_page(page, self.after, LIST_PAGE_RECORDS, self.label)
         self._pages += 1
+        self._records += len(page.snapshots)
+        records = 0
         for item in page.snapshots:
             # the id the peer states (hashed here only if it states none): one listed under
             # another id than its own is the caller's to refuse (samizdat.client.listing)
+            if item.snapshot_id and len(item.snapshot_id) != ID_SIZE:
+                raise PeerMisbehaved(
+                    f"node {self.label} listed a record under an id of "
+                    f"{len(item.snapshot_id)} bytes"
+                )
             record_id = item.snapshot_id or blake3.blake3(item.signed.record).digest()
             if record_id in self._seen:
                 raise PeerMisbehaved(
@@ -214,11 +226,17 @@ class Listing:
                     f"(again at position {item.position})"
                 )
             self._seen.add(record_id)
-            self._bytes += item.signed.ByteSize()
-        if self._bytes > MAX_LISTING_BYTES or (page.more and self._pages >= MAX_LISTING_PAGES):
+            records += item.signed.ByteSize()
+        self._bytes += max(page.nbytes, records)
+        if (
+            self._bytes > MAX_LISTING_BYTES
+            or self._records > MAX_LISTING_RECORDS
+            or (page.more and self._pages >= MAX_LISTING_PAGES)
+        ):
             raise PeerMisbehaved(
-                f"node {self.label} lists more than {MAX_LISTING_PAGES} pages or "
-                f"{MAX_LISTING_BYTES >> 20} MiB of records: a listing that does not end"
+                f"node {self.label} lists more than {MAX_LISTING_PAGES} pages, "
+                f"{MAX_LISTING_RECORDS} records or {MAX_LISTING_BYTES >> 20} MiB: a listing "
+                "that does not end"
             )
         if page.more and time.monotonic() > self._deadline:
             raise PeerUnavailable(

@@ -55,8 +55,13 @@ def listed_to_wire(item: ListedSnapshot) -> npb.StoredSnapshot:
 
 
 def page_from_wire(page: npb.ListSnapshotsResponse) -> SnapshotPage:
+    """The page, with its size as received (unknown fields too: the records keep the whole
+    message alive), which samizdat.core.peer.Listing counts."""
     return SnapshotPage(
-        [listed_from_wire(item) for item in page.snapshots], page.last_position, page.more
+        [listed_from_wire(item) for item in page.snapshots],
+        page.last_position,
+        page.more,
+        page.ByteSize(),
     )
 
 
