@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import blake3
 
-from samizdat.client.listing import verify_listings
+from samizdat.client.listing import FORGED_SHOWN, forged_lines, verify_listings
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.peer import ListedSnapshot
 from samizdat.core.records import Snapshot, sign_snapshot
@@ -77,3 +77,17 @@ def test_records_are_verified_once(monkeypatch) -> None:  # type: ignore[no-unty
     verify_listings([(f"n{i}", [listed(one, 1)]) for i in range(5)])
     assert len(calls) == 1
     assert blake3.blake3(one.signed.record).digest() == bytes(one.id)
+
+
+def test_forged_records_past_a_few_per_source_are_counted_in_one_line() -> None:
+    """A lying node may list up to 100,000 junk records: the first FORGED_SHOWN of each
+    source are named, the rest of that source counted, so the report stays a few lines."""
+    snaps = [snapshot(seq) for seq in range(1, FORGED_SHOWN + 6)]
+    liar = [ListedSnapshot(forged_signature(s), 1, 1, i + 1) for i, s in enumerate(snaps)]
+    other = [ListedSnapshot(forged_signature(snaps[0]), 1, 1, 1)]
+    verified = verify_listings([("liar", liar), ("other", other)])
+    assert len(verified.forged) == len(snaps) + 1  # every one is still reported to counters
+    lines = forged_lines(verified.forged)
+    assert len(lines) == FORGED_SHOWN + 2
+    assert lines[-1] == "liar offers 5 more forged or unusable records, skipped"
+    assert sum("other" in line for line in lines) == 1

@@ -47,7 +47,7 @@ from samizdat.client.filescache import (
     cacheable,
 )
 from samizdat.client.idcache import IdCache
-from samizdat.client.listing import verify_listings
+from samizdat.client.listing import forged_lines, verify_listings
 from samizdat.client.treeentry import EntryMaker
 from samizdat.client.walk import OpenFile, SourceGone, guard_reads, iter_source, shown
 from samizdat.core.chunker import Chunker, ChunkerParams
@@ -616,8 +616,8 @@ def next_sequence(client: Peer, archive_id: ArchiveId, warn: Warn | None = None)
     (samizdat.client.listing; each forged record is named to `warn` and skipped). Raises
     SequenceExhausted, before anything is uploaded, if a verified record holds the last one."""
     verified = verify_listings([(client.label, all_snapshots(client, archive_id))], archive_id)
-    for forged in verified.forged:
-        (warn or _ignore)(str(forged))
+    for line in forged_lines(verified.forged):
+        (warn or _ignore)(line)
     last = max(verified.snapshots.values(), key=lambda s: s.record.sequence, default=None)
     if last is None:
         return 1

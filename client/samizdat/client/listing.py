@@ -11,7 +11,7 @@ out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from samizdat.core.custody import CustodyState
@@ -31,6 +31,30 @@ class Forged:
 
     def __str__(self) -> str:
         return f"{self.label} offers a forged or unusable snapshot record, skipped: {self.reason}"
+
+
+# Forged records named one by one per source; the rest of a source's are counted in one line
+# (a lying node may list up to samizdat.core.peer.MAX_LISTING_RECORDS of them).
+FORGED_SHOWN = 3
+
+
+def forged_lines(forged: Sequence[Forged], line: Callable[[Forged], str] = str) -> list[str]:
+    """The lines reporting `forged`: `line` of each of the first FORGED_SHOWN of a source,
+    then one line per source counting the others."""
+    out: list[str] = []
+    hidden: dict[str, int] = {}
+    shown: dict[str, int] = {}
+    for item in forged:
+        shown[item.label] = shown.get(item.label, 0) + 1
+        if shown[item.label] <= FORGED_SHOWN:
+            out.append(line(item))
+        else:
+            hidden[item.label] = hidden.get(item.label, 0) + 1
+    out += [
+        f"{label} offers {n} more forged or unusable records, skipped"
+        for label, n in hidden.items()
+    ]
+    return out
 
 
 @dataclass

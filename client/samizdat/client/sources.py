@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from samizdat.client.listing import verify_listings
+from samizdat.client.listing import forged_lines, verify_listings
 from samizdat.core.custody import CustodyState, verify_custody_record
 from samizdat.core.errors import (
     PeerUnavailable,
@@ -65,8 +65,8 @@ def list_verified_snapshots(
     if len(why) == len(sources):
         raise PeerUnavailable("no source could be reached: " + "; ".join(why.values()))
     verified = verify_listings(listings, archive_id, restorable=True, custody=custody)
-    for forged in verified.forged:
-        log.warning("%s", forged)
+    for line in forged_lines(verified.forged):
+        log.warning("%s", line)
     for snap, refusal in verified.refused:
         log.warning("snapshot %s left out: %s", snap.id.short(), refusal)
     reachable = tuple(listing is not None for _, listing in listings)

@@ -21,7 +21,7 @@ def snapshots(
     nodes: tuple[str, ...], cluster: Path | None, archive: str | None, as_json: bool
 ) -> None:
     """List the signed snapshots the nodes hold (signatures verified)."""
-    from samizdat.client.listing import verify_listings
+    from samizdat.client.listing import forged_lines, verify_listings
     from samizdat.core.ids import ArchiveId, short_hex
     from samizdat.core.peer import ListedSnapshot, all_snapshots
     from samizdat.rpc.grpcpeer import GrpcPeer
@@ -41,8 +41,10 @@ def snapshots(
             continue
         reachable += 1
     verified = verify_listings(listings, archive_id)
-    for forged in verified.forged:
-        terminal.error(f"node {forged.label} serves a forged record, skipped: {forged.reason}")
+    for line in forged_lines(
+        verified.forged, lambda f: f"node {f.label} serves a forged record, skipped: {f.reason}"
+    ):
+        terminal.error(line)
     for sid, snap in verified.snapshots.items():
         index, item = next((i, x) for i, x in enumerate(verified.listed_by[sid]) if x)
         label = listings[index][0]
