@@ -219,3 +219,15 @@ def test_chunks_held_by_the_pipeline_cost_no_new_buffer_per_stream() -> None:
     for data, chunks in held:
         assert b"".join(chunks) == data
         assert [bytes(x) for x in chunks] == list(chunker(6).iter_buffer(data))
+
+
+def test_the_hasher_given_sees_every_byte_yielded_in_order() -> None:
+    """iter_chunks' `hasher` is updated once per read buffer, also while chunks are copies
+    (every kept buffer held), and ends up with the hash of the whole stream."""
+    data = random.Random(9).randbytes(900_000)
+    c = chunker(9)
+    for read_size in (20_000, 100_000, 2_000_000):
+        hasher = blake3.blake3()
+        held = list(c.iter_chunks(io.BytesIO(data), read_size=read_size, hasher=hasher))
+        assert hasher.digest() == blake3.blake3(data).digest()
+        assert b"".join(held) == data

@@ -460,9 +460,8 @@ class Pusher:
                     size = 0
                     read_start = time.time_ns()
                     try:
-                        chunks = self._file_chunks(f, st.st_size)
+                        chunks = self._file_chunks(f, st.st_size, hasher)
                         for data in guard_reads(chunks):
-                            hasher.update(data)
                             size += len(data)
                             pending.append(("chunk", self._submit(data)))
                             drain(WINDOW)
@@ -509,17 +508,21 @@ class Pusher:
         entry = record.entry
         self.files.record(entry.path, record.cache_stat, entry.content_hash, record.refs)
 
-    def _file_chunks(self, f: OpenFile, size_hint: int) -> Iterator[bytes | memoryview]:
-        """The chunks of an open file: a small one is read whole and cut in memory, a larger
-        one streamed (its chunks are views into the chunker's read buffers); the cut points
-        are the same."""
+    def _file_chunks(
+        self, f: OpenFile, size_hint: int, hasher: blake3.blake3
+    ) -> Iterator[bytes | memoryview]:
+        """The chunks of an open file, all of whose bytes are in `hasher` once the iterator
+        is exhausted: a small one is read whole and cut in memory, a larger one streamed (its
+        chunks are views into the chunker's read buffers, hashed a read buffer at a time);
+        the cut points are the same."""
         if size_hint <= SMALL_FILE:
             data = f.read(SMALL_FILE + 1)
             if len(data) <= SMALL_FILE:
+                hasher.update(data)
                 yield from self.chunker.iter_buffer(data)
                 return
             # it grew since it was listed: stream it
-        yield from self.chunker.iter_chunks(f.stream())
+        yield from self.chunker.iter_chunks(f.stream(), hasher=hasher)
 
     def _submit(self, data: bytes | memoryview) -> _Slot:
         """Queue a chunk for encoding. Chunks go to the pool in groups of up to GROUP_CHUNKS
