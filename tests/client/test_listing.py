@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import blake3
 
-from samizdat.client.listing import FORGED_SHOWN, forged_lines, verify_listings
+from samizdat.client.listing import (
+    FORGED_SHOWN,
+    forged_lines,
+    verify_custody_records,
+    verify_listings,
+)
+from samizdat.core.custody import CustodyState, sign_custody_record
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.peer import ListedSnapshot
 from samizdat.core.records import Snapshot, sign_snapshot
@@ -91,3 +97,104 @@ def test_forged_records_past_a_few_per_source_are_counted_in_one_line() -> None:
     assert len(lines) == FORGED_SHOWN + 2
     assert lines[-1] == "liar offers 5 more forged or unusable records, skipped"
     assert sum("other" in line for line in lines) == 1
+
+
+# Verification is shared between sources only for the very same bytes: a copy that differs from
+# an honest one in its signature or certificate is judged on its own, whichever comes first.
+
+ROOT = ArchiveKey(signing_seed=b"\x71" * 32, master_secret=b"\x72" * 32)
+WRITER, _ = ROOT.delegate(pb.MEMBER_ROLE_WRITER, "amal", serial=1)
+
+
+def altered_certificate(snap: Snapshot) -> pb.SignedSnapshot:
+    signed = pb.SignedSnapshot()
+    signed.CopyFrom(snap.signed)
+    signed.certificate.signature = bytes(64)
+    return signed
+
+
+def test_a_forged_copy_after_an_honest_one_is_reported_for_its_source() -> None:
+    one = sign_snapshot(WRITER, pb.SnapshotRecord(sequence=1, tree_chunk_ids=[bytes(32)]))
+    forgeries = {
+        "signature": forged_signature(one),
+        "certificate": altered_certificate(one),
+        "no certificate": pb.SignedSnapshot(
+            record=one.signed.record, signature=one.signed.signature
+        ),
+    }
+    for what, forged in forgeries.items():
+        sources = [
+            ("honest", [listed(one, 1)]),
+            ("liar", [ListedSnapshot(forged, 1, 1, 1, bytes(one.id))]),
+            ("twin", [ListedSnapshot(forged, 1, 1, 1, bytes(one.id))]),  # same bytes as liar's
+            ("honest2", [listed(one, 1)]),
+        ]
+        verified = verify_listings(sources, bytes(ROOT.archive_id), restorable=True)
+        assert [(f.source, f.label) for f in verified.forged] == [(1, "liar"), (2, "twin")], what
+        assert verified.listed_by[bytes(one.id)] == [listed(one, 1), None, None, listed(one, 1)]
+        assert verified.snapshots[bytes(one.id)].signed == one.signed
+
+
+def test_identical_copies_share_a_verdict_altered_ones_get_their_own(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import samizdat.client.listing as listing
+
+    calls: list[bytes] = []
+    real = listing.verify_snapshot
+    monkeypatch.setattr(
+        listing, "verify_snapshot", lambda s, *a: calls.append(s.signature) or real(s, *a)
+    )
+    one = snapshot(1)
+    forged = ListedSnapshot(forged_signature(one), 1, 1, 1, bytes(one.id))
+    verified = verify_listings(
+        [("a", [listed(one, 1)]), ("b", [forged]), ("c", [listed(one, 1)]), ("d", [forged])]
+    )
+    assert calls == [one.signed.signature, bytes(64)]
+    assert [f.label for f in verified.forged] == ["b", "d"]
+
+
+def test_revocation_applies_to_records_every_source_lists() -> None:
+    kept = sign_snapshot(WRITER, pb.SnapshotRecord(sequence=1, tree_chunk_ids=[bytes(32)]))
+    later = sign_snapshot(WRITER, pb.SnapshotRecord(sequence=2, tree_chunk_ids=[bytes(32)]))
+    custody = CustodyState()
+    custody.add(
+        sign_custody_record(
+            ROOT,
+            pb.CustodyRecord(
+                serial=5,
+                key_revocation=pb.KeyRevocation(
+                    member_key=WRITER.member_key,
+                    kept_snapshot_ids=[bytes(kept.id)],
+                    last_sequence=1,
+                ),
+            ),
+        )
+    )
+    sources = [(f"n{i}", [listed(kept, 1), listed(later, 2)]) for i in range(3)]
+    verified = verify_listings(sources, custody=custody)
+    assert list(verified.snapshots) == [bytes(kept.id)]
+    assert [s.id for s, _ in verified.refused] == [later.id]
+    assert "revoked" in verified.refused[0][1]
+
+
+def test_custody_records_are_verified_once_and_forged_copies_counted_per_source(  # type: ignore[no-untyped-def]
+    monkeypatch,
+) -> None:
+    import samizdat.client.listing as listing
+
+    revocation = sign_custody_record(
+        ROOT,
+        pb.CustodyRecord(serial=6, key_revocation=pb.KeyRevocation(member_key=WRITER.member_key)),
+    ).signed
+    forged = pb.SignedCustodyRecord(record=revocation.record, signature=bytes(64))
+    calls: list[bytes] = []
+    real = listing.verify_custody_record
+    monkeypatch.setattr(
+        listing, "verify_custody_record", lambda s, *a: calls.append(s.signature) or real(s, *a)
+    )
+    custody, bad = verify_custody_records([[revocation], [forged], [revocation], [forged], []])
+    assert bad == [0, 1, 0, 1, 0]
+    assert calls == [revocation.signature, bytes(64)]
+    assert custody.key_revocation(bytes(ROOT.archive_id), WRITER.member_key) is not None
+    # a forged copy alone revokes nothing
+    alone, bad = verify_custody_records([[forged]])
+    assert bad == [1] and alone.key_revocation(bytes(ROOT.archive_id), WRITER.member_key) is None

@@ -7,6 +7,13 @@ caller to report (restore logs it, `snapshots` prints it, status counts it per n
 skipped; the other records and the other sources are used as if it had not been listed.
 Snapshots a custody record revokes (a stolen writer key, not kept by its revocation) are left
 out.
+
+Each distinct signed record is verified once per call, by its bytes (record, signature and
+certificate): sources listing the very same bytes share one verdict, so a cluster of N nodes
+costs one Ed25519 check per record, not N. A source whose copy differs in any byte (an altered
+signature or certificate beside an honest record) gets its own verdict, and is reported as
+forged although another source listed the record honestly. Custody records likewise
+(`verify_custody_records`).
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from samizdat.core.custody import CustodyState
+from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_record
 from samizdat.core.errors import SignatureError
 from samizdat.core.ids import ArchiveId, SnapshotId, short_hex
 from samizdat.core.peer import ListedSnapshot
 from samizdat.core.records import Snapshot, verify_restorable, verify_snapshot
+from samizdat.v1 import records_pb2 as pb
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,34 @@ class VerifiedListing:
         )
 
 
+class _Verdicts:
+    """The verdicts on signed snapshot records, each distinct record (by its bytes: record,
+    signature, certificate) judged once: its id and the verified Snapshot, or why it fails.
+    `archive_id` and `restorable` as for `verify_listings`."""
+
+    def __init__(self, archive_id: ArchiveId | None = None, restorable: bool = False) -> None:
+        self.archive_id = archive_id
+        self.restorable = restorable
+        self._known: dict[tuple[bytes, bytes, bytes], tuple[bytes, Snapshot | str]] = {}
+
+    def of(self, signed: pb.SignedSnapshot) -> tuple[bytes, Snapshot | str]:
+        cert = signed.certificate.SerializeToString() if signed.HasField("certificate") else b""
+        key = (signed.record, signed.signature, cert)
+        known = self._known.get(key)
+        if known is None:
+            known = self._known[key] = self._judge(signed)
+        return known
+
+    def _judge(self, signed: pb.SignedSnapshot) -> tuple[bytes, Snapshot | str]:
+        try:
+            snap = verify_snapshot(signed, self.archive_id)
+            if self.restorable:
+                verify_restorable(snap)
+        except SignatureError as e:
+            return bytes(SnapshotId.of(signed.record)), str(e)
+        return bytes(snap.id), snap
+
+
 def verify_listings(
     listings: Sequence[tuple[str, Sequence[ListedSnapshot] | None]],
     archive_id: ArchiveId | None = None,
@@ -86,29 +122,26 @@ def verify_listings(
 
     `archive_id`: only records of this archive are accepted (None: any archive). `restorable`:
     a record that names no tree counts as forged too. `custody`: snapshots it refuses are
-    left out (listed in `refused`). Each record's signature is checked once, however many
-    sources list it.
+    left out (listed in `refused`). Each distinct signed record (by its bytes) is verified
+    once, however many sources list it.
     """
+    verdicts = _Verdicts(archive_id, restorable)
     out = VerifiedListing()
     count = len(listings)
     for index, (label, listing) in enumerate(listings):
         for item in listing or ():
-            snapshot_id = bytes(SnapshotId.of(item.signed.record))
-            try:
-                if item.snapshot_id and item.snapshot_id != snapshot_id:
-                    raise SignatureError(
-                        f"record {short_hex(snapshot_id)} listed under another id "
-                        f"{short_hex(item.snapshot_id)}"
-                    )
-                if snapshot_id not in out.snapshots:
-                    snap = verify_snapshot(item.signed, archive_id)
-                    if restorable:
-                        verify_restorable(snap)
-                    out.snapshots[snapshot_id] = snap
-                    out.listed_by[snapshot_id] = [None] * count
-            except SignatureError as e:
-                out.forged.append(Forged(index, label, str(e)))
+            snapshot_id, verdict = verdicts.of(item.signed)
+            if item.snapshot_id and item.snapshot_id != snapshot_id:
+                verdict = (
+                    f"record {short_hex(snapshot_id)} listed under another id "
+                    f"{short_hex(item.snapshot_id)}"
+                )
+            if isinstance(verdict, str):
+                out.forged.append(Forged(index, label, verdict))
                 continue
+            if snapshot_id not in out.snapshots:
+                out.snapshots[snapshot_id] = verdict
+                out.listed_by[snapshot_id] = [None] * count
             out.listed_by[snapshot_id][index] = item
     if custody is not None:
         for snapshot_id, snap in list(out.snapshots.items()):
@@ -118,3 +151,28 @@ def verify_listings(
                 del out.snapshots[snapshot_id]
                 del out.listed_by[snapshot_id]
     return out
+
+
+def verify_custody_records(
+    sources: Sequence[Sequence[pb.SignedCustodyRecord]],
+) -> tuple[CustodyState, list[int]]:
+    """Verify the custody records every source lists, each distinct signed record (by its
+    bytes) once: the verified ones gathered in a CustodyState, and how many records that fail
+    verification each source listed."""
+    custody = CustodyState()
+    forged = [0] * len(sources)
+    verdicts: dict[bytes, CustodyRecord | None] = {}
+    for index, records in enumerate(sources):
+        for signed in records:
+            raw = signed.SerializeToString()
+            if raw not in verdicts:
+                try:
+                    verdicts[raw] = verify_custody_record(signed)
+                except SignatureError:
+                    verdicts[raw] = None
+            record = verdicts[raw]
+            if record is None:
+                forged[index] += 1
+            else:
+                custody.add(record)
+    return custody, forged

@@ -25,9 +25,9 @@ from samizdat.client.health import (
     Severity,
     analyse,
 )
-from samizdat.client.listing import verify_listings
-from samizdat.core.custody import CustodyState, verify_custody_record
-from samizdat.core.errors import ExitCode, SamizdatError, SignatureError, UsageError
+from samizdat.client.listing import verify_custody_records, verify_listings
+from samizdat.core.custody import CustodyState
+from samizdat.core.errors import ExitCode, SamizdatError, UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot
 from samizdat.rpc.remote import NodeClient
@@ -92,19 +92,18 @@ def collect(
     targets: list[Target], clients: dict[str, NodeClient], timeout: float
 ) -> tuple[list[NodeReport], dict[bytes, Snapshot], CustodyState]:
     """GetStatus and the paged listing from every node in parallel; verify the custody and
-    snapshot records they list (snapshots a revoked writer made and its revocation does not
-    keep are left out)."""
+    snapshot records they list, each distinct signed record once (snapshots a revoked writer
+    made and its revocation does not keep are left out)."""
     with ThreadPoolExecutor(max(1, min(16, len(targets)))) as pool:
         reports = list(pool.map(lambda t: _ask(t, clients[t.name], timeout), targets))
-    custody = CustodyState()
-    for report in reports:
-        for signed in report.status.custody_records if report.status else ():
-            try:
-                custody.add(verify_custody_record(signed))
-            except SignatureError:
-                report.forged_records += 1
+    custody, bad = verify_custody_records(
+        [r.status.custody_records if r.status else () for r in reports]
+    )
+    for report, count in zip(reports, bad, strict=True):
+        report.forged_records += count
     verified = verify_listings(
-        [(r.name, r.listed if r.status is not None else None) for r in reports], custody=custody
+        [(r.name, r.listed if r.status is not None else None) for r in reports],
+        custody=custody,
     )
     for forged in verified.forged:
         reports[forged.source].forged_records += 1
