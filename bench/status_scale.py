@@ -13,6 +13,8 @@ and times:
 - `samizdat status --cluster FILE` and `--json` end to end (a fresh CLI process each time,
   interpreter start-up included), and `samizdat --help` as the start-up baseline;
 - optionally `--audit N` (fetches chunk lists and N chunks per node);
+- optionally `--compare-cli`: `samizdat status` of another checkout against this one's,
+  alternating, --runs pairs (wall and CPU seconds);
 - the cost of a no-op replication round of the second node pulling from the first (ms and
   bytes per round, bench/noop.py) on this million-chunk archive.
 
@@ -22,7 +24,7 @@ which is quadratic in chunk-list entries when S is large).
 
 Usage: python bench/status_scale.py [--chunks 1000000] [--snapshots 3] [--snapshot-chunks 0]
                                     [--nodes 3] [--runs 5] [--status-calls 200] [--audit 100]
-                                    [--dir DIR]
+                                    [--dir DIR] [--compare-cli OTHER/.venv/bin/samizdat]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -145,6 +148,24 @@ def timed(args: list[str], runs: int) -> tuple[list[float], subprocess.Completed
     return times, last
 
 
+def compare_cli(base: list[str], other: Path, cluster: Path, pairs: int) -> dict[str, object]:
+    """`samizdat status --cluster` from this checkout and from `other` (another checkout's
+    `samizdat`), alternating (ABAB); wall and CPU (user + system) seconds per run."""
+    runs: dict[str, dict[str, list[float]]] = {}
+    for _ in range(pairs):
+        for name, cli in (("this", base), ("other", [str(other)])):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.monotonic()
+            subprocess.run([*cli, "status", "--cluster", str(cluster)], capture_output=True)
+            wall = time.monotonic() - t
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            runs.setdefault(name, {"wall_s": [], "cpu_s": []})
+            runs[name]["wall_s"].append(round(wall, 2))
+            runs[name]["cpu_s"].append(round(cpu, 2))
+    return {"other": str(other), "load_average_1min": os.getloadavg()[0], **runs}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--chunks", type=int, default=1_000_000)
@@ -162,6 +183,12 @@ def main() -> None:
     )
     ap.add_argument("--audit", type=int, default=100, help="also time --audit N (0: skip)")
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: temp)")
+    ap.add_argument(
+        "--compare-cli",
+        type=Path,
+        default=None,
+        help="another checkout's samizdat: time its `status` against this one's, alternating",
+    )
     opts = ap.parse_args()
     root = opts.dir or Path(tempfile.mkdtemp(prefix="samizdat-status-scale-"))
     if root.exists():
@@ -326,6 +353,8 @@ def main() -> None:
             "status": doc["status"],
             "complete_copies": [s["replication"]["complete_copies"] for s in doc["snapshots"]],
         }
+        if opts.compare_cli is not None:
+            result["compare_cli"] = compare_cli(base, opts.compare_cli, cluster, opts.runs)
         if opts.audit:
             audit_times, audit = timed(
                 [
