@@ -8,12 +8,13 @@ skipped; the other records and the other sources are used as if it had not been 
 Snapshots a custody record revokes (a stolen writer key, not kept by its revocation) are left
 out.
 
-Each distinct signed record is verified once per call, by its bytes (record, signature and
-certificate): sources listing the very same bytes share one verdict, so a cluster of N nodes
-costs one Ed25519 check per record, not N. A source whose copy differs in any byte (an altered
-signature or certificate beside an honest record) gets its own verdict, and is reported as
-forged although another source listed the record honestly. Custody records likewise
-(`verify_custody_records`).
+Each distinct signed record that verifies is verified once per call, by its bytes (record,
+signature and certificate): sources listing the very same bytes share the verdict, so a
+cluster of N nodes costs one Ed25519 check per record, not N. A source whose copy differs in
+any byte (an altered signature or certificate beside an honest record) is checked on its own
+and reported as forged although another source listed the record honestly. Records that fail
+are not remembered (a lying source's junk costs no memory beyond its report). Custody records
+likewise (`verify_custody_records`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_record
+from samizdat.core.custody import CustodyState, verify_custody_record
 from samizdat.core.errors import SignatureError
 from samizdat.core.ids import ArchiveId, SnapshotId, short_hex
 from samizdat.core.peer import ListedSnapshot
@@ -84,30 +85,30 @@ class VerifiedListing:
 
 
 class _Verdicts:
-    """The verdicts on signed snapshot records, each distinct record (by its bytes: record,
-    signature, certificate) judged once: its id and the verified Snapshot, or why it fails.
-    `archive_id` and `restorable` as for `verify_listings`."""
+    """Verdicts on signed snapshot records: a record's id and the verified Snapshot, or why it
+    fails. A record that verifies is remembered by its bytes (record, signature, certificate)
+    and not checked again; one that fails is checked at every listing of it, so that a lying
+    source's junk costs what it did before and no memory beyond its Forged entry. `archive_id`
+    and `restorable` as for `verify_listings`."""
 
     def __init__(self, archive_id: ArchiveId | None = None, restorable: bool = False) -> None:
         self.archive_id = archive_id
         self.restorable = restorable
-        self._known: dict[tuple[bytes, bytes, bytes], tuple[bytes, Snapshot | str]] = {}
+        self._verified: dict[tuple[bytes, bytes, bytes], Snapshot] = {}
 
     def of(self, signed: pb.SignedSnapshot) -> tuple[bytes, Snapshot | str]:
         cert = signed.certificate.SerializeToString() if signed.HasField("certificate") else b""
         key = (signed.record, signed.signature, cert)
-        known = self._known.get(key)
-        if known is None:
-            known = self._known[key] = self._judge(signed)
-        return known
-
-    def _judge(self, signed: pb.SignedSnapshot) -> tuple[bytes, Snapshot | str]:
+        snap = self._verified.get(key)
+        if snap is not None:
+            return bytes(snap.id), snap
         try:
             snap = verify_snapshot(signed, self.archive_id)
             if self.restorable:
                 verify_restorable(snap)
         except SignatureError as e:
             return bytes(SnapshotId.of(signed.record)), str(e)
+        self._verified[key] = snap
         return bytes(snap.id), snap
 
 
@@ -156,23 +157,22 @@ def verify_listings(
 def verify_custody_records(
     sources: Sequence[Sequence[pb.SignedCustodyRecord]],
 ) -> tuple[CustodyState, list[int]]:
-    """Verify the custody records every source lists, each distinct signed record (by its
-    bytes) once: the verified ones gathered in a CustodyState, and how many records that fail
-    verification each source listed."""
+    """Verify the custody records every source lists, each distinct signed record that
+    verifies (by its bytes) once: the verified ones gathered in a CustodyState, and how many
+    records that fail verification each source listed (each failing one checked every time,
+    as `verify_listings` does)."""
     custody = CustodyState()
     forged = [0] * len(sources)
-    verdicts: dict[bytes, CustodyRecord | None] = {}
+    verified: set[bytes] = set()
     for index, records in enumerate(sources):
         for signed in records:
             raw = signed.SerializeToString()
-            if raw not in verdicts:
-                try:
-                    verdicts[raw] = verify_custody_record(signed)
-                except SignatureError:
-                    verdicts[raw] = None
-            record = verdicts[raw]
-            if record is None:
+            if raw in verified:
+                continue
+            try:
+                custody.add(verify_custody_record(signed))
+            except SignatureError:
                 forged[index] += 1
-            else:
-                custody.add(record)
+                continue
+            verified.add(raw)
     return custody, forged
