@@ -61,6 +61,12 @@ def test_a_copy_that_does_not_open_is_a_clear_error(
         store._cf["chunk_index"].put(_COUNT_KEY, b"\x01")
     finally:
         store.close()
-    code, _, err = run_cli("restore", "--key", archive_key, "--store", copy, tmp_path / "dest")
+    temp = tmp_path / "tmp"  # where the CLI's read-only shadow of the copy goes
+    temp.mkdir()
+    code, _, err = run_cli(
+        "restore", "--key", archive_key, "--store", copy, tmp_path / "dest",
+        env={"TMPDIR": str(temp)},
+    )  # fmt: skip
     assert code == 2, err
-    assert "Traceback" not in err and "damaged store" in err and str(copy) in err
+    assert "Traceback" not in err and "damaged" in err and str(copy) in err
+    assert not list(temp.iterdir())  # the failed open left no shadow directory behind

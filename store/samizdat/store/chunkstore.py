@@ -210,9 +210,19 @@ class ChunkStore:
         except Exception as e:
             shutil.rmtree(self._shadow, ignore_errors=True)
             raise StoreError(f"cannot open the store at {path} read-only: {e}") from None
-        self._cf = {name: self._db.get_column_family(name) for name in present}
-        self._handle = {}
-        self._finish_open(path, 0)
+        try:
+            self._cf = {name: self._db.get_column_family(name) for name in present}
+            self._handle = {}
+            self._finish_open(path, 0)
+        except BaseException as e:  # the shadow directory must not outlive a failed open
+            try:
+                self._db.close()
+            except Exception as close_error:  # rocksdict raises plain Exception
+                log.info("closing %s after a failed open: %s", path, close_error)
+            shutil.rmtree(shadow, ignore_errors=True)
+            if isinstance(e, StoreError) or not isinstance(e, Exception):
+                raise
+            raise StoreError(f"the store at {path} is damaged: {e}") from None
 
     def _finish_open(self, path: Path, pack_mb: int) -> None:
         # Format 1 chunk reads skip RocksDB's own checksums: every blob read is checked
