@@ -249,3 +249,66 @@ def test_consumer_blocked_does_not_deadlock_close(key, chunks) -> None:  # type:
     t.start()
     t.join(10)
     assert not t.is_alive()
+
+
+def test_closed_fetch_wakes_its_blocked_consumer(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    """Restore's bulk lane waits in next() when the main lane gives up and closes its
+    fetch: the wait ends with FetchClosed instead of lasting for ever."""
+    refs, blobs, _ = chunks
+    stalled = FakeSource("stalled", blobs, stall_after=0)  # every call waits for release
+    pool = SourcePool([stalled])
+    f = pool.fetch(ChunkCodec(key), iter(refs))
+    outcome: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            f.next()
+        except BaseException as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    try:
+        assert wait_until(lambda: f.waiting_since > 0, 10)
+        f.close()
+        t.join(10)
+        assert not t.is_alive() and len(outcome) == 1, outcome
+        assert isinstance(outcome[0], fetch_mod.FetchClosed), outcome
+    finally:
+        stalled.release.set()
+        f.close()
+
+
+def test_source_dropped_by_one_fetch_is_dropped_for_another(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    """Two fetches over one pool at once (restore's two lanes). The only source serves a
+    chunk of the first with bytes that do not match its id and is dropped; the second
+    fetch's queued jobs only it could serve fail with ChunkNotFound, so its consumer goes
+    through to the end instead of waiting for ever; what it got before is right."""
+    refs, blobs, plain = chunks
+    bad = refs[0][0]
+    liar = FakeSource("liar", blobs, corrupt={bad}, stall_after=0)
+    pool = SourcePool([liar])
+    codec = ChunkCodec(key)
+    with pool.fetch(codec, iter(refs[:1])) as first, pool.fetch(codec, iter(refs[1:])) as second:
+        assert wait_until(lambda: liar.calls >= 3, 10)  # both fetches have calls waiting
+        liar.release.set()
+        with pytest.raises(ChunkNotFound):
+            first.next()
+        got: list[bytes | None] = []
+        for _ in refs[1:]:
+            try:
+                got.append(bytes(second.next()))
+            except ChunkNotFound:
+                got.append(None)
+    assert all(g is None or g == plain[r[0]] for g, r in zip(got, refs[1:], strict=True))
+    (report,) = pool.reports()
+    assert report.dropped and report.corrupt_chunks == 1, report
+
+
+def wait_until(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False

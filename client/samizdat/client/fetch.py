@@ -24,8 +24,11 @@ the decrypted plaintexts back in exactly that order (`OrderedFetch.next`). Insid
 - When the consumer has waited more than a few job-times for a job that is still in flight on
   a slow or stalled source, an idle source that holds it fetches it too (hedging); the first
   verified answer wins.
-- Memory is bounded whatever the archive size: at most WINDOW_SLOTS slots or WINDOW_BYTES
-  plaintext bytes exist between the feeder and the consumer.
+- Memory is bounded whatever the archive size: at most WINDOW_SLOTS slots or `window_bytes`
+  (default WINDOW_BYTES) plaintext bytes exist between the feeder and the consumer.
+- Several fetches may run over one pool at once (restore's two lanes): each has its own
+  window and workers; a source one of them drops is dropped for all, and each fails the
+  queued jobs nobody can serve any more.
 
 Sources are `samizdat.client.sources.ChunkSource`s; a `SourcePool` keeps their health across
 successive fetches (the tree, then the files) and reports it at the end.
@@ -175,9 +178,11 @@ class SourcePool:
                 src.retry_at - time.monotonic(),
             )
 
-    def fetch(self, codec: ChunkCodec, refs: Iterable[Ref]) -> OrderedFetch:
+    def fetch(
+        self, codec: ChunkCodec, refs: Iterable[Ref], window_bytes: int | None = None
+    ) -> OrderedFetch:
         """Start fetching `refs`; the caller takes plaintexts with next() and must close()."""
-        return OrderedFetch(self, codec, refs)
+        return OrderedFetch(self, codec, refs, window_bytes)
 
     def close(self) -> None:
         for s in self.sources:
@@ -231,11 +236,24 @@ class _Job:
         return [p for p in self.positions if not slot.filled[p] and p not in slot.errors]
 
 
+class FetchClosed(Exception):
+    """next() on a fetch that was closed: another thread gave up on it (never shown: that
+    thread reports its own error)."""
+
+
 class OrderedFetch:
     """One ordered fetch over a SourcePool; see the module docstring."""
 
-    def __init__(self, pool: SourcePool, codec: ChunkCodec, refs: Iterable[Ref]) -> None:
+    def __init__(
+        self,
+        pool: SourcePool,
+        codec: ChunkCodec,
+        refs: Iterable[Ref],
+        window_bytes: int | None = None,
+    ) -> None:
         self.pool, self.codec, self.cv = pool, codec, pool.cv
+        self.window_limit = WINDOW_BYTES if window_bytes is None else window_bytes
+        self.alive = pool.alive_mask  # sources alive when pending was last checked
         self.refs = iter(refs)
         self.slots: deque[_Slot] = deque()
         self.pending: list[_Job] = []  # sorted by job.order
@@ -265,10 +283,12 @@ class OrderedFetch:
 
     def next(self) -> Plaintext:
         """The plaintext of the next ref. Raises ChunkNotFound or IntegrityError for a ref
-        that cannot be served (the next call goes on with the following ref), or whatever
-        stopped the feeder."""
+        that cannot be served (the next call goes on with the following ref), whatever
+        stopped the feeder, or FetchClosed once the fetch is closed."""
         with self.cv:
             while True:
+                if self.closing:
+                    raise FetchClosed("the fetch was closed")
                 if self.slots and self.pos >= len(self.slots[0].ids):
                     done = self.slots.popleft()
                     self.window_bytes -= done.estimate
@@ -291,6 +311,11 @@ class OrderedFetch:
                     raise self.fatal
                 if not self.slots and self.fed_all:
                     raise IntegrityError("chunk stream ended early")
+                alive = self.pool.alive_mask
+                if alive != self.alive:  # dropped by another fetch over the pool
+                    self.alive = alive
+                    self._recheck_pending()
+                    continue
                 if not self.waiting_since:
                     self.waiting_since = time.monotonic()
                 self.cv.wait(WAKE)
@@ -371,7 +396,7 @@ class OrderedFetch:
                 and self.slots
                 and (
                     len(self.slots) >= WINDOW_SLOTS
-                    or self.window_bytes + slot.estimate > WINDOW_BYTES
+                    or self.window_bytes + slot.estimate > self.window_limit
                 )
             ):
                 self.cv.wait(WAKE)

@@ -19,6 +19,14 @@ Passes over the decrypted tree (kept in a temporary file, never in memory):
    written under its name (or, with `salvage`, kept as NAME.samizdat-salvaged: see
    samizdat.client.salvage); it goes into the damage report (samizdat.client.damage) and
    the restore goes on with the next file;
+   Two lanes run this at once, each with its own fetch, window and SafeDest: a *bulk* lane
+   (a thread) writes the large files (BULK_MIN bytes or more, not in a hard-link group)
+   and the main lane (this thread) everything else in tree order: directories, symlinks,
+   hard links and the small files. One lane alone leaves a core idle: while large files
+   stream in, the writer waits for bytes; through a tree of small files and directories,
+   the fetch and the node wait for the writer (file creation). A directory either lane
+   needs first is created by it (mode 0700, as the main lane creates every directory); an
+   error or interrupt in either lane stops both, and each removes its own partial file;
 3. directory modes and times are applied last, deepest first.
 """
 
@@ -28,6 +36,7 @@ import io
 import os
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,7 +51,7 @@ from samizdat.client.damage import (
     lost_chunk,
     sidecar_bytes,
 )
-from samizdat.client.fetch import OrderedFetch, SourcePool, SourceReport
+from samizdat.client.fetch import FETCH_BYTES, OrderedFetch, SourcePool, SourceReport
 from samizdat.client.hardlinks import LinkGroups
 from samizdat.client.safefs import (
     LinkRefused,
@@ -67,6 +76,8 @@ from samizdat.core.tree import iter_tree
 from samizdat.v1 import records_pb2 as pb
 
 HASH_BLOCK = 8 << 20
+BULK_MIN = 1 << 20  # files this large (and not hard-linked) go to the bulk lane
+MAIN_WINDOW = 4 * FETCH_BYTES  # the main lane's fetch window (small files: few bytes)
 
 
 class Progress(Protocol):
@@ -208,16 +219,27 @@ class Restorer:
                 with _reader(tree) as plan_pass:
                     needed = self._plan(plan_pass, dest, paths, overwrite)
                 self.progress.total(self.stats.planned_bytes)
-                # Two independent readers of the tree: the feeder thread and the writer.
+                # Independent readers of the tree: each lane's feeder thread and writer.
                 with _reader(tree) as fetch_pass, _reader(tree) as write_pass:
                     refs = (
                         (ref.id, ref.length)
                         for i, e in enumerate(self._files(fetch_pass, paths))
-                        if i in needed
+                        if i in needed and not _bulk(e)
                         for ref in e.chunks
                     )
-                    with self.pool.fetch(self.codec, refs) as fetch:
-                        self._write(write_pass, dest, paths, needed, fetch)
+                    bulk = _BulkLane(self, tree, dest, paths, needed)
+                    ok = False
+                    try:
+                        bulk.start()
+                        with self.pool.fetch(self.codec, refs, MAIN_WINDOW) as fetch:
+                            dirs = self._write(write_pass, dest, paths, needed, fetch, bulk)
+                        ok = True
+                    finally:
+                        bulk.finish(ok)
+                    bulk.merge_into(self.stats)
+                # Directory modes and times last (both lanes are done), deepest first.
+                for path, mode, mtime_ns in reversed(dirs):
+                    dest.set_dir_meta(path, mode, mtime_ns)  # type: ignore[union-attr]
         finally:
             if dest is not None:
                 dest.close()
@@ -366,11 +388,16 @@ class Restorer:
         paths: list[bytes],
         needed: _Bitmap,
         fetch: OrderedFetch,
-    ) -> None:
+        bulk: _BulkLane,
+    ) -> list[tuple[bytes, int, int]]:
+        """The main lane: every selected entry but the bulk lane's files, in tree order;
+        returns the directories (path, mode, mtime) whose metadata is still to be set."""
         dirs: list[tuple[bytes, int, int]] = []
         links = LinkGroups()
         file_index = -1
         for entry in iter_tree(tree):
+            if bulk.error is not None:
+                raise bulk.error
             if not selected(entry.path, paths):
                 continue
             if entry.kind == pb.ENTRY_KIND_DIRECTORY:
@@ -390,10 +417,9 @@ class Restorer:
                 if target is not None:
                     if dest is None or self._link(dest, target, entry):
                         self.stats.files += 1
-                elif file_index in needed:
-                    self._restore_file(entry, dest, fetch)
-        for path, mode, mtime_ns in reversed(dirs):
-            dest.set_dir_meta(path, mode, mtime_ns)  # type: ignore[union-attr]
+                elif file_index in needed and not _bulk(entry):
+                    self._restore_file(entry, dest, fetch, self.stats)
+        return dirs
 
     def _link(self, dest: SafeDest, target: bytes, entry: pb.TreeEntry) -> bool:
         """Restore a later name of a hard-link group: a link, or a copy of the first name
@@ -408,7 +434,11 @@ class Restorer:
             return True
 
     def _restore_file(
-        self, entry: pb.TreeEntry, dest: SafeDest | None, fetch: OrderedFetch
+        self,
+        entry: pb.TreeEntry,
+        dest: SafeDest | None,
+        fetch: OrderedFetch,
+        stats: RestoreStats,
     ) -> None:
         """Fetch one file into its partial file and give it its name once it verifies; a
         file with lost chunks goes into the damage report instead (salvaged if asked).
@@ -449,11 +479,11 @@ class Restorer:
                 or (hasher is not None and hasher.digest() != entry.content_hash)
             ):
                 owned, handle = handle, None
-                self._damaged(entry, dest, lost, owned, offset)
+                self._damaged(entry, dest, lost, owned, offset, stats)
                 return
             if handle is not None and dest is not None and writer is not None:
                 writer.finish()
-                self.stats.xattrs_refused += set_xattrs(handle[2], entry.xattrs, entry.path)
+                stats.xattrs_refused += set_xattrs(handle[2], entry.xattrs, entry.path)
                 dest.seal(handle[2], entry.mode, entry.mtime_ns, entry.path)
                 # Forget the descriptor before closing it: an interrupt between the two must
                 # not make the cleanup below close it again (EBADF would hide the interrupt).
@@ -475,8 +505,8 @@ class Restorer:
         finally:
             if handle is not None:
                 os.close(handle[0])
-        self.stats.files += 1
-        self.stats.bytes += offset
+        stats.files += 1
+        stats.bytes += offset
 
     def _damaged(
         self,
@@ -485,6 +515,7 @@ class Restorer:
         lost: list[LostChunk],
         handle: tuple[int, bytes, int] | None,
         end: int,
+        stats: RestoreStats,
     ) -> None:
         """Report a file that did not verify; keep its salvage copy if asked, else remove
         its partial file. Closes `handle`."""
@@ -516,4 +547,93 @@ class Restorer:
                 if fd >= 0:
                     os.close(fd)
                 os.close(parent_fd)
-        self.stats.damage.add(damaged)
+        stats.damage.add(damaged)
+
+
+def _bulk(entry: pb.TreeEntry) -> bool:
+    """Is this selected file the bulk lane's (large, and no hard-link group's member)?"""
+    return entry.size >= BULK_MIN and not entry.link_group
+
+
+class _BulkLane:
+    """The bulk lane (see the module docstring): a thread restoring the selected files
+    `needed` marks and `_bulk` picks, in tree order, through its own fetch and SafeDest."""
+
+    def __init__(
+        self,
+        restorer: Restorer,
+        tree: BinaryIO,
+        dest: SafeDest | None,
+        paths: list[bytes],
+        needed: _Bitmap,
+    ) -> None:
+        self.restorer, self.paths, self.needed = restorer, paths, needed
+        self.stats = RestoreStats()
+        self.error: BaseException | None = None
+        self.stopped = threading.Event()
+        self.fetch_pass, self.write_pass = _reader(tree), _reader(tree)
+        refs = (
+            (ref.id, ref.length)
+            for i, e in enumerate(Restorer._files(self.fetch_pass, paths))
+            if i in needed and _bulk(e)
+            for ref in e.chunks
+        )
+        self.refs = refs
+        self.dest = dest.twin() if dest is not None else None
+        self.fetch: OrderedFetch | None = None
+        self.thread = threading.Thread(target=self._run, name="restore-bulk", daemon=True)
+
+    def start(self) -> None:
+        self.fetch = self.restorer.pool.fetch(self.restorer.codec, self.refs)
+        self.thread.start()
+
+    def _run(self) -> None:
+        assert self.fetch is not None
+        try:
+            for i, entry in enumerate(Restorer._files(self.write_pass, self.paths)):
+                if self.stopped.is_set():
+                    return
+                if i in self.needed and _bulk(entry):
+                    self.restorer._restore_file(entry, self.dest, self.fetch, self.stats)
+        except BaseException as e:  # handed to the main lane
+            self.error = e
+
+    def _halt(self) -> None:
+        self.stopped.set()
+        if self.fetch is not None:
+            self.fetch.close()  # a wait in next() raises FetchClosed
+
+    def _join(self) -> None:
+        if self.thread.ident is not None:  # started
+            self.thread.join()
+
+    def finish(self, ok: bool) -> None:
+        """Wait for the lane to end (stopping it first unless the main lane ended `ok`),
+        then release its fetch, destination and tree readers. Raises the lane's error if
+        the main lane ended ok."""
+        if not ok:
+            self._halt()
+        try:
+            self._join()
+        except BaseException:  # an interrupt while waiting: stop it, then wait it out
+            self._halt()
+            self._join()
+            raise
+        finally:
+            self._halt()
+            if self.dest is not None:
+                self.dest.close()
+            self.fetch_pass.close()
+            self.write_pass.close()
+        if ok and self.error is not None:
+            raise self.error
+
+    def merge_into(self, stats: RestoreStats) -> None:
+        """Add the lane's counts and damaged files to the main lane's (damage in tree
+        order)."""
+        stats.files += self.stats.files
+        stats.bytes += self.stats.bytes
+        stats.xattrs_refused += self.stats.xattrs_refused
+        if self.stats.damage.files:
+            stats.damage.files.extend(self.stats.damage.files)
+            stats.damage.files.sort(key=lambda d: d.path.split(b"/"))

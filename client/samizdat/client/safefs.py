@@ -84,7 +84,8 @@ _LINK_REFUSALS = (errno.EMLINK, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, er
 
 
 class SafeDest:
-    """A restore destination. Not thread-safe: one writer thread uses it."""
+    """A restore destination. Not thread-safe: one writer thread uses it (another thread
+    writing into the same DEST uses its own `twin`)."""
 
     CACHED_DIRS = 128
 
@@ -107,6 +108,18 @@ class SafeDest:
         # removed yet: set before the file is created, so that close() removes it wherever an
         # interrupt (Ctrl-C raises where it lands) stopped the code that would have.
         self._unfinished: bytes | None = None
+
+    def twin(self) -> SafeDest:
+        """Another SafeDest on the same DEST (the same root directory, however DEST's name is
+        changed meanwhile) with its own descriptors, for another writer thread. Both create
+        the parents they need; a directory the other one created meanwhile is used."""
+        other = object.__new__(SafeDest)
+        other.root = self.root
+        other.root_fd = os.dup(self.root_fd)
+        other.started_empty = self.started_empty
+        other._dirs = OrderedDict()
+        other._unfinished = None
+        return other
 
     def close(self) -> None:
         """Remove the partial file an interrupted write left, and close every descriptor."""
@@ -145,7 +158,8 @@ class SafeDest:
                 if not create:
                     raise
                 with os_errors(path):
-                    os.mkdir(part, 0o700, dir_fd=fd)
+                    with suppress(FileExistsError):  # made by a twin meanwhile
+                        os.mkdir(part, 0o700, dir_fd=fd)
                     nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENOTDIR):
