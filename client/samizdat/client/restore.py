@@ -621,7 +621,9 @@ class _BulkLane:
             raise
         finally:
             self._halt()
-            if self.dest is not None:
+            # A second interrupt during the second join leaves the thread running: its
+            # descriptors stay open rather than being closed under it (it is a daemon).
+            if self.dest is not None and not self.thread.is_alive():
                 self.dest.close()
             self.fetch_pass.close()
             self.write_pass.close()
