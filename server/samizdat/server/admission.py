@@ -13,13 +13,21 @@ through `Admission` first, which, from the call's metadata alone:
    any message: a call refused this way is handled as client-streaming, so its request is
    never waited for;
 3. caps what each caller holds at a time (LIMITS: calls, and streams among them); over the
-   cap a call is refused at once (RESOURCE_EXHAUSTED, "node busy"). A unary call counts from
-   the arrival of its request: one whose request never comes costs a coroutine, no slot;
-4. keeps a reserve: strangers run on at most STRANGER_WORKERS of the pool's WORKERS threads,
+   cap a call is refused at once (RESOURCE_EXHAUSTED, "node busy"). Every call counts from its
+   headers, before its request is read;
+4. bounds what unread requests pin: gRPC takes up to a message (the receive limit, 4 MiB)
+   of every admitted call's request into memory whether or not it is read yet (HTTP/2 windows
+   that BDP probing grows), so each caller pins at most its calls cap x 4 MiB (strangers
+   together: 32 MiB). Unary requests are read here, as a one-message client stream, and must
+   arrive within REQUEST_WAIT of the headers, else the call ends (DEADLINE_EXCEEDED) and
+   frees its slot (review R1 of 2026-12-01: when a unary call was counted only once its
+   request had arrived, a stranger sending requests all but their last byte pinned 4 MiB per
+   stream, on as many streams and connections as it liked);
+5. keeps a reserve: strangers run on at most STRANGER_WORKERS of the pool's WORKERS threads,
    so peers and archive holders always find threads free;
-5. bounds time: a stream whose client sends nothing for READ_IDLE, or reads nothing for
+6. bounds time: a stream whose client sends nothing for READ_IDLE, or reads nothing for
    WRITE_IDLE, is ended (DEADLINE_EXCEEDED); a health Watch ends after WATCH_SECONDS;
-6. answers an undecodable message with INVALID_ARGUMENT, counted in
+7. answers an undecodable message with INVALID_ARGUMENT, counted in
    `samizdat_rpc_rejected_total{method,reason}` rather than logged; a deserializer marked
    `OffLoop` (PutChunks' hand-written parse) is left to the servicer's worker-thread step
    (`Deferred`), never run on the loop.
@@ -53,6 +61,7 @@ Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 WORKERS = 16
 STRANGER_WORKERS = 4
 READ_IDLE = 60.0
+REQUEST_WAIT = 10.0  # a unary request follows its headers at once; waiting longer only pins memory
 WRITE_IDLE = 30.0
 WATCH_SECONDS = 60.0
 # Methods anyone may call (signed records are public; status hides topology from strangers);
@@ -72,7 +81,9 @@ class Limits:
 
 STRANGER, PEER, ARCHIVE = "stranger", "peer", "archive"
 # Strangers share one budget: they cannot be told apart (loopback, NAT).
-LIMITS = {STRANGER: Limits(64, 8), PEER: Limits(64, 8), ARCHIVE: Limits(128, 16)}
+# Each admitted call may pin a message (4 MiB): a caller pins at most calls x 4 MiB. What
+# members run at once is small: restore 2 streams per node, a puller 4, push 1 and its asks.
+LIMITS = {STRANGER: Limits(8, 8), PEER: Limits(16, 8), ARCHIVE: Limits(32, 16)}
 
 
 class Undecodable:
@@ -244,8 +255,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         @contextlib.asynccontextmanager
         async def accounted(context: Ctx) -> AsyncIterator[None]:
-            """Counts the call from here (for a unary request: once it has arrived, so a
-            request that never comes holds no slot) until it ends."""
+            """Counts the call from here (before its request is read) until it ends."""
             if self._over(who, streaming):
                 rejected.labels(method, "busy").inc()
                 await context.abort(*abort_args(_busy(who)))
@@ -286,27 +296,24 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary or handler.unary_stream:
+            # Served as client streams, so that the request is read inside `accounted`.
             behavior = handler.unary_unary or handler.unary_stream
-
-            def check(request: Any) -> None:
-                if request is UNDECODABLE:
-                    raise _BadMessage
 
             if handler.unary_unary:
 
-                async def unary(request: Any, context: Ctx) -> Any:
+                async def unary(requests: Any, context: Ctx) -> Any:
                     async with accounted(context):
-                        check(request)
+                        request = await _read_request(requests)
                         if asyncio.iscoroutinefunction(behavior):
                             return await behavior(request, context)
                         return await blocking(behavior, request, SyncContext(context))
                     return None
 
-                return grpc.unary_unary_rpc_method_handler(unary, **kw)
+                return grpc.stream_unary_rpc_method_handler(unary, **kw)
 
-            async def server_stream(request: Any, context: Ctx) -> None:
+            async def server_stream(requests: Any, context: Ctx) -> None:
                 async with accounted(context):
-                    check(request)
+                    request = await _read_request(requests)
                     if asyncio.iscoroutinefunction(behavior):  # health Watch: bounded in time
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(behavior(request, context), WATCH_SECONDS)
@@ -325,7 +332,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     finally:
                         await blocking(responses.close)
 
-            return grpc.unary_stream_rpc_method_handler(server_stream, **kw)
+            return grpc.stream_stream_rpc_method_handler(server_stream, **kw)
 
         behavior = handler.stream_unary
         if behavior is None or not asyncio.iscoroutinefunction(behavior):
@@ -352,6 +359,22 @@ _END = object()
 
 def _next(responses: Iterator[Any]) -> Any:
     return next(responses, _END)
+
+
+async def _read_request(requests: AsyncIterator[Any]) -> Any:
+    """The request of a unary call served as a client stream: its first message, within
+    REQUEST_WAIT. Raises _Idle past that, _BadMessage if it did not decode or the
+    stream ended without one."""
+    try:
+        async with asyncio.timeout(REQUEST_WAIT):
+            request = await requests.__aiter__().__anext__()
+    except StopAsyncIteration:
+        raise _BadMessage from None
+    except TimeoutError:
+        raise _Idle(f"no request for {REQUEST_WAIT:.0f}s") from None
+    if request is UNDECODABLE:
+        raise _BadMessage
+    return request
 
 
 async def _checked(
