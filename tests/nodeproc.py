@@ -293,6 +293,14 @@ class NodeProcess:
         self._reap()
         return code
 
+    def rss(self) -> int:
+        """The running node's resident set size in bytes (VmRSS)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
     def kill(self) -> None:
         """SIGKILL (a crash or a seizure): no cleanup runs in the node."""
         if self.proc is not None and self.proc.poll() is None:

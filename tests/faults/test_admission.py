@@ -25,20 +25,12 @@ from tests.conftest import KeyFile
 from tests.e2e.test_replication import make_tree, push, wait_complete
 from tests.healthcluster import configure
 from tests.hostile import KINDS, HoldCalls
-from tests.nodeproc import NodeProcess, run_cli
+from tests.nodeproc import run_cli
 
 pytestmark = pytest.mark.timeout(240)
 
 HELD = 200
 RSS_BOUND = 300 << 20
-
-
-def rss(node: NodeProcess) -> int:
-    assert node.proc is not None
-    for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def chunk_ids(client: NodeClient) -> list[bytes]:
@@ -71,7 +63,7 @@ def test_held_hostile_calls_leave_members_served_and_memory_bounded(
         ids = chunk_ids(rogue_client)
     finally:
         rogue_client.close()
-    before = rss(a)
+    before = a.rss()
 
     hold = HoldCalls(a.address)
     try:
@@ -118,7 +110,7 @@ def test_held_hostile_calls_leave_members_served_and_memory_bounded(
         wait_complete([b], {first, second})
         timings["replication"] = time.monotonic() - t
 
-        during = rss(a)
+        during = a.rss()
         outcomes = hold.outcomes()
     finally:
         hold.close()

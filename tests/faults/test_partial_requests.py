@@ -40,7 +40,6 @@ from samizdat.rpc.remote import NodeClient
 from samizdat.server.admission import LIMITS, PEER, REQUEST_WAIT, STRANGER
 from samizdat.server.identity import create_identity
 from tests.conftest import KeyFile
-from tests.nodeproc import NodeProcess
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -53,14 +52,6 @@ METHODS = {
     PEER: "/samizdat.v1.ChunkService/HasChunks",
 }
 RSS_BOUND = 300 << 20
-
-
-def rss(node: NodeProcess) -> int:
-    assert node.proc is not None
-    for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 @dataclass
@@ -166,12 +157,12 @@ def test_partial_requests_pin_at_most_the_callers_calls_cap(
     address = NodeAddress.parse(node.address)
     if caller == PEER:
         token = node_token(rogue.key, node.node_id)
-    before = rss(node)
+    before = node.rss()
     peak = {"rss": before, "in": 0}
 
     def sample() -> None:
         """Records the node's RSS and how many streams have sent all but their last byte."""
-        peak["rss"] = max(peak["rss"], rss(node))
+        peak["rss"] = max(peak["rss"], node.rss())
         sent = sum(len(rest) <= 1 for c in conns for rest in c.unsent.values())
         peak["in"] = max(peak["in"], sent)
 
