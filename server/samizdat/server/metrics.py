@@ -114,6 +114,19 @@ class NodeMetrics:
             registry=r,
         )
 
+        self.shared_builds = Counter(
+            "samizdat_shared_builds",
+            "Builds of answers shared by every caller, rebuilt once per change of the stored"
+            " records (snapshot_counters: the snapshot list of status and scrapes;"
+            " status_snapshots: its GetStatus encoding)",
+            ["answer"],
+            registry=r,
+        )
+
+    def built(self, answer: str) -> Callable[[], None]:
+        """The callback counting one build of the shared answer `answer`."""
+        return self.shared_builds.labels(answer=answer).inc
+
     def chunks_served(self, caller: Caller, size: int) -> None:
         self.served_bytes.labels(role=str(caller.role)).inc(size)
 

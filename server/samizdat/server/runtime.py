@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from samizdat.server.identity import NodeIdentity, load_identity
 from samizdat.server.listing import RecordFacts, RecordIndex
 from samizdat.server.metrics import NodeMetrics
 from samizdat.server.reports import PeerReport, ScrubReport, SnapshotReport
+from samizdat.server.shared import SharedBuild
 from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
@@ -63,6 +64,9 @@ class NodeRuntime:
         self.records = RecordIndex(self.store)
         self.metrics = NodeMetrics()
         self.metrics.watch(self)
+        self._counters = SharedBuild(
+            self.records_key, self._snapshot_counters, self.metrics.built("snapshot_counters")
+        )
         self.started = time.monotonic()
         self.serving = threading.Event()  # set while the gRPC server is up
         self.stopping = threading.Event()
@@ -159,10 +163,21 @@ class NodeRuntime:
             )
             yield facts.position, item, facts.size
 
-    def snapshot_counters(self) -> list[SnapshotReport]:
+    def records_key(self) -> tuple[int, NodeConfig]:
+        """What the listing of records depends on: the store's writes of records, counters
+        and custody records, and the config (hosted archives): equal keys, equal listing."""
+        return self.store.records_generation, self.config
+
+    def snapshot_counters(self) -> Sequence[SnapshotReport]:
         """Every listed record's id, archive, position and counters (GetStatus sends them
-        without the record: ~60 bytes each, so a status answer holds ~65,000 of them). Reads
-        only the counters of each record, once records are parsed (samizdat.server.listing)."""
+        without the record: ~60 bytes each, so a status answer holds ~65,000 of them). Built
+        once per change of `records_key` and shared by every caller (GetStatus, scrapes):
+        samizdat.server.shared; the caller must not change it."""
+        return self._counters.get()
+
+    def _snapshot_counters(self) -> list[SnapshotReport]:
+        """Reads only the counters of each record, once records are parsed
+        (samizdat.server.listing)."""
         listed = [facts for facts, listed in self._listed(b"", 0) if listed]
         states = self.store.snapshot_states()  # read after: a listed record's state is stored
         return [

@@ -35,6 +35,7 @@ from samizdat.server.access import caller_from_metadata, require_reader, require
 from samizdat.server.admission import Deferred, OffLoop
 from samizdat.server.reports import PeerReport, ScrubReport, SnapshotReport
 from samizdat.server.runtime import NodeRuntime
+from samizdat.server.shared import SharedBuild
 from samizdat.server.snapshots import accept_verified
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import node_pb2_grpc as rpc
@@ -255,17 +256,30 @@ class SnapshotServicer(_Base, rpc.SnapshotServiceServicer):
 
 
 class NodeServicer(_Base, rpc.NodeServiceServicer):
+    def __init__(self, node: NodeRuntime) -> None:
+        super().__init__(node)
+        self._snapshots = SharedBuild(
+            node.records_key, self._encode_snapshots, node.metrics.built("status_snapshots")
+        )
+
+    def _encode_snapshots(self) -> bytes:
+        """The `snapshots` field of a GetStatusResponse, encoded (O(snapshots): shared)."""
+        items = [_snapshot_to_wire(item) for item in self.node.snapshot_counters()]
+        return npb.GetStatusResponse(snapshots=items).SerializeToString()
+
     @_rpc
-    def GetStatus(
-        self, request: npb.GetStatusRequest, context: grpc.ServicerContext
-    ) -> npb.GetStatusResponse:
+    def GetStatus(self, request: npb.GetStatusRequest, context: grpc.ServicerContext) -> bytes:
+        """An encoded GetStatusResponse: what changes with every call (O(peers + custody
+        records)) encoded here, followed by the snapshot list encoded once per change of the
+        stored records for every caller (protobuf merges the concatenation)."""
         node, store = self.node, self.node.store
+        snapshots = self._snapshots.get()  # first: as fresh as the counters read below
         disk = shutil.disk_usage(store.path)
         peers = [_peer_to_wire(p) for p in node.peer_status()]
         if not self._authenticated(context):  # the cluster's topology is for members only
             for peer in peers:
                 peer.address = ""
-        return npb.GetStatusResponse(
+        head = npb.GetStatusResponse(
             node_id=node.node_id,
             name=node.config.name,
             jurisdiction=node.config.jurisdiction,
@@ -280,9 +294,9 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
             unrepairable_chunks=node.unrepairable_count(),
             peers=peers,
             scrub=_scrub_to_wire(node.scrub_status()),
-            snapshots=[_snapshot_to_wire(item) for item in node.snapshot_counters()],
             custody_records=node.custody.records(),
         )
+        return head.SerializeToString() + snapshots
 
     @_rpc
     def NotifySnapshots(
@@ -336,7 +350,27 @@ def _add_chunk_service(server: grpc.Server, servicer: ChunkServicer) -> None:
             response_serializer=npb.PutChunksResponse.SerializeToString,
         ),
     }
-    service = "samizdat.v1.ChunkService"
+    _register(server, "samizdat.v1.ChunkService", handlers)
+
+
+def _add_node_service(server: grpc.Server, servicer: NodeServicer) -> None:
+    """rpc.add_NodeServiceServicer_to_server, but GetStatus answers encoded bytes."""
+    handlers = {
+        "GetStatus": grpc.unary_unary_rpc_method_handler(
+            servicer.GetStatus,
+            request_deserializer=npb.GetStatusRequest.FromString,
+            response_serializer=bytes,
+        ),
+        "NotifySnapshots": grpc.unary_unary_rpc_method_handler(
+            servicer.NotifySnapshots,
+            request_deserializer=npb.NotifySnapshotsRequest.FromString,
+            response_serializer=npb.NotifySnapshotsResponse.SerializeToString,
+        ),
+    }
+    _register(server, "samizdat.v1.NodeService", handlers)
+
+
+def _register(server: grpc.Server, service: str, handlers: dict[str, Any]) -> None:
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
     server.add_registered_method_handlers(service, handlers)
 
@@ -344,5 +378,5 @@ def _add_chunk_service(server: grpc.Server, servicer: ChunkServicer) -> None:
 def add_servicers(server: grpc.Server, node: NodeRuntime) -> None:
     _add_chunk_service(server, ChunkServicer(node))
     rpc.add_SnapshotServiceServicer_to_server(SnapshotServicer(node), server)
-    rpc.add_NodeServiceServicer_to_server(NodeServicer(node), server)
+    _add_node_service(server, NodeServicer(node))
     rpc.add_CustodyServiceServicer_to_server(CustodyServicer(node), server)

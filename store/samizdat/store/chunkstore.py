@@ -147,6 +147,10 @@ class ChunkStore:
     def __init__(self, path: Path, *, pack_mb: int = 32, read_only: bool = False) -> None:
         self.path = path
         self._shadow: Path | None = None
+        # Counts writes of snapshot records, their counters and custody records, so answers
+        # built from them (samizdat.server.shared) know when to build again.
+        self._generation = 0
+        self._generation_lock = threading.Lock()
         if read_only:
             self._open_read_only(path)
             return
@@ -281,6 +285,16 @@ class ChunkStore:
                 f"store at {path} has format {found}; this samizdat reads format "
                 f"{STORE_FORMAT} (upgrade samizdat)"
             )
+
+    @property
+    def records_generation(self) -> int:
+        """A number that changes after every write of snapshot records, snapshot counters or
+        custody records (in this process): equal numbers, no such write in between."""
+        return self._generation
+
+    def _records_written(self) -> None:
+        with self._generation_lock:
+            self._generation += 1
 
     # ----------------------------------------------------------------- chunks
 
@@ -586,6 +600,7 @@ class ChunkStore:
             if seen:
                 batch.put(_POSITION_KEY, struct.pack(">Q", position), self._handle["node"])
                 self._write(batch, self._synced)
+                self._records_written()
             return positions
 
     def set_snapshot_state(
@@ -601,6 +616,7 @@ class ChunkStore:
                 snapshot_id, _STATE.pack(held, total, stored_bytes), self._handle["snapshot_state"]
             )
         self._write(batch, self._synced)
+        self._records_written()
 
     def snapshot_state(self, snapshot_id: bytes) -> tuple[int, int, int]:
         raw = self._cf["snapshot_state"].get(snapshot_id)
@@ -645,6 +661,7 @@ class ChunkStore:
             batch.put(struct.pack(">Q", position), signed_bytes, self._handle["custody"])
             batch.put(_CUSTODY_POSITION_KEY, struct.pack(">Q", position), self._handle["node"])
             self._write(batch, self._synced)
+            self._records_written()
             return position
 
     def iter_custody_log(self, after: int = 0) -> Iterator[tuple[int, bytes]]:

@@ -1,0 +1,82 @@
+"""What a stranger at the port can make a node spend, bounded (issue 15, `stranger` slice).
+
+- GetStatus is public; its snapshot list costs O(snapshots) to build (~45 ms of node CPU a
+  call at 10,000 snapshots). It is built once per change of the stored records and shared:
+  200 strangers' calls build it at most once, a member's call made during the flood succeeds,
+  and a new snapshot shows in the very next call (no staleness).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from samizdat.rpc.address import NodeAddress
+from samizdat.rpc.remote import NodeClient
+from tests.conftest import KeyFile
+from tests.e2e.test_metrics import scrape, value
+from tests.e2e.test_replication import make_tree, push
+from tests.healthcluster import configure
+from tests.nodeproc import free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+FLOOD_THREADS, FLOOD_CALLS = 8, 25
+
+
+def builds(port: int) -> dict[str, float]:
+    samples, _ = scrape(port)
+    return {
+        answer: value(samples, "samizdat_shared_builds_total", answer=answer)
+        for answer in ("snapshot_counters", "status_snapshots")
+    }
+
+
+def test_stranger_status_flood_builds_the_snapshot_list_once_and_members_stay_fresh(
+    node_factory, archive_key: KeyFile, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    metrics_port = free_port()
+    node = node_factory("a", host=[archive_key.archive_id], start=False)
+    configure(node, metrics_listen=f"127.0.0.1:{metrics_port}", scrub_rate_mb=0)
+    node.start()
+    first = push(archive_key, node, make_tree(tmp_path / "s1", 1 << 20, seed=1))
+    node.status()  # the list as of the push, built
+    before = builds(metrics_port)
+
+    errors: list[BaseException] = []
+    answers: list[int] = []
+
+    def stranger() -> None:
+        client = NodeClient(NodeAddress.parse(node.address))  # no token: a stranger
+        try:
+            for _ in range(FLOOD_CALLS):
+                answers.append(len(client.status(timeout=30).snapshots))
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=stranger) for _ in range(FLOOD_THREADS)]
+    for t in threads:
+        t.start()
+    member = NodeClient(NodeAddress.parse(node.address), archive_key.key)
+    try:
+        status = member.status(timeout=30)  # during the flood
+        assert [s.snapshot_id.hex() for s in status.snapshots] == [first]
+    finally:
+        member.close()
+        for t in threads:
+            t.join(timeout=60)
+    assert not errors, errors[0]
+    assert answers == [1] * FLOOD_THREADS * FLOOD_CALLS
+    after = builds(metrics_port)
+    # Nothing was stored meanwhile: no call built the list again (the scrapes share it too).
+    assert after == before, (before, after)
+
+    second = push(archive_key, node, make_tree(tmp_path / "s2", 1 << 20, seed=2))
+    listed = {s.snapshot_id.hex() for s in node.status().snapshots}  # the very next call
+    assert listed == {first, second}
+    fresh = builds(metrics_port)
+    assert all(fresh[k] > after[k] for k in after), (after, fresh)
