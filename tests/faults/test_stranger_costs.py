@@ -4,11 +4,16 @@
   call at 10,000 snapshots). It is built once per change of the stored records and shared:
   200 strangers' calls build it at most once, a member's call made during the flood succeeds,
   and a new snapshot shows in the very next call (no staleness).
+- The metrics endpoint started a thread per connection with no timeout: 200 connections that
+  send nothing held 200 threads for ever. Now its threads are fixed (metrics_http), a fresh
+  scrape is answered while they are open, and the node closes every one of them.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,11 +24,29 @@ from tests.conftest import KeyFile
 from tests.e2e.test_metrics import scrape, value
 from tests.e2e.test_replication import make_tree, push
 from tests.healthcluster import configure
-from tests.nodeproc import free_port
+from tests.nodeproc import NodeProcess, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
 FLOOD_THREADS, FLOOD_CALLS = 8, 25
+IDLE = 200
+
+
+def threads(node: NodeProcess) -> int:
+    assert node.proc is not None
+    status = Path(f"/proc/{node.proc.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+def closed_by_node(sock: socket.socket, deadline: float) -> bool:
+    """Wait (until `deadline`) for the node to close `sock`; True if it did."""
+    sock.settimeout(max(0.1, deadline - time.monotonic()))
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
 
 
 def builds(port: int) -> dict[str, float]:
@@ -80,3 +103,29 @@ def test_stranger_status_flood_builds_the_snapshot_list_once_and_members_stay_fr
     assert listed == {first, second}
     fresh = builds(metrics_port)
     assert all(fresh[k] > after[k] for k in after), (after, fresh)
+
+
+def test_idle_metrics_connections_hold_no_threads_and_are_closed(
+    node_factory,
+) -> None:  # type: ignore[no-untyped-def]
+    metrics_port = free_port()
+    node = node_factory("a", start=False)
+    configure(node, metrics_listen=f"127.0.0.1:{metrics_port}", scrub_rate_mb=0)
+    node.start()
+    scrape(metrics_port)
+    before = threads(node)
+    idle = []
+    try:
+        for _ in range(IDLE):  # connect and send nothing (slowloris)
+            idle.append(socket.create_connection(("127.0.0.1", metrics_port), timeout=10))
+        samples, _ = scrape(metrics_port)  # a fresh scrape, answered while they are open
+        assert value(samples, "samizdat_chunks_stored") == 0
+        during = threads(node)
+        # A thread per connection would be +200; the workers are fixed (2) and started.
+        assert during <= before + 8, (before, during)
+        deadline = time.monotonic() + 60
+        assert all(closed_by_node(s, deadline) for s in idle)
+    finally:
+        for s in idle:
+            s.close()
+    scrape(metrics_port)

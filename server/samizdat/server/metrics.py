@@ -9,24 +9,20 @@ peer sync times) are read from the node's incremental counters at scrape time by
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from samizdat.core.ids import short_hex
 from samizdat.core.tokens import Caller
+from samizdat.server import metrics_http
+from samizdat.server.metrics_http import WsgiApp
 
 if TYPE_CHECKING:
     from samizdat.server.runtime import NodeRuntime
-
-WsgiApp = Callable[..., Iterable[bytes]]
 
 RPC_BUCKETS = (
     0.001,
@@ -139,23 +135,11 @@ class NodeMetrics:
 
     def serve(self, listen: str, wrap: Callable[[WsgiApp], WsgiApp] | None = None) -> int:
         """Start the /metrics HTTP endpoint (its WSGI app passed through `wrap`, which may
-        answer other paths) in a daemon thread; return its port."""
+        answer other paths) in a daemon thread; return its port. Threads and time per
+        connection are bounded: samizdat.server.metrics_http."""
         host, _, port = listen.rpartition(":")
-        family, _, _, _, sockaddr = socket.getaddrinfo(
-            host.strip("[]"), int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
         app = make_wsgi_app(self.registry)
-        server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
-        httpd: ThreadingWSGIServer = make_server(
-            str(sockaddr[0]), int(port), wrap(app) if wrap else app, server_class, _QuietHandler
-        )
-        threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True).start()
-        return int(httpd.server_port)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
-        pass
+        return metrics_http.serve(wrap(app) if wrap else app, host.strip("[]"), int(port))
 
 
 class NodeCollector(Collector):
