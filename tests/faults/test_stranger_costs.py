@@ -7,10 +7,15 @@
 - The metrics endpoint started a thread per connection with no timeout: 200 connections that
   send nothing held 200 threads for ever. Now its threads are fixed (metrics_http), a fresh
   scrape is answered while they are open, and the node closes every one of them.
+- ListCustodyRecords answered every record in one message. Only the archive key's records are
+  kept (a stranger's are refused), but its holder (or whoever seized it) could pass the 4 MiB
+  receive limit: every listing then failed, and peers marked the node unreachable each round
+  (no records, no snapshots pulled from it). It is paged now; peers pull page by page.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -18,8 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from samizdat.core.custody import sign_custody_record
 from samizdat.rpc.address import NodeAddress
+from samizdat.rpc.limits import CUSTODY_PAGE_BYTES, MAX_MESSAGE_BYTES
 from samizdat.rpc.remote import NodeClient
+from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
 from tests.e2e.test_metrics import scrape, value
 from tests.e2e.test_replication import make_tree, push
@@ -129,3 +137,55 @@ def test_idle_metrics_connections_hold_no_threads_and_are_closed(
         for s in idle:
             s.close()
     scrape(metrics_port)
+
+
+def big_revocation(key: KeyFile, serial: int, reason_bytes: int) -> pb.SignedCustodyRecord:
+    """A valid revocation, by the archive key, of a random member key, with a long reason."""
+    record = pb.CustodyRecord(
+        serial=serial,
+        key_revocation=pb.KeyRevocation(member_key=os.urandom(32), reason="r" * reason_bytes),
+    )
+    return sign_custody_record(key.key, record).signed
+
+
+def test_custody_records_past_the_message_limit_are_paged_and_still_replicate(
+    node_factory, archive_key: KeyFile, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    a = node_factory("a", host=[archive_key.archive_id], start=False)
+    b = node_factory("b", host=[archive_key.archive_id], start=False)
+    a.peer_add(b)
+    b.peer_add(a)
+    configure(b, sync_interval=0.5, scrub_rate_mb=0)
+    a.start()
+    b.start()
+    records = [big_revocation(archive_key, serial, 1_500_000) for serial in (1, 2, 3)]
+    assert sum(r.ByteSize() for r in records) > MAX_MESSAGE_BYTES
+    publisher = NodeClient(NodeAddress.parse(a.address))  # no token needed to publish
+    reader = NodeClient(NodeAddress.parse(a.address))
+    try:
+        for record in records:
+            assert not publisher.put_custody_record(record).already_present
+        first = reader.list_custody_records(0)
+        assert first.more and 0 < len(first.records) < len(records)
+        assert first.ByteSize() <= CUSTODY_PAGE_BYTES + (1 << 20)
+        assert reader.all_custody_records() == records
+    finally:
+        publisher.close()
+        reader.close()
+
+    snapshot = push(archive_key, a, make_tree(tmp_path / "s1", 1 << 20, seed=3))
+    client = NodeClient(NodeAddress.parse(b.address))
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # B learns every record and the snapshot from A, whole
+            held = client.all_custody_records()
+            listed = {
+                s.snapshot_id.hex(): s.chunks_held == s.chunks_total > 0
+                for s in client.all_snapshots()
+            }
+            if held == records and listed.get(snapshot):
+                break
+            assert time.monotonic() < deadline, (len(held), listed)
+            time.sleep(0.2)
+    finally:
+        client.close()

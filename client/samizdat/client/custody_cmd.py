@@ -86,10 +86,10 @@ def _known_records(clients: Sequence[NodeClient], archive_id: ArchiveId) -> list
     out = []
     for client in clients:
         try:
-            listing = client.list_custody_records(0)
+            listing = client.all_custody_records()
         except SamizdatError:
             continue
-        for signed in listing.records:
+        for signed in listing:
             try:
                 out.append(verify_custody_record(signed, archive_id))
             except SignatureError:

@@ -74,10 +74,12 @@ class SnapshotPage:
 
 @dataclass(frozen=True)
 class CustodyPage:
-    """Custody records stored at a peer after a position (unverified), up to last_position."""
+    """Custody records stored at a peer after a position (unverified), up to last_position;
+    `more` when its log goes on after it."""
 
     records: Sequence[pb.SignedCustodyRecord]
     last_position: int
+    more: bool = False
 
 
 Blob: TypeAlias = bytes | memoryview

@@ -244,12 +244,14 @@ class ListCustodyRecordsRequest(_message.Message):
     def __init__(self, after_position: _Optional[int] = ...) -> None: ...
 
 class ListCustodyRecordsResponse(_message.Message):
-    __slots__ = ("records", "last_position")
+    __slots__ = ("records", "last_position", "more")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     LAST_POSITION_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[_records_pb2.SignedCustodyRecord]
     last_position: int
-    def __init__(self, records: _Optional[_Iterable[_Union[_records_pb2.SignedCustodyRecord, _Mapping]]] = ..., last_position: _Optional[int] = ...) -> None: ...
+    more: bool
+    def __init__(self, records: _Optional[_Iterable[_Union[_records_pb2.SignedCustodyRecord, _Mapping]]] = ..., last_position: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class NotifySnapshotsRequest(_message.Message):
     __slots__ = ("archive_id",)

@@ -20,6 +20,9 @@ CHANNEL_OPTIONS = [
 # One ListSnapshots page: records (~700 B each) and their bytes, and positions looked at.
 LIST_PAGE_BYTES = 1024 * 1024
 LIST_PAGE_SCAN = 8 * LIST_PAGE_RECORDS
+# One ListCustodyRecords page: records of this many bytes, or one record (a custody record
+# may be up to a message long: a revocation keeping thousands of snapshots, long names).
+CUSTODY_PAGE_BYTES = MAX_BATCH_BYTES
 UNARY_DEADLINE = 30.0
 STREAM_DEADLINE = 3600.0
 AUTH_METADATA = "samizdat-auth-bin"

@@ -268,6 +268,17 @@ class NodeClient:
                 return npb.ListCustodyRecordsResponse(last_position=after)
             raise self._fail(e) from None
 
+    def all_custody_records(self) -> list[pb.SignedCustodyRecord]:
+        """Every custody record the node holds, page after page (unverified)."""
+        out: list[pb.SignedCustodyRecord] = []
+        after = 0
+        while True:
+            page = self.list_custody_records(after)
+            out.extend(page.records)
+            if not page.more or page.last_position <= after:  # done, or a node going nowhere
+                return out
+            after = page.last_position
+
     def close(self) -> None:
         with self._lock:
             stubs, self._open = self._open, None

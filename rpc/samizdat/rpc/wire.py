@@ -74,11 +74,13 @@ def page_to_wire(page: SnapshotPage) -> npb.ListSnapshotsResponse:
 
 
 def custody_from_wire(page: npb.ListCustodyRecordsResponse) -> CustodyPage:
-    return CustodyPage(list(page.records), page.last_position)
+    return CustodyPage(list(page.records), page.last_position, page.more)
 
 
 def custody_to_wire(page: CustodyPage) -> npb.ListCustodyRecordsResponse:
-    return npb.ListCustodyRecordsResponse(records=page.records, last_position=page.last_position)
+    return npb.ListCustodyRecordsResponse(
+        records=page.records, last_position=page.last_position, more=page.more
+    )
 
 
 def chunks_to_wire(

@@ -20,6 +20,7 @@ from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_re
 from samizdat.core.errors import NotHosted, SignatureError
 from samizdat.core.ids import ArchiveId, short_hex
 from samizdat.core.peer import CustodyPage
+from samizdat.rpc.limits import CUSTODY_PAGE_BYTES
 from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
@@ -101,12 +102,18 @@ class NodeCustody:
         return [r.signed for r in self.state.records() if r.archive_id in hosted]
 
     def list(self, after: int) -> CustodyPage:
-        """Records of hosted archives stored after position `after`."""
+        """Records of hosted archives stored after position `after`: one page, at most
+        CUSTODY_PAGE_BYTES of them (or the one record that is larger); `more` if others
+        follow. (One answer of every record failed past the 4 MiB receive limit, and peers
+        then stopped learning records, or anything else, from this node.)"""
         records: list[pb.SignedCustodyRecord] = []
-        reached, hosted = after, self.hosted()
+        reached, hosted, size = after, self.hosted(), 0
         for position, raw in self.store.iter_custody_log(after):
+            if records and size + len(raw) > CUSTODY_PAGE_BYTES:
+                return CustodyPage(records, reached, more=True)
             reached = position
             signed = pb.SignedCustodyRecord.FromString(raw)
             if pb.CustodyRecord.FromString(signed.record).archive_id in hosted:
                 records.append(signed)
+                size += len(raw)
         return CustodyPage(records, reached)

@@ -240,25 +240,30 @@ class Replicator:
     # ---------------------------------------------------------------- records
 
     def _pull_custody(self, cfg: PeerConfig, state: PeerState, peer: Peer) -> None:
-        """Custody records stored at the peer since the last round: verify, keep (first, so
-        that a revocation applies before the snapshots of the same round)."""
-        try:
-            listing = peer.custody_page(state.custody_position)
-            if listing.last_position < state.custody_position:  # the peer's store was replaced
-                listing = peer.custody_page(0)
-        except SamizdatError as e:
-            self.book.unreachable(state, e)
-            return
+        """Custody records stored at the peer since the last round, page by page (at most
+        PAGES_PER_ROUND): verify, keep (first, so that a revocation applies before the
+        snapshots of the same round)."""
         forged, why = 0, ""
-        for signed in listing.records:
+        for _ in range(PAGES_PER_ROUND):
             try:
-                self.node.custody.accept(signed)
-            except SignatureError as e:
-                forged, why = forged + 1, str(e)
-            except NotHosted:
-                continue
-        state.custody_position = listing.last_position
-        if forged:  # one offence per listing, as for a page of snapshot records
+                listing = peer.custody_page(state.custody_position)
+                if listing.last_position < state.custody_position:  # the peer's store was replaced
+                    listing = peer.custody_page(0)
+            except SamizdatError as e:
+                self.book.unreachable(state, e)
+                return
+            for signed in listing.records:
+                try:
+                    self.node.custody.accept(signed)
+                except SignatureError as e:
+                    forged, why = forged + 1, str(e)
+                except NotHosted:
+                    continue
+            more = listing.more and listing.last_position > state.custody_position
+            state.custody_position = listing.last_position
+            if not more:
+                break
+        if forged:  # one offence per round, as for a page of snapshot records
             self.book.offence(
                 state,
                 Offence.BAD_RECORD,
