@@ -142,6 +142,10 @@ class CustodyState:
     def __contains__(self, record_id: bytes) -> bool:
         return record_id in self._records
 
+    def __len__(self) -> int:
+        """How many records are taken into account (grows with every new one)."""
+        return len(self._records)
+
     def get(self, record_id: bytes) -> CustodyRecord | None:
         """The record with this id, if taken into account."""
         with self._lock:

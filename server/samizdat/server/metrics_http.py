@@ -100,7 +100,13 @@ class _Server:
                     self.queued -= 1
             writer.write(answer)
             await asyncio.wait_for(writer.drain(), self.timeout)
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+        except (
+            TimeoutError,
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+        ):
             pass  # silent, slow or gone: the connection is closed below
         finally:
             if writer.transport.get_write_buffer_size():  # an answer not read: drop it

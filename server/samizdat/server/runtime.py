@@ -163,10 +163,11 @@ class NodeRuntime:
             )
             yield facts.position, item, facts.size
 
-    def records_key(self) -> tuple[int, NodeConfig]:
-        """What the listing of records depends on: the store's writes of records, counters
-        and custody records, and the config (hosted archives): equal keys, equal listing."""
-        return self.store.records_generation, self.config
+    def records_key(self) -> tuple[int, int, NodeConfig]:
+        """What the listing of records depends on: the store's writes of records and their
+        counters, the custody records in effect (counted once taken into account, after
+        their write) and the config (hosted archives): equal keys, equal listing."""
+        return self.store.records_generation, len(self.custody.state), self.config
 
     def snapshot_counters(self) -> Sequence[SnapshotReport]:
         """Every listed record's id, archive, position and counters (GetStatus sends them
