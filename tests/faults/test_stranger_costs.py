@@ -11,6 +11,10 @@
   kept (a stranger's are refused), but its holder (or whoever seized it) could pass the 4 MiB
   receive limit: every listing then failed, and peers marked the node unreachable each round
   (no records, no snapshots pulled from it). It is paged now; peers pull page by page.
+- Strangers shared one budget of 8 calls, and custody records were offered without a token:
+  8 health Watch streams (held a minute, re-openable) kept every revocation out (review R10).
+  Watch and keyless PutCustodyRecord have lanes of their own now, and a custodian holding the
+  archive key sends its token (counted among the archive's calls).
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ from samizdat.core.custody import sign_custody_record
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.limits import CUSTODY_PAGE_BYTES, MAX_MESSAGE_BYTES
 from samizdat.rpc.remote import NodeClient
+from samizdat.server.admission import LIMITS, WATCHER
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
 from tests.e2e.test_metrics import scrape, value
 from tests.e2e.test_replication import make_tree, push
 from tests.healthcluster import configure
-from tests.nodeproc import NodeProcess, free_port
+from tests.hostile import HoldCalls
+from tests.nodeproc import NodeProcess, free_port, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -187,5 +193,43 @@ def test_custody_records_past_the_message_limit_are_paged_and_still_replicate(
                 break
             assert time.monotonic() < deadline, (len(held), listed)
             time.sleep(0.2)
+    finally:
+        client.close()
+
+
+def test_held_watch_streams_keep_out_no_custody_record(
+    node_factory, archive_key: KeyFile, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    node = node_factory("a", host=[archive_key.archive_id])
+    bystander = node_factory("b")
+    hold = HoldCalls(node.address)
+    try:
+        hold.start("watch", 20)
+        cap = LIMITS[WATCHER].streams
+        deadline = time.monotonic() + 60
+        while hold.outcomes()["watch"]["open"] > cap:  # the rest refused at once
+            assert time.monotonic() < deadline, hold.outcomes()
+            time.sleep(0.1)
+        assert hold.outcomes()["watch"]["open"] == cap
+        # With the archive key: the certificate goes out with its token.
+        code, out, err = run_cli(
+            "key", "delegate", archive_key, "--name", "w", "--out", tmp_path / "w.key",
+            "--node", node.address, "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        # Without a key (the offline ceremony): a revocation written there, published here.
+        code, _, err = run_cli(
+            "node", "revoke", "--key", archive_key, bystander.node_id, "--out", tmp_path / "r.rec"
+        )
+        assert code == 0, err
+        code, out, err = run_cli("key", "publish", tmp_path / "r.rec", "--node", node.address)
+        assert code == 0, err
+        assert node.status().node_id == node.node_id  # the strangers' calls are free too
+        assert hold.outcomes()["watch"]["open"] == cap  # held all along
+    finally:
+        hold.close()
+    client = NodeClient(NodeAddress.parse(node.address))
+    try:
+        assert len(client.all_custody_records()) == 2
     finally:
         client.close()

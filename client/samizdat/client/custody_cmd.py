@@ -48,9 +48,13 @@ send_to_options = node_options(
 json_option = jsonout.option("custody")
 
 
-def _clients(nodes: Sequence[str], cluster: Path | None) -> list[NodeClient]:
-    """The nodes to send records to; none is fine (records can go to a file instead)."""
-    return node_clients(nodes, cluster, required=False)
+def _clients(
+    nodes: Sequence[str], cluster: Path | None, key: ArchiveKey | None = None
+) -> list[NodeClient]:
+    """The nodes to send records to; none is fine (records can go to a file instead). With
+    the archive key, calls carry its token: a node hosting the archive counts them as the
+    archive's, so strangers holding the strangers' calls cannot keep a revocation out."""
+    return node_clients(nodes, cluster, key, required=False)
 
 
 def emit(as_json: bool, doc: dict[str, Any], text: str) -> None:
@@ -128,7 +132,7 @@ def _archive_key_and_nodes(
     call), the nodes to send records to, and the serial for new records (next_serial)."""
     root = open_key(key_path)
     root.require_archive_key()
-    clients = _clients(nodes, cluster)
+    clients = _clients(nodes, cluster, root)
     return root, clients, next_serial(_known_records(clients, root.archive_id))
 
 

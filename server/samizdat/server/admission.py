@@ -80,10 +80,23 @@ class Limits:
 
 
 STRANGER, PEER, ARCHIVE = "stranger", "peer", "archive"
-# Strangers share one budget: they cannot be told apart (loopback, NAT).
-# Each admitted call may pin a message (4 MiB): a caller pins at most calls x 4 MiB. What
-# members run at once is small: restore 2 streams per node, a puller 4, push 1 and its asks.
-LIMITS = {STRANGER: Limits(8, 8), PEER: Limits(16, 8), ARCHIVE: Limits(32, 16)}
+WATCHER, PUBLISHER = "stranger watching", "stranger publishing"
+# Strangers share one budget per lane: they cannot be told apart (loopback, NAT). Health
+# Watch streams (held a minute each) and custody records offered without a token have lanes of
+# their own, so that holding the strangers' calls keeps out neither a health check nor a
+# revocation (review R10); a custodian holding the archive key sends its token, and counts
+# among the archive's calls.
+# Each admitted call may pin a message (4 MiB): a caller pins at most calls x 4 MiB (strangers,
+# all lanes: 64 MiB). What members run at once is small: restore 2 streams per node, a puller
+# 4, push 1 and its asks.
+LIMITS = {
+    STRANGER: Limits(8, 8),
+    WATCHER: Limits(4, 4),
+    PUBLISHER: Limits(4, 0),
+    PEER: Limits(16, 8),
+    ARCHIVE: Limits(32, 16),
+}
+STRANGER_LANES = {"Watch": WATCHER, "PutCustodyRecord": PUBLISHER}
 
 
 class Undecodable:
@@ -188,9 +201,10 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """(class, key) of the caller; raises SamizdatError for a stranger on a member-only
         method (the error the servicer would give, before any message is read)."""
         has_token = any(k == AUTH_METADATA for k, _ in metadata)
+        stranger = STRANGER_LANES.get(method, STRANGER), ""
         try:
             if not has_token and method in PUBLIC:
-                return STRANGER, ""
+                return stranger
             caller = caller_from_metadata(metadata, self.node.config, self.node.node_id)
             if method in WRITES:
                 require_writer(caller, self.node.config, caller.archive_id, self.node.custody)
@@ -198,7 +212,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 require_reader(caller, self.node.config, self.node.custody)
         except SamizdatError:
             if method in PUBLIC and method not in LISTINGS:
-                return STRANGER, ""
+                return stranger
             raise
         return _member(caller)
 
@@ -251,7 +265,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         started = time.perf_counter()
         observe = self.node.metrics.rpc_seconds
         rejected = self.node.metrics.rejected_calls
-        workers = self.stranger_workers if who[0] == STRANGER else None
+        workers = self.stranger_workers if who[0] not in (PEER, ARCHIVE) else None
 
         @contextlib.asynccontextmanager
         async def accounted(context: Ctx) -> AsyncIterator[None]:
