@@ -11,6 +11,9 @@
   kept (a stranger's are refused), but its holder (or whoever seized it) could pass the 4 MiB
   receive limit: every listing then failed, and peers marked the node unreachable each round
   (no records, no snapshots pulled from it). It is paged now; peers pull page by page.
+- Anyone could relay a genuine custody record padded with an unknown field to the message
+  limit; the node kept it as received, and its listing stayed too large for ever (review
+  R12). Only the signed fields are kept now, and a record over 1 MiB is refused.
 - Strangers shared one budget of 8 calls, and custody records were offered without a token:
   8 health Watch streams (held a minute, re-openable) kept every revocation out (review R10).
   Watch and keyless PutCustodyRecord have lanes of their own now, and a custodian holding the
@@ -28,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from samizdat.core.custody import sign_custody_record
+from samizdat.core.errors import UsageError
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.limits import CUSTODY_PAGE_BYTES, MAX_MESSAGE_BYTES
 from samizdat.rpc.remote import NodeClient
@@ -164,7 +168,7 @@ def test_custody_records_past_the_message_limit_are_paged_and_still_replicate(
     configure(b, sync_interval=0.5, scrub_rate_mb=0)
     a.start()
     b.start()
-    records = [big_revocation(archive_key, serial, 1_500_000) for serial in (1, 2, 3)]
+    records = [big_revocation(archive_key, serial, 900_000) for serial in range(1, 6)]
     assert sum(r.ByteSize() for r in records) > MAX_MESSAGE_BYTES
     publisher = NodeClient(NodeAddress.parse(a.address))  # no token needed to publish
     reader = NodeClient(NodeAddress.parse(a.address))
@@ -231,5 +235,54 @@ def test_held_watch_streams_keep_out_no_custody_record(
     client = NodeClient(NodeAddress.parse(node.address))
     try:
         assert len(client.all_custody_records()) == 2
+    finally:
+        client.close()
+
+
+def padded(signed: pb.SignedCustodyRecord, size: int) -> pb.SignedCustodyRecord:
+    """`signed` with an unknown length-delimited field 15 of `size` bytes appended."""
+    pad = b"\x7a" + _varint(size) + b"p" * size
+    return pb.SignedCustodyRecord.FromString(signed.SerializeToString() + pad)
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while n > 0x7F:
+        out, n = out + bytes([(n & 0x7F) | 0x80]), n >> 7
+    return out + bytes([n])
+
+
+def test_a_relayed_record_padded_to_the_limit_is_kept_as_signed(
+    node_factory, archive_key: KeyFile
+) -> None:  # type: ignore[no-untyped-def]
+    a = node_factory("a", host=[archive_key.archive_id], start=False)
+    b = node_factory("b", host=[archive_key.archive_id], start=False)
+    a.peer_add(b)
+    b.peer_add(a)
+    configure(b, sync_interval=0.5, scrub_rate_mb=0)
+    a.start()
+    b.start()
+    genuine = big_revocation(archive_key, 1, 100)
+    relayed = padded(genuine, MAX_MESSAGE_BYTES - (64 << 10))
+    stranger = NodeClient(NodeAddress.parse(a.address))
+    custodian = NodeClient(NodeAddress.parse(a.address), archive_key.key)
+    try:
+        assert not stranger.put_custody_record(relayed).already_present
+        assert custodian.put_custody_record(genuine).already_present
+        assert stranger.list_custody_records(0).records == [genuine]  # as signed, no more
+        assert [r.SerializeToString() for r in a.status().custody_records] == [
+            genuine.SerializeToString()
+        ]
+        with pytest.raises(UsageError, match="over the limit"):  # too large even if signed
+            custodian.put_custody_record(big_revocation(archive_key, 2, 1_100_000))
+    finally:
+        stranger.close()
+        custodian.close()
+    client = NodeClient(NodeAddress.parse(b.address))
+    try:
+        deadline = time.monotonic() + 60
+        while client.all_custody_records() != [genuine]:  # b pulls it from a
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
     finally:
         client.close()

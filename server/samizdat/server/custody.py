@@ -17,7 +17,7 @@ import blake3
 from google.protobuf.message import DecodeError
 
 from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_record
-from samizdat.core.errors import NotHosted, SignatureError
+from samizdat.core.errors import NotHosted, SignatureError, UsageError
 from samizdat.core.ids import ArchiveId, short_hex
 from samizdat.core.peer import CustodyPage
 from samizdat.rpc.limits import CUSTODY_PAGE_BYTES
@@ -25,6 +25,16 @@ from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+
+# A custody record's size limit: a certificate or revocation takes ~200 bytes; a revocation
+# lists the writer's kept snapshots (34 bytes each), so 1 MiB keeps ~30,000. Three fit a page.
+MAX_RECORD_BYTES = 1 << 20
+
+
+def _canonical(signed: pb.SignedCustodyRecord) -> pb.SignedCustodyRecord:
+    """The record and its signature, without fields nobody signed (unknown ones)."""
+    return pb.SignedCustodyRecord(record=signed.record, signature=signed.signature)
 
 
 class NodeCustody:
@@ -37,18 +47,27 @@ class NodeCustody:
         self._lock = threading.Lock()
         for position, raw in store.iter_custody_log(0):
             try:
-                self.state.add(verify_custody_record(pb.SignedCustodyRecord.FromString(raw)))
+                signed = _canonical(pb.SignedCustodyRecord.FromString(raw))
+                self.state.add(verify_custody_record(signed))
             except Exception as e:  # a damaged entry must not stop the node
                 log.error("custody record at position %d is unreadable: %s", position, e)
 
     def accept(self, signed: pb.SignedCustodyRecord) -> tuple[CustodyRecord, bool]:
         """Verify and store a record; return (record, newly stored). Raises SignatureError
-        (not signed by the archive key it names) or NotHosted (another archive). A record
-        already held, or of an archive not hosted, costs a hash and a parse, never a signature
-        check (anyone may send records, and a peer may list thousands)."""
+        (not signed by the archive key it names), NotHosted (another archive) or UsageError
+        (a record over MAX_RECORD_BYTES). A record already held, or of an archive not hosted,
+        costs a hash and a parse, never a signature check (anyone may send records, and a
+        peer may list thousands). Only the signed fields are kept: whoever relays a record
+        cannot pad it (review R12: a padded copy made every listing of the node too large)."""
+        signed = _canonical(signed)
         known = self.state.get(blake3.blake3(signed.record).digest())
         if known is not None:
             return known, False
+        if signed.ByteSize() > MAX_RECORD_BYTES:
+            raise UsageError(
+                f"custody record of {signed.ByteSize():,} bytes is over the limit of "
+                f"{MAX_RECORD_BYTES:,}"
+            )
         try:
             archive_id = pb.CustodyRecord.FromString(signed.record).archive_id
         except DecodeError:
@@ -76,7 +95,7 @@ class NodeCustody:
         if snapshot.HasField("certificate"):
             try:
                 self.accept(snapshot.certificate)
-            except (SignatureError, NotHosted) as e:
+            except (SignatureError, NotHosted, UsageError) as e:
                 log.debug("certificate in snapshot not kept: %s", e)
 
     def revoked_nodes(self) -> frozenset[str]:
@@ -112,8 +131,11 @@ class NodeCustody:
             if records and size + len(raw) > CUSTODY_PAGE_BYTES:
                 return CustodyPage(records, reached, more=True)
             reached = position
-            signed = pb.SignedCustodyRecord.FromString(raw)
+            signed = _canonical(pb.SignedCustodyRecord.FromString(raw))
+            if signed.ByteSize() > MAX_RECORD_BYTES:  # kept before the limit: never listed
+                log.warning("custody record at position %d is over the size limit", position)
+                continue
             if pb.CustodyRecord.FromString(signed.record).archive_id in hosted:
                 records.append(signed)
-                size += len(raw)
+                size += signed.ByteSize()
         return CustodyPage(records, reached)

@@ -250,14 +250,16 @@ class Replicator:
                 if listing.last_position < state.custody_position:  # the peer's store was replaced
                     listing = peer.custody_page(0)
             except SamizdatError as e:
-                self.book.unreachable(state, e)
-                return
+                # Not the peer's end: its records and chunks are still pulled (and that pull
+                # tells whether it is reachable). One bad listing stopped them all (review R12).
+                log.info("peer=%s custody records not listed: %s", cfg.node_id[:12], e)
+                break
             for signed in listing.records:
                 try:
                     self.node.custody.accept(signed)
                 except SignatureError as e:
                     forged, why = forged + 1, str(e)
-                except NotHosted:
+                except (NotHosted, UsageError):  # another archive; over the size limit
                     continue
             more = listing.more and listing.last_position > state.custody_position
             state.custody_position = listing.last_position
