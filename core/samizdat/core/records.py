@@ -19,6 +19,12 @@ from samizdat.v1 import records_pb2 as pb
 
 RECORD_VERSION = 1
 SIGNING_CONTEXT = "snapshot record"
+# A signed record (record, signature and certificate) is at most this long. An honest record
+# is a few KiB (a 100 GB archive's ~40 chunk lists and ~100 tree chunks); 256 KiB holds ~7,500
+# ids, i.e. ~245 million chunks. The bound keeps any record well inside one listing page
+# (LIST_PAGE_BYTES, 1 MiB), so a huge, validly signed record (a seized writer key) can never
+# hold a listing, and replication with it, at its position (docs/format.md, section 9).
+MAX_SIGNED_RECORD_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -53,15 +59,28 @@ def sign_snapshot(key: ArchiveKey, record: pb.SnapshotRecord) -> Snapshot:
         )
     else:
         signed = pb.SignedSnapshot(record=raw, signature=key.sign(SIGNING_CONTEXT, raw))
+    _check_size(signed)
     return Snapshot(SnapshotId.of(raw), signed, record)
+
+
+def _check_size(signed: pb.SignedSnapshot) -> None:
+    """Raise SignatureError for a signed record longer than MAX_SIGNED_RECORD_BYTES."""
+    size = signed.ByteSize()
+    if size > MAX_SIGNED_RECORD_BYTES:
+        raise SignatureError(
+            f"snapshot record is malformed: {size} bytes signed, at most "
+            f"{MAX_SIGNED_RECORD_BYTES} allowed"
+        )
 
 
 def verify_snapshot(signed: pb.SignedSnapshot, archive_id: ArchiveId | None = None) -> Snapshot:
     """Parse a signed record and check its signature (and archive, when given).
 
     Raises SignatureError for anything not signed by the archive key it names, or by a writer
-    key that the archive key certified (revocations are the node's business: CustodyState).
+    key that the archive key certified (revocations are the node's business: CustodyState), and
+    for a signed record longer than MAX_SIGNED_RECORD_BYTES.
     """
+    _check_size(signed)
     record = parse_signed_body(
         pb.SnapshotRecord(), signed.record, "snapshot record", RECORD_VERSION, archive_id
     )

@@ -12,7 +12,7 @@ from typing import Protocol
 from samizdat.core.errors import UsageError
 from samizdat.core.ids import ArchiveId
 from samizdat.core.peer import ListedSnapshot, SnapshotPage
-from samizdat.core.records import Snapshot
+from samizdat.core.records import MAX_SIGNED_RECORD_BYTES, Snapshot
 from samizdat.rpc.limits import LIST_PAGE_BYTES, LIST_PAGE_RECORDS, LIST_PAGE_SCAN
 from samizdat.server.config import NodeConfig, PeerConfig, config_path, load_config
 from samizdat.server.custody import NodeCustody
@@ -133,7 +133,8 @@ class NodeRuntime:
         hosted = self.config.hosted_archives
         for facts in self.records.after(after):
             listed = (
-                facts.archive_id in hosted
+                facts.size <= MAX_SIGNED_RECORD_BYTES  # stored before the bound: never listed
+                and facts.archive_id in hosted
                 and (not archive_id or facts.archive_id == archive_id)
                 and not (
                     facts.writer_key  # else signed by the archive key: never refused
@@ -200,13 +201,15 @@ class NodeRuntime:
         listed: list[ListedSnapshot] = []
         reached, size = after, 0
         for scanned, (position, item, nbytes) in enumerate(self.iter_listed(archive_id, after)):
-            full = len(listed) >= limit or size + nbytes > LIST_PAGE_BYTES
-            if full or scanned >= LIST_PAGE_SCAN:
+            # only listed records fill the page: one is at most MAX_SIGNED_RECORD_BYTES, so
+            # every page moves `reached` on
+            grown = size + nbytes if item is not None else size
+            if len(listed) >= limit or grown > LIST_PAGE_BYTES or scanned >= LIST_PAGE_SCAN:
                 return SnapshotPage(listed, reached, more=True)
             reached = position
             if item is not None:
                 listed.append(item)
-                size += nbytes
+                size = grown
         return SnapshotPage(listed, reached)
 
     def peer_status(self) -> list[PeerReport]:
