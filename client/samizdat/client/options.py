@@ -23,7 +23,10 @@ from samizdat.rpc.remote import NodeClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EPILOG = "Exit codes: 0 success, 1 failure or degraded, 2 usage or connection error."
+EPILOG = (
+    "Exit codes: 0 success, 1 failure or degraded, 2 usage or connection error, "
+    "130 interrupted (Ctrl-C)."
+)
 NODE_HELP = "Node as NODE_ID@HOST:PORT (TLS) or HOST:PORT (loopback)"
 CLUSTER_HELP = "Cluster file (TOML) naming the nodes"
 

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 PUSH_EPILOG = (
     "Exit codes: 0 success, 1 failure, 2 usage or connection error, 3 snapshot stored but "
-    "some files could not be read (each named on stderr; they are not in the snapshot)."
+    "some files could not be read (each named on stderr; they are not in the snapshot), "
+    "130 interrupted (Ctrl-C; push again to complete)."
 )
 
 

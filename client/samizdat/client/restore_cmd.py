@@ -26,6 +26,7 @@ from samizdat.client.options import EPILOG, open_key, snapshot_option, source_op
 from samizdat.client.restore import Restorer, RestoreStats, normalize_paths
 from samizdat.client.sources import ChunkSource, SourceSnapshot, resolve_snapshot
 from samizdat.core.errors import ExitCode, OutOfSpace, SamizdatError, UsageError
+from samizdat.core.interrupt import Interrupted
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.memory import tune_allocator
 from samizdat.rpc.grpcpeer import GrpcPeer
@@ -273,7 +274,7 @@ def run(
             with terminal.transfer_progress(verb[:-1] if dest else "verify") as progress:
                 restorer.progress = progress
                 stats = restorer.run(dest, wanted, overwrite)
-        except KeyboardInterrupt:  # click would turn it into a generic "aborted" (exit 1)
+        except (Interrupted, KeyboardInterrupt):  # Ctrl-C: the partial file is removed
             done = f" after {restorer.stats.files} files; {RESUME_HINT}" if dest else ""
             terminal.fail(f"interrupted{done}", "Interrupted", ExitCode.INTERRUPTED)
         except (OutOfSpace, SamizdatError) as e:

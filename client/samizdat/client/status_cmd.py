@@ -94,7 +94,8 @@ STATUS_EPILOG = (
     "Exit codes: 0 healthy: every snapshot has the target number of complete copies on "
     "reachable nodes, in enough jurisdictions, and nothing is corrupt or failed an audit; "
     "1 degraded: a node is unreachable, a snapshot is below target, corrupt chunks await "
-    "repair, or an audit failed (the findings name them); 2 usage error or no node reachable."
+    "repair, or an audit failed (the findings name them); 2 usage error or no node reachable; "
+    "130 interrupted (Ctrl-C)."
 )
 
 
