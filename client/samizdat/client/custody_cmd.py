@@ -57,12 +57,13 @@ def _clients(
     return node_clients(nodes, cluster, key, required=False)
 
 
-def emit(as_json: bool, doc: dict[str, Any], text: str) -> None:
-    """Print the result: `text` for people, or one object (docs/custody.schema.json)."""
+def emit(as_json: bool, doc: dict[str, Any], *lines: str) -> None:
+    """Print the result: `lines` for people, or one object (docs/custody.schema.json)."""
     if as_json:
         jsonout.emit(jsonout.document("custody", **doc))
     else:
-        click.echo(text)
+        for line in lines:
+            terminal.out(line)
 
 
 # ------------------------------------------------------- member keys
@@ -273,7 +274,7 @@ def _issue(
     emit(
         as_json,
         {"archive_id": root.archive_id.hex(), "records": [_record_doc(r) for r in records], **sent},
-        "\n".join(
+        *(
             f"{r.kind.replace('_', ' ')} of {r.subject.split(':', 1)[1]} (serial "
             f"{r.record.serial}): stored on {len(sent['stored_on'])} of {len(clients)} nodes"
             for r in records

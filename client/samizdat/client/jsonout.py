@@ -55,8 +55,27 @@ def document(schema: str, **fields: Any) -> dict[str, Any]:
     return {"schema": f"samizdat.{schema}", "schema_version": SCHEMA_VERSION, **fields}
 
 
+def _escape(c: str) -> str:
+    code = ord(c)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def dumps(doc: Mapping[str, Any]) -> str:
+    """`doc` as one line of JSON: UTF-8 text as is, but every character that is not printable
+    (DEL, C1 controls, bidi overrides, lone surrogates; JSON escapes C0 itself) as a `\\uXXXX`
+    escape. The data stay exact, and the line cannot act on a terminal it is shown on."""
+    text = json.dumps(doc, ensure_ascii=False)
+    if text.isprintable():
+        return text
+    # Outside strings JSON is printable ASCII: every character caught here is inside one.
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
 def _write(stream: Any, doc: Mapping[str, Any]) -> None:
-    stream.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    stream.write(dumps(doc) + "\n")
     stream.flush()
 
 

@@ -87,7 +87,9 @@ def push(
         else:
             terminal.say(
                 f"snapshot {stats.snapshot.id.hex()} (sequence {stats.snapshot.record.sequence})"
-                f" stored on {client.label}\n"
+                f" stored on {client.label}"
+            )
+            terminal.say(
                 f"  {stats.files} files, {stats.directories} dirs, {stats.symlinks} symlinks, "
                 f"{terminal.human_bytes(stats.plaintext_bytes)}; {stats.chunks} chunks "
                 f"({stats.new_chunks} unique); uploaded {stats.uploaded_chunks} chunks, "

@@ -154,7 +154,7 @@ def ls(
         name = entry.path.decode("utf-8", "replace")
         if entry.symlink_target:
             name += " -> " + entry.symlink_target.decode("utf-8", "replace")
-        click.echo(
+        terminal.out(
             f"{_mode_string(entry.kind, entry.mode)} {entry.size:>14} "
             f"{terminal.local_time(entry.mtime_ns)} {name}"
         )
@@ -326,9 +326,7 @@ def run(
 
 
 def _report_damage(verb: str, stats: RestoreStats) -> None:
-    lines = stats.damage.lines(verb)
-    if lines:
-        terminal.error("\n".join(lines))
+    terminal.error_lines(stats.damage.lines(verb))
 
 
 def _report_sources(stats: RestoreStats) -> None:

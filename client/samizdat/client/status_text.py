@@ -1,16 +1,17 @@
 """The human form of `samizdat status`: a summary line, tables of nodes, peers, corrupt chunks,
 snapshots and custody, then the findings. The stable form is --json (samizdat.client.status).
-"""
+
+Most of what is shown comes from the nodes (or from custody records); cells are plain strings
+or lists of parts, colours only `Styled` words of ours, and samizdat.client.terminal cleans
+every part (no escapes, no markup from data)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
-
 from samizdat.client.health import HealthReport, NodeReport, Policy, Severity, SnapshotReport
-from samizdat.client.terminal import console, human_bytes, print_table
-from samizdat.core.printable import printable
+from samizdat.client.terminal import Line, Styled, human_bytes, print_table, say
+from samizdat.client.terminal import clean as terminal_clean
 
 
 def print_status(report: HealthReport, code: int) -> None:
@@ -32,23 +33,30 @@ def _ago(seconds: float) -> str:
     return f"{seconds}s ago"
 
 
+RED, GREEN, YELLOW = "red", "green", "yellow"
+
+
 def _node_text(text: str, width: int = 0) -> str:
-    """Words a node sent, clipped to `width` (0: whole), made printable (no terminal escapes)
-    and shown literally (no rich markup)."""
-    text = printable(text)
+    """Words a node sent, clipped to `width` (0: whole) once made printable (the terminal
+    cleans them again: an idempotent escape)."""
+    text = terminal_clean(text)
     if width and len(text) > width:
         text = text[: width - 3] + "..."
-    return escape(text)
+    return text
 
 
 def _print_summary(report: HealthReport, code: int) -> None:
     policy = report.policy
-    state = {0: "[green]HEALTHY[/]", 1: "[red]DEGRADED[/]"}.get(code, "[red]ERROR[/]")
-    console.print(
-        f"[bold]samizdat status[/]: {state} - {report.reachable} of {len(report.nodes)} nodes "
+    state = {0: Styled("HEALTHY", GREEN), 1: Styled("DEGRADED", RED)}.get(
+        code, Styled("ERROR", RED)
+    )
+    say(
+        Styled("samizdat status", "bold"),
+        ": ",
+        state,
+        f" - {report.reachable} of {len(report.nodes)} nodes "
         f"reachable, {len(report.snapshots)} snapshot(s); target {policy.replicas} copies in "
         f">= {policy.min_jurisdictions} jurisdictions",
-        highlight=False,
     )
 
 
@@ -63,10 +71,10 @@ def _print_nodes(report: HealthReport) -> None:
     )
 
 
-def _node_row(n: NodeReport) -> list[str]:
+def _node_row(n: NodeReport) -> list[Line]:
     s = n.status
     if n.revoked or s is None:
-        state = "[red]revoked[/]" if n.revoked else "[red]unreachable[/]"
+        state = Styled("revoked" if n.revoked else "unreachable", RED)
         return [n.name, n.jurisdiction or "-", n.node_id[:8] or "-", "-", state, "", "", ""]
     return [
         n.name,
@@ -98,14 +106,17 @@ def _scrub_cell(s: Any) -> str:
     return state + found + pending
 
 
-def _audit_cell(n: NodeReport) -> str:
+def _audit_cell(n: NodeReport) -> Line:
     a = n.audit
     if a is None:
         return "-"
     if a.error:
-        return f"[red]FAILED[/] {a.error}"
+        return [Styled("FAILED", RED), f" {a.error}"]
     if a.failed:
-        return f"[red]FAILED[/] {len(a.missing)} missing, {len(a.corrupt)} corrupt of {a.sampled}"
+        return [
+            Styled("FAILED", RED),
+            f" {len(a.missing)} missing, {len(a.corrupt)} corrupt of {a.sampled}",
+        ]
     return f"{a.ok}/{a.sampled} ok"
 
 
@@ -125,19 +136,18 @@ def _print_peers(report: HealthReport) -> None:
         )
 
 
-def _peer_row(n: NodeReport, p: Any, names: dict[str, str]) -> list[str]:
+def _peer_row(n: NodeReport, p: Any, names: dict[str, str]) -> list[Line]:
     assert n.status is not None
     peer = names.get(p.node_id, p.node_id[:8])
     if p.revoked:
         return [n.name, peer, "revoked", "", "", ""]
-    last = (
+    last: Line = (
         _ago(n.status.time_unix - p.last_success_unix)
         if p.last_success_unix
-        else "[yellow]never[/]"
+        else Styled("never", YELLOW)
     )
-    bad = f"{p.bad_chunks_received} chunks, {p.bad_records_received} records"
-    if p.bad_chunks_received or p.bad_records_received:
-        bad = f"[red]{bad}[/]"
+    counts = f"{p.bad_chunks_received} chunks, {p.bad_records_received} records"
+    bad: Line = Styled(counts, RED) if p.bad_chunks_received or p.bad_records_received else counts
     return [
         n.name,
         peer,
@@ -166,10 +176,10 @@ def _print_corrupt_chunks(report: HealthReport) -> None:
         )
 
 
-def _finding_row(n: NodeReport, f: Any) -> list[str]:
+def _finding_row(n: NodeReport, f: Any) -> list[Line]:
     assert n.status is not None
     now = n.status.time_unix
-    fate = "[red]awaiting repair[/]"
+    fate: Line = Styled("awaiting repair", RED)
     if f.repaired_unix:
         fate = f"repaired {_ago(now - f.repaired_unix)}"
     return [n.name, f.chunk_id.hex()[:16], _ago(now - f.found_unix), _node_text(f.detail, 70), fate]
@@ -199,7 +209,7 @@ def _print_snapshots(report: HealthReport) -> None:
         )
 
 
-def _snapshot_row(report: HealthReport, r: SnapshotReport, hosts: list[str]) -> list[str]:
+def _snapshot_row(report: HealthReport, r: SnapshotReport, hosts: list[str]) -> list[Line]:
     return [
         r.snapshot.id.hex()[:16],
         str(r.snapshot.record.sequence),
@@ -213,30 +223,30 @@ def _snapshot_row(report: HealthReport, r: SnapshotReport, hosts: list[str]) -> 
     ]
 
 
-def _holding_cells(report: HealthReport, r: SnapshotReport, hosts: list[str]) -> list[str]:
+def _holding_cells(report: HealthReport, r: SnapshotReport, hosts: list[str]) -> list[Line]:
     """Per node: revoked, down, n/a (does not list it) or chunks held/total."""
     down = {n.name for n in report.nodes if not n.reachable}
     revoked = {n.name for n in report.nodes if n.revoked}
     held = {h.node: h for h in r.holdings}
-    cells = []
+    cells: list[Line] = []
     for name in hosts:
         h = held.get(name)
         if name in revoked:
-            cells.append("[red]revoked[/]")
+            cells.append(Styled("revoked", RED))
         elif name in down:
-            cells.append("[red]down[/]")
+            cells.append(Styled("down", RED))
         elif h is None:
             cells.append("n/a")
         elif h.complete:
-            cells.append(f"[green]{h.held}/{h.total}[/]" + (" v" if h.verified_by else ""))
+            cells.append([Styled(f"{h.held}/{h.total}", GREEN), " v" if h.verified_by else ""])
         else:
-            cells.append(f"[yellow]{h.held}/{h.total}[/]")
+            cells.append(Styled(f"{h.held}/{h.total}", YELLOW))
     return cells
 
 
-def _copies_cell(r: SnapshotReport, policy: Policy) -> str:
+def _copies_cell(r: SnapshotReport, policy: Policy) -> Line:
     copies = f"{r.complete_copies}/{policy.replicas}"
-    return f"[red]{copies}[/]" if r.complete_copies < policy.replicas else copies
+    return Styled(copies, RED) if r.complete_copies < policy.replicas else copies
 
 
 # ---------------------------------------------------------------- custody, findings
@@ -244,19 +254,21 @@ def _copies_cell(r: SnapshotReport, policy: Policy) -> str:
 
 def _print_custody(report: HealthReport) -> None:
     """Revoked nodes and the writer and reader keys the archive key certified or revoked."""
-    rows = [
-        [r.name or "-", r.node_id[:16], r.archive_id_hex[:12], "[red]revoked[/]", r.reason]
+    rows: list[list[Line]] = [
+        [r.name or "-", r.node_id[:16], r.archive_id_hex[:12], Styled("revoked", RED), r.reason]
         for r in report.revoked_nodes
     ]
     if rows:
         print_table("Revoked nodes", ["node", "id", "archive", "state", "reason"], rows)
     rows = []
     for m in report.members:
-        state = (
-            f"[red]revoked[/] (keeps {m.kept_snapshots} snapshots, up to sequence "
-            f"{m.last_sequence})"
+        state: Line = (
+            [
+                Styled("revoked", RED),
+                f" (keeps {m.kept_snapshots} snapshots, up to sequence {m.last_sequence})",
+            ]
             if m.revoked
-            else "[green]active[/]"
+            else Styled("active", GREEN)
         )
         rows.append([m.name or "-", m.role or "?", m.key_hex[:16], m.archive_id_hex[:12], state])
     if rows:
@@ -265,5 +277,7 @@ def _print_custody(report: HealthReport) -> None:
 
 def _print_findings(report: HealthReport) -> None:
     for f in report.findings:
-        mark = "[red]problem[/]" if f.severity is Severity.DEGRADED else "[yellow]warning[/]"
-        console.print(f"{mark}: {f.message}", highlight=False, soft_wrap=True)
+        mark = (
+            Styled("problem", RED) if f.severity is Severity.DEGRADED else Styled("warning", YELLOW)
+        )
+        say(mark, f": {f.message}")

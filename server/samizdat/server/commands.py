@@ -18,6 +18,7 @@ import tomlkit
 
 from samizdat.core.errors import ExitCode, SamizdatError, UsageError
 from samizdat.core.ids import ArchiveId, check_node_id
+from samizdat.core.printable import printable
 from samizdat.rpc.address import split_host_port
 from samizdat.server.config import (
     config_path,
@@ -203,9 +204,9 @@ def run() -> int:
         e.show()
         return UsageError.exit_code
     except SamizdatError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {printable(str(e))}", err=True)
         return e.exit_code
     except OSError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {printable(str(e))}", err=True)
         return ExitCode.FAILURE
     return ExitCode.OK
