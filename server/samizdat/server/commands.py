@@ -31,12 +31,18 @@ from samizdat.server.identity import create_identity, load_identity
 
 
 class _Formatter(logging.Formatter):
-    """Structured one-line logs: ts=... level=... logger=... msg=..."""
+    """Structured one-line logs (logfmt): ts=ISO-8601 level=... logger=... msg="...". The
+    message may hold a peer's words: backslashes and quotes are escaped, and so is every
+    character that is not printable (newline, CR, ESC, bidi overrides:
+    samizdat.core.printable), so that it can neither start a line of its own, end the quoted
+    field early (and add fields of its own), nor act on a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage().replace("\n", " ")
+        msg = printable(record.getMessage().replace("\\", "\\\\").replace('"', '\\"'))
+        when = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+        zone = self.formatTime(record, "%z")
         return (
-            f"ts={self.formatTime(record)} level={record.levelname.lower()} "
+            f"ts={when}.{int(record.msecs):03d}{zone} level={record.levelname.lower()} "
             f'logger={record.name} msg="{msg}"'
         )
 
