@@ -140,3 +140,30 @@ def test_stream_cut_inside_the_header_is_truncated_not_empty() -> None:
     assert raw[:5] == bytes([4, 8, TREE_VERSION, 0x10, 1])
     with pytest.raises(IntegrityError, match="truncated"):
         list(iter_tree(io.BytesIO(raw[:3])))
+
+
+@pytest.mark.parametrize(
+    "size",
+    [bytes([0xFF] * 10 + [0x01]), bytes([0x80] * 10 + [0x00]), bytes([0xFF] * 12)],
+    ids=["eleven-bytes", "eleven-bytes-zero", "endless"],
+)
+def test_overlong_size_varint_is_an_integrity_error(size: bytes) -> None:
+    """An entry size longer than any varint (10 bytes) is malformed: IntegrityError, not a
+    decoder's own exception escaping (the varint of 11 bytes did, as protobuf's
+    DecodeError)."""
+    raw = serialize([pb.TreeEntry(path=b"a", kind=pb.ENTRY_KIND_FILE)])
+    header_end = 1 + raw[0]
+    with pytest.raises(IntegrityError, match="malformed"):
+        list(iter_tree(io.BytesIO(raw[:header_end] + size + raw[header_end:])))
+
+
+@given(st.lists(st.integers(0, (1 << 64) - 1), max_size=20))
+def test_sizes_read_as_protobuf_writes_them(values: list[int]) -> None:
+    """The tree's own varint reader agrees with protobuf's encoder (1 to 10 bytes)."""
+    from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
+
+    from samizdat.core.tree import _read_varint
+
+    stream = io.BufferedReader(io.BytesIO(b"".join(_VarintBytes(v) for v in values)))  # type: ignore[arg-type]
+    assert [_read_varint(stream) for _ in values] == values
+    assert _read_varint(stream) is None

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
 from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
 from google.protobuf.message import DecodeError
 
@@ -29,18 +28,25 @@ def write_message(out: BinaryIO, msg: pb.TreeHeader | pb.TreeEntry) -> None:
 
 
 def _read_varint(stream: BinaryIO) -> int | None:
-    buf = b""
+    """The next varint of `stream`, None at its end. Decoded here, byte by byte as read (it
+    runs for every tree entry on every pass over the tree: no buffer, no protobuf call)."""
+    b = stream.read(1)
+    if not b:
+        return None
+    value = b[0]
+    if value < 0x80:  # sizes below 128: most tree entries of small files
+        return value
+    value &= 0x7F
+    shift = 7
     while True:
         b = stream.read(1)
         if not b:
-            if buf:
-                raise IntegrityError("tree stream is truncated")
-            return None
-        buf += b
-        if not b[0] & 0x80:
-            value, _ = _DecodeVarint(buf, 0)
-            return int(value)
-        if len(buf) > 10:
+            raise IntegrityError("tree stream is truncated")
+        value |= (b[0] & 0x7F) << shift
+        if b[0] < 0x80:
+            return value
+        shift += 7
+        if shift >= 70:  # more than 10 bytes: no varint protobuf writes
             raise IntegrityError("tree stream is malformed")
 
 
