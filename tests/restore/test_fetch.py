@@ -312,3 +312,58 @@ def wait_until(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-de
             return True
         time.sleep(0.005)
     return False
+
+
+def _requeued_to_an_idle_source(key, chunks) -> None:  # type: ignore[no-untyped-def]
+    """One job at a time, first taken by whichever source's worker is quicker: when the
+    source that claims everything but holds none of it answers, its job goes back to the
+    queue and the other source's idle workers must take it."""
+    refs, blobs, plain = chunks
+    few = refs[:16]
+    answered = 0
+    for _ in range(20):
+        gappy = FakeSource("gappy", blobs, lacks={r[0] for r in few}, delay=0.02)
+        pool = SourcePool([gappy, FakeSource("full", blobs)])
+        assert fetch_all(key, pool, few) == expected(few, plain)
+        answered += bool(gappy.requested)
+    assert answered, "the lacking source never took the job first"
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        _requeued_to_an_idle_source,
+        test_source_dying_mid_restore_is_dropped_and_others_take_over,
+        test_lying_source_is_demoted_and_reported,
+        test_partial_sources_are_asked_and_combined,
+        test_source_claiming_everything_but_lacking_some,
+        test_fetch_goes_on_past_chunks_nobody_holds,
+        test_source_dropped_by_one_fetch_is_dropped_for_another,
+        test_closed_fetch_wakes_its_blocked_consumer,
+    ],
+    ids=lambda f: f.__name__.strip("_").removeprefix("test_"),
+)
+def test_every_hand_off_wakes_its_waiter(key, chunks, monkeypatch, scenario) -> None:  # type: ignore[no-untyped-def]
+    """Each fetch's threads wait on conditions of their own (consumer, feeder, workers) and
+    are woken only for what concerns them; the periodic wake-up (WAKE) is a fallback, not
+    how hand-offs happen. With it an hour away, every scenario still runs to its end, in
+    small windows (the feeder waits for space many times). (Not the three gated sources: a
+    source whose threads lose every race for the jobs gets none until the periodic wake-up,
+    and their barrier waits for all three.)"""
+    monkeypatch.setattr(fetch_mod, "WAKE", 3600.0)
+    monkeypatch.setattr(fetch_mod, "WINDOW_SLOTS", 2)
+    monkeypatch.setattr(fetch_mod, "FETCH_IDS", 16)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            scenario(key, chunks)
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "a waiter was not woken: the scenario hangs"
+    assert outcome == [None], outcome

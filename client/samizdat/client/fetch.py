@@ -29,6 +29,10 @@ the decrypted plaintexts back in exactly that order (`OrderedFetch.next`). Insid
 - Several fetches may run over one pool at once (restore's two lanes): each has its own
   window and workers; a source one of them drops is dropped for all, and each fails the
   queued jobs nobody can serve any more.
+- Hand-offs wake only the threads that can act on them: each fetch has a condition for its
+  consumer, one for its feeder and one for its workers, all on the pool's one lock (a
+  delivered job wakes the consumer, a consumed slot the feeder, a queued job the workers);
+  only a dropped source wakes every fetch over the pool.
 
 Sources are `samizdat.client.sources.ChunkSource`s; a `SourcePool` keeps their health across
 successive fetches (the tree, then the files) and reports it at the end.
@@ -41,6 +45,7 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -130,7 +135,11 @@ class SourcePool:
         flags = list(complete) if complete is not None else [True] * len(sources)
         self.sources = [_Source(i, s, bool(flags[i])) for i, s in enumerate(sources)]
         self.streams = streams
-        self.cv = threading.Condition()
+        # One lock for the pool and every fetch over it; `cv` is its plain condition (the
+        # pool's own waits), each fetch adds conditions of its own on the same lock.
+        self.lock = threading.RLock()
+        self.cv = threading.Condition(self.lock)
+        self.fetches: weakref.WeakSet[OrderedFetch] = weakref.WeakSet()
         self.job_seconds = 0.0  # moving average of a job's duration
 
     # ---------------------------------------------------------------- health
@@ -158,6 +167,8 @@ class SourcePool:
         src.report.dropped = True
         src.report.reason = reason or src.report.reason
         log.warning("dropping source %s: %s", src.source.label, reason)
+        for fetch in list(self.fetches):  # (lock held) each rechecks what it can still get
+            fetch.wake_all()
 
     def _fail(self, src: _Source, error: BaseException) -> None:
         src.fails += 1
@@ -252,6 +263,9 @@ class OrderedFetch:
         window_bytes: int | None = None,
     ) -> None:
         self.pool, self.codec, self.cv = pool, codec, pool.cv
+        self.ready = threading.Condition(pool.lock)  # the consumer waits for its next chunk
+        self.space = threading.Condition(pool.lock)  # the feeder waits for window space
+        self.work = threading.Condition(pool.lock)  # workers wait for jobs
         self.window_limit = WINDOW_BYTES if window_bytes is None else window_bytes
         self.alive = pool.alive_mask  # sources alive when pending was last checked
         self.refs = iter(refs)
@@ -276,8 +290,17 @@ class OrderedFetch:
                             name=f"fetch-{src.index}-{n}",
                         )
                     )
+        with self.cv:
+            pool.fetches.add(self)
         for t in self.threads:
             t.start()
+
+    def wake_all(self) -> None:
+        """Wake every thread of this fetch (lock held): something they all depend on changed
+        (closed, failed, a source dropped)."""
+        self.ready.notify_all()
+        self.space.notify_all()
+        self.work.notify_all()
 
     # ------------------------------------------------------------- consumer
 
@@ -293,7 +316,7 @@ class OrderedFetch:
                     done = self.slots.popleft()
                     self.window_bytes -= done.estimate
                     self.pos = 0
-                    self.cv.notify_all()
+                    self.space.notify()
                     continue
                 if self.slots:
                     slot, p = self.slots[0], self.pos
@@ -318,14 +341,15 @@ class OrderedFetch:
                     continue
                 if not self.waiting_since:
                     self.waiting_since = time.monotonic()
-                self.cv.wait(WAKE)
+                self.ready.wait(WAKE)
 
     def close(self) -> None:
         with self.cv:
             self.closing = True
             self.slots.clear()
             self.pending.clear()
-            self.cv.notify_all()
+            self.wake_all()
+            self.pool.fetches.discard(self)
         for t in self.threads[:1]:
             t.join(timeout=5)
 
@@ -361,11 +385,11 @@ class OrderedFetch:
                     start = end
             with self.cv:
                 self.fed_all = True
-                self.cv.notify_all()
+                self.ready.notify()
         except BaseException as e:  # handed to the consumer
             with self.cv:
                 self.fatal = e
-                self.cv.notify_all()
+                self.wake_all()
 
     def _holders(self, ids: list[bytes]) -> list[int]:
         """Per id, the bit mask of sources that (claim to) hold it."""
@@ -399,7 +423,7 @@ class OrderedFetch:
                     or self.window_bytes + slot.estimate > self.window_limit
                 )
             ):
-                self.cv.wait(WAKE)
+                self.space.wait(WAKE)
             if self.closing:
                 return
             self.slots.append(slot)
@@ -416,7 +440,9 @@ class OrderedFetch:
                 run, run_mask = [p], mask
             if run:
                 self._queue(_Job(slot, run, run_mask))
-            self.cv.notify_all()
+            self.work.notify_all()
+            if slot.errors:  # positions no source can serve: the consumer takes them now
+                self.ready.notify()
 
     # --------------------------------------------------------------- workers
 
@@ -491,11 +517,11 @@ class OrderedFetch:
                         return
                     now = time.monotonic()
                     if src.retry_at > now:
-                        self.cv.wait(min(WAKE, src.retry_at - now))
+                        self.work.wait(min(WAKE, src.retry_at - now))
                         continue
                     job = self._pick(src, now)
                     if job is None:
-                        self.cv.wait(WAKE)
+                        self.work.wait(WAKE)
                 job.runners |= src.bit
                 if not job.started:
                     job.started = time.monotonic()
@@ -576,15 +602,18 @@ class OrderedFetch:
             report.bytes += nbytes
             report.busy_seconds += elapsed
             job.runners &= ~src.bit
+            wake_workers = False  # whether another worker of this fetch may now have work
             if job.lagging & src.bit:
                 job.lagging &= ~src.bit
                 src.lagging -= 1
+                wake_workers = True
             if corrupt is not None:
                 report.corrupt_chunks += 1
                 self.pool._drop(src, corrupt)
                 self._recheck_pending()
             elif failure is not None:
                 self.pool._fail(src, failure)
+                wake_workers = True  # the others take over its jobs
                 if src.dropped:
                     self._recheck_pending()
             else:
@@ -607,4 +636,7 @@ class OrderedFetch:
                 if corrupt is None and failure is None and not self.closing:
                     excluded |= src.bit  # it answered but lacks these ids
                 self._queue(_Job(slot, left, job.holders, excluded))
-            self.cv.notify_all()
+                wake_workers = True
+            self.ready.notify()
+            if wake_workers:
+                self.work.notify_all()
