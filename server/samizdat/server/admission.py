@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -312,6 +313,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary or handler.unary_stream:
             # Served as client streams, so that the request is read inside `accounted`.
             behavior = handler.unary_unary or handler.unary_stream
+            generator = inspect.isgeneratorfunction(behavior)
 
             if handler.unary_unary:
 
@@ -332,19 +334,28 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(behavior(request, context), WATCH_SECONDS)
                         return
-                    responses = await blocking(behavior, request, SyncContext(context))
+                    if generator:  # calling it runs nothing: no thread step for that
+                        responses = behavior(request, SyncContext(context))
+                    else:
+                        responses = await blocking(behavior, request, SyncContext(context))
+                    ended = False
                     try:
+                        # One thread step per answer (the servicer's code runs there), and
+                        # none to close a generator that ran to its end.
                         while (item := await blocking(_next, responses)) is not _END:
                             try:
-                                await asyncio.wait_for(context.write(item), WRITE_IDLE)
+                                async with asyncio.timeout(WRITE_IDLE):
+                                    await context.write(item)
                             except TimeoutError:
                                 raise _Idle(f"nothing read for {WRITE_IDLE:.0f}s") from None
                             except Exception:
                                 if context.cancelled() or context.done():
                                     return  # the client went away: nothing to report
                                 raise
+                        ended = True
                     finally:
-                        await blocking(responses.close)
+                        if not ended:
+                            await blocking(responses.close)
 
             return grpc.stream_stream_rpc_method_handler(server_stream, **kw)
 
