@@ -38,6 +38,7 @@ def run() -> int:
     """Run the command of the command line; return its exit code, or that of the error that
     stopped it (its class decides, samizdat.core.errors), reported on stderr (as JSON under
     --json). An interrupt is left to the entry point (samizdat.client.cli)."""
+    terminal.route_logs()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:

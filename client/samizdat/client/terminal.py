@@ -15,6 +15,7 @@ samizdat.client.jsonout unchanged (exact data; JSON escapes them).
 from __future__ import annotations
 
 import datetime
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -184,6 +185,25 @@ def warning(text: str) -> None:
         jsonout.warning(text)
         return
     err_console.print(f"warning: {clean(text)}", markup=False, highlight=False, soft_wrap=True)
+
+
+class _LogToWarnings(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            warning(record.getMessage())
+        except Exception:
+            self.handleError(record)
+
+
+def route_logs() -> None:
+    """Show what samizdat's modules log at warning and above (a special file push skips, a
+    source restore drops) as `warning` does: cleaned, or JSON warning lines under --json.
+    Without it Python's fallback handler printed them raw, as plain lines on stderr."""
+    logger = logging.getLogger("samizdat")
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    if not any(isinstance(h, _LogToWarnings) for h in logger.handlers):
+        logger.addHandler(_LogToWarnings())
 
 
 def human_bytes(n: float) -> str:
