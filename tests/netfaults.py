@@ -42,6 +42,7 @@ LIST_LIES = (
     "longid",
 )
 FORGED_CUSTODY = 500
+ENDLESS_CUSTODY = 1500  # junk records a page in "custody_endless" mode (~1.5 MB)
 LYING_MODES = {
     "short_flags": "flags for",
     "long_flags": "flags for",
@@ -82,7 +83,11 @@ class EvilPeer:
     - "notree": listings end with a record validly signed by `key` (a seized custodian's, or
       a bug) with the highest sequence yet, naming no tree.
     - "custody_forge": its custody listing holds FORGED_CUSTODY records naming `key`'s
-      archive, none signed by it (it serves no custody records in the other modes).
+      archive, none signed by it (it serves no custody records in the other modes);
+    - "custody_endless": its custody listing never ends: pages of ENDLESS_CUSTODY junk records
+      (~1 KB each, naming `key`'s archive, signed by nobody) that advance and say more follow
+      (a seized node holding a custodian's `samizdat key` command);
+    - "list_busy": ListSnapshots answers RESOURCE_EXHAUSTED (a busy node, a listing failed).
     """
 
     def __init__(
@@ -124,6 +129,9 @@ class EvilPeer:
 
         class Snapshots(rpc.SnapshotServiceServicer):
             def ListSnapshots(self, request, context):  # type: ignore[no-untyped-def]
+                if evil.mode == "list_busy":
+                    evil.served_bad += 1
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too busy to list")
                 if evil.mode in LIST_LIES:
                     return evil._lie(request)
                 if evil.mode == "notree":
@@ -140,6 +148,8 @@ class EvilPeer:
         class Custody(rpc.CustodyServiceServicer):
             def ListCustodyRecords(self, request, context):  # type: ignore[no-untyped-def]
                 assert evil.key is not None, "custody_forge needs the archive key's id"
+                if evil.mode == "custody_endless":
+                    return evil._endless_custody(request.after_position)
                 evil.served_bad += FORGED_CUSTODY
                 forged = [
                     pb.SignedCustodyRecord(
@@ -164,7 +174,7 @@ class EvilPeer:
         rpc.add_ChunkServiceServicer_to_server(Chunks(), self.server)
         rpc.add_SnapshotServiceServicer_to_server(Snapshots(), self.server)
         rpc.add_NodeServiceServicer_to_server(Node(), self.server)
-        if mode == "custody_forge":
+        if mode in ("custody_forge", "custody_endless"):
             rpc.add_CustodyServiceServicer_to_server(Custody(), self.server)
         creds = grpc.ssl_server_credentials([(self.identity.key_pem, self.identity.cert_pem)])
         self.server.add_secure_port(f"127.0.0.1:{self.port}", creds)
@@ -251,6 +261,22 @@ class EvilPeer:
             )
             out.snapshots.append(npb.StoredSnapshot.FromString(item.SerializeToString() + unknown))
         return out
+
+    def _endless_custody(self, after: int) -> npb.ListCustodyRecordsResponse:
+        assert self.key is not None
+        self.served_bad += ENDLESS_CUSTODY
+        junk = pb.SignedCustodyRecord(
+            record=pb.CustodyRecord(
+                version=1,
+                archive_id=bytes(self.key.archive_id),
+                serial=after + 1,
+                node_revocation=pb.NodeRevocation(node_id="x" * 900),
+            ).SerializeToString(),
+            signature=bytes(64),
+        )
+        return npb.ListCustodyRecordsResponse(
+            records=[junk] * ENDLESS_CUSTODY, last_position=after + ENDLESS_CUSTODY, more=True
+        )
 
     def _forge(self, listing: npb.ListSnapshotsResponse) -> npb.ListSnapshotsResponse:
         out = npb.ListSnapshotsResponse(last_position=2 * listing.last_position, more=listing.more)

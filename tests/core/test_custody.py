@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,13 +10,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from samizdat.core.custody import (
+    MAX_CUSTODY_PAGES,
+    CustodyListing,
     CustodyRecord,
     CustodyState,
+    read_custody,
     sign_custody_record,
     verify_custody_record,
 )
-from samizdat.core.errors import AccessDenied, KeyFileError, KeyRoleError, SignatureError
+from samizdat.core.errors import (
+    AccessDenied,
+    KeyFileError,
+    KeyRoleError,
+    PeerMisbehaved,
+    SignatureError,
+)
 from samizdat.core.keys import ArchiveKey, load_key, read_key_file, save_key
+from samizdat.core.peer import CustodyPage
 from samizdat.core.records import sign_snapshot, verify_snapshot
 from samizdat.core.signing import ed25519_sign
 from samizdat.core.tokens import archive_token, verify_token
@@ -181,3 +192,74 @@ def test_state_does_not_depend_on_arrival_order(order: list[int]) -> None:
     revocation = state.key_revocation(bytes(ROOT.archive_id), WRITER.member_key)
     assert revocation is not None and list(revocation.kept_snapshot_ids) == []
     assert set(state.revoked_nodes()) == {NODE_ID}
+
+
+NODE = pb.NodeRevocation(node_id=NODE_ID)
+ELSEWHERE = sign_custody_record(OTHER, pb.CustodyRecord(serial=1, node_revocation=NODE)).signed
+JUNK = pb.SignedCustodyRecord(
+    record=pb.CustodyRecord(
+        version=1, archive_id=bytes(ROOT.archive_id), serial=1
+    ).SerializeToString(),
+    signature=bytes(64),
+)
+
+
+class Pages:
+    """A custody source answering `pages(after)`; counts the pages asked."""
+
+    label = "lister"
+
+    def __init__(self, pages: Callable[[int], CustodyPage]) -> None:
+        self.pages, self.asked = pages, 0
+
+    def custody_page(self, after: int) -> CustodyPage:
+        self.asked += 1
+        return self.pages(after)
+
+
+def test_a_custody_listing_keeps_every_page_of_what_verifies() -> None:
+    revocation = revoke_writer(3, [])
+    forged = pb.SignedCustodyRecord(record=revocation.signed.record, signature=bytes(64))
+    other = sign_custody_record(OTHER, pb.CustodyRecord(serial=1, node_revocation=NODE))
+    malformed = pb.SignedCustodyRecord(record=b"\xff")
+    pages = {
+        0: CustodyPage([WRITER_CERT.signed, forged, other.signed, malformed], 4, more=True),
+        4: CustodyPage([WRITER_CERT.signed, revocation.signed], 6),
+    }
+    source = Pages(lambda after: pages[after])
+    listing = CustodyListing(source.label, ROOT.archive_id)
+    while not listing.done:
+        listing.take(source.custody_page(listing.after))
+    assert [r.id for r in listing.records] == [WRITER_CERT.id, revocation.id]
+    # the forged copy is junk; the other archive's record and the malformed one cost a count
+    assert listing.junk == 1
+    assert [r.id for r in read_custody(Pages(lambda after: pages[after]))] == [
+        WRITER_CERT.id,
+        other.id,
+        revocation.id,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("page", "says"),
+    [
+        # pages without records that advance and say more follow, for ever
+        (lambda after: CustodyPage([], after + 1, more=True), "1000 pages"),
+        # another archive's records, 1,000 a page, for ever (no signature checked)
+        (lambda after: CustodyPage([ELSEWHERE] * 1000, after + 1000, True), "100000 records"),
+        # pages that each take 4 MiB on the wire
+        (lambda after: CustodyPage([], after + 1, True, nbytes=4 << 20), "128 MiB"),
+        # records naming the archive, none signed by its key
+        (lambda after: CustodyPage([JUNK] * 600, after + 600, more=True), "did not sign"),
+        # a page that says more follow but does not advance, or goes back
+        (lambda after: CustodyPage([], after, more=True), "with more to come"),
+        (lambda after: CustodyPage([], after - 1 if after else 5, more=True), "ending at 4"),
+    ],
+)
+def test_a_custody_listing_that_does_not_end_is_refused(
+    page: Callable[[int], CustodyPage], says: str
+) -> None:
+    source = Pages(page)
+    with pytest.raises(PeerMisbehaved, match=f"node lister .*{says}"):
+        read_custody(source, ROOT.archive_id)
+    assert source.asked <= MAX_CUSTODY_PAGES

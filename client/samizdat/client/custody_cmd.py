@@ -86,20 +86,23 @@ def _send(records: Sequence[CustodyRecord], clients: Sequence[NodeClient]) -> di
     return {"stored_on": stored, "failed": failed}
 
 
-def _known_records(clients: Sequence[NodeClient], archive_id: ArchiveId) -> list[CustodyRecord]:
-    """Custody records of the archive that the reachable nodes hold (verified)."""
-    out = []
+def _known_records(
+    clients: Sequence[NodeClient], archive_id: ArchiveId
+) -> tuple[list[CustodyRecord], dict[str, str]]:
+    """Custody records of the archive the nodes hold (those that verify, every page of each
+    node's listing within its bounds: `NodeClient.all_custody_records`), and node label ->
+    error for each node whose listing failed, said on stderr: that node is left out of the
+    serial, the command goes on with the others (a seized node's endless listing cannot
+    keep its own revocation out)."""
+    out: list[CustodyRecord] = []
+    failed: dict[str, str] = {}
     for client in clients:
         try:
-            listing = client.all_custody_records()
-        except SamizdatError:
-            continue
-        for signed in listing:
-            try:
-                out.append(verify_custody_record(signed, archive_id))
-            except SignatureError:
-                continue
-    return out
+            out.extend(client.all_custody_records(archive_id))
+        except SamizdatError as e:
+            failed[client.label] = str(e)
+            terminal.error(f"{client.label}: custody records not read (node left out): {e}")
+    return out, failed
 
 
 def _write_records(path: Path | None, records: Sequence[CustodyRecord]) -> None:
@@ -128,13 +131,15 @@ def _record_doc(rec: CustodyRecord) -> dict[str, Any]:
 
 def _archive_key_and_nodes(
     key_path: Path, nodes: Sequence[str], cluster: Path | None
-) -> tuple[ArchiveKey, list[NodeClient], int]:
+) -> tuple[ArchiveKey, list[NodeClient], int, dict[str, str]]:
     """The archive key in `key_path` (a writer or reader key is refused before any network
-    call), the nodes to send records to, and the serial for new records (next_serial)."""
+    call), the nodes to send records to, the serial for new records (next_serial) and the
+    nodes whose custody listing failed (`_known_records`)."""
     root = open_key(key_path)
     root.require_archive_key()
     clients = _clients(nodes, cluster, root)
-    return root, clients, next_serial(_known_records(clients, root.archive_id))
+    known, failed = _known_records(clients, root.archive_id)
+    return root, clients, next_serial(known), failed
 
 
 def _delegate(
@@ -146,7 +151,7 @@ def _delegate(
     cluster: Path | None,
     as_json: bool,
 ) -> None:
-    root, clients, serial = _archive_key_and_nodes(file, nodes, cluster)
+    root, clients, serial, _ = _archive_key_and_nodes(file, nodes, cluster)
     member, cert = root.delegate(role, name, serial)
     save_key(member, out, env_passphrase())
     sent = _send([cert], clients)
@@ -230,16 +235,22 @@ def _parse_member_id(text: str) -> bytes:
 
 
 def _kept_snapshots(
-    clients: Sequence[NodeClient], archive_id: ArchiveId, writer: bytes, through: int | None
-) -> dict[bytes, int]:
-    """Snapshot id -> sequence of the writer's snapshots the reachable nodes list (every
-    page of each listing: the writer's latest snapshots are the ones that matter)."""
-    kept: dict[bytes, int] = {}
+    clients: Sequence[NodeClient],
+    archive_id: ArchiveId,
+    members: Sequence[bytes],
+    through: int | None,
+) -> tuple[dict[bytes, dict[bytes, int]], dict[str, str]]:
+    """For each member key, snapshot id -> sequence of its snapshots the nodes list (every
+    page of each listing: the writer's latest snapshots are the ones that matter; up to
+    `through`), and node label -> error for each node whose listing failed."""
+    kept: dict[bytes, dict[bytes, int]] = {m: {} for m in members}
+    failed: dict[str, str] = {}
     for client in clients:
         try:
             listing = client.all_snapshots(archive_id)
         except SamizdatError as e:
-            terminal.error(f"{client.label}: {e}")
+            failed[client.label] = str(e)
+            terminal.error(f"{client.label}: snapshots not listed: {e}")
             continue
         for item in listing:
             try:
@@ -247,9 +258,9 @@ def _kept_snapshots(
             except SignatureError:
                 continue
             seq = snap.record.sequence
-            if snap.record.writer_key == writer and (through is None or seq <= through):
-                kept[bytes(snap.id)] = seq
-    return kept
+            if snap.record.writer_key in kept and (through is None or seq <= through):
+                kept[snap.record.writer_key][bytes(snap.id)] = seq
+    return kept, failed
 
 
 def _issue(
@@ -258,13 +269,14 @@ def _issue(
     cluster: Path | None,
     record_out: Path | None,
     as_json: bool,
-    bodies: Callable[[ArchiveKey, list[NodeClient]], Iterable[pb.CustodyRecord]],
+    bodies: Callable[[ArchiveKey, list[NodeClient], dict[str, str]], Iterable[pb.CustodyRecord]],
 ) -> None:
-    """Sign the records `bodies` makes (one serial for all), write them to `record_out`,
-    send them to the nodes and print what became of them."""
-    root, clients, serial = _archive_key_and_nodes(key_path, nodes, cluster)
+    """Sign the records `bodies` makes (one serial for all; given the nodes whose custody
+    listing failed, it may refuse by raising before anything is signed), write them to
+    `record_out`, send them to the nodes and print what became of them."""
+    root, clients, serial, failed = _archive_key_and_nodes(key_path, nodes, cluster)
     records = []
-    for body in bodies(root, clients):
+    for body in list(bodies(root, clients, failed)):
         body.serial = serial
         records.append(sign_custody_record(root, body))
     _write_records(record_out, records)
@@ -322,13 +334,27 @@ def key_revoke_writer(
 ) -> None:
     """Revoke writer (or reader) keys with the archive key in FILE: every node refuses their
     new snapshots and calls. Their snapshots the named nodes list now (up to --keep-through)
-    stay valid, and only those: a stolen key cannot back-date a snapshot."""
+    stay valid, and only those: a stolen key cannot back-date a snapshot. If a named node's
+    snapshot or custody listing fails, nothing is signed (exit 2), unless --keep names the
+    snapshots to keep: then those and the ones the other nodes list are kept."""
     members = [_parse_member_id(w) for w in writer_ids]
     extra = {bytes(SnapshotId.parse(s)) for s in keep_ids}
 
-    def bodies(root: ArchiveKey, clients: list[NodeClient]) -> Iterator[pb.CustodyRecord]:
+    def bodies(
+        root: ArchiveKey, clients: list[NodeClient], failed: dict[str, str]
+    ) -> Iterator[pb.CustodyRecord]:
+        listed, unlisted = _kept_snapshots(clients, root.archive_id, members, keep_through)
+        failed = {**failed, **unlisted}
+        if failed and not extra:
+            raise PeerUnavailable(
+                "nothing signed: the listings of "
+                + ", ".join(sorted(failed))
+                + " failed, and a revocation keeps only the writer's snapshots listed (the"
+                " ones such a node holds would be refused everywhere). Try again, leave the"
+                " node out, or name the snapshots to keep with --keep"
+            )
         for member in members:
-            kept = _kept_snapshots(clients, root.archive_id, member, keep_through)
+            kept = listed[member]
             revocation = pb.KeyRevocation(
                 member_key=member,
                 last_sequence=max(kept.values(), default=0),
@@ -357,7 +383,9 @@ def node_revoke(
     its peers, then refuses them, stops pulling from them and stops serving them."""
     ids = [check_node_id(n) for n in node_ids]
 
-    def bodies(root: ArchiveKey, clients: list[NodeClient]) -> list[pb.CustodyRecord]:
+    def bodies(
+        root: ArchiveKey, clients: list[NodeClient], failed: dict[str, str]
+    ) -> list[pb.CustodyRecord]:
         return [
             pb.CustodyRecord(node_revocation=pb.NodeRevocation(node_id=n, reason=reason))
             for n in ids

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from samizdat.client.listing import forged_lines, verify_listings
-from samizdat.core.custody import CustodyState, verify_custody_record
+from samizdat.core.custody import CustodyListing, CustodyState
 from samizdat.core.errors import (
     PeerUnavailable,
     SamizdatError,
-    SignatureError,
     SnapshotNotFound,
 )
 from samizdat.core.ids import ArchiveId
@@ -86,16 +85,23 @@ def list_verified_snapshots(
 
 
 def _learn_custody(source: ChunkSource, archive_id: ArchiveId, custody: CustodyState) -> None:
+    """Take every custody record of the archive that `source` lists and that verifies: every
+    page (the newest revocation is the last one listed), within `CustodyListing`'s bounds. A
+    source past them, or failing, gives what verified before (the others may have the rest)."""
+    listing = CustodyListing(source.label, bytes(archive_id))
     try:
-        records = source.custody_page(0).records
-    except SamizdatError as e:  # withheld or unsupported: the other sources may have them
-        log.info("%s lists no custody records: %s", source.label, e)
-        return
-    for signed in records:
-        try:
-            custody.add(verify_custody_record(signed, archive_id))
-        except SignatureError as e:
-            log.warning("%s offers a forged custody record: %s", source.label, e)
+        while not listing.done:
+            listing.take(source.custody_page(listing.after))
+    except SamizdatError as e:  # withheld, unsupported or endless: the others may have them
+        log.warning("%s: custody records not all read: %s", source.label, e)
+    if listing.junk:
+        log.warning(
+            "%s offers %d custody record(s) not signed by the archive key",
+            source.label,
+            listing.junk,
+        )
+    for rec in listing.records:
+        custody.add(rec)
 
 
 def resolve_snapshot(

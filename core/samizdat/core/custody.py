@@ -17,12 +17,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import blake3
+from google.protobuf.message import DecodeError
 
-from samizdat.core.errors import SignatureError
+from samizdat.core.errors import PeerMisbehaved, PeerUnavailable, SignatureError
 from samizdat.core.ids import ArchiveId, short_hex
+from samizdat.core.peer import CustodyPage
 from samizdat.core.signing import parse_signed_body, verify_ed25519
 from samizdat.v1 import records_pb2 as pb
 
@@ -33,6 +35,32 @@ K = TypeVar("K")
 RECORD_VERSION = 1
 SIGNING_CONTEXT = "custody record"
 CERTIFICATE, KEY_REVOCATION, NODE_REVOCATION = "certificate", "key_revocation", "node_revocation"
+
+# A custody record's size limit: a certificate or revocation takes ~200 bytes; a revocation
+# lists the writer's kept snapshots (34 bytes each), so 1 MiB keeps ~30,000. Three fit a page.
+MAX_RECORD_BYTES = 1 << 20
+# One ListCustodyRecords page (and one `custody_page` of a store on disk): records of this many
+# bytes, or one record that is larger.
+CUSTODY_PAGE_BYTES = 3 * 1024 * 1024
+# One whole custody listing of one peer, at most (`CustodyListing`). An honest node lists each
+# record of the archives it hosts once, in pages of 3 MiB that each hold at least one record.
+# Only the archive key makes records, by hand, at custody ceremonies: a certificate (~300
+# bytes) per member key, a revocation per revoked key or node (up to MAX_RECORD_BYTES when it
+# keeps ~30,000 snapshots). So an honest listing stays far below 100,000 records (a node
+# hosting 100 archives, each with 1,000 member keys made and revoked) and 128 MiB (128 of the
+# largest revocations), in at most as many pages as records; 1,000 pages cover ~2.9 GB of
+# 3 MiB pages. The bounds stop a node whose listing never ends (endless pages of junk, R18)
+# from holding a restore or a `samizdat key` command for ever or filling its memory: only the
+# records that verify are kept, junk costs a count, and past a bound the listing is refused.
+MAX_CUSTODY_PAGES = 1000
+MAX_CUSTODY_RECORDS = 100_000
+MAX_CUSTODY_BYTES = 128 * 1024 * 1024
+# Records naming the archive read that do not verify (each costs a signature check, ~0.1 ms):
+# an honest node lists none (it verifies every record before storing it), a damaged copy on
+# disk a few.
+MAX_CUSTODY_JUNK = 1000
+# ... and at most this long (a node answering each page just before its call's deadline).
+MAX_CUSTODY_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -194,6 +222,106 @@ class CustodyState:
             f"writer {short_hex(writer_key)} is revoked (snapshots up to sequence "
             f"{revocation.last_sequence} kept)"
         )
+
+
+class CustodySource(Protocol):
+    """What a custody listing is read from: a `Peer` (samizdat.core.peer), or a NodeClient."""
+
+    @property
+    def label(self) -> str: ...
+
+    def custody_page(self, after: int) -> CustodyPage: ...
+
+
+class CustodyListing:
+    """One whole custody listing of one peer, verified and folded page by page: `take` keeps
+    the records that verify (of `archive_id` when given, else of the archive each names),
+    each once; records of other archives (or malformed) are dropped, and those naming the
+    archive that do not verify (`junk`) too; each costs a count. At most MAX_CUSTODY_PAGES
+    pages, MAX_CUSTODY_RECORDS records, MAX_CUSTODY_BYTES (of pages as received, or of
+    records) and MAX_CUSTODY_JUNK junk records, positions advancing with `more` (else
+    PeerMisbehaved naming the peer), in at most MAX_CUSTODY_SECONDS (else PeerUnavailable).
+    So a node listing for ever costs a bounded time and keeps nothing it did not sign."""
+
+    def __init__(self, label: str, archive_id: bytes | None = None) -> None:
+        self.label = label
+        self.archive_id = None if archive_id is None else bytes(archive_id)
+        self.after = 0  # the position to ask the next page after
+        self.done = False
+        self.records: list[CustodyRecord] = []  # verified, in listing order, each once
+        self.junk = 0  # records naming the archive that did not verify
+        self._deadline = time.monotonic() + MAX_CUSTODY_SECONDS
+        self._pages = 0
+        self._count = 0
+        self._bytes = 0
+        self._seen: set[bytes] = set()
+
+    def take(self, page: CustodyPage) -> None:
+        """Check, verify and fold the next page (asked after `self.after`); advance `after`,
+        or set `done`."""
+        if page.last_position < self.after or (page.more and page.last_position == self.after):
+            more = " with more to come" if page.more else ""
+            raise PeerMisbehaved(
+                f"node {self.label} answered a custody listing after position {self.after} "
+                f"with one ending at {page.last_position}{more}"
+            )
+        self._pages += 1
+        self._count += len(page.records)
+        size = 0
+        for signed in page.records:
+            size += signed.ByteSize()
+            record_id = blake3.blake3(signed.record).digest()
+            if record_id in self._seen or not self._names_archive(signed.record):
+                continue
+            try:
+                rec = verify_custody_record(signed, self.archive_id)
+            except SignatureError:
+                self.junk += 1
+                if self.junk > MAX_CUSTODY_JUNK:
+                    raise PeerMisbehaved(
+                        f"node {self.label} lists more than {MAX_CUSTODY_JUNK} custody "
+                        "records the archive key did not sign"
+                    ) from None
+                continue
+            self._seen.add(record_id)
+            self.records.append(rec)
+        self._bytes += max(page.nbytes, size)
+        if (
+            self._bytes > MAX_CUSTODY_BYTES
+            or self._count > MAX_CUSTODY_RECORDS
+            or (page.more and self._pages >= MAX_CUSTODY_PAGES)
+        ):
+            raise PeerMisbehaved(
+                f"node {self.label} lists more than {MAX_CUSTODY_PAGES} pages, "
+                f"{MAX_CUSTODY_RECORDS} records or {MAX_CUSTODY_BYTES >> 20} MiB of custody "
+                "records: a listing that does not end"
+            )
+        if page.more and time.monotonic() > self._deadline:
+            raise PeerUnavailable(
+                f"node {self.label} took more than {MAX_CUSTODY_SECONDS:.0f} s to list its "
+                "custody records: given up"
+            )
+        self.after = page.last_position
+        self.done = not page.more
+
+    def _names_archive(self, raw: bytes) -> bool:
+        """Whether a listed record (unverified) names the archive read (any, without one)."""
+        if self.archive_id is None:
+            return True
+        try:
+            return pb.CustodyRecord.FromString(raw).archive_id == self.archive_id
+        except DecodeError:
+            return False
+
+
+def read_custody(source: CustodySource, archive_id: bytes | None = None) -> list[CustodyRecord]:
+    """The custody records `source` holds that verify (of `archive_id`, or of any archive),
+    every page of its listing, through `CustodyListing`'s bounds. Raises PeerMisbehaved (a
+    listing past the bounds or going nowhere), PeerUnavailable."""
+    listing = CustodyListing(source.label, archive_id)
+    while not listing.done:
+        listing.take(source.custody_page(listing.after))
+    return listing.records
 
 
 def _keep_newest(table: dict[K, CustodyRecord], where: K, rec: CustodyRecord) -> None:

@@ -80,6 +80,7 @@ class CustodyPage:
     records: Sequence[pb.SignedCustodyRecord]
     last_position: int
     more: bool = False
+    nbytes: int = 0  # the page's size as received (0: not from the wire), unknown fields too
 
 
 Blob: TypeAlias = bytes | memoryview

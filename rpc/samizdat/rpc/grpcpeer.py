@@ -20,7 +20,7 @@ from samizdat.core.peer import (
 )
 from samizdat.rpc.limits import MAX_BATCH_IDS
 from samizdat.rpc.remote import NodeClient
-from samizdat.rpc.wire import chunks_to_wire, custody_from_wire, page_from_wire, part_from_bytes
+from samizdat.rpc.wire import chunks_to_wire, page_from_wire, part_from_bytes
 from samizdat.v1 import records_pb2 as pb
 
 
@@ -48,7 +48,7 @@ class GrpcPeer:
         return page_from_wire(self.client.list_snapshots(archive_id, after, max_count))
 
     def custody_page(self, after: int) -> CustodyPage:
-        return custody_from_wire(self.client.list_custody_records(after))
+        return self.client.custody_page(after)
 
     def has_chunks(self, ids: Sequence[bytes]) -> list[bool]:
         return self.client.has_chunks(list(ids), role=self.has_role)

@@ -1,5 +1,11 @@
 """Message size and deadline limits shared by clients and servers."""
 
+from samizdat.core.custody import CUSTODY_PAGE_BYTES as CUSTODY_PAGE_BYTES
+from samizdat.core.custody import MAX_CUSTODY_BYTES as MAX_CUSTODY_BYTES
+from samizdat.core.custody import MAX_CUSTODY_PAGES as MAX_CUSTODY_PAGES
+from samizdat.core.custody import MAX_CUSTODY_RECORDS as MAX_CUSTODY_RECORDS
+from samizdat.core.custody import MAX_CUSTODY_SECONDS as MAX_CUSTODY_SECONDS
+from samizdat.core.custody import MAX_RECORD_BYTES as MAX_RECORD_BYTES
 from samizdat.core.peer import LIST_PAGE_RECORDS as LIST_PAGE_RECORDS
 
 # Batches stay under gRPC's default 4 MiB message limit with room for framing.
@@ -20,9 +26,13 @@ CHANNEL_OPTIONS = [
 # One ListSnapshots page: records (~700 B each) and their bytes, and positions looked at.
 LIST_PAGE_BYTES = 1024 * 1024
 LIST_PAGE_SCAN = 8 * LIST_PAGE_RECORDS
-# One ListCustodyRecords page: records of this many bytes, or one record (a custody record
-# may be up to a message long: a revocation keeping thousands of snapshots, long names).
-CUSTODY_PAGE_BYTES = MAX_BATCH_BYTES
+# One ListCustodyRecords page: records of this many bytes (MAX_BATCH_BYTES), or one record that
+# is larger. A whole custody listing of one node, as every reader takes it (`NodeClient.
+# all_custody_records`, restore's sources, `samizdat key`): at most 1,000 pages, 100,000
+# records and 128 MiB, in 300 s; only records that verify are kept. An honest node lists each
+# record of its hosted archives once, and only the archive key makes them, by hand (a ~300-byte
+# certificate per member key, a revocation of at most MAX_RECORD_BYTES = 1 MiB per key or node):
+# far below the bounds (see samizdat.core.custody). A node past them is refused as misbehaving.
 UNARY_DEADLINE = 30.0
 STREAM_DEADLINE = 3600.0
 AUTH_METADATA = "samizdat-auth-bin"

@@ -14,10 +14,11 @@ from typing import Protocol
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from samizdat.core.custody import CustodyRecord, read_custody
 from samizdat.core.errors import PeerMisbehaved, PeerUnavailable, SamizdatError
 from samizdat.core.ids import ArchiveId
 from samizdat.core.keys import ArchiveKey
-from samizdat.core.peer import Listing
+from samizdat.core.peer import CustodyPage, Listing
 from samizdat.core.tokens import TOKEN_LIFETIME, archive_token, node_token
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.channel import open_channel
@@ -29,7 +30,7 @@ from samizdat.rpc.limits import (
     UNARY_DEADLINE,
 )
 from samizdat.rpc.stall import StallGuard
-from samizdat.rpc.wire import page_from_wire
+from samizdat.rpc.wire import custody_from_wire, page_from_wire
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import node_pb2_grpc as rpc
 from samizdat.v1 import records_pb2 as pb
@@ -272,16 +273,15 @@ class NodeClient:
                 return npb.ListCustodyRecordsResponse(last_position=after)
             raise self._fail(e) from None
 
-    def all_custody_records(self) -> list[pb.SignedCustodyRecord]:
-        """Every custody record the node holds, page after page (unverified)."""
-        out: list[pb.SignedCustodyRecord] = []
-        after = 0
-        while True:
-            page = self.list_custody_records(after)
-            out.extend(page.records)
-            if not page.more or page.last_position <= after:  # done, or a node going nowhere
-                return out
-            after = page.last_position
+    def custody_page(self, after: int) -> CustodyPage:
+        """`list_custody_records` as a page of the Peer protocol (its size as received)."""
+        return custody_from_wire(self.list_custody_records(after))
+
+    def all_custody_records(self, archive_id: bytes | None = None) -> list[CustodyRecord]:
+        """The custody records the node holds that verify (of `archive_id`, else of the
+        archive each names), page after page within `CustodyListing`'s bounds. Raises
+        PeerMisbehaved (a listing past them, naming the node), PeerUnavailable."""
+        return read_custody(self, archive_id)
 
     def close(self) -> None:
         with self._lock:

@@ -74,7 +74,7 @@ def page_to_wire(page: SnapshotPage) -> npb.ListSnapshotsResponse:
 
 
 def custody_from_wire(page: npb.ListCustodyRecordsResponse) -> CustodyPage:
-    return CustodyPage(list(page.records), page.last_position, page.more)
+    return CustodyPage(list(page.records), page.last_position, page.more, page.ByteSize())
 
 
 def custody_to_wire(page: CustodyPage) -> npb.ListCustodyRecordsResponse:

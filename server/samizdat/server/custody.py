@@ -16,7 +16,12 @@ from collections.abc import Callable
 import blake3
 from google.protobuf.message import DecodeError
 
-from samizdat.core.custody import CustodyRecord, CustodyState, verify_custody_record
+from samizdat.core.custody import (
+    MAX_RECORD_BYTES,
+    CustodyRecord,
+    CustodyState,
+    verify_custody_record,
+)
 from samizdat.core.errors import NotHosted, SignatureError, UsageError
 from samizdat.core.ids import ArchiveId, short_hex
 from samizdat.core.peer import CustodyPage
@@ -25,11 +30,6 @@ from samizdat.store.chunkstore import ChunkStore
 from samizdat.v1 import records_pb2 as pb
 
 log = logging.getLogger(__name__)
-
-
-# A custody record's size limit: a certificate or revocation takes ~200 bytes; a revocation
-# lists the writer's kept snapshots (34 bytes each), so 1 MiB keeps ~30,000. Three fit a page.
-MAX_RECORD_BYTES = 1 << 20
 
 
 def _canonical(signed: pb.SignedCustodyRecord) -> pb.SignedCustodyRecord:

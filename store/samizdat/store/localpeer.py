@@ -19,6 +19,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from samizdat.core.custody import CUSTODY_PAGE_BYTES
 from samizdat.core.errors import PeerUnavailable, SamizdatError, StoreError, UsageError
 from samizdat.core.ids import ArchiveId, short_hex
 from samizdat.core.peer import (
@@ -142,10 +143,12 @@ class LocalPeer:
     def custody_page(self, after: int) -> CustodyPage:
         self._check_open()
         records: list[pb.SignedCustodyRecord] = []
-        reached = after
+        reached, size = after, 0
         try:
             for position, raw in self.store.iter_custody_log(after):
-                reached = position
+                if records and size + len(raw) > CUSTODY_PAGE_BYTES:  # pages, as a node's
+                    return CustodyPage(records, reached, more=True)
+                reached, size = position, size + len(raw)
                 try:
                     records.append(pb.SignedCustodyRecord.FromString(raw))
                 except DecodeError:
