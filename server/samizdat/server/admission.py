@@ -25,15 +25,22 @@ through `Admission` first, which, from the call's metadata alone:
    stream, on as many streams and connections as it liked);
 5. keeps a reserve: strangers run on at most STRANGER_WORKERS of the pool's WORKERS threads,
    so peers and archive holders always find threads free;
-6. bounds time: a stream whose client sends nothing for READ_IDLE, or reads nothing for
-   WRITE_IDLE, is ended (DEADLINE_EXCEEDED); a health Watch ends after WATCH_SECONDS;
+6. bounds time: a stream whose client sends nothing for READ_IDLE is ended
+   (DEADLINE_EXCEEDED); a health Watch ends after WATCH_SECONDS;
 7. answers an undecodable message with INVALID_ARGUMENT, counted in
    `samizdat_rpc_rejected_total{method,reason}` rather than logged; a deserializer marked
    `OffLoop` (PutChunks' hand-written parse) is left to the servicer's worker-thread step
    (`Deferred`), never run on the loop.
 
-Memory per caller is bounded by its stream cap: a GetChunks stream holds at most the message
-being written (<= 3 MiB) while its reader is slow, and is ended after WRITE_IDLE.
+Memory per caller is bounded by its calls cap: every answer (a unary one too) is written
+inside the call's slot, so a call whose client does not read holds at most the message being
+written (<= 3 MiB a GetChunks part or a listing page) and keeps its slot while gRPC holds that
+message: until the client takes it, cancels, or its connection ends (node.CONNECTION_AGE +
+CONNECTION_GRACE). gRPC offers no way to end such a call sooner: it keeps the message until it
+is sent, cannot send the call's status behind it, and grpc.aio cannot cancel a call. Review R21
+of 2026-12-02: when a unary answer was handed to gRPC after the slot was released, a stranger
+that granted no HTTP/2 window pinned every answer, 32 per connection on as many connections as
+it liked (6 connections of unread custody listings: node RSS 100 -> 1,537 MiB).
 """
 
 from __future__ import annotations
@@ -63,7 +70,6 @@ WORKERS = 16
 STRANGER_WORKERS = 4
 READ_IDLE = 60.0
 REQUEST_WAIT = 10.0  # a unary request follows its headers at once; waiting longer only pins memory
-WRITE_IDLE = 30.0
 WATCH_SECONDS = 60.0
 # Methods anyone may call (signed records are public; status hides topology from strangers);
 # on the listings, a caller that presents a token must pass the rules (a revoked peer).
@@ -310,22 +316,24 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             "request_deserializer": None if off_loop else _safe(deserializer),
             "response_serializer": handler.response_serializer,
         }
+        # Every call is served as a bidirectional stream (the same bytes on the wire): its
+        # request is read, and its answer written, inside `accounted`.
         if handler.unary_unary or handler.unary_stream:
-            # Served as client streams, so that the request is read inside `accounted`.
             behavior = handler.unary_unary or handler.unary_stream
             generator = inspect.isgeneratorfunction(behavior)
 
             if handler.unary_unary:
 
-                async def unary(requests: Any, context: Ctx) -> Any:
+                async def unary(requests: Any, context: Ctx) -> None:
                     async with accounted(context):
                         request = await _read_request(requests)
                         if asyncio.iscoroutinefunction(behavior):
-                            return await behavior(request, context)
-                        return await blocking(behavior, request, SyncContext(context))
-                    return None
+                            answer = await behavior(request, context)
+                        else:
+                            answer = await blocking(behavior, request, SyncContext(context))
+                        await _write(context, answer)
 
-                return grpc.stream_unary_rpc_method_handler(unary, **kw)
+                return grpc.stream_stream_rpc_method_handler(unary, **kw)
 
             async def server_stream(requests: Any, context: Ctx) -> None:
                 async with accounted(context):
@@ -343,15 +351,8 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                         # One thread step per answer (the servicer's code runs there), and
                         # none to close a generator that ran to its end.
                         while (item := await blocking(_next, responses)) is not _END:
-                            try:
-                                async with asyncio.timeout(WRITE_IDLE):
-                                    await context.write(item)
-                            except TimeoutError:
-                                raise _Idle(f"nothing read for {WRITE_IDLE:.0f}s") from None
-                            except Exception:
-                                if context.cancelled() or context.done():
-                                    return  # the client went away: nothing to report
-                                raise
+                            if not await _write(context, item):
+                                return  # the client went away: nothing to report
                         ended = True
                     finally:
                         if not ended:
@@ -363,12 +364,12 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if behavior is None or not asyncio.iscoroutinefunction(behavior):
             raise TypeError(f"{method}: client-streaming handlers must be coroutines")
 
-        async def client_stream(requests: Any, context: Ctx) -> Any:
+        async def client_stream(requests: Any, context: Ctx) -> None:
             async with accounted(context):
-                return await behavior(_checked(requests, off_loop), context)
-            return None
+                answer = await behavior(_checked(requests, off_loop), context)
+                await _write(context, answer)
 
-        return grpc.stream_unary_rpc_method_handler(client_stream, **kw)
+        return grpc.stream_stream_rpc_method_handler(client_stream, **kw)
 
 
 class _Idle(Exception):
@@ -384,6 +385,23 @@ _END = object()
 
 def _next(responses: Iterator[Any]) -> Any:
     return next(responses, _END)
+
+
+async def _write(context: Ctx, message: Any) -> bool:
+    """Writes `message`; returns once gRPC has handed its last byte to the transport (True),
+    which a client takes only as its HTTP/2 flow-control window grants, or once the call ended
+    first (False: the client cancelled, or its connection closed). No timeout: gRPC keeps a
+    message until it is sent or the call ends, and grpc.aio can neither cancel a call nor send
+    its status while a message is pending, so the call keeps its slot for as long as its message
+    pins memory, and the node's connection age (node.CONNECTION_AGE + CONNECTION_GRACE) is what
+    ends it (review R21)."""
+    try:
+        await context.write(message)
+    except Exception:
+        if context.cancelled() or context.done():
+            return False
+        raise
+    return True
 
 
 async def _read_request(requests: AsyncIterator[Any]) -> Any:

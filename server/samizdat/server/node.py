@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
-from samizdat.rpc.limits import CHANNEL_OPTIONS
+from samizdat.rpc.limits import CHANNEL_OPTIONS, STREAM_DEADLINE
 from samizdat.server import healthcheck
 from samizdat.server.admission import WORKERS, Admission
 from samizdat.server.runtime import NodeRuntime
@@ -25,6 +25,13 @@ CONTROL_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 STOP_GRACE = 5.0
 # HTTP/2 streams one connection may have open at once (the transport refuses more).
 STREAMS_PER_CONNECTION = 32
+# A connection is asked to close (GOAWAY) after CONNECTION_AGE (gRPC adds +-10%): its client
+# opens a new one for new calls. Calls still open CONNECTION_GRACE later are cancelled with it.
+# This is the only end of a call whose client takes nothing: gRPC holds its unread answer, which
+# no server API can drop (admission.py, review R21). The grace covers the longest call a client
+# makes (STREAM_DEADLINE), so it never cuts an honest one.
+CONNECTION_AGE = 600.0
+CONNECTION_GRACE = STREAM_DEADLINE
 
 
 class RpcServer:
@@ -34,8 +41,14 @@ class RpcServer:
     a pool of admission.WORKERS threads, the loop's default executor.
     """
 
-    def __init__(self, node: NodeRuntime) -> None:
+    def __init__(
+        self,
+        node: NodeRuntime,
+        connection_age: float = CONNECTION_AGE,
+        connection_grace: float = CONNECTION_GRACE,
+    ) -> None:
         self.node = node
+        self.connection_age, self.connection_grace = connection_age, connection_grace
         self.pool = futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="rpc")
         self.loop = asyncio.new_event_loop()
         self.loop.set_default_executor(self.pool)
@@ -50,7 +63,12 @@ class RpcServer:
     async def _start(self) -> int:
         node = self.node
         server = grpc.aio.server(
-            options=[*CHANNEL_OPTIONS, ("grpc.max_concurrent_streams", STREAMS_PER_CONNECTION)],
+            options=[
+                *CHANNEL_OPTIONS,
+                ("grpc.max_concurrent_streams", STREAMS_PER_CONNECTION),
+                ("grpc.max_connection_age_ms", int(self.connection_age * 1000)),
+                ("grpc.max_connection_age_grace_ms", int(self.connection_grace * 1000)),
+            ],
             interceptors=[Admission(node)],
         )
         add_servicers(server, node)
