@@ -9,9 +9,17 @@ own and keeps them open until `close()`:
 - "no_request": GetStatus calls whose request never arrives (sent as a client stream that
   never yields);
 - "unread_get": GetChunks streams for `ids` that are never read, with `token` (a configured
-  peer's).
+  peer's);
 
-`outcomes()` tells, per kind, how the calls ended so far (status code name, or "open").
+and, as an attacker's loop does, re-opened at once each time the node ends one (after 50 ms
+when it was refused or displaced as busy), with `token` if given:
+
+- "watch_loop": health Watch streams;
+- "withheld": GetStatus calls whose request never comes;
+- "withheld_put": PutCustodyRecord calls whose request never comes.
+
+`outcomes()` tells, per kind, how the calls ended so far (status code name, or "open");
+`ends` counts the endings of the re-opened kinds, as "kind:CODE".
 """
 
 from __future__ import annotations
@@ -33,7 +41,19 @@ from samizdat.rpc.limits import AUTH_METADATA, CHANNEL_OPTIONS
 from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
-KINDS = ("watch", "silent_put", "no_request", "unread_get")
+KINDS = (
+    "watch",
+    "silent_put",
+    "no_request",
+    "unread_get",
+    "watch_loop",
+    "withheld",
+    "withheld_put",
+)
+WITHHELD = {
+    "withheld": "/samizdat.v1.NodeService/GetStatus",
+    "withheld_put": "/samizdat.v1.CustodyService/PutCustodyRecord",
+}
 CONNECTIONS = 16  # calls spread over this many connections per kind
 
 
@@ -46,6 +66,7 @@ class HoldCalls:
         self.release = asyncio.Event()
         self.tasks: dict[str, list[asyncio.Task[str]]] = {k: [] for k in KINDS}
         self.channels: list[grpc.aio.Channel] = []
+        self.ends: Counter[str] = Counter()
 
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
@@ -82,6 +103,8 @@ class HoldCalls:
     async def _call(
         self, kind: str, channel: grpc.aio.Channel, metadata: list[Any], ids: list[bytes]
     ) -> str:
+        if kind in ("watch_loop", *WITHHELD):
+            return await self._loop(kind, channel, metadata)
         try:
             if kind == "watch":
                 watch = channel.unary_stream(
@@ -121,6 +144,43 @@ class HoldCalls:
             return e.code().name
         except asyncio.CancelledError:
             return "open"
+
+    async def _loop(self, kind: str, channel: grpc.aio.Channel, metadata: list[Any]) -> str:
+        """Calls of `kind` re-opened as soon as the node ends one, until `close()`."""
+        while not self.release.is_set():
+            try:
+                if kind == "watch_loop":
+                    call = channel.unary_stream(
+                        "/grpc.health.v1.Health/Watch",
+                        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                    )(health_pb2.HealthCheckRequest(), metadata=metadata)
+                    await call.read()  # the first status, then hold until the node ends it
+                    done = asyncio.ensure_future(call.code())
+                    stop = asyncio.ensure_future(self.release.wait())
+                    await asyncio.wait([done, stop], return_when=asyncio.FIRST_COMPLETED)
+                    if not done.done():
+                        call.cancel()
+                        done.cancel()
+                        break
+                    stop.cancel()
+                    self.ends[f"{kind}:{done.result().name}"] += 1
+                else:
+                    await channel.stream_unary(WITHHELD[kind])(self._never(), metadata=metadata)
+            except grpc.aio.AioRpcError as e:
+                self.ends[f"{kind}:{e.code().name}"] += 1
+                if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                break
+        return "open"
+
+    def ended(self) -> Counter[str]:
+        """A copy of `ends`: how the re-opened kinds' calls ended so far."""
+
+        async def copy() -> Counter[str]:
+            return Counter(self.ends)
+
+        return self._run(copy())  # type: ignore[no-any-return]
 
     def outcomes(self) -> dict[str, Counter[str]]:
         """Per kind, how many calls ended with which status ("open": still held)."""

@@ -12,9 +12,11 @@ through `Admission` first, which, from the call's metadata alone:
    listings, publishing a custody record, health), with the precise error, before reading
    any message: a call refused this way is handled as client-streaming, so its request is
    never waited for;
-3. caps what each caller holds at a time (LIMITS: calls, and streams among them); over the
-   cap a call is refused at once (RESOURCE_EXHAUSTED, "node busy"). Every call counts from its
-   headers, before its request is read;
+3. caps what each caller holds at a time (LIMITS: calls, and streams among them; the archive
+   key and each member key it certified have budgets of their own); over the cap a call is
+   refused at once (RESOURCE_EXHAUSTED, "node busy"), except that in a full stranger lane it
+   ends the lane's oldest call still waiting for its request, and takes its place. Every call
+   counts from its headers, before its request is read;
 4. bounds what unread requests pin: gRPC takes up to a message (the receive limit, 4 MiB)
    of every admitted call's request into memory whether or not it is read yet (HTTP/2 windows
    that BDP probing grows), so each caller pins at most its calls cap x 4 MiB (strangers
@@ -86,24 +88,34 @@ class Limits:
     streams: int
 
 
-STRANGER, PEER, ARCHIVE = "stranger", "peer", "archive"
+STRANGER, PEER, ARCHIVE, MEMBER = "stranger", "peer", "archive key", "member key"
 WATCHER, PUBLISHER = "stranger watching", "stranger publishing"
+MEMBERS = "archive's member keys"
 # Strangers share one budget per lane: they cannot be told apart (loopback, NAT). Health
 # Watch streams (held a minute each) and custody records offered without a token have lanes of
 # their own, so that holding the strangers' calls keeps out neither a health check nor a
-# revocation (review R10); a custodian holding the archive key sends its token, and counts
-# among the archive's calls.
+# revocation (review R10). In a full stranger lane a new call ends the lane's oldest call whose
+# request has not come yet (review R19): a caller that sends its request with its headers, as
+# every client does, is never kept out by calls that withhold theirs.
+# Holders of an archive's keys: the archive key (offline, one holder) has a budget of its own,
+# and so has each member key it certified (review R15: a seized writer key exhausts only its
+# own budget, never the archive key's, so its revocation always gets in); member keys of one
+# archive together hold at most MEMBERS. Their number is the archive key's to choose (each
+# needs its certificate), and a revoked one is refused before it counts.
 # Each admitted call may pin a message (4 MiB): a caller pins at most calls x 4 MiB (strangers,
-# all lanes: 64 MiB). What members run at once is small: restore 2 streams per node, a puller
-# 4, push 1 and its asks.
+# all lanes: 64 MiB; an archive's keys: (32 + 64) x 4 = 384 MiB). What members run at once is
+# small: restore 2 streams per node, a puller 4, push 1 and its asks.
 LIMITS = {
     STRANGER: Limits(8, 8),
     WATCHER: Limits(4, 4),
     PUBLISHER: Limits(4, 0),
     PEER: Limits(16, 8),
     ARCHIVE: Limits(32, 16),
+    MEMBER: Limits(32, 16),
+    MEMBERS: Limits(64, 32),
 }
 STRANGER_LANES = {"Watch": WATCHER, "PutCustodyRecord": PUBLISHER}
+DISPLACING = frozenset({STRANGER, WATCHER, PUBLISHER})  # lanes where a newcomer may displace
 
 
 class Undecodable:
@@ -180,6 +192,32 @@ def _busy(who: tuple[str, str]) -> NodeBusy:
     return NodeBusy(f"node busy: too many calls from this {who[0]} at once; retry later")
 
 
+DISPLACED = NodeBusy(
+    "node busy: the call's request did not come before newer calls needed its place; retry"
+)
+Budget: TypeAlias = tuple[str, str]
+
+
+def _budgets(who: Budget) -> tuple[Budget, ...]:
+    """The budgets a call of `who` counts in: its own, and a member key's archive's too."""
+    if who[0] == MEMBER:
+        return who, (MEMBERS, who[1].split("/", 1)[0])
+    return (who,)
+
+
+@dataclass(eq=False)
+class _Slot:
+    """An admitted call's place in its caller's budgets, until it ends or is displaced."""
+
+    budgets: tuple[Budget, ...]
+    streaming: bool
+    # Stranger lanes: the lane's calls still waiting for their request, oldest first.
+    waiting: dict[_Slot, None] | None
+    deadline: asyncio.Timeout | None = None
+    released: bool = False
+    displaced: bool = False
+
+
 def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
@@ -200,6 +238,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.node = node
         self.held: Counter[tuple[str, str]] = Counter()
         self.streams: Counter[tuple[str, str]] = Counter()
+        self.waiting: dict[Budget, dict[_Slot, None]] = {}
         self.stranger_workers = asyncio.Semaphore(STRANGER_WORKERS)
 
     # ------------------------------------------------------------ who is it
@@ -240,13 +279,65 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             who = self.classify(method, metadata)
         except SamizdatError as e:
             return self._refuse(method, handler, e, "refused")
-        if self._over(who, streaming):
+        if self._over(who, streaming) and self._displaceable(who, streaming) is None:
             return self._refuse(method, handler, _busy(who), "busy")
         return self._admit(method, handler, who, streaming)
 
-    def _over(self, who: tuple[str, str], streaming: bool) -> bool:
-        limits = LIMITS[who[0]]
-        return self.held[who] >= limits.calls or (streaming and self.streams[who] >= limits.streams)
+    # ------------------------------------------------------------ budgets
+
+    def _full(self, budget: Budget, streaming: bool, freed: _Slot | None = None) -> bool:
+        """Whether `budget` has no room for a call (once `freed` has left it, if given)."""
+        limits = LIMITS[budget[0]]
+        calls, streams = self.held[budget], self.streams[budget]
+        if freed is not None and budget in freed.budgets:
+            calls, streams = calls - 1, streams - freed.streaming
+        return calls >= limits.calls or (streaming and streams >= limits.streams)
+
+    def _over(self, who: Budget, streaming: bool) -> bool:
+        return any(self._full(b, streaming) for b in _budgets(who))
+
+    def _displaceable(self, who: Budget, streaming: bool) -> _Slot | None:
+        """In a full stranger lane, its oldest call still waiting for its request whose end
+        makes room for a new call; None elsewhere."""
+        if who[0] not in DISPLACING:
+            return None
+        for slot in self.waiting.get(who, {}):
+            if not self._full(who, streaming, freed=slot):
+                return slot
+        return None
+
+    def _take(self, who: Budget, streaming: bool) -> _Slot | None:
+        """Count a call of `who` in its budgets, displacing (ending) a stranger lane's oldest
+        call still waiting for its request if that lane is full; None if there is no room."""
+        if self._over(who, streaming):
+            oldest = self._displaceable(who, streaming)
+            if oldest is None:
+                return None
+            oldest.displaced = True
+            self._give(oldest)
+            if oldest.deadline is not None:
+                oldest.deadline.reschedule(-1.0)  # its request wait ends on the next loop turn
+        waiting = self.waiting.setdefault(who, {}) if who[0] in DISPLACING else None
+        slot = _Slot(_budgets(who), streaming, waiting)
+        for budget in slot.budgets:
+            self.held[budget] += 1
+            self.streams[budget] += streaming
+        return slot
+
+    def _give(self, slot: _Slot) -> None:
+        """Free `slot`'s place in its budgets (once)."""
+        if slot.waiting is not None:
+            slot.waiting.pop(slot, None)
+        if slot.released:
+            return
+        slot.released = True
+        for budget in slot.budgets:
+            self.held[budget] -= 1
+            self.streams[budget] -= slot.streaming
+            if self.held[budget] <= 0:
+                del self.held[budget]
+            if self.streams[budget] <= 0:
+                del self.streams[budget]
 
     def _refuse(
         self,
@@ -272,19 +363,19 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         started = time.perf_counter()
         observe = self.node.metrics.rpc_seconds
         rejected = self.node.metrics.rejected_calls
-        workers = self.stranger_workers if who[0] not in (PEER, ARCHIVE) else None
+        workers = self.stranger_workers if who[0] in DISPLACING else None
 
         @contextlib.asynccontextmanager
-        async def accounted(context: Ctx) -> AsyncIterator[None]:
+        async def accounted(context: Ctx) -> AsyncIterator[_Slot]:
             """Counts the call from here (before its request is read) until it ends."""
-            if self._over(who, streaming):
+            slot = self._take(who, streaming)
+            if slot is None:
                 rejected.labels(method, "busy").inc()
                 await context.abort(*abort_args(_busy(who)))
-            self.held[who] += 1
-            self.streams[who] += streaming
+                raise AssertionError("unreachable: abort raises")
             outcome = "error"
             try:
-                yield
+                yield slot
                 outcome = "ok"
             except _Abort as e:
                 await context.abort(e.code, e.details, e.trailing_metadata)
@@ -293,13 +384,11 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             except _BadMessage:
                 rejected.labels(method, "undecodable").inc()
                 await context.abort(*abort_args(UsageError("undecodable message")))
+            except _Displaced:
+                rejected.labels(method, "displaced").inc()
+                await context.abort(*abort_args(DISPLACED))
             finally:
-                self.held[who] -= 1
-                self.streams[who] -= streaming
-                if self.held[who] <= 0:
-                    del self.held[who]
-                if self.streams[who] <= 0:
-                    del self.streams[who]
+                self._give(slot)
                 observe.labels(method, outcome).observe(time.perf_counter() - started)
 
         async def blocking(fn: Callable[..., Any], *args: Any) -> Any:
@@ -325,8 +414,8 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if handler.unary_unary:
 
                 async def unary(requests: Any, context: Ctx) -> None:
-                    async with accounted(context):
-                        request = await _read_request(requests)
+                    async with accounted(context) as slot:
+                        request = await _read_request(requests, slot)
                         if asyncio.iscoroutinefunction(behavior):
                             answer = await behavior(request, context)
                         else:
@@ -336,8 +425,8 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 return grpc.stream_stream_rpc_method_handler(unary, **kw)
 
             async def server_stream(requests: Any, context: Ctx) -> None:
-                async with accounted(context):
-                    request = await _read_request(requests)
+                async with accounted(context) as slot:
+                    request = await _read_request(requests, slot)
                     if asyncio.iscoroutinefunction(behavior):  # health Watch: bounded in time
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(behavior(request, context), WATCH_SECONDS)
@@ -380,6 +469,10 @@ class _BadMessage(Exception):
     """A message did not decode."""
 
 
+class _Displaced(Exception):
+    """A stranger's call waiting for its request gave its place to a newer call."""
+
+
 _END = object()
 
 
@@ -404,17 +497,25 @@ async def _write(context: Ctx, message: Any) -> bool:
     return True
 
 
-async def _read_request(requests: AsyncIterator[Any]) -> Any:
+async def _read_request(requests: AsyncIterator[Any], slot: _Slot) -> Any:
     """The request of a unary call served as a client stream: its first message, within
-    REQUEST_WAIT. Raises _Idle past that, _BadMessage if it did not decode or the
-    stream ended without one."""
+    REQUEST_WAIT. Raises _Idle past that, _Displaced if a newer call of its stranger lane took
+    its place meanwhile, _BadMessage if it did not decode or the stream ended without one."""
     try:
-        async with asyncio.timeout(REQUEST_WAIT):
+        async with asyncio.timeout(REQUEST_WAIT) as deadline:
+            if slot.waiting is not None:
+                slot.deadline = deadline
+                slot.waiting[slot] = None
             request = await requests.__aiter__().__anext__()
     except StopAsyncIteration:
         raise _BadMessage from None
     except TimeoutError:
+        if slot.displaced:
+            raise _Displaced from None
         raise _Idle(f"no request for {REQUEST_WAIT:.0f}s") from None
+    finally:
+        if slot.waiting is not None:
+            slot.waiting.pop(slot, None)
     if request is UNDECODABLE:
         raise _BadMessage
     return request
@@ -440,7 +541,10 @@ async def _checked(
         yield message
 
 
-def _member(caller: Caller) -> tuple[str, str]:
+def _member(caller: Caller) -> Budget:
+    """A member's own budget: a peer's (by node id), the archive key's, or a member key's."""
     if caller.role == pb.ROLE_PEER:
         return PEER, caller.node_id
+    if caller.member_key:
+        return MEMBER, f"{caller.archive_id.hex()}/{caller.member_key.hex()}"
     return ARCHIVE, caller.archive_id.hex()
