@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from samizdat.core.errors import SamizdatError
+from samizdat.rpc.address import NodeAddress, split_host_port
 from samizdat.server.config import PeerConfig
 from samizdat.server.metrics import NodeMetrics
 from samizdat.server.reports import PeerReport, PeerSync, shared_fields
@@ -88,7 +89,8 @@ class PeerBook:
         state.streak += 1
         backoff = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(state.streak - 1, 6))
         state.backed_off_until_unix = time.time() + backoff
-        state.last_offence, state.last_offence_unix = what, int(time.time())
+        state.last_offence, state.last_offence_unix = unnamed(what, state), int(time.time())
+        state.last_offence_kind = kind.value
         peer = state.node_id[:12]
         self.metrics.offences.labels(peer=peer, kind=kind.value).inc()
         if chunks:
@@ -106,6 +108,26 @@ class PeerBook:
         return state.backed_off_until_unix <= time.time() and state.failed_round != self.round
 
     def unreachable(self, state: PeerState, error: SamizdatError) -> None:
-        state.last_error = str(error)
+        state.last_error, state.last_error_reason = unnamed(str(error), state), error.reason
         state.failed_round = self.round
         log.info("peer=%s unreachable: %s", state.node_id[:12], error)
+
+    def reached(self, state: PeerState) -> None:
+        """A round with this peer succeeded: its last error is over."""
+        state.last_success_unix = int(time.time())
+        state.last_error = state.last_error_reason = ""
+
+
+def unnamed(text: str, state: PeerState) -> str:
+    """`text` naming the peer by node id only: its address (NODE@HOST:PORT labels, HOST:PORT
+    and an IP or dotted host name) left out. The book's texts go into status, where a peer's
+    address is shown to members only, in a field of its own (review R20)."""
+    try:
+        host, port = split_host_port(state.address)
+    except SamizdatError:
+        return text
+    hostport = NodeAddress(host, port).hostport
+    text = text.replace("@" + hostport, "").replace(hostport, "<peer address>")
+    if "." in host or ":" in host:  # not a bare word that the text may use otherwise
+        text = text.replace(host, "<peer host>")
+    return text

@@ -298,8 +298,7 @@ class Replicator:
             log.exception("peer=%s listing not handled", cfg.node_id[:12])
             self.book.unreachable(state, PeerUnavailable(f"listing not handled: {e!r}"))
             return stored
-        state.last_success_unix = int(time.time())
-        state.last_error = ""
+        self.book.reached(state)
         self.book.save(state)
         self.node.metrics.round_seconds.labels(peer=cfg.node_id[:12]).observe(
             time.monotonic() - started

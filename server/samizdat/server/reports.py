@@ -63,6 +63,10 @@ class PeerSync:
     chunks_pulled: int = 0
     bytes_pulled: int = 0
     backed_off_until_unix: float = 0.0
+    # What a stranger's status shows instead of the texts: the error's reason code
+    # (samizdat.core.errors) and the offence's kind.
+    last_error_reason: str = ""
+    last_offence_kind: str = ""
 
 
 @dataclass

@@ -92,11 +92,19 @@ def _check_ids(ids: Any) -> list[ChunkId]:
     return [ChunkId(i) for i in ids]
 
 
-def _peer_to_wire(report: PeerReport) -> npb.PeerSyncStatus:
+def _peer_to_wire(report: PeerReport, member: bool) -> npb.PeerSyncStatus:
+    """A peer as GetStatus shows it: to a stranger without its address, and its last error
+    and offence only as a category (the error's reason code, the offence's kind), since the
+    texts tell how a node reaches its peers (review R20)."""
     fields = asdict(report)
     fields["bad_chunks_received"] = fields.pop("bad_chunks")
     fields["bad_records_received"] = fields.pop("bad_records")
     fields["backed_off_until_unix"] = int(report.backed_off_until_unix)
+    error_reason, offence_kind = fields.pop("last_error_reason"), fields.pop("last_offence_kind")
+    if not member:  # the cluster's topology is for members only
+        fields["address"] = ""
+        fields["last_error"] = (error_reason or "error") if report.last_error else ""
+        fields["last_offence"] = (offence_kind or "offence") if report.last_offence else ""
     return npb.PeerSyncStatus(**fields)
 
 
@@ -275,10 +283,8 @@ class NodeServicer(_Base, rpc.NodeServiceServicer):
         node, store = self.node, self.node.store
         snapshots = self._snapshots.get()  # first: as fresh as the counters read below
         disk = shutil.disk_usage(store.path)
-        peers = [_peer_to_wire(p) for p in node.peer_status()]
-        if not self._authenticated(context):  # the cluster's topology is for members only
-            for peer in peers:
-                peer.address = ""
+        member = self._authenticated(context)
+        peers = [_peer_to_wire(p, member) for p in node.peer_status()]
         head = npb.GetStatusResponse(
             node_id=node.node_id,
             name=node.config.name,
