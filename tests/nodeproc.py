@@ -325,12 +325,13 @@ class NodeProcess:
         except FileNotFoundError:
             return "(no log)"
 
-    def status(self):  # type: ignore[no-untyped-def]
-        """GetStatus over TLS (no archive key needed)."""
+    def status(self, key=None):  # type: ignore[no-untyped-def]
+        """GetStatus over TLS: a stranger's without `key`, a member's with an archive key
+        (peers' addresses and error texts)."""
         from samizdat.rpc.address import NodeAddress
         from samizdat.rpc.remote import NodeClient
 
-        client = NodeClient(NodeAddress.parse(self.address))
+        client = NodeClient(NodeAddress.parse(self.address), key)
         try:
             return client.status(timeout=10)
         finally:

@@ -180,7 +180,7 @@ def test_misbehaving_peer_is_worked_around_and_recorded(
         receiver.start()
         wait_complete([receiver], {snap}, timeout=60)
         assert evil.served_bad > 0, "the evil peer was never asked"
-        peers = {p.node_id: p for p in receiver.status().peers}
+        peers = {p.node_id: p for p in receiver.status(archive_key.key).peers}
         if mode != "truncate":  # a truncation serves no bad bytes, only too few
             assert peers[evil.node_id].bad_chunks_received > 0
         assert offence in peers[evil.node_id].last_offence
@@ -213,7 +213,7 @@ def test_forged_snapshot_records_never_stored_or_propagated(
             assert holdings(receiver) == {}, "a forged record was stored"
             assert holdings(downstream) == {}, "a forged record was propagated"
             time.sleep(0.3)
-        peers = {p.node_id: p for p in receiver.status().peers}
+        peers = {p.node_id: p for p in receiver.status(archive_key.key).peers}
         assert "forged snapshot record" in peers[evil.node_id].last_offence
         assert peers[evil.node_id].bad_records_received >= 2
     finally:

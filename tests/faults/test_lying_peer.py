@@ -55,7 +55,7 @@ def test_every_lie_is_an_offence_and_the_round_goes_on(
 
         deadline = time.monotonic() + 60
         while True:
-            peers = {p.node_id: p for p in receiver.status().peers}
+            peers = {p.node_id: p for p in receiver.status(archive_key.key).peers}
             pending = {
                 mode: peers[evil.node_id].last_offence
                 for mode, evil in liars.items()
@@ -149,7 +149,7 @@ def test_a_page_of_forged_custody_records_is_one_offence(
         receiver.start()
         wait_complete([receiver], {first}, timeout=60)
         deadline = time.monotonic() + 60
-        while not (peer := _peer(receiver, evil.node_id)).last_offence:
+        while not (peer := _peer(receiver, evil.node_id, archive_key)).last_offence:
             assert time.monotonic() < deadline, "forged custody records not an offence"
             time.sleep(0.1)
         assert "forged custody record" in peer.last_offence
@@ -160,5 +160,6 @@ def test_a_page_of_forged_custody_records_is_one_offence(
         evil.stop()
 
 
-def _peer(node, node_id: str):  # type: ignore[no-untyped-def]
-    return next(p for p in node.status().peers if p.node_id == node_id)
+def _peer(node, node_id: str, key: KeyFile):  # type: ignore[no-untyped-def]
+    """`node_id` as `node`'s status shows it to a member (the texts, not their category)."""
+    return next(p for p in node.status(key.key).peers if p.node_id == node_id)

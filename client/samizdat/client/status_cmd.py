@@ -135,7 +135,8 @@ STATUS_EPILOG = (
     "key_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="Archive key file (required by --audit)",
+    help="Archive key file (required by --audit; with it, nodes also name their peers' "
+    "addresses and last errors)",
 )
 @click.option(
     "--timeout",
