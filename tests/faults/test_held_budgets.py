@@ -25,7 +25,14 @@ from samizdat.core.keys import load_key
 from samizdat.core.tokens import archive_token
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.remote import NodeClient
-from samizdat.server.admission import LIMITS, MEMBER, PUBLISHER, REQUEST_WAIT, STRANGER
+from samizdat.server.admission import (
+    LIMITS,
+    MEMBER,
+    MEMBERS,
+    PUBLISHER,
+    REQUEST_WAIT,
+    STRANGER,
+)
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
 from tests.hostile import HoldCalls
@@ -134,3 +141,35 @@ def test_strangers_withholding_requests_keep_out_no_published_record_nor_status(
     print(f"publish: {len(tries)} tries, status: {statuses}; held calls ended:", dict(ended))
     assert ended["withheld_put:RESOURCE_EXHAUSTED"] > 0  # the lane was held and displaced
     assert bodies(node.address) == ["node_revocation"]
+
+
+def test_member_keys_together_hold_at_most_their_archives_share_and_never_the_keys(
+    node_factory, archive_key: KeyFile, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    node = node_factory("a", host=[archive_key.archive_id])
+    paths = [tmp_path / f"w{i}.key" for i in range(3)]
+    for i, path in enumerate(paths):
+        delegate("delegate", archive_key, f"laptop {i}", path, node.address)
+    own, together = LIMITS[MEMBER].calls, LIMITS[MEMBERS].calls
+    holders = together // own  # seized keys that fill the archive's member share
+    assert holders < len(paths)
+    hold = HoldCalls(node.address)
+    try:
+        for path in paths[:holders]:
+            token = archive_token(load_key(path), pb.ROLE_WRITER, node.node_id)
+            hold.start("withheld", own, token)
+        refusal, deadline = "", time.monotonic() + 30
+        while not refusal:  # until the member keys' share is full
+            assert time.monotonic() < deadline, hold.ended()
+            client = NodeClient(NodeAddress.parse(node.address), load_key(paths[-1]))
+            try:
+                client.status()
+                time.sleep(0.1)
+            except NodeBusy as e:
+                refusal = str(e)
+            finally:
+                client.close()
+        assert not busy(node.address, archive_key.path)  # the archive key's budget is its own
+    finally:
+        hold.close()
+    assert MEMBERS in refusal, refusal

@@ -188,10 +188,6 @@ class SyncContext:
         raise _Abort(code, details, trailing_metadata)
 
 
-def _busy(who: tuple[str, str]) -> NodeBusy:
-    return NodeBusy(f"node busy: too many calls from this {who[0]} at once; retry later")
-
-
 DISPLACED = NodeBusy(
     "node busy: the call's request did not come before newer calls needed its place; retry"
 )
@@ -280,7 +276,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         except SamizdatError as e:
             return self._refuse(method, handler, e, "refused")
         if self._over(who, streaming) and self._displaceable(who, streaming) is None:
-            return self._refuse(method, handler, _busy(who), "busy")
+            return self._refuse(method, handler, self._busy(who, streaming), "busy")
         return self._admit(method, handler, who, streaming)
 
     # ------------------------------------------------------------ budgets
@@ -295,6 +291,11 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def _over(self, who: Budget, streaming: bool) -> bool:
         return any(self._full(b, streaming) for b in _budgets(who))
+
+    def _busy(self, who: Budget, streaming: bool) -> NodeBusy:
+        """The refusal naming the budget that is full (a member key's, or its archive's)."""
+        full = next((b for b in _budgets(who) if self._full(b, streaming)), who)
+        return NodeBusy(f"node busy: too many calls from this {full[0]} at once; retry later")
 
     def _displaceable(self, who: Budget, streaming: bool) -> _Slot | None:
         """In a full stranger lane, its oldest call still waiting for its request whose end
@@ -371,7 +372,7 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             slot = self._take(who, streaming)
             if slot is None:
                 rejected.labels(method, "busy").inc()
-                await context.abort(*abort_args(_busy(who)))
+                await context.abort(*abort_args(self._busy(who, streaming)))
                 raise AssertionError("unreachable: abort raises")
             outcome = "error"
             try:
