@@ -54,10 +54,10 @@ def bodies(address: str) -> list[str]:
     """The kinds of the custody records the node holds (the body each carries)."""
     client = NodeClient(NodeAddress.parse(address))
     try:
-        signed = client.all_custody_records()
+        records = client.all_custody_records()
     finally:
         client.close()
-    return [str(pb.CustodyRecord.FromString(s.record).WhichOneof("body")) for s in signed]
+    return [r.kind for r in records]
 
 
 def busy(address: str, key_path: Path | None) -> bool:
