@@ -2,18 +2,20 @@
 hold a node's listing at its position, and with it every later record's replication (review
 R11: a 1.3 MiB record, over LIST_PAGE_BYTES, made every page after it empty with `more` set).
 Records are bounded at MAX_SIGNED_RECORD_BYTES when signed and verified; one stored before the
-bound is never listed, and pages go past it."""
+bound is never listed, and pages go past it. Nor can whoever relays a genuine record pad it
+with fields nobody signed (review R25): a node keeps and lists the record as signed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from samizdat.core.errors import SignatureError
-from samizdat.core.ids import SnapshotId
-from samizdat.core.keys import ArchiveKey
+from samizdat.core.ids import ArchiveId, SnapshotId
+from samizdat.core.keys import ArchiveKey, load_key
 from samizdat.core.records import (
     MAX_SIGNED_RECORD_BYTES,
     SIGNING_CONTEXT,
@@ -25,10 +27,13 @@ from samizdat.rpc.limits import LIST_PAGE_BYTES
 from samizdat.server.runtime import NodeRuntime
 from samizdat.server.snapshots import accept_snapshot
 from samizdat.store.holdings import store_snapshot
+from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
 from tests.crafted import CraftedSnapshot, craft_snapshot, file_entry, upload
-from tests.e2e.test_replication import wait_complete
+from tests.e2e.test_replication import push, wait_complete
+from tests.healthcluster import configure, make_tree
+from tests.netfaults import EvilPeer
 from tests.nodeproc import NodeProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -127,3 +132,66 @@ def test_a_node_refuses_an_oversized_record_and_replication_goes_on(
     finally:
         client.close()
     wait_complete([a, b], {base.snapshot.id.hex(), later.snapshot.id.hex()})
+
+
+def padded(signed: pb.SignedSnapshot, pad: int = 250_000) -> pb.SignedSnapshot:
+    """`signed` with an unknown field 15 of `pad` bytes appended (nobody signed it)."""
+    unknown = pb.SignedSnapshot(record=b"p" * pad).SerializeToString()[1:]  # field 1's length
+    return pb.SignedSnapshot.FromString(signed.SerializeToString() + b"\x7a" + unknown)
+
+
+def test_verify_keeps_only_what_was_signed(archive_key: KeyFile) -> None:
+    genuine = crafted(archive_key.key, 1).snapshot.signed
+    assert verify_snapshot(padded(genuine)).signed == genuine
+    writer, _ = archive_key.key.delegate(pb.MEMBER_ROLE_WRITER, "amal", serial=1)
+    by_writer = sign_snapshot(writer, pb.SnapshotRecord(sequence=2, tree_chunk_ids=[b"t" * 32]))
+    relayed = pb.SignedSnapshot()
+    relayed.CopyFrom(by_writer.signed)
+    certificate = pb.SignedCustodyRecord.FromString(
+        relayed.certificate.SerializeToString() + b"\x7a\x03pad"  # in the certificate too
+    )
+    relayed.certificate.CopyFrom(certificate)
+    assert relayed != by_writer.signed
+    assert verify_snapshot(padded(relayed)).signed == by_writer.signed
+
+
+class PaddingPeer(EvilPeer):
+    """Serves its upstream honestly, but lists every record padded."""
+
+    def _lie(self, request: npb.ListSnapshotsRequest) -> npb.ListSnapshotsResponse:
+        page = self.upstream.list_snapshots(
+            request.archive_id, request.after_position, request.max_count
+        )
+        out = npb.ListSnapshotsResponse()
+        out.CopyFrom(page)
+        for item in out.snapshots:
+            item.snapshot.CopyFrom(padded(item.snapshot))
+        return out
+
+
+def test_a_relayed_record_is_kept_and_listed_as_signed(
+    node_factory: Callable[..., NodeProcess], archive_key: KeyFile, tmp_path: Path
+) -> None:
+    honest = node_factory("honest", host=[archive_key.archive_id], start=False)
+    fresh = node_factory("fresh", host=[archive_key.archive_id], start=False)
+    liar = PaddingPeer(tmp_path / "liar", honest.address, "rewind", load_key(archive_key.path))
+    honest.peer_add(liar.node_id, liar.hostport)
+    honest.start()
+    liar.start()
+    try:
+        push(archive_key, honest, make_tree(tmp_path / "src", seed=1))
+        fresh.peer_add(liar.node_id, liar.hostport)
+        configure(fresh, sync_interval=1)
+        fresh.start()
+        client = fresh.client(archive_key.key)
+        try:
+            deadline = time.monotonic() + 60
+            archive = ArchiveId(archive_key.key.archive_id)
+            while not (items := client.list_snapshots(archive).snapshots):
+                assert time.monotonic() < deadline, "the fresh node never stored the record"
+                time.sleep(0.2)
+        finally:
+            client.close()
+    finally:
+        liar.stop()
+    assert items[0].snapshot.ByteSize() < 16 << 10  # as signed (~1 KiB), not ~250 KiB

@@ -104,6 +104,12 @@ def sign_custody_record(key: ArchiveKey, record: pb.CustodyRecord) -> CustodyRec
     return CustodyRecord(blake3.blake3(raw).digest(), signed, record)
 
 
+def canonical_custody_record(signed: pb.SignedCustodyRecord) -> pb.SignedCustodyRecord:
+    """The record and its signature, without fields nobody signed (unknown ones): whoever
+    relays a record cannot pad it (review R12)."""
+    return pb.SignedCustodyRecord(record=signed.record, signature=signed.signature)
+
+
 def verify_custody_record(
     signed: pb.SignedCustodyRecord, archive_id: bytes | None = None
 ) -> CustodyRecord:

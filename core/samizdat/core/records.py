@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from samizdat.core.custody import verify_certificate
+from samizdat.core.custody import canonical_custody_record, verify_certificate
 from samizdat.core.errors import KeyRoleError, SignatureError
 from samizdat.core.ids import ID_SIZE, ArchiveId, SnapshotId
 from samizdat.core.keys import ArchiveKey, verify_archive_signature
@@ -63,6 +63,16 @@ def sign_snapshot(key: ArchiveKey, record: pb.SnapshotRecord) -> Snapshot:
     return Snapshot(SnapshotId.of(raw), signed, record)
 
 
+def canonical_snapshot(signed: pb.SignedSnapshot) -> pb.SignedSnapshot:
+    """The record, its signature and its certificate's signed fields, without fields nobody
+    signed (unknown ones, at any level): whoever relays a record cannot pad it (review R25: a
+    lying peer padded genuine records to ~250 KiB, and the padded copy was kept and listed)."""
+    out = pb.SignedSnapshot(record=signed.record, signature=signed.signature)
+    if signed.HasField("certificate"):
+        out.certificate.CopyFrom(canonical_custody_record(signed.certificate))
+    return out
+
+
 def _check_size(signed: pb.SignedSnapshot) -> None:
     """Raise SignatureError for a signed record longer than MAX_SIGNED_RECORD_BYTES."""
     size = signed.ByteSize()
@@ -78,8 +88,10 @@ def verify_snapshot(signed: pb.SignedSnapshot, archive_id: ArchiveId | None = No
 
     Raises SignatureError for anything not signed by the archive key it names, or by a writer
     key that the archive key certified (revocations are the node's business: CustodyState), and
-    for a signed record longer than MAX_SIGNED_RECORD_BYTES.
+    for a signed record longer than MAX_SIGNED_RECORD_BYTES. The snapshot holds the record's
+    canonical form (`canonical_snapshot`): that is what callers store and pass on.
     """
+    signed = canonical_snapshot(signed)
     _check_size(signed)
     record = parse_signed_body(
         pb.SnapshotRecord(), signed.record, "snapshot record", RECORD_VERSION, archive_id

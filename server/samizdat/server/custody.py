@@ -20,6 +20,7 @@ from samizdat.core.custody import (
     MAX_RECORD_BYTES,
     CustodyRecord,
     CustodyState,
+    canonical_custody_record,
     verify_custody_record,
 )
 from samizdat.core.errors import NotHosted, SignatureError, UsageError
@@ -32,11 +33,6 @@ from samizdat.v1 import records_pb2 as pb
 log = logging.getLogger(__name__)
 
 
-def _canonical(signed: pb.SignedCustodyRecord) -> pb.SignedCustodyRecord:
-    """The record and its signature, without fields nobody signed (unknown ones)."""
-    return pb.SignedCustodyRecord(record=signed.record, signature=signed.signature)
-
-
 class NodeCustody:
     """Custody records of the hosted archives, persisted in the store's custody log."""
 
@@ -47,7 +43,7 @@ class NodeCustody:
         self._lock = threading.Lock()
         for position, raw in store.iter_custody_log(0):
             try:
-                signed = _canonical(pb.SignedCustodyRecord.FromString(raw))
+                signed = canonical_custody_record(pb.SignedCustodyRecord.FromString(raw))
                 self.state.add(verify_custody_record(signed))
             except Exception as e:  # a damaged entry must not stop the node
                 log.error("custody record at position %d is unreadable: %s", position, e)
@@ -59,7 +55,7 @@ class NodeCustody:
         costs a hash and a parse, never a signature check (anyone may send records, and a
         peer may list thousands). Only the signed fields are kept: whoever relays a record
         cannot pad it (review R12: a padded copy made every listing of the node too large)."""
-        signed = _canonical(signed)
+        signed = canonical_custody_record(signed)
         known = self.state.get(blake3.blake3(signed.record).digest())
         if known is not None:
             return known, False
@@ -131,7 +127,7 @@ class NodeCustody:
             if records and size + len(raw) > CUSTODY_PAGE_BYTES:
                 return CustodyPage(records, reached, more=True)
             reached = position
-            signed = _canonical(pb.SignedCustodyRecord.FromString(raw))
+            signed = canonical_custody_record(pb.SignedCustodyRecord.FromString(raw))
             if signed.ByteSize() > MAX_RECORD_BYTES:  # kept before the limit: never listed
                 log.warning("custody record at position %d is over the size limit", position)
                 continue

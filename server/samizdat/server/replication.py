@@ -360,7 +360,7 @@ class Replicator:
                 log.info("snapshot=%s from peer=%s %s", snap.id.short(), cfg.node_id[:12], e)
                 continue
             held, total, nbytes = count_held(self.store, snap)
-            rows.append((snapshot_id, item.signed.SerializeToString(), held, total, nbytes))
+            rows.append((snapshot_id, snap.signed.SerializeToString(), held, total, nbytes))
             new.append(snap)
         if rows:  # every chunk counted above is durable before a count is stored
             self._sync_own()

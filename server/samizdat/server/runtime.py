@@ -12,7 +12,7 @@ from typing import Protocol
 from samizdat.core.errors import UsageError
 from samizdat.core.ids import ArchiveId
 from samizdat.core.peer import ListedSnapshot, SnapshotPage
-from samizdat.core.records import MAX_SIGNED_RECORD_BYTES, Snapshot
+from samizdat.core.records import MAX_SIGNED_RECORD_BYTES, Snapshot, canonical_snapshot
 from samizdat.rpc.limits import LIST_PAGE_BYTES, LIST_PAGE_RECORDS, LIST_PAGE_SCAN
 from samizdat.server.config import NodeConfig, PeerConfig, config_path, load_config
 from samizdat.server.custody import NodeCustody
@@ -155,7 +155,7 @@ class NodeRuntime:
                 continue
             held, total, nbytes = self.store.snapshot_state(facts.snapshot_id)
             item = ListedSnapshot(
-                pb.SignedSnapshot.FromString(signed),
+                canonical_snapshot(pb.SignedSnapshot.FromString(signed)),  # padded before R25
                 held,
                 total,
                 facts.position,
