@@ -587,3 +587,30 @@ def test_carried_store_with_a_fifo_among_its_files_is_refused_not_a_hang(
     with pytest.raises(StoreError, match=f"{name} is not a regular file"):
         ChunkStore(path, read_only=True)
     assert not list(temp.iterdir())
+
+
+@pytest.mark.parametrize("shape", ["large", "symlink"])
+def test_carried_store_with_a_large_or_linked_config_is_refused_not_copied(
+    tmp_path: Path, shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rocksdict's config file is the one file the read-only open copies: a carried copy's
+    sparse 1 GiB one (or a link to any large file) filled TMPDIR (review R22). It is refused,
+    naming it, and no shadow directory is left."""
+    path = tmp_path / "data"
+    ChunkStore(path).close()
+    config = path / "rocksdict-config.json"
+    config.unlink()
+    if shape == "large":
+        with open(config, "wb") as f:
+            f.truncate(1 << 30)  # sparse: costs its maker nothing
+    else:
+        big = tmp_path / "big"
+        with open(big, "wb") as f:
+            f.truncate(1 << 30)
+        config.symlink_to(big)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    with pytest.raises(StoreError, match="rocksdict-config.json"):
+        ChunkStore(path, read_only=True)
+    assert not list(temp.iterdir())

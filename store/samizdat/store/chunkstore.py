@@ -76,6 +76,7 @@ PACKS_DIR = "packs"
 # Column families a read-only copy must have (stores from before custody records lack `custody`).
 _READ_ONLY_NEEDED = ("chunks", "chunk_index", "snapshots", "snapshot_log", "snapshot_state")
 _ROCKSDICT_CONFIG = "rocksdict-config.json"
+_MAX_CONFIG_BYTES = 64 << 10  # rocksdict writes a few hundred bytes
 
 
 def _unchangeable(blob: Blob) -> Blob:
@@ -112,7 +113,8 @@ def _shadow(store: Path) -> Path:
 
     A carried copy is untrusted: an entry that is not (a link to) a regular file or a
     directory, such as a FIFO standing for the MANIFEST, whose open would block for ever, is
-    a StoreError naming it.
+    a StoreError naming it; so is a config file that is a symlink or over _MAX_CONFIG_BYTES
+    (review R22: a sparse 1 GiB one was copied whole into TMPDIR).
     """
     shadow = Path(tempfile.mkdtemp(prefix="samizdat-store-"))
     try:
@@ -124,13 +126,30 @@ def _shadow(store: Path) -> Path:
                     f"{entry.path} is not a regular file or directory: not a store to read"
                 )
             if entry.name == _ROCKSDICT_CONFIG:
-                shutil.copyfile(entry.path, shadow / entry.name)
+                _copy_config(entry.path, shadow / entry.name)
             elif entry.name != "LOCK":
                 os.symlink(os.path.abspath(entry.path), shadow / entry.name)
     except OSError as e:
         shutil.rmtree(shadow, ignore_errors=True)
         raise StoreError(f"cannot read the directory {store}: {e.strerror}") from None
+    except StoreError:
+        shutil.rmtree(shadow, ignore_errors=True)
+        raise
     return shadow
+
+
+def _copy_config(source: str, target: Path) -> None:
+    """Copy rocksdict's config file, a regular file (not a link) of at most _MAX_CONFIG_BYTES;
+    StoreError otherwise."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        raise StoreError(f"{source} cannot be read ({e.strerror}): not a store to read") from None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(_MAX_CONFIG_BYTES + 1)
+    if len(data) > _MAX_CONFIG_BYTES:
+        raise StoreError(f"{source} is over {_MAX_CONFIG_BYTES} bytes: not a store to read")
+    target.write_bytes(data)
 
 
 class ChunkStore:
