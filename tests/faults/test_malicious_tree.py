@@ -49,6 +49,12 @@ def cases(outside: Path) -> dict[str, list]:  # type: ignore[type-arg]
             symlink_entry(b"s", os.fsencode(outside / "sentinel.txt")),
             file_entry(b"s", PAYLOAD),
         ],  # must replace the link, not write through it
+        "symlink-then-file-not-adjacent": [
+            symlink_entry(b"s", os.fsencode(outside / "sentinel.txt")),
+            file_entry(b"t", b"fine"),
+            file_entry(b"s", PAYLOAD),
+        ],  # review R24: one of the two was silently lost, exit 0
+        "child-before-parent": [file_entry(b"a/x", b"fine"), dir_entry(b"a")],
         "symlink-dir-then-nested-dir": [
             symlink_entry(b"d", os.fsencode(outside)),
             dir_entry(b"d/sub"),
@@ -70,8 +76,11 @@ EXPECTED = {
     "absolute-dir": _unsafe("{o}"),
     "symlink-then-write-through": lambda o: "'link/pwned.txt'",
     "relative-symlink-then-write-through": lambda o: "'up/pwned.txt'",
-    # Two entries for one path: a malformed tree, refused as a whole.
-    "symlink-overwrites-sentinel": lambda o: "'s' twice",
+    # Entries out of push's order (docs/format.md), e.g. two for one path: a malformed tree,
+    # refused as a whole.
+    "symlink-overwrites-sentinel": lambda o: "'s' out of order or twice",
+    "symlink-then-file-not-adjacent": lambda o: "'s' out of order or twice",
+    "child-before-parent": lambda o: "'a' out of order or twice",
     "symlink-dir-then-nested-dir": lambda o: "'d/sub'",
     "empty-component": _unsafe("a//pwned.txt"),
     "dot": _unsafe("."),
@@ -90,6 +99,8 @@ CASE_NAMES = [
     "symlink-then-write-through",
     "relative-symlink-then-write-through",
     "symlink-overwrites-sentinel",
+    "symlink-then-file-not-adjacent",
+    "child-before-parent",
     "symlink-dir-then-nested-dir",
     "empty-component",
     "dot",

@@ -174,7 +174,7 @@ def hostile_cases(outside: Path) -> dict[str, tuple[list, str, bool]]:  # type: 
         ),
         "symlink-then-same-name-file": (
             [symlink_entry(b"s", o + b"/sentinel.txt"), file_entry(b"s", PAYLOAD)],
-            "'s' twice",
+            "'s' out of order or twice",
             True,
         ),
         "file-then-child": (

@@ -272,15 +272,18 @@ class Restorer:
         links = LinkGroups()
         symlinks: set[bytes] = set()
         found: set[bytes] = set()
-        previous = b""
+        previous: list[bytes] = []
         file_index = -1
         for entry in iter_tree(tree):  # checks every path is relative and has no '..'
             path = entry.path
-            if path == previous:
-                raise UnsafePath(f"the tree lists {_shown(path)!r} twice; refusing it")
-            previous = path
-            parts = path.split(b"/") if symlinks else []
-            for n in range(1, len(parts)):
+            parts = path.split(b"/")
+            if parts <= previous:  # the order push writes, so each path comes once
+                raise UnsafePath(
+                    f"the tree lists {_shown(path)!r} out of order or twice (after "
+                    f"{_shown(b'/'.join(previous))!r}); refusing it"
+                )
+            previous = parts
+            for n in range(1, len(parts) if symlinks else 0):
                 if b"/".join(parts[:n]) in symlinks:
                     raise UnsafePath(
                         f"refusing {_shown(path)!r}: it would be written through "
