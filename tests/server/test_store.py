@@ -15,7 +15,7 @@ import pytest
 
 from samizdat.core.errors import ChunkCorrupt, OutOfSpace, SamizdatError, StoreError
 from samizdat.rpc.limits import MAX_MESSAGE_BYTES
-from samizdat.store import packs
+from samizdat.store import chunkstore, packs
 from samizdat.store.chunkstore import _INDEX, PACKS_DIR, STORE_FORMAT, ChunkStore, pack_location
 from samizdat.store.packs import PackReader
 from tests.damage import flip_on_disk, overwrite_stored, pack_files
@@ -585,6 +585,30 @@ def test_carried_store_with_a_fifo_among_its_files_is_refused_not_a_hang(
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where the shadow would go
     with pytest.raises(StoreError, match=f"{name} is not a regular file"):
+        ChunkStore(path, read_only=True)
+    assert not list(temp.iterdir())
+
+
+@pytest.mark.parametrize("where", ["linking", "opening"])
+def test_an_interrupted_read_only_open_leaves_no_shadow(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C (KeyboardInterrupt) while the shadow is made or RocksDB opens from it: no
+    shadow directory of links to the copy is left in TMPDIR (review R28)."""
+    path = tmp_path / "data"
+    ChunkStore(path).close()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+
+    def interrupt(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    if where == "linking":
+        monkeypatch.setattr(os, "symlink", interrupt)
+    else:
+        monkeypatch.setattr(chunkstore, "_open_shadow", interrupt)
+    with pytest.raises(KeyboardInterrupt):
         ChunkStore(path, read_only=True)
     assert not list(temp.iterdir())
 

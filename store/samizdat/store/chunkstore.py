@@ -121,7 +121,6 @@ def _shadow(store: Path) -> Path:
         for entry in os.scandir(store):
             mode = os.stat(entry.path).st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                shutil.rmtree(shadow, ignore_errors=True)
                 raise StoreError(
                     f"{entry.path} is not a regular file or directory: not a store to read"
                 )
@@ -129,13 +128,33 @@ def _shadow(store: Path) -> Path:
                 _copy_config(entry.path, shadow / entry.name)
             elif entry.name != "LOCK":
                 os.symlink(os.path.abspath(entry.path), shadow / entry.name)
-    except OSError as e:
+    except BaseException as e:  # a Ctrl-C too: no shadow outlives a failed open
         shutil.rmtree(shadow, ignore_errors=True)
-        raise StoreError(f"cannot read the directory {store}: {e.strerror}") from None
-    except StoreError:
-        shutil.rmtree(shadow, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise StoreError(f"cannot read the directory {store}: {e.strerror}") from None
         raise
     return shadow
+
+
+def _open_shadow(path: Path, shadow: Path) -> tuple[rdb.Rdict, list[str]]:
+    """RocksDB opened read-only from `shadow` (of the store at `path`), and the names of the
+    store's column families it holds. StoreError if it is not a node store or will not open."""
+    opts = rdb.Options(raw_mode=True)
+    try:
+        names = rdb.Rdict.list_cf(str(shadow), opts)
+    except Exception as e:  # rocksdict raises plain Exception
+        raise StoreError(f"cannot read the store at {path}: {e}") from None
+    missing = [n for n in _READ_ONLY_NEEDED if n not in names]
+    if missing:
+        raise StoreError(f"{path} is not a samizdat node store (no {', '.join(missing)})")
+    cfs = {n: rdb.Options(raw_mode=True) for n in names if n != "default"}
+    try:
+        db = rdb.Rdict(
+            str(shadow), options=opts, column_families=cfs, access_type=rdb.AccessType.read_only()
+        )
+    except Exception as e:
+        raise StoreError(f"cannot open the store at {path} read-only: {e}") from None
+    return db, [n for n in _CF_NAMES if n in names]
 
 
 def _copy_config(source: str, target: Path) -> None:
@@ -209,30 +228,13 @@ class ChunkStore:
             log.info("removed pack %08x: written before a crash, never indexed", number)
 
     def _open_read_only(self, path: Path) -> None:
-        opts = rdb.Options(raw_mode=True)
         shadow = _shadow(path)  # first: it refuses entries whose open would block
         try:
-            names = rdb.Rdict.list_cf(str(shadow), opts)
-        except Exception as e:  # rocksdict raises plain Exception
+            self._db, present = _open_shadow(path, shadow)
+        except BaseException:  # a Ctrl-C too (review R28): no shadow outlives a failed open
             shutil.rmtree(shadow, ignore_errors=True)
-            raise StoreError(f"cannot read the store at {path}: {e}") from None
-        missing = [n for n in _READ_ONLY_NEEDED if n not in names]
-        if missing:
-            shutil.rmtree(shadow, ignore_errors=True)
-            raise StoreError(f"{path} is not a samizdat node store (no {', '.join(missing)})")
-        present = [n for n in _CF_NAMES if n in names]
-        cfs = {n: rdb.Options(raw_mode=True) for n in names if n != "default"}
+            raise
         self._shadow = shadow
-        try:
-            self._db = rdb.Rdict(
-                str(self._shadow),
-                options=opts,
-                column_families=cfs,
-                access_type=rdb.AccessType.read_only(),
-            )
-        except Exception as e:
-            shutil.rmtree(self._shadow, ignore_errors=True)
-            raise StoreError(f"cannot open the store at {path} read-only: {e}") from None
         try:
             self._cf = {name: self._db.get_column_family(name) for name in present}
             self._handle = {}
