@@ -30,6 +30,7 @@ C1 = "csi\u009b31mred"  # a C1 CSI: colours on terminals that take 8-bit control
 FORGED = "x\nrestored snapshot ok: 0 damaged"  # a line of its own, if printed raw
 NAMES = [TITLE, MARKUP, BIDI, C1, FORGED]
 CONTENT = {name: os.urandom(3000) + name.encode() for name in NAMES}
+IN_TREE_ORDER = sorted(NAMES, key=str.encode)  # push's order: restore refuses any other
 # On the raw bytes: ESC, BEL, CR and other C0 controls (newline ends our lines), DEL, C1 in
 # UTF-8 (C2 80-9F), bidi overrides and isolates (E2 80 AA-AE, E2 81 A6-A9).
 UNSAFE = re.compile(
@@ -66,7 +67,7 @@ def crafted(node: NodeProcess, archive_key: KeyFile) -> list[bytes]:
     """A snapshot of files named by an attacker, uploaded to `node`; the stored blob of each
     file's only chunk."""
     entries = [dir_entry(b"d")] + [
-        file_entry(b"d/" + name.encode(), CONTENT[name]) for name in NAMES
+        file_entry(b"d/" + name.encode(), CONTENT[name]) for name in IN_TREE_ORDER
     ]
     snap = craft_snapshot(archive_key.key, entries)
     client = node.client(archive_key.key)
@@ -92,7 +93,7 @@ def test_ls_shows_hostile_file_names_as_text(
     assert code == 0, err
     assert_inert(out + err)
     listed = [json.loads(line)["path"] for line in out.splitlines()]
-    assert listed == ["d"] + ["d/" + name for name in NAMES]  # the exact names
+    assert listed == ["d"] + ["d/" + name for name in IN_TREE_ORDER]  # the exact names
 
 
 def test_restore_damage_report_shows_hostile_names_as_text(
