@@ -40,9 +40,10 @@ from samizdat.core.keys import load_key
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.channel import TLS_SERVER_NAME, fetch_pinned_cert
 from samizdat.rpc.remote import NodeClient
-from samizdat.server.admission import LIMITS, STRANGER
+from samizdat.server.admission import LIMITS, PUBLISHER, STRANGER
 from samizdat.server.node import RpcServer
 from samizdat.server.runtime import NodeRuntime
+from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 from tests.conftest import KeyFile
 from tests.e2e.test_replication import make_tree, push, wait_complete
@@ -85,7 +86,7 @@ class Reader:
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
 
-    def connect(self, streams: int = STREAMS) -> None:
+    def connect(self, streams: int = STREAMS, request: bytes = b"") -> None:
         context = ssl.create_default_context(cadata=fetch_pinned_cert(self.address).decode())
         context.set_alpn_protocols(["h2"])
         raw = socket.create_connection((self.address.host, self.address.port), timeout=10)
@@ -107,7 +108,8 @@ class Reader:
         for _ in range(streams):
             sid = conn.get_next_available_stream_id()
             conn.send_headers(sid, headers)
-            conn.send_data(sid, struct.pack(">BI", 0, 0), end_stream=True)  # an empty request
+            message = struct.pack(">BI", 0, len(request)) + request  # empty: a listing's
+            conn.send_data(sid, message, end_stream=True)
         self._send(sock, conn.data_to_send())
         with self.lock:
             self.conns.append((sock, conn))
@@ -292,14 +294,20 @@ def test_unread_answers_hold_their_slots_and_bounded_memory_while_members_are_se
 def test_the_node_ends_connections_whose_answers_are_never_read(
     node_factory, archive_key: KeyFile
 ) -> None:  # type: ignore[no-untyped-def]
-    """Nothing but the connection's end frees an unread answer's slot: the node asks every
-    connection to close after its age and closes it after the grace."""
+    """Nothing but the connection's end frees a large unread answer's slot: the node asks
+    every connection to close after its age and closes it after the grace."""
     proc = node_factory("a", host=[archive_key.archive_id], start=False)
     node = NodeRuntime(proc.directory)
     server = RpcServer(node, connection_age=2.0, connection_grace=2.0)
     server.start()
     address = NodeAddress.parse(proc.address)
-    reader = Reader(address, "/samizdat.v1.NodeService/GetStatus")
+    root = load_key(archive_key.path)
+    client = NodeClient(address, root)
+    try:  # a listing page of ~1 MB: an answer large enough to keep its slot until taken
+        client.put_custody_record(big_revocation(root, next_serial([])))
+    finally:
+        client.close()
+    reader = Reader(address, LISTING)
     try:
         reader.connect(LIMITS[STRANGER].calls + 1)
         wait_for(lambda: reader.decided() == LIMITS[STRANGER].calls + 1, 30, "undecided", reader)
@@ -314,3 +322,39 @@ def test_the_node_ends_connections_whose_answers_are_never_read(
         reader.close()
         server.stop(1)
         node.close()
+
+
+def test_unread_small_answers_keep_no_published_record_out(
+    node_factory, archive_key: KeyFile, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A stranger relays a genuine public custody record on more keyless PutCustodyRecord
+    calls than the publishing lane holds and never reads the (small) answers: the offline
+    ceremony's `key publish` still lands (review R27: the answers held the lane until the
+    connection's end, ~70 minutes)."""
+    node = node_factory("a", host=[archive_key.archive_id])
+    seized = node_factory("seized", start=False)
+    code, _, err = run_cli(
+        "key", "delegate", archive_key, "--name", "w", "--out", tmp_path / "w.key",
+        "--node", node.address,
+    )  # fmt: skip
+    assert code == 0, err
+    address = NodeAddress.parse(node.address)
+    client = NodeClient(address)
+    try:
+        genuine = client.list_custody_records(0).records[0]  # public: anyone may relay it
+    finally:
+        client.close()
+    code, _, err = run_cli(
+        "node", "revoke", "--key", archive_key, seized.node_id, "--out", tmp_path / "r.rec"
+    )
+    assert code == 0, err
+    reader = Reader(address, "/samizdat.v1.CustodyService/PutCustodyRecord")
+    calls = LIMITS[PUBLISHER].calls + 2
+    try:
+        reader.connect(calls, npb.PutCustodyRecordRequest(record=genuine).SerializeToString())
+        wait_for(lambda: reader.decided() == calls, 60, "the node never took the calls", reader)
+        reader.start()  # pings answered meanwhile: the connection stays up
+        code, _, err = run_cli("key", "publish", tmp_path / "r.rec", "--node", node.address)
+        assert code == 0, err
+    finally:
+        reader.close()

@@ -115,6 +115,13 @@ LIMITS = {
     MEMBERS: Limits(64, 32),
 }
 STRANGER_LANES = {"Watch": WATCHER, "PutCustodyRecord": PUBLISHER}
+# A unary answer this small frees its call's place once handed to gRPC, before the client
+# takes it: what it pins is small beside what the caller's connection costs the node anyway
+# (~45 KiB; 32 calls a connection), and a client that never reads (no HTTP/2 window) cannot
+# hold a lane with it until its connection ends (review R27: 4 unread answers of a keyless
+# PutCustodyRecord kept every published revocation out for ~70 minutes). Larger answers
+# keep their place until taken (review R21).
+SMALL_ANSWER_BYTES = 64 * 1024
 DISPLACING = frozenset({STRANGER, WATCHER, PUBLISHER})  # lanes where a newcomer may displace
 
 
@@ -421,6 +428,8 @@ class Admission(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                             answer = await behavior(request, context)
                         else:
                             answer = await blocking(behavior, request, SyncContext(context))
+                        if _size(answer) <= SMALL_ANSWER_BYTES:
+                            self._give(slot)  # _give frees a slot once: the end is a no-op
                         await _write(context, answer)
 
                 return grpc.stream_stream_rpc_method_handler(unary, **kw)
@@ -475,6 +484,11 @@ class _Displaced(Exception):
 
 
 _END = object()
+
+
+def _size(answer: Any) -> int:
+    """Bytes of an answer: a message, or one the servicer serialized itself."""
+    return len(answer) if isinstance(answer, bytes) else int(answer.ByteSize())
 
 
 def _next(responses: Iterator[Any]) -> Any:
