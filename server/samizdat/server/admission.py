@@ -531,6 +531,8 @@ async def _read_request(requests: AsyncIterator[Any], slot: _Slot) -> Any:
     finally:
         if slot.waiting is not None:
             slot.waiting.pop(slot, None)
+    if slot.displaced:  # its request came in the same loop turn as its displacement
+        raise _Displaced
     if request is UNDECODABLE:
         raise _BadMessage
     return request
