@@ -40,9 +40,13 @@ LIST_LIES = (
     "tiny",
     "padded",
     "longid",
+    "bulky",
+    "many",
 )
 FORGED_CUSTODY = 500
 ENDLESS_CUSTODY = 1500  # junk records a page in "custody_endless" mode (~1.5 MB)
+# Pages of junk the "bulky" and "many" listings send before they end (1,000 records each).
+JUNK_PAGES = {"bulky": 20, "many": 99}
 LYING_MODES = {
     "short_flags": "flags for",
     "long_flags": "flags for",
@@ -78,7 +82,11 @@ class EvilPeer:
       page well-formed on its own; only the whole listing never ends);
     - "tiny": endless full pages of distinct 8-byte (forged) records;
     - "padded": like "tiny", each listed item carrying 3 KiB of unknown fields;
-    - "longid": one record listed under a 4,000-byte id.
+    - "longid": one record listed under a 4,000-byte id;
+    - "bulky": like "padded", but the listing ends after JUNK_PAGES["bulky"] pages, under
+      every bound of a whole listing (samizdat.core.peer.Listing): ~60 MiB of junk;
+    - "many": like "tiny", but the listing ends after JUNK_PAGES["many"] pages: 99,000
+      forged records, just under MAX_LISTING_RECORDS.
 
     - "notree": listings end with a record validly signed by `key` (a seized custodian's, or
       a bug) with the highest sequence yet, naming no tree.
@@ -168,6 +176,12 @@ class EvilPeer:
                 )
 
         class Node(rpc.NodeServiceServicer):
+            def GetStatus(self, request, context):  # type: ignore[no-untyped-def]
+                status = evil.upstream.status()  # the honest node's, under the liar's name
+                status.node_id = evil.node_id
+                status.name = f"evil-{evil.mode}"
+                return status
+
             def NotifySnapshots(self, request, context):  # type: ignore[no-untyped-def]
                 return npb.NotifySnapshotsResponse()
 
@@ -225,7 +239,7 @@ class EvilPeer:
         if self.mode == "endless":
             self.served_bad += 1
             return npb.ListSnapshotsResponse(last_position=after + 1, more=True)
-        if self.mode in ("tiny", "padded", "longid"):
+        if self.mode in ("tiny", "padded", "longid", "bulky", "many"):
             return self._junk(after)
         first = self.upstream.list_snapshots(request.archive_id, 0, 1).snapshots
         if self.mode == "stuck" or not first:
@@ -248,11 +262,15 @@ class EvilPeer:
         return out
 
     def _junk(self, after: int) -> npb.ListSnapshotsResponse:
-        """A page of distinct junk records for the "tiny", "padded" and "longid" modes."""
+        """A page of distinct junk records for the "tiny", "padded", "longid", "bulky" and
+        "many" modes."""
         self.served_bad += 1
         count = 1 if self.mode == "longid" else 1000
-        unknown = b"\x9a\x06\x80\x18" + bytes(3072) if self.mode == "padded" else b""
-        out = npb.ListSnapshotsResponse(last_position=after + count, more=True)
+        padded = self.mode in ("padded", "bulky")
+        unknown = b"\x9a\x06\x80\x18" + bytes(3072) if padded else b""
+        end = JUNK_PAGES.get(self.mode, 0) * count
+        more = not end or after + count < end
+        out = npb.ListSnapshotsResponse(last_position=after + count, more=more)
         for i in range(count):
             item = npb.StoredSnapshot(
                 snapshot=pb.SignedSnapshot(record=(after + i).to_bytes(8, "big")),

@@ -109,6 +109,39 @@ def run_cli(
     )
 
 
+# Runs argv[2:] as a grandchild of the test and writes its peak RSS (ru_maxrss, KiB) to
+# argv[1]: Linux carries a parent's high-water mark into a child's ru_maxrss across fork+exec,
+# so the CLI must be forked from this small fresh interpreter, not from the test process.
+_PEAK_RSS_WRAPPER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_cli_peak_rss(
+    *args: str | os.PathLike[str], rss_file: Path, timeout: float = CLI_TIMEOUT
+) -> tuple[int, str, str, int]:
+    """`run_cli`, and the CLI process's peak RSS in bytes (its kernel high-water mark, written
+    to `rss_file` by a wrapper interpreter)."""
+    code, out, err = run_cli(
+        "-c",
+        _PEAK_RSS_WRAPPER,
+        rss_file,
+        entry_point("samizdat"),
+        *args,
+        timeout=timeout,
+        program=Path(sys.executable).name,
+        bin_dir=VENV_BIN,
+    )
+    return code, out, err, int(rss_file.read_text()) * 1024
+
+
 def run_node_cli(
     *args: str | os.PathLike[str], timeout: float = 60.0, bin_dir: Path | None = None
 ) -> tuple[int, str, str]:

@@ -7,6 +7,7 @@ import blake3
 
 from samizdat.client.listing import (
     FORGED_SHOWN,
+    ListingVerifier,
     forged_lines,
     verify_custody_records,
     verify_listings,
@@ -15,6 +16,8 @@ from samizdat.core.custody import CustodyState, sign_custody_record
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.peer import ListedSnapshot
 from samizdat.core.records import Snapshot, sign_snapshot
+from samizdat.rpc.wire import page_from_wire
+from samizdat.v1 import node_pb2 as npb
 from samizdat.v1 import records_pb2 as pb
 
 KEY = ArchiveKey.generate()
@@ -92,8 +95,10 @@ def test_forged_records_past_a_few_per_source_are_counted_in_one_line() -> None:
     liar = [ListedSnapshot(forged_signature(s), 1, 1, i + 1) for i, s in enumerate(snaps)]
     other = [ListedSnapshot(forged_signature(snaps[0]), 1, 1, 1)]
     verified = verify_listings([("liar", liar), ("other", other)])
-    assert len(verified.forged) == len(snaps) + 1  # every one is still reported to counters
-    lines = forged_lines(verified.forged)
+    # only the named ones are kept; every one is still counted (status' counters)
+    assert len(verified.forged) == FORGED_SHOWN + 1
+    assert verified.forged_count == [len(snaps), 1]
+    lines = forged_lines(verified)
     assert len(lines) == FORGED_SHOWN + 2
     assert lines[-1] == "liar offers 5 more forged or unusable records, skipped"
     assert sum("other" in line for line in lines) == 1
@@ -199,3 +204,45 @@ def test_custody_records_are_verified_once_and_forged_copies_counted_per_source(
     # a forged copy alone revokes nothing
     alone, bad = verify_custody_records([[forged]])
     assert bad == [1] and alone.key_revocation(bytes(ROOT.archive_id), WRITER.member_key) is None
+
+
+def test_pages_are_verified_as_they_come_and_a_listing_refused_midway_counts_for_nothing() -> None:
+    """Status, `snapshots` and restore verify each page as it arrives (R5); a source whose
+    listing is refused after some pages (PeerMisbehaved) is one that did not answer: its
+    entries, the snapshots only it listed and its forged count are forgotten."""
+    one, two, three = snapshot(1), snapshot(2), snapshot(3)
+    verifier = ListingVerifier(["liar", "honest"])
+    verifier.take(0, [listed(one, 1), ListedSnapshot(forged_signature(three), 1, 1, 2)])
+    verifier.take(1, [listed(one, 1), listed(three, 2)])
+    verifier.take(0, [listed(two, 3)])
+    verifier.failed(0)
+    verified = verifier.result()
+    assert set(verified.snapshots) == {bytes(one.id), bytes(three.id)}
+    assert verified.listed_by[bytes(one.id)][0] is None
+    assert verified.listed_by[bytes(one.id)][1] is not None
+    assert verified.forged == [] and verified.forged_count == [0, 0]
+    assert not verifier.answered(0) and verifier.answered(1)
+
+
+def test_a_kept_record_holds_nothing_of_the_page_it_came_in() -> None:
+    """A verified record is kept as a copy of its known fields, shared by every source that
+    lists it: a protobuf sub-message would keep its whole page alive (a liar's junk around
+    one genuine record, or unknown fields padding the record itself)."""
+    one = snapshot(1)
+    item = npb.StoredSnapshot(
+        snapshot_id=bytes(one.id), snapshot=one.signed, position=1, chunks_held=1, chunks_total=1
+    )
+    padding = b"\x9a\x06\x80\x18" + bytes(3072)  # an unknown field of 3 KiB
+    wire = npb.ListSnapshotsResponse(snapshots=[item], last_position=2)
+    wire.snapshots[0].snapshot.MergeFromString(padding)
+    wire.snapshots.add().MergeFromString(padding)  # and a junk item beside it
+    page = page_from_wire(npb.ListSnapshotsResponse.FromString(wire.SerializeToString()))
+    verifier = ListingVerifier(["a", "b"])
+    verifier.take(0, page.snapshots)
+    verifier.take(1, [listed(one, 1)])
+    verified = verifier.result()
+    kept = verified.snapshots[bytes(one.id)]
+    assert kept.signed.ByteSize() == one.signed.ByteSize()  # the padding is not kept
+    entries = verified.listed_by[bytes(one.id)]
+    assert all(e is not None and e.signed is kept.signed for e in entries)
+    assert verified.forged_count == [1, 0]

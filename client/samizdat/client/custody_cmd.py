@@ -246,20 +246,23 @@ def _kept_snapshots(
     kept: dict[bytes, dict[bytes, int]] = {m: {} for m in members}
     failed: dict[str, str] = {}
     for client in clients:
+        found: dict[tuple[bytes, bytes], int] = {}  # (writer, snapshot id) -> sequence
         try:
-            listing = client.all_snapshots(archive_id)
-        except SamizdatError as e:
+            for page in client.snapshot_pages(archive_id):  # one page held at a time
+                for item in page.snapshots:
+                    try:
+                        snap = verify_snapshot(item.signed, archive_id)
+                    except SignatureError:
+                        continue
+                    seq = snap.record.sequence
+                    if snap.record.writer_key in kept and (through is None or seq <= through):
+                        found[snap.record.writer_key, bytes(snap.id)] = seq
+        except SamizdatError as e:  # a listing refused midway counts for nothing
             failed[client.label] = str(e)
             terminal.error(f"{client.label}: snapshots not listed: {e}")
             continue
-        for item in listing:
-            try:
-                snap = verify_snapshot(item.snapshot, archive_id)
-            except SignatureError:
-                continue
-            seq = snap.record.sequence
-            if snap.record.writer_key in kept and (through is None or seq <= through):
-                kept[snap.record.writer_key][bytes(snap.id)] = seq
+        for (writer, snap_id), seq in found.items():
+            kept[writer][snap_id] = seq
     return kept, failed
 
 

@@ -98,7 +98,6 @@ class NodeReport:
     jurisdiction: str = ""  # from the cluster file; else what the node says
     status: npb.GetStatusResponse | None = None
     error: str | None = None
-    listed: list[ListedSnapshot] = field(default_factory=list)  # as the node listed them
     snapshots: dict[bytes, ListedSnapshot] = field(default_factory=dict)  # verified only
     forged_records: int = 0
     audit: AuditResult | None = None

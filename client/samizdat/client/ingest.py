@@ -47,7 +47,7 @@ from samizdat.client.filescache import (
     cacheable,
 )
 from samizdat.client.idcache import IdCache
-from samizdat.client.listing import forged_lines, verify_listings
+from samizdat.client.listing import ListingVerifier, forged_lines
 from samizdat.client.treeentry import EntryMaker
 from samizdat.client.walk import OpenFile, SourceGone, guard_reads, iter_source, shown
 from samizdat.core.chunker import Chunker, ChunkerParams
@@ -56,7 +56,7 @@ from samizdat.core.codec import ChunkCodec
 from samizdat.core.errors import IntegrityError, SequenceExhausted, StaleFilesCache, StaleIdCache
 from samizdat.core.ids import ArchiveId, ChunkId, short_hex
 from samizdat.core.keys import ArchiveKey
-from samizdat.core.peer import Peer, all_snapshots
+from samizdat.core.peer import Peer, listing_pages
 from samizdat.core.records import Snapshot, sign_snapshot
 from samizdat.core.tree import TREE_VERSION, write_message
 from samizdat.rpc.limits import MAX_BATCH_BYTES
@@ -618,8 +618,11 @@ def next_sequence(client: Peer, archive_id: ArchiveId, warn: Warn | None = None)
     """One past the highest sequence among the node's verified records of the archive
     (samizdat.client.listing; each forged record is named to `warn` and skipped). Raises
     SequenceExhausted, before anything is uploaded, if a verified record holds the last one."""
-    verified = verify_listings([(client.label, all_snapshots(client, archive_id))], archive_id)
-    for line in forged_lines(verified.forged):
+    listing = ListingVerifier([client.label], archive_id)
+    for page in listing_pages(client, archive_id):
+        listing.take(0, page)  # verified as it comes, then dropped
+    verified = listing.result()
+    for line in forged_lines(verified):
         (warn or _ignore)(line)
     last = max(verified.snapshots.values(), key=lambda s: s.record.sequence, default=None)
     if last is None:

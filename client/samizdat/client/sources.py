@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from samizdat.client.listing import forged_lines, verify_listings
+from samizdat.client.listing import ListingVerifier, forged_lines
 from samizdat.core.custody import CustodyListing, CustodyState
 from samizdat.core.errors import (
     PeerUnavailable,
@@ -20,7 +20,7 @@ from samizdat.core.errors import (
     SnapshotNotFound,
 )
 from samizdat.core.ids import ArchiveId
-from samizdat.core.peer import ListedSnapshot, Peer, all_snapshots
+from samizdat.core.peer import Peer, listing_pages
 from samizdat.core.records import Snapshot
 
 log = logging.getLogger(__name__)
@@ -51,24 +51,25 @@ def list_verified_snapshots(
     revokes without keeping them are left out (a seized node may still offer what a stolen key
     signed). Raises PeerUnavailable when no source answers."""
     custody = CustodyState()
-    listings: list[tuple[str, Sequence[ListedSnapshot] | None]] = []
+    listing = ListingVerifier([s.label for s in sources], archive_id, restorable=True)
     why: dict[int, str] = {}
     for index, source in enumerate(sources):
         try:
-            listings.append((source.label, all_snapshots(source, archive_id)))
+            for page in listing_pages(source, archive_id):
+                listing.take(index, page)  # verified as it comes, then dropped
         except SamizdatError as e:  # unreachable, or not the node its id pins
             why[index] = str(e)
-            listings.append((source.label, None))
+            listing.failed(index)
             continue
         _learn_custody(source, archive_id, custody)
     if len(why) == len(sources):
         raise PeerUnavailable("no source could be reached: " + "; ".join(why.values()))
-    verified = verify_listings(listings, archive_id, restorable=True, custody=custody)
-    for line in forged_lines(verified.forged):
+    verified = listing.result(custody)
+    for line in forged_lines(verified):
         log.warning("%s", line)
     for snap, refusal in verified.refused:
         log.warning("snapshot %s left out: %s", snap.id.short(), refusal)
-    reachable = tuple(listing is not None for _, listing in listings)
+    reachable = tuple(listing.answered(i) for i in range(len(sources)))
     down = tuple(f"{sources[i].label} ({why[i]})" for i in sorted(why))
     return [
         SourceSnapshot(

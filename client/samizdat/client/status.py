@@ -25,13 +25,12 @@ from samizdat.client.health import (
     Severity,
     analyse,
 )
-from samizdat.client.listing import verify_custody_records, verify_listings
+from samizdat.client.listing import ListingVerifier, verify_custody_records
 from samizdat.core.custody import CustodyState
 from samizdat.core.errors import ExitCode, SamizdatError, UsageError
 from samizdat.core.keys import ArchiveKey
 from samizdat.core.records import Snapshot
 from samizdat.rpc.remote import NodeClient
-from samizdat.rpc.wire import listed_from_wire
 
 # The exit codes of `samizdat status`, by what they mean there.
 EXIT_HEALTHY, EXIT_DEGRADED, EXIT_ERROR = ExitCode.OK, ExitCode.FAILURE, ExitCode.USAGE
@@ -71,14 +70,19 @@ def targets_from(
     return targets, loaded
 
 
-def _ask(target: Target, client: NodeClient, timeout: float) -> NodeReport:
+def _ask(
+    index: int, target: Target, client: NodeClient, timeout: float, listing: ListingVerifier
+) -> NodeReport:
+    """GetStatus, then the listing, each page verified as it comes (`listing.take`)."""
     report = NodeReport(
         target.name, str(target.address), target.address.node_id, target.jurisdiction
     )
     try:
         status = client.status(timeout=timeout)
-        report.listed = [listed_from_wire(i) for i in client.all_snapshots(timeout=timeout)]
-    except SamizdatError as e:
+        for page in client.snapshot_pages(timeout=timeout):
+            listing.take(index, page.snapshots)
+    except SamizdatError as e:  # a listing refused midway (PeerMisbehaved) counts for nothing
+        listing.failed(index)
         report.error = str(e)
         return report
     report.status = status
@@ -91,22 +95,27 @@ def _ask(target: Target, client: NodeClient, timeout: float) -> NodeReport:
 def collect(
     targets: list[Target], clients: dict[str, NodeClient], timeout: float
 ) -> tuple[list[NodeReport], dict[bytes, Snapshot], CustodyState]:
-    """GetStatus and the paged listing from every node in parallel; verify the custody and
-    snapshot records they list, each distinct signed record once (snapshots a revoked writer
-    made and its revocation does not keep are left out)."""
+    """GetStatus and the paged listing from every node in parallel, each page verified as it
+    arrives (samizdat.client.listing.ListingVerifier: what is kept of a node's listing is its
+    verified entries and a count of the rest); verify the custody records they list, each
+    distinct signed record once (snapshots a revoked writer made and its revocation does not
+    keep are left out)."""
+    listing = ListingVerifier([t.name for t in targets])
     with ThreadPoolExecutor(max(1, min(16, len(targets)))) as pool:
-        reports = list(pool.map(lambda t: _ask(t, clients[t.name], timeout), targets))
+        reports = list(
+            pool.map(
+                lambda it: _ask(it[0], it[1], clients[it[1].name], timeout, listing),
+                enumerate(targets),
+            )
+        )
     custody, bad = verify_custody_records(
         [r.status.custody_records if r.status else () for r in reports]
     )
     for report, count in zip(reports, bad, strict=True):
         report.forged_records += count
-    verified = verify_listings(
-        [(r.name, r.listed if r.status is not None else None) for r in reports],
-        custody=custody,
-    )
-    for forged in verified.forged:
-        reports[forged.source].forged_records += 1
+    verified = listing.result(custody)
+    for report, count in zip(reports, verified.forged_count, strict=True):
+        report.forged_records += count
     for sid, entries in verified.listed_by.items():
         for report, item in zip(reports, entries, strict=True):
             if item is not None:

@@ -11,6 +11,7 @@ import click
 from samizdat.client import jsonout, terminal
 from samizdat.client.options import EPILOG, node_clients, node_options, open_key
 from samizdat.core.errors import PeerUnavailable, UsageError
+from samizdat.core.memory import limit_arenas
 
 
 @click.command(epilog=EPILOG)
@@ -21,33 +22,36 @@ def snapshots(
     nodes: tuple[str, ...], cluster: Path | None, archive: str | None, as_json: bool
 ) -> None:
     """List the signed snapshots the nodes hold (signatures verified)."""
-    from samizdat.client.listing import forged_lines, verify_listings
+    from samizdat.client.listing import ListingVerifier, forged_lines
     from samizdat.core.ids import ArchiveId, short_hex
-    from samizdat.core.peer import ListedSnapshot, all_snapshots
+    from samizdat.core.peer import listing_pages
     from samizdat.rpc.grpcpeer import GrpcPeer
 
+    limit_arenas()  # the listing's pages are parsed one at a time: see status below
     archive_id = ArchiveId.parse(archive) if archive else None
     rows = []
     reachable = 0
     unreachable = []
-    listings: list[tuple[str, list[ListedSnapshot] | None]] = []
-    for client in node_clients(nodes, cluster):
+    clients = node_clients(nodes, cluster)
+    listing = ListingVerifier([c.label for c in clients], archive_id)
+    for index, client in enumerate(clients):
         try:
-            listings.append((client.label, all_snapshots(GrpcPeer(client), archive_id)))
+            for page in listing_pages(GrpcPeer(client), archive_id):
+                listing.take(index, page)  # verified as it comes, then dropped
         except PeerUnavailable as e:
             terminal.error(str(e))
             unreachable.append(client.label)
-            listings.append((client.label, None))
+            listing.failed(index)
             continue
         reachable += 1
-    verified = verify_listings(listings, archive_id)
+    verified = listing.result()
     for line in forged_lines(
-        verified.forged, lambda f: f"node {f.label} serves a forged record, skipped: {f.reason}"
+        verified, lambda f: f"node {f.label} serves a forged record, skipped: {f.reason}"
     ):
         terminal.error(line)
     for sid, snap in verified.snapshots.items():
         index, item = next((i, x) for i, x in enumerate(verified.listed_by[sid]) if x)
-        label = listings[index][0]
+        label = verified.labels[index]
         r = snap.record
         rows.append(
             (
@@ -169,6 +173,7 @@ def status(
     )
     from samizdat.client.status_text import print_status
 
+    limit_arenas()  # one page per node in flight, parsed by the node's thread
     if audit and key_path is None:
         raise UsageError("--audit needs --key FILE: reading chunks needs the archive key")
     targets, loaded = targets_from(nodes, cluster)

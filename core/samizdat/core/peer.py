@@ -44,7 +44,7 @@ MAX_LISTING_BYTES = 64 * 1024 * 1024
 MAX_LISTING_SECONDS = 300.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListedSnapshot:
     """A signed record as a peer lists it (not yet verified), with the peer's claim of how
     many of the snapshot's chunks it holds, and the record's position in its listing."""
@@ -250,16 +250,22 @@ class Listing:
         self.done = not page.more
 
 
-def all_snapshots(peer: Peer, archive_id: ArchiveId | None) -> list[ListedSnapshot]:
-    """Every record the peer lists (of `archive_id`, or of every archive), page after page.
-    Raises PeerMisbehaved for a listing `Listing` refuses."""
-    out: list[ListedSnapshot] = []
+def listing_pages(peer: Peer, archive_id: ArchiveId | None) -> Iterator[Sequence[ListedSnapshot]]:
+    """The records the peer lists (of `archive_id`, or of every archive), one checked page at
+    a time, so that a caller keeps only what it needs of each (samizdat.client.listing).
+    Raises PeerMisbehaved, when the page that breaks a bound arrives, for a listing `Listing`
+    refuses."""
     listing = Listing(peer.label)
     while not listing.done:
         page = peer.list_page(archive_id, listing.after, LIST_PAGE_RECORDS)
         listing.take(page)
-        out.extend(page.snapshots)
-    return out
+        yield page.snapshots
+
+
+def all_snapshots(peer: Peer, archive_id: ArchiveId | None) -> list[ListedSnapshot]:
+    """Every record the peer lists (of `archive_id`, or of every archive), page after page.
+    Raises PeerMisbehaved for a listing `Listing` refuses."""
+    return [item for page in listing_pages(peer, archive_id) for item in page]
 
 
 def iter_blobs(peer: Peer, ids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:

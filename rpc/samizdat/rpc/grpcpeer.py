@@ -20,7 +20,7 @@ from samizdat.core.peer import (
 )
 from samizdat.rpc.limits import MAX_BATCH_IDS
 from samizdat.rpc.remote import NodeClient
-from samizdat.rpc.wire import chunks_to_wire, page_from_wire, part_from_bytes
+from samizdat.rpc.wire import chunks_to_wire, part_from_bytes
 from samizdat.v1 import records_pb2 as pb
 
 
@@ -45,7 +45,7 @@ class GrpcPeer:
     def list_page(
         self, archive_id: ArchiveId | None, after: int, max_count: int = 0
     ) -> SnapshotPage:
-        return page_from_wire(self.client.list_snapshots(archive_id, after, max_count))
+        return self.client.list_page(archive_id, after, max_count)
 
     def custody_page(self, after: int) -> CustodyPage:
         return self.client.custody_page(after)

@@ -24,6 +24,9 @@ CHANNEL_OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 # One ListSnapshots page: records (~700 B each) and their bytes, and positions looked at.
+# Client side, one whole listing is bounded by samizdat.core.peer (MAX_LISTING_RECORDS,
+# _BYTES, _PAGES, _SECONDS), and what a client keeps of it by samizdat.client.listing
+# (verified entries, FORGED_SHOWN reasons and a count of the rest; one page at a time).
 LIST_PAGE_BYTES = 1024 * 1024
 LIST_PAGE_SCAN = 8 * LIST_PAGE_RECORDS
 # One ListCustodyRecords page: records of this many bytes (MAX_BATCH_BYTES), or one record that

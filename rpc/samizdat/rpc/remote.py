@@ -13,12 +13,13 @@ from typing import Protocol
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
+from google.protobuf.message import DecodeError
 
 from samizdat.core.custody import CustodyRecord, read_custody
 from samizdat.core.errors import PeerMisbehaved, PeerUnavailable, SamizdatError
 from samizdat.core.ids import ArchiveId
 from samizdat.core.keys import ArchiveKey
-from samizdat.core.peer import CustodyPage, Listing
+from samizdat.core.peer import CustodyPage, Listing, SnapshotPage
 from samizdat.core.tokens import TOKEN_LIFETIME, archive_token, node_token
 from samizdat.rpc.address import NodeAddress
 from samizdat.rpc.channel import open_channel
@@ -37,6 +38,7 @@ from samizdat.v1 import records_pb2 as pb
 
 PUT_CHUNKS = "/samizdat.v1.ChunkService/PutChunks"
 GET_CHUNKS = "/samizdat.v1.ChunkService/GetChunks"
+LIST_SNAPSHOTS = "/samizdat.v1.SnapshotService/ListSnapshots"
 
 
 def _serialized(request: npb.PutChunksRequest | bytes) -> bytes:
@@ -75,6 +77,10 @@ class _Stubs:
             PUT_CHUNKS,
             request_serializer=_serialized,
             response_deserializer=npb.PutChunksResponse.FromString,
+        )
+        # Listing pages as received: their size is then known without serializing them again.
+        self.list_snapshots = channel.unary_unary(
+            LIST_SNAPSHOTS, request_serializer=npb.ListSnapshotsRequest.SerializeToString
         )
 
 
@@ -150,6 +156,41 @@ class NodeClient:
             )
         except grpc.RpcError as e:
             raise self._fail(e) from None
+
+    def list_page(
+        self,
+        archive_id: ArchiveId | None = None,
+        after: int = 0,
+        max_count: int = 0,
+        timeout: float = UNARY_DEADLINE,
+    ) -> SnapshotPage:
+        """`list_snapshots` as a SnapshotPage, its size that of the message received."""
+        request = npb.ListSnapshotsRequest(
+            archive_id=archive_id or b"", after_position=after, max_count=max_count
+        )
+        try:
+            raw = self._stubs().list_snapshots(
+                request, timeout=timeout, metadata=self.metadata(pb.ROLE_READER)
+            )
+        except grpc.RpcError as e:
+            raise self._fail(e) from None
+        try:
+            page = npb.ListSnapshotsResponse.FromString(raw)
+        except DecodeError:
+            raise PeerMisbehaved(f"node {self.label} answered a listing with no message") from None
+        return page_from_wire(page, len(raw))
+
+    def snapshot_pages(
+        self, archive_id: ArchiveId | None = None, timeout: float = UNARY_DEADLINE
+    ) -> Iterator[SnapshotPage]:
+        """The listed records (of `archive_id`, or of every hosted archive), one checked page
+        at a time (a caller keeps only what it needs of each: samizdat.client.listing).
+        Raises PeerMisbehaved for a listing samizdat.core.peer.Listing refuses."""
+        listing = Listing(self.label)
+        while not listing.done:
+            page = self.list_page(archive_id, listing.after, timeout=timeout)
+            listing.take(page)
+            yield page
 
     def all_snapshots(
         self, archive_id: ArchiveId | None = None, timeout: float = UNARY_DEADLINE

@@ -54,14 +54,15 @@ def listed_to_wire(item: ListedSnapshot) -> npb.StoredSnapshot:
     )
 
 
-def page_from_wire(page: npb.ListSnapshotsResponse) -> SnapshotPage:
+def page_from_wire(page: npb.ListSnapshotsResponse, nbytes: int | None = None) -> SnapshotPage:
     """The page, with its size as received (unknown fields too: the records keep the whole
-    message alive), which samizdat.core.peer.Listing counts."""
+    message alive), which samizdat.core.peer.Listing counts: `nbytes` when the caller has the
+    bytes received, else the message's size computed (a serialization of it)."""
     return SnapshotPage(
         [listed_from_wire(item) for item in page.snapshots],
         page.last_position,
         page.more,
-        page.ByteSize(),
+        page.ByteSize() if nbytes is None else nbytes,
     )
 
 
