@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from samizdat.core.custody import sign_custody_record
 from samizdat.core.keys import ArchiveKey
@@ -117,10 +118,53 @@ def test_revoking_a_writer_hides_its_records_at_once(
     )
     runtime.custody.accept(revocation.signed)
     assert listed_ids(runtime) == ids[:2]
-    metrics = "\n".join(
-        sample.labels["snapshot"]
-        for family in runtime.metrics.registry.collect()
-        if family.name == "samizdat_snapshot_chunks_total"
-        for sample in family.samples
-    )
+    metrics = scrape(runtime)
     assert later.id.hex()[:12] not in metrics and kept.id.hex()[:12] in metrics
+
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+def scrape(node: NodeRuntime, accept: str = "", app=None) -> str:  # type: ignore[no-untyped-def]
+    """One GET /metrics through the node's metrics app (or `app`), its body."""
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "QUERY_STRING": ""}
+    if accept:
+        environ["HTTP_ACCEPT"] = accept
+    body = b"".join((app or node.metrics.wsgi_app())(environ, lambda status, headers: None))
+    return body.decode()
+
+
+def rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "samizdat_snapshot_" in line]
+
+
+def test_a_scrape_renders_the_snapshot_rows_once_per_change_of_the_records(
+    runtime: NodeRuntime, archive_key: KeyFile
+) -> None:
+    """Review R13: the per-snapshot rows (most of a scrape at 10,000 snapshots) are rendered
+    once per change of the records and format, never staler than the store, and read as
+    prometheus_client renders them itself, in text and OpenMetrics format."""
+    first = store(runtime, archive_key.key, 1)
+    app = runtime.metrics.wsgi_app()
+    full = CollectorRegistry()
+    for collector in (runtime.metrics.registry, runtime.metrics.rows):
+        full.register(collector)  # type: ignore[arg-type]
+    plain = make_wsgi_app(full)
+
+    def builds() -> float | None:
+        return runtime.metrics.registry.get_sample_value(
+            "samizdat_shared_builds_total", {"answer": "metrics_rows"}
+        )
+
+    texts = [scrape(runtime, app=app) for _ in range(3)]
+    assert builds() == 1
+    assert all(rows(t) == rows(scrape(runtime, app=plain)) for t in texts)
+    assert sum(first.id.hex()[:12] in line for line in rows(texts[0])) == 3  # held, total, missing
+    open_text = scrape(runtime, OPENMETRICS, app)
+    assert builds() == 2  # one per format
+    assert rows(open_text) == rows(scrape(runtime, OPENMETRICS, plain))
+    assert open_text.endswith("# EOF\n") and open_text.count("# EOF") == 1
+
+    second = store(runtime, archive_key.key, 2)
+    assert second.id.hex()[:12] in scrape(runtime, app=app)  # fresh after the change
+    assert builds() == 3

@@ -3,23 +3,31 @@
 Event counters (pulls, bad chunks, scrub work, RPC latencies) are updated where the events
 happen. Levels (chunks and bytes stored, per-snapshot held and missing chunks, scrub progress,
 peer sync times) are read from the node's incremental counters at scrape time by
-`NodeCollector`: a scrape costs O(snapshots + peers), never O(chunks).
+`NodeCollector`: a scrape costs O(snapshots + peers), never O(chunks). The per-snapshot rows
+(three samples a snapshot, most of a scrape at thousands of snapshots) are rendered once per
+change of the stored records and format (`SnapshotRows`) and the text shared by every scrape
+(`NodeMetrics.wsgi_app`).
 """
 
 from __future__ import annotations
 
+import gzip
 import shutil
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 
 from samizdat.core.ids import short_hex
 from samizdat.core.tokens import Caller
 from samizdat.server import metrics_http
 from samizdat.server.metrics_http import WsgiApp
+from samizdat.server.shared import SharedBuild
 
 if TYPE_CHECKING:
     from samizdat.server.runtime import NodeRuntime
@@ -114,7 +122,8 @@ class NodeMetrics:
             "samizdat_shared_builds",
             "Builds of answers shared by every caller, rebuilt once per change of the stored"
             " records (snapshot_counters: the snapshot list of status and scrapes;"
-            " status_snapshots: its GetStatus encoding)",
+            " status_snapshots: its GetStatus encoding; metrics_rows: its per-snapshot rows'"
+            " text in a scrape, per format)",
             ["answer"],
             registry=r,
         )
@@ -130,16 +139,110 @@ class NodeMetrics:
         self.chunks_written.inc(count)
 
     def watch(self, node: NodeRuntime) -> None:
-        """Export the levels of `node` (store, snapshots, scrub, peers) at scrape time."""
+        """Export the levels of `node` (store, snapshots, scrub, peers) at scrape time: in
+        `registry` all but the per-snapshot rows, which `wsgi_app` adds (`SnapshotRows`)."""
         self.registry.register(NodeCollector(node))
+        self.rows = SnapshotRows(node, self.built("metrics_rows"))
+
+    def wsgi_app(self) -> WsgiApp:
+        """The /metrics app: prometheus_client's (`make_wsgi_app`: format chosen by the Accept
+        header, gzip, `name[]`), its text joined with the per-snapshot rows rendered once per
+        change of the records (and format) instead of at every scrape."""
+        full = CollectorRegistry()
+        full.register(_Joined(self.registry, self.rows))
+        plain = make_wsgi_app(full)  # everything else it answers, uncached
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            params = parse_qs(environ.get("QUERY_STRING", ""))
+            if (
+                environ["REQUEST_METHOD"] != "GET"
+                or environ.get("PATH_INFO") == "/favicon.ico"
+                or "name[]" in params
+            ):
+                return plain(environ, start_response)
+            encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+            body = _join(encoder(self.registry), self.rows.text(encoder, content_type))
+            headers = [("Content-Type", content_type)]
+            if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+                body = gzip.compress(body)
+                headers.append(("Content-Encoding", "gzip"))
+            start_response("200 OK", headers)
+            return [body]
+
+        return app
 
     def serve(self, listen: str, wrap: Callable[[WsgiApp], WsgiApp] | None = None) -> int:
         """Start the /metrics HTTP endpoint (its WSGI app passed through `wrap`, which may
         answer other paths) in a daemon thread; return its port. Threads and time per
         connection are bounded: samizdat.server.metrics_http."""
         host, _, port = listen.rpartition(":")
-        app = make_wsgi_app(self.registry)
+        app = self.wsgi_app()
         return metrics_http.serve(wrap(app) if wrap else app, host.strip("[]"), int(port))
+
+
+_EOF = b"# EOF\n"  # the end of an OpenMetrics exposition
+
+
+def _join(body: bytes, rows: bytes) -> bytes:
+    """Two expositions of one format as one (families in any order; OpenMetrics' end last)."""
+    if body.endswith(_EOF):
+        return body[: -len(_EOF)] + rows.removesuffix(_EOF) + _EOF
+    return body + rows
+
+
+class _Joined(Collector):
+    def __init__(self, *collectors: Collector) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for c in self.collectors:
+            yield from c.collect()
+
+
+class SnapshotRows(Collector):
+    """The per-snapshot families (held, total, missing: three samples a snapshot) of
+    `node.snapshot_counters()`, and their text in a format, rendered once per change of
+    `node.records_key` (samizdat.server.shared) and shared by every scrape: at 10,000
+    snapshots rendering them was most of a scrape's ~300 ms of CPU (bench/README.md). The
+    text of at most FORMATS formats is kept (the Accept header chooses one; others are
+    rendered per scrape)."""
+
+    FORMATS = 4
+
+    def __init__(self, node: NodeRuntime, on_build: Callable[[], None]) -> None:
+        self.node = node
+        self._on_build = on_build
+        self._lock = threading.Lock()
+        self._texts: dict[str, SharedBuild[bytes]] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["snapshot", "archive"]
+        held = GaugeMetricFamily(
+            "samizdat_snapshot_chunks_held", "Chunks of a snapshot held here", labels=labels
+        )
+        total = GaugeMetricFamily(
+            "samizdat_snapshot_chunks_total", "Chunks a snapshot references", labels=labels
+        )
+        missing = GaugeMetricFamily(
+            "samizdat_snapshot_missing_chunks",
+            "Chunks of a snapshot this node lacks",
+            labels=labels,
+        )
+        for item in self.node.snapshot_counters():
+            values = [short_hex(item.snapshot_id), short_hex(item.archive_id)]
+            held.add_metric(values, item.chunks_held)
+            total.add_metric(values, item.chunks_total)
+            missing.add_metric(values, item.chunks_total - item.chunks_held)
+        yield from (held, total, missing)
+
+    def text(self, encoder: Callable[[Collector], bytes], content_type: str) -> bytes:
+        """The rows in the format `encoder` writes (`content_type` names it)."""
+        with self._lock:
+            shared = self._texts.get(content_type)
+            if shared is None and len(self._texts) < self.FORMATS:
+                shared = SharedBuild(self.node.records_key, lambda: encoder(self), self._on_build)
+                self._texts[content_type] = shared
+        return encoder(self) if shared is None else shared.get()
 
 
 class NodeCollector(Collector):
@@ -178,25 +281,6 @@ class NodeCollector(Collector):
                 replicator.last_round_finished_unix if replicator is not None else 0,
             ),
         )
-
-        labels = ["snapshot", "archive"]
-        held = GaugeMetricFamily(
-            "samizdat_snapshot_chunks_held", "Chunks of a snapshot held here", labels=labels
-        )
-        total = GaugeMetricFamily(
-            "samizdat_snapshot_chunks_total", "Chunks a snapshot references", labels=labels
-        )
-        missing = GaugeMetricFamily(
-            "samizdat_snapshot_missing_chunks",
-            "Chunks of a snapshot this node lacks",
-            labels=labels,
-        )
-        for item in node.snapshot_counters():
-            values = [short_hex(item.snapshot_id), short_hex(item.archive_id)]
-            held.add_metric(values, item.chunks_held)
-            total.add_metric(values, item.chunks_total)
-            missing.add_metric(values, item.chunks_total - item.chunks_held)
-        yield from (held, total, missing)
 
         scrub = node.scrub_status()
         yield from _gauges(
